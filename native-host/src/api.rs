@@ -1,0 +1,268 @@
+//! The typed JSON messages spoken on the control socket and, unchanged, over
+//! native messaging. `extension/shared/messages/native.js` mirrors them.
+//!
+//! A request is an object with a `type` and an optional numeric `id`; the
+//! reply carries the same `id`. Replies and events are objects with a
+//! `type`. Anything that does not parse gets an [`Reply::Error`] with a
+//! stable [`ErrorCode`] and a sentence for the user — never a panic.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bumped when a message changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What a client may ask of the engine. Unknown fields are ignored so that
+/// a newer extension can talk to an older engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First message of a client: who it is. Answered with versions.
+    Hello {
+        #[serde(default)]
+        client: String,
+        #[serde(default)]
+        version: String,
+    },
+    Status,
+    Ping,
+    /// Stops the engine gracefully (`mailmesh stop`).
+    Stop,
+    /// Makes sure an engine runs. The bridge answers it itself when no
+    /// engine is up (by starting one); a running engine answers "up".
+    StartEngine,
+}
+
+/// A request together with the id the reply must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: Option<u64>,
+    pub request: Request,
+}
+
+/// Everything the engine reports about itself (`mailmesh status --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: String,
+    pub fingerprint: String,
+    /// Ed25519 public key, lowercase hex.
+    pub public_key: String,
+    /// X25519 public key, lowercase hex.
+    pub x25519_public_key: String,
+    pub device_name: String,
+    pub version: String,
+    pub core_version: String,
+    pub protocol: u32,
+    pub home: String,
+    pub engine_pid: u32,
+    /// Unix seconds when this engine process started.
+    pub started_at: u64,
+}
+
+/// Stable, machine-readable error kinds; the message says it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidUtf8,
+    InvalidJson,
+    InvalidMessage,
+    UnknownType,
+    MessageTooLarge,
+    ReplyTooLarge,
+    EngineUnavailable,
+    Internal,
+}
+
+/// What the engine (or the bridge on its behalf) answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Hello {
+        host_version: String,
+        core_version: String,
+        protocol: u32,
+    },
+    Status(Status),
+    Pong,
+    Stopping,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// Pushed by the bridge, without an id, when the engine comes or goes.
+    EngineState {
+        state: EngineState,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineState {
+    Up,
+    Down,
+}
+
+/// A reply with the id of the request it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyEnvelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub reply: Reply,
+}
+
+impl ReplyEnvelope {
+    pub fn new(id: Option<u64>, reply: Reply) -> ReplyEnvelope {
+        ReplyEnvelope { id, reply }
+    }
+
+    pub fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ReplyEnvelope {
+        ReplyEnvelope::new(
+            id,
+            Reply::Error {
+                code,
+                message: message.into(),
+            },
+        )
+    }
+
+    /// One compact JSON line (no newline inside: strings escape theirs).
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing these plain structs cannot fail; fall back to a fixed
+        // error object rather than panicking if it ever did.
+        serde_json::to_vec(self).unwrap_or_else(|_| {
+            br#"{"type":"error","code":"internal","message":"reply could not be encoded"}"#.to_vec()
+        })
+    }
+}
+
+/// The `id` of a message, if it has a numeric one.
+pub fn message_id(value: &Value) -> Option<u64> {
+    value.get("id").and_then(Value::as_u64)
+}
+
+/// Checks that a message is UTF-8 JSON. Errors come back as the reply to send.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ReplyEnvelope> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        ReplyEnvelope::error(
+            None,
+            ErrorCode::InvalidUtf8,
+            "the message is not valid UTF-8",
+        )
+    })?;
+    serde_json::from_str(text).map_err(|e| {
+        ReplyEnvelope::error(
+            None,
+            ErrorCode::InvalidJson,
+            format!("the message is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Parses a request line. Errors come back as the reply to send.
+pub fn decode_request(bytes: &[u8]) -> Result<Envelope, ReplyEnvelope> {
+    decode_request_value(parse_json(bytes)?)
+}
+
+/// Like [`decode_request`] for JSON already parsed.
+pub fn decode_request_value(mut value: Value) -> Result<Envelope, ReplyEnvelope> {
+    let id = message_id(&value);
+    let Some(object) = value.as_object_mut() else {
+        return Err(ReplyEnvelope::error(
+            id,
+            ErrorCode::InvalidMessage,
+            "a message must be a JSON object",
+        ));
+    };
+    object.remove("id");
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ => {
+            return Err(ReplyEnvelope::error(
+                id,
+                ErrorCode::InvalidMessage,
+                "a message needs a string field \"type\"",
+            ))
+        }
+    };
+    match serde_json::from_value::<Request>(value) {
+        Ok(request) => Ok(Envelope { id, request }),
+        Err(e) if e.to_string().starts_with("unknown variant") => Err(ReplyEnvelope::error(
+            id,
+            ErrorCode::UnknownType,
+            format!("unknown message type {kind:?}"),
+        )),
+        Err(e) => Err(ReplyEnvelope::error(
+            id,
+            ErrorCode::InvalidMessage,
+            format!("bad {kind:?} message: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code_of(bytes: &[u8]) -> ErrorCode {
+        match decode_request(bytes).unwrap_err().reply {
+            Reply::Error { code, .. } => code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_decode_with_their_id() {
+        let env = decode_request(br#"{"id":7,"type":"status"}"#).unwrap();
+        assert_eq!(
+            env,
+            Envelope {
+                id: Some(7),
+                request: Request::Status
+            }
+        );
+        let env = decode_request(br#"{"type":"hello","client":"popup"}"#).unwrap();
+        assert_eq!(
+            env.request,
+            Request::Hello {
+                client: "popup".into(),
+                version: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_typed_errors() {
+        assert_eq!(code_of(&[0xff, 0xfe]), ErrorCode::InvalidUtf8);
+        assert_eq!(code_of(b"{not json"), ErrorCode::InvalidJson);
+        assert_eq!(code_of(b"[1,2]"), ErrorCode::InvalidMessage);
+        assert_eq!(code_of(br#"{"id":1}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code_of(br#"{"type":5}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code_of(br#"{"type":"launch_missiles"}"#),
+            ErrorCode::UnknownType
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_request_id() {
+        let err = decode_request(br#"{"id":42,"type":"nope"}"#).unwrap_err();
+        assert_eq!(err.id, Some(42));
+    }
+
+    proptest! {
+        #[test]
+        fn replies_round_trip(id in proptest::option::of(any::<u64>()), msg in ".{0,50}") {
+            let env = ReplyEnvelope::error(id, ErrorCode::UnknownType, msg);
+            let back: ReplyEnvelope = serde_json::from_slice(&env.encode()).unwrap();
+            prop_assert_eq!(back, env);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_request(&bytes);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The node's configuration file (`config.json` in the home, mode 0600).
+//!
+//! Versioned JSON. Created with defaults on first start; a file from a newer
+//! mailmesh is refused rather than silently rewritten.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::home::{write_private, NodeHome};
+
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    /// What this device is called in rosters and mails ("laptop", "nas").
+    pub device_name: String,
+    /// Unix seconds when this node was first started.
+    pub created_at: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path} is not valid mailmesh configuration: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} was written by a newer mailmesh (config version {found}); update mailmesh")]
+    Newer { path: PathBuf, found: u32 },
+}
+
+impl Config {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Config, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// Loads the config, creating it with defaults on first start.
+pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigError> {
+    let path = home.config_file();
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let config = Config::decode(&bytes).map_err(|source| ConfigError::Invalid {
+                path: path.clone(),
+                source,
+            })?;
+            if config.version > CONFIG_VERSION {
+                return Err(ConfigError::Newer {
+                    path,
+                    found: config.version,
+                });
+            }
+            Ok(config)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let config = Config {
+                version: CONFIG_VERSION,
+                device_name: default_device_name(),
+                created_at: now_unix,
+            };
+            write_private(&path, &config.encode(), 0o600)
+                .map_err(|source| ConfigError::Write { path, source })?;
+            Ok(config)
+        }
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+fn default_device_name() -> String {
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "mailmesh node".to_string()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created };
+            prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn newer_config_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = NodeHome::at(dir.path());
+        home.ensure().unwrap();
+        write_private(
+            &home.config_file(),
+            br#"{"version":99,"device_name":"x","created_at":1}"#,
+            0o600,
+        )
+        .unwrap();
+        assert!(matches!(
+            load_or_create(&home, 5),
+            Err(ConfigError::Newer { found: 99, .. })
+        ));
+    }
+}

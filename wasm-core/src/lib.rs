@@ -1,0 +1,22 @@
+//! `mailmesh-core`: the formats and protocol rules of mailmesh, with no IO.
+//!
+//! The same code runs in three places: in the extension (compiled to
+//! `wasm32-unknown-unknown` and bound with wasm-bindgen), in the native host
+//! (linked as an ordinary Rust library), and in plain `cargo test`. To make
+//! that possible the crate is *sans-IO*: callers hand in bytes, time and
+//! randomness, and get bytes and actions back. Nothing here opens a file, a
+//! socket, reads the clock or draws random numbers.
+//!
+//! Modules:
+//! - [`identity`]: node key material, the node id derived from it, the
+//!   human-readable fingerprint and the on-disk key file format.
+//! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
+
+pub mod identity;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+/// The version of this crate, shown by the host and the popup so a user can
+/// tell which build is running on each side.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
