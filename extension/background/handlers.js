@@ -1,0 +1,54 @@
+// Messages from extension pages to the service worker, dispatched through
+// a handler map. Only our own extension's pages are answered: content
+// scripts do not exist in mailmesh, and no web page may reach these.
+
+import { RuntimeType } from '../shared/messages/runtime.js';
+import { request } from '../shared/messages/native.js';
+import { readState } from '../shared/host-state.js';
+
+/**
+ * @param {import('./native-link.js').NativeLink} link
+ * @returns {Record<string, (message: any) => Promise<any>>}
+ */
+export function makeHandlers(link) {
+  return {
+    [RuntimeType.GET_STATE]: async () => {
+      link.connect();
+      return readState();
+    },
+    [RuntimeType.REFRESH]: async () => {
+      if (link.isOpen) await link.refresh();
+      else link.reconnect();
+      return readState();
+    },
+    [RuntimeType.START_ENGINE]: async () => {
+      if (!link.isOpen) link.reconnect();
+      else await link.request(request.startEngine());
+      return readState();
+    },
+    [RuntimeType.OFFSCREEN_READY]: async () => ({ ok: true }),
+  };
+}
+
+/** True when the sender is a page of this extension (not a web page). */
+export function isOwnPage(sender) {
+  const ownOrigin = new URL(chrome.runtime.getURL('/')).origin;
+  return sender.id === chrome.runtime.id && typeof sender.url === 'string' && new URL(sender.url).origin === ownOrigin;
+}
+
+/**
+ * Installs the runtime.onMessage listener for a handler map.
+ * @param {Record<string, (message: any) => Promise<any>>} handlers
+ */
+export function listen(handlers) {
+  chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+    if (!isOwnPage(sender)) return false;
+    const handler = handlers[message?.type];
+    if (!handler) {
+      sendResponse({ error: `unknown message type ${JSON.stringify(message?.type)}` });
+      return false;
+    }
+    handler(message).then(sendResponse, (e) => sendResponse({ error: String(e?.message ?? e) }));
+    return true;
+  });
+}

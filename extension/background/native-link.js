@@ -1,0 +1,126 @@
+// The service worker's connection to the native host.
+//
+// One port at a time. If it closes (host missing, crashed, browser policy)
+// the link reconnects with exponential backoff; the port staying open keeps
+// the worker alive, and an alarm (see service-worker.js) restarts the link
+// if Chrome stopped the worker in between. Requests carry an id and resolve
+// with the reply of the same id; events without an id update the state.
+
+import { HOST_NAME, request, reply } from '../shared/messages/native.js';
+import { updateState } from './state-store.js';
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+
+export class NativeLink {
+  constructor() {
+    /** @type {chrome.runtime.Port | null} */
+    this.port = null;
+    this.nextId = 1;
+    /** @type {Map<number, {resolve: Function, reject: Function, timer: number}>} */
+    this.pending = new Map();
+    this.backoff = BACKOFF_MIN_MS;
+    this.retryTimer = null;
+  }
+
+  get isOpen() {
+    return this.port !== null;
+  }
+
+  /** Opens the port unless it is open or a retry is already scheduled. */
+  connect() {
+    if (this.port || this.retryTimer) return;
+    updateState({ connection: 'connecting' });
+    let port;
+    try {
+      port = chrome.runtime.connectNative(HOST_NAME);
+    } catch (e) {
+      this.onClosed(String(e?.message ?? e));
+      return;
+    }
+    this.port = port;
+    port.onMessage.addListener((message) => this.onMessage(message));
+    port.onDisconnect.addListener(() => {
+      const why = chrome.runtime.lastError?.message ?? 'the native host closed the connection';
+      if (this.port === port) this.onClosed(why);
+    });
+  }
+
+  /** Closes the port now and reconnects at once (the user asked to). */
+  reconnect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.backoff = BACKOFF_MIN_MS;
+    if (this.port) {
+      this.port.disconnect();
+      this.port = null;
+    }
+    this.connect();
+  }
+
+  /**
+   * Sends a request and resolves with its reply; rejects on an error reply,
+   * a closed port, or no answer in time.
+   */
+  request(message) {
+    if (!this.port) return Promise.reject(new Error('not connected to the mailmesh host'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error('the mailmesh host did not answer in time'));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.port.postMessage({ ...message, id });
+    });
+  }
+
+  onMessage(message) {
+    const waiting = message?.id != null ? this.pending.get(message.id) : undefined;
+    if (waiting) {
+      this.pending.delete(message.id);
+      clearTimeout(waiting.timer);
+      if (message.type === reply.ERROR) waiting.reject(new Error(message.message));
+      else waiting.resolve(message);
+    }
+    if (message?.type === reply.ENGINE_STATE) this.onEngineState(message);
+  }
+
+  async onEngineState(event) {
+    if (event.state === 'down') {
+      await updateState({ connection: 'disconnected', engine: 'down', error: event.message });
+      return;
+    }
+    await updateState({ engine: 'up', error: null });
+    await this.refresh();
+  }
+
+  /** Asks the engine who it is and records the answer. */
+  async refresh() {
+    try {
+      const hello = await this.request(request.hello('service-worker', chrome.runtime.getManifest().version));
+      const status = await this.request(request.status());
+      this.backoff = BACKOFF_MIN_MS;
+      await updateState({ connection: 'connected', engine: 'up', hostVersion: hello.host_version, status, error: null });
+    } catch (e) {
+      await updateState({ connection: 'disconnected', error: String(e?.message ?? e) });
+    }
+  }
+
+  onClosed(why) {
+    this.port = null;
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new Error(why));
+    }
+    this.pending.clear();
+    updateState({ connection: 'disconnected', engine: 'unknown', error: why });
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, delay);
+  }
+}

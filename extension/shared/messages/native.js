@@ -1,0 +1,44 @@
+// Typed messages between the service worker and the native host (engine).
+// Mirrors native-host/src/api.rs: keep the two in step.
+
+/** Bumped with api::PROTOCOL_VERSION when a message changes incompatibly. */
+export const PROTOCOL_VERSION = 1;
+
+/** The native host's registered name. */
+export const HOST_NAME = 'org.mailmesh.host';
+
+/**
+ * Requests the service worker may send. Each gets an `id` added by the link.
+ * @typedef {{type: 'hello', client: string, version: string}} HelloRequest
+ * @typedef {{type: 'status'}} StatusRequest
+ * @typedef {{type: 'ping'}} PingRequest
+ * @typedef {{type: 'start_engine'}} StartEngineRequest
+ * @typedef {HelloRequest | StatusRequest | PingRequest | StartEngineRequest} NativeRequest
+ */
+export const request = {
+  /** @returns {HelloRequest} */
+  hello: (client, version) => ({ type: 'hello', client, version }),
+  /** @returns {StatusRequest} */
+  status: () => ({ type: 'status' }),
+  /** @returns {PingRequest} */
+  ping: () => ({ type: 'ping' }),
+  /** @returns {StartEngineRequest} */
+  startEngine: () => ({ type: 'start_engine' }),
+};
+
+/**
+ * Replies and events from the host.
+ * @typedef {{type: 'hello', host_version: string, core_version: string, protocol: number}} HelloReply
+ * @typedef {{type: 'status', node_id: string, fingerprint: string, public_key: string,
+ *   x25519_public_key: string, device_name: string, version: string, core_version: string,
+ *   protocol: number, home: string, engine_pid: number, started_at: number}} StatusReply
+ * @typedef {{type: 'error', code: string, message: string}} ErrorReply
+ * @typedef {{type: 'engine_state', state: 'up' | 'down', message: string}} EngineStateEvent
+ */
+export const reply = {
+  HELLO: 'hello',
+  STATUS: 'status',
+  PONG: 'pong',
+  ERROR: 'error',
+  ENGINE_STATE: 'engine_state',
+};

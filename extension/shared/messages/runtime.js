@@ -1,0 +1,26 @@
+// Typed messages from extension pages (popup, app, onboarding, offscreen)
+// to the service worker, over chrome.runtime.sendMessage.
+
+/**
+ * @typedef {{type: 'get_state'}} GetState
+ * @typedef {{type: 'start_engine'}} StartEngine
+ * @typedef {{type: 'refresh'}} Refresh
+ * @typedef {{type: 'offscreen_ready'}} OffscreenReady
+ */
+export const RuntimeType = {
+  GET_STATE: 'get_state',
+  START_ENGINE: 'start_engine',
+  REFRESH: 'refresh',
+  OFFSCREEN_READY: 'offscreen_ready',
+};
+
+/**
+ * Sends a message to the service worker and returns its answer, throwing
+ * the worker's error as an Error.
+ * @param {{type: string}} message
+ */
+export async function callWorker(message) {
+  const answer = await chrome.runtime.sendMessage(message);
+  if (answer && answer.error) throw new Error(answer.error);
+  return answer;
+}

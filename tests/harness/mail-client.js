@@ -1,0 +1,88 @@
+// Minimal SMTP and IMAP clients over plain TCP, enough for tests to send a
+// message and to look into a mailbox the way any mail client would.
+
+import net from 'node:net';
+
+/** A line-oriented conversation on a socket. */
+class Conversation {
+  constructor(port) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.buffer = '';
+    this.waiters = [];
+    this.socket.setEncoding('utf8');
+    this.socket.on('data', (d) => { this.buffer += d; this.#wake(); });
+    this.socket.on('error', (e) => { this.error = e; this.#wake(); });
+    this.socket.on('close', () => { this.closed = true; this.#wake(); });
+  }
+
+  #wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves with everything up to and including the first line matching `re`. */
+  async until(re, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lines = this.buffer.split('\r\n');
+      for (let i = 0; i < lines.length - 1; i++) {
+        if (re.test(lines[i])) {
+          const taken = lines.slice(0, i + 1).join('\r\n');
+          this.buffer = lines.slice(i + 1).join('\r\n');
+          return taken;
+        }
+      }
+      if (this.error) throw this.error;
+      if (this.closed) throw new Error(`connection closed while waiting for ${re}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got ${this.buffer}`);
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+  }
+
+  send(line) {
+    this.socket.write(`${line}\r\n`);
+  }
+
+  close() {
+    this.socket.destroy();
+  }
+}
+
+/** Sends `message` (full RFC 5322 text) from `from` to `to` over SMTP. */
+export async function sendMail(port, { from, to, message }) {
+  const c = new Conversation(port);
+  try {
+    await c.until(/^220 /);
+    c.send('EHLO test.local');
+    await c.until(/^250 /);
+    c.send(`MAIL FROM:<${from}>`);
+    await c.until(/^250 /);
+    c.send(`RCPT TO:<${to}>`);
+    await c.until(/^250 /);
+    c.send('DATA');
+    await c.until(/^354 /);
+    const body = message.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
+    c.send(`${body}\r\n.`);
+    await c.until(/^250 /);
+    c.send('QUIT');
+  } finally {
+    c.close();
+  }
+}
+
+/** Logs in over IMAP and returns the number of messages in INBOX. */
+export async function countInbox(port, user, password) {
+  const c = new Conversation(port);
+  try {
+    await c.until(/^\* OK/);
+    c.send(`a1 LOGIN "${user}" "${password}"`);
+    const login = await c.until(/^a1 /);
+    if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
+    c.send('a2 EXAMINE INBOX');
+    const examine = await c.until(/^a2 /);
+    const exists = /^\* (\d+) EXISTS/m.exec(examine);
+    c.send('a3 LOGOUT');
+    return exists ? Number(exists[1]) : 0;
+  } finally {
+    c.close();
+  }
+}

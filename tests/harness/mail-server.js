@@ -1,0 +1,201 @@
+// A real mail server for tests: Postfix (SMTP) delivering over LMTP into
+// Dovecot (IMAP, maildir, passwd-file users), all on 127.0.0.1 with free
+// ports and every file under one temp directory. Runs as root, from
+// Debian's packages; each instance is independent of the system's own.
+
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { freePort, stopChild, tempDir, waitForPort } from './util.js';
+import { reapStragglers } from './processes.js';
+
+export const MAIL_DOMAIN = 'mailmesh.test';
+
+const uidOf = (user) => Number(execFileSync('id', ['-u', user]).toString().trim());
+const gidOf = (user) => Number(execFileSync('id', ['-g', user]).toString().trim());
+
+/** Services of Postfix's master we need; chroot off, SMTP on our port. */
+function masterCf(smtpPort) {
+  return `127.0.0.1:${smtpPort} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`;
+}
+
+function mainCf({ root, lmtpPort }) {
+  return `compatibility_level = 3.6
+config_directory = ${root}/postfix/etc
+queue_directory = ${root}/postfix/queue
+data_directory = ${root}/postfix/data
+maillog_file = ${root}/postfix/maillog
+maillog_file_prefixes = ${root}
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.${MAIL_DOMAIN}
+mydomain = ${MAIL_DOMAIN}
+mydestination =
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = ${MAIL_DOMAIN}
+virtual_transport = lmtp:inet:127.0.0.1:${lmtpPort}
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_banner = $myhostname ESMTP mailmesh-test
+message_size_limit = 104857600
+biff = no
+# Tests should not wait minutes for a retry after a transient failure.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
+append_dot_mydomain = no
+`;
+}
+
+function dovecotConf({ root, imapPort, lmtpPort }) {
+  return `protocols = imap lmtp
+listen = 127.0.0.1
+base_dir = ${root}/dovecot/run
+state_dir = ${root}/dovecot/state
+log_path = ${root}/dovecot/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u ${root}/dovecot/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=${root}/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${lmtpPort}
+  }
+}
+protocol lmtp {
+  postmaster_address = postmaster@${MAIL_DOMAIN}
+}
+`;
+}
+
+export class MailServer {
+  /** Starts Postfix and Dovecot; resolves when both accept connections. */
+  static async start() {
+    const server = new MailServer();
+    await server.#start();
+    return server;
+  }
+
+  async #start() {
+    this.root = await tempDir('mailmesh-mail-');
+    this.smtpPort = await freePort();
+    this.imapPort = await freePort();
+    this.lmtpPort = await freePort();
+    this.users = [];
+    const { root } = this;
+    for (const dir of ['postfix/etc', 'postfix/queue', 'postfix/data', 'dovecot/run', 'dovecot/state', 'mail']) {
+      await fs.mkdir(path.join(root, dir), { recursive: true });
+    }
+    await fs.chmod(root, 0o755);
+    await fs.chown(path.join(root, 'mail'), 65534, 65534);
+    await fs.chown(path.join(root, 'postfix/data'), uidOf('postfix'), gidOf('postfix'));
+    await fs.writeFile(path.join(root, 'postfix/etc/main.cf'), mainCf(this));
+    await fs.writeFile(path.join(root, 'postfix/etc/master.cf'), masterCf(this.smtpPort));
+    await fs.writeFile(path.join(root, 'dovecot/dovecot.conf'), dovecotConf(this));
+    await fs.writeFile(path.join(root, 'dovecot/users'), '', { mode: 0o600 });
+    await fs.chown(path.join(root, 'dovecot/users'), uidOf('dovecot'), gidOf('dovecot'));
+
+    this.dovecot = spawn('dovecot', ['-F', '-c', path.join(root, 'dovecot/dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.postfix = spawn('postfix', ['-c', path.join(root, 'postfix/etc'), 'start-fg'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.stderr = '';
+    for (const child of [this.dovecot, this.postfix]) child.stderr.on('data', (d) => { this.stderr += d; });
+    try {
+      await waitForPort(this.imapPort, 'Dovecot IMAP');
+      await waitForPort(this.lmtpPort, 'Dovecot LMTP');
+      await waitForPort(this.smtpPort, 'Postfix SMTP');
+    } catch (e) {
+      await this.stop();
+      throw new Error(`${e.message}\n${this.stderr}\n${await this.logs()}`);
+    }
+  }
+
+  /** Adds a mailbox `name@mailmesh.test` with `password`; returns the address. */
+  async addUser(name, password) {
+    const address = `${name}@${MAIL_DOMAIN}`;
+    this.users.push({ address, password });
+    await fs.appendFile(path.join(this.root, 'dovecot/users'), `${address}:{PLAIN}${password}\n`);
+    return address;
+  }
+
+  /** Connection facts for a user, as the tests and cluster.sh print them. */
+  describe() {
+    return {
+      root: this.root,
+      host: '127.0.0.1',
+      smtp_port: this.smtpPort,
+      imap_port: this.imapPort,
+      users: this.users,
+    };
+  }
+
+  /** The servers' own logs, for failure messages. */
+  async logs() {
+    const read = (f) => fs.readFile(path.join(this.root, f), 'utf8').catch(() => '');
+    return `--- postfix ---\n${await read('postfix/maillog')}\n--- dovecot ---\n${await read('dovecot/dovecot.log')}`;
+  }
+
+  /**
+   * Stops both servers and waits until none of their processes is left.
+   * `postfix start-fg` runs master under a shell, so Postfix is stopped the
+   * documented way (`postfix stop`), which signals master itself.
+   */
+  async stop() {
+    if (this.postfix) {
+      try {
+        execFileSync('postfix', ['-c', path.join(this.root, 'postfix/etc'), 'stop'], { stdio: 'ignore' });
+      } catch {
+        // Not running any more; the checks below still make sure.
+      }
+    }
+    await Promise.all([this.postfix, this.dovecot].filter(Boolean).map((c) => stopChild(c, { graceMs: 10_000 })));
+    this.postfix = this.dovecot = null;
+    if (this.root) await reapStragglers(this.root);
+  }
+
+  /** Stops the servers and removes every file. */
+  async destroy() {
+    await this.stop();
+    if (this.root) await fs.rm(this.root, { recursive: true, force: true });
+  }
+}
