@@ -47,6 +47,6 @@ function explain(state) {
   if (/forbidden/i.test(error)) {
     return 'The mailmesh host does not allow this extension. Run `mailmesh install` again, then `mailmesh doctor`.';
   }
-  if (state.engine === 'down') return `The mailmesh engine is not running (${error}). Start it here or with \`mailmesh run --detach\`.`;
+  if (state.engine === 'down') return 'The mailmesh engine is not running. Start it here, or run `mailmesh run --detach`.';
   return error ? `Not connected: ${error}` : 'Not connected.';
 }

@@ -82,7 +82,7 @@ pub enum Reply {
         core_version: String,
         protocol: u32,
     },
-    Status(Status),
+    Status(Box<Status>),
     Pong,
     Stopping,
     Error {

@@ -192,7 +192,7 @@ async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {
         .request(serde_json::json!({"type": "status"}))
         .await?
     {
-        Reply::Status(status) => Ok(status),
+        Reply::Status(status) => Ok(*status),
         other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     }
 }

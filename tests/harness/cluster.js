@@ -14,8 +14,10 @@ export class Cluster {
   static async up({ nodes = 3 } = {}) {
     const cluster = new Cluster();
     cluster.root = await tempDir('mailmesh-cluster-');
+    // Dovecot and Postfix run as their own users and must reach their files.
+    await fs.chmod(cluster.root, 0o755);
     try {
-      cluster.mail = await MailServer.start();
+      cluster.mail = await MailServer.start(path.join(cluster.root, 'mail'));
       cluster.ownerPassword = crypto.randomBytes(9).toString('base64url');
       cluster.owner = await cluster.mail.addUser('owner', cluster.ownerPassword);
       cluster.nodes = await Promise.all(Array.from({ length: nodes }, (_, i) =>

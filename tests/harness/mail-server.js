@@ -110,15 +110,21 @@ protocol lmtp {
 }
 
 export class MailServer {
-  /** Starts Postfix and Dovecot; resolves when both accept connections. */
-  static async start() {
+  /**
+   * Starts Postfix and Dovecot; resolves when both accept connections.
+   * @param {string} [root] directory to use (made if missing); a fresh temp
+   *   directory by default. Its parents must be traversable by the mail
+   *   servers' users.
+   */
+  static async start(root) {
     const server = new MailServer();
-    await server.#start();
+    await server.#start(root);
     return server;
   }
 
-  async #start() {
-    this.root = await tempDir('mailmesh-mail-');
+  async #start(dir) {
+    this.root = dir ?? await tempDir('mailmesh-mail-');
+    await fs.mkdir(this.root, { recursive: true });
     this.smtpPort = await freePort();
     this.imapPort = await freePort();
     this.lmtpPort = await freePort();

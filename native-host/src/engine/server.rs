@@ -86,7 +86,7 @@ fn handle(state: &Engine, request: Request) -> Reply {
                 protocol: PROTOCOL_VERSION,
             }
         }
-        Request::Status => Reply::Status(state.status()),
+        Request::Status => Reply::Status(Box::new(state.status())),
         Request::Ping => Reply::Pong,
         Request::StartEngine => Reply::EngineState {
             state: EngineState::Up,

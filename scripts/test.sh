@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, Rust tests, the wasm build check and
+# the end-to-end tests in real Chromium against a real Postfix + Dovecot.
+# The end-to-end part needs root (it starts mail servers) and the packages
+# that .ci/run installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p mailmesh-core --lib --target wasm32-unknown-unknown -- -D warnings
+step "cargo test"
+cargo test --workspace
+step "wasm build (no imports from env)"
+scripts/build-wasm.sh
+step "end-to-end tests"
+cargo build -p mailmesh-host
+[ -d tests/node_modules ] || (cd tests && npm ci)
+cd tests
+node --test --test-concurrency=1 e2e/
