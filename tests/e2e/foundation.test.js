@@ -60,6 +60,22 @@ test('the popup shows the engine, follows it going down and coming back', async 
   await waitFor('a new native host', () => processesUsing(node.home).some((p) => p.cmdline.includes('chrome-extension://') && p.pid !== bridges[0].pid), { timeoutMs: 20_000 });
   await waitForConnection(popup, 'connected');
 
+  // Chrome stops the service worker (as it may at any moment): the native
+  // port closes with it, and the next page that needs it brings it back,
+  // connected, with nothing lost.
+  const cdp = await node.context.newCDPSession(popup);
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  await waitFor('the native host to exit with the worker', () =>
+    !processesUsing(node.home).some((p) => p.cmdline.includes('chrome-extension://')), { timeoutMs: 20_000 });
+  await popup.reload();
+  // The restarted worker resets the stored state before it opens a new
+  // port, so once a new native host runs, "connected" is fresh.
+  await waitFor('the restarted worker to start a native host', () =>
+    processesUsing(node.home).some((p) => p.cmdline.includes('chrome-extension://')), { timeoutMs: 20_000 });
+  await waitForConnection(popup, 'connected');
+  assert.equal(await text(popup, '#fingerprint'), status.fingerprint);
+
   // doctor is happy with this profile, and says what to fix once the
   // manifest is gone.
   const doctor = await node.mailmesh('doctor', '--user-data-dir', node.profile);
