@@ -8,10 +8,13 @@
 //! socket, reads the clock or draws random numbers.
 //!
 //! Modules:
+//! - [`drive`]: the drive's data pipeline — chunk, seal, erasure-code,
+//!   address, manifest, placement.
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
+pub mod drive;
 pub mod identity;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,178 @@
+//! One chunk, both ways: plaintext → sealed → `k + m` fragments, and any `k`
+//! fragments → sealed → plaintext.
+//!
+//! Sealing: ChaCha20-Poly1305 under the file key. The nonce is the chunk
+//! index, which never repeats within a file, and each file has its own key
+//! (derived from its content, see `keys`), so a nonce is never reused with
+//! different plaintext under one key. The associated data binds the file
+//! id, the chunk index and whether it is the last chunk, so chunks cannot be
+//! reordered, swapped between files, or a file silently truncated.
+//!
+//! Coding: the sealed bytes are laid out in one buffer of `k + m` equal
+//! shards (zero padded), and Reed-Solomon fills the `m` parity shards.
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use reed_solomon_erasure::galois_8::ReedSolomon;
+
+use super::keys::{FileId, FragmentId};
+use super::params::{CodingParams, TAG_LEN};
+use super::DriveError;
+
+/// A coded chunk: all fragments back to back, each `shard_len` long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedChunk {
+    pub index: u64,
+    pub shard_len: usize,
+    pub bytes: Vec<u8>,
+    pub ids: Vec<FragmentId>,
+}
+
+impl EncodedChunk {
+    /// Fragment `shard` (data shards first, then parity).
+    pub fn fragment(&self, shard: usize) -> &[u8] {
+        &self.bytes[shard * self.shard_len..(shard + 1) * self.shard_len]
+    }
+
+    pub fn fragments(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.chunks(self.shard_len.max(1))
+    }
+}
+
+fn nonce(index: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&index.to_le_bytes());
+    *Nonce::from_slice(&n)
+}
+
+fn associated_data(file_id: &FileId, index: u64, last: bool) -> [u8; 45] {
+    let mut ad = [0u8; 45];
+    ad[..4].copy_from_slice(b"MMC1");
+    ad[4..36].copy_from_slice(&file_id.0);
+    ad[36..44].copy_from_slice(&index.to_le_bytes());
+    ad[44] = last as u8;
+    ad
+}
+
+/// Reed-Solomon for one parameter set, built once per file.
+pub struct Coder {
+    params: CodingParams,
+    rs: ReedSolomon,
+}
+
+impl Coder {
+    pub fn new(params: CodingParams) -> Result<Coder, DriveError> {
+        // CodingParams already guarantees 1 <= k, 1 <= m, k + m <= 255.
+        let rs = ReedSolomon::new(params.k(), params.m())
+            .map_err(|e| DriveError::Internal(e.to_string()))?;
+        Ok(Coder { params, rs })
+    }
+
+    pub fn params(&self) -> &CodingParams {
+        &self.params
+    }
+
+    /// Seals `plain` as chunk `index` and codes it into fragments.
+    pub fn encode(
+        &self,
+        cipher: &ChaCha20Poly1305,
+        file_id: &FileId,
+        index: u64,
+        last: bool,
+        plain: &[u8],
+    ) -> Result<EncodedChunk, DriveError> {
+        let sealed_len = plain.len() + TAG_LEN;
+        let shard_len = sealed_len.div_ceil(self.params.k());
+        let mut bytes = vec![0u8; shard_len * self.params.shards()];
+        bytes[..plain.len()].copy_from_slice(plain);
+        let ad = associated_data(file_id, index, last);
+        let tag = cipher
+            .encrypt_in_place_detached(&nonce(index), &ad, &mut bytes[..plain.len()])
+            .map_err(|_| DriveError::Internal("chunk too large to seal".into()))?;
+        bytes[plain.len()..sealed_len].copy_from_slice(&tag);
+        {
+            let mut shards: Vec<&mut [u8]> = bytes.chunks_mut(shard_len).collect();
+            self.rs
+                .encode(&mut shards)
+                .map_err(|e| DriveError::Internal(e.to_string()))?;
+        }
+        let ids = bytes.chunks(shard_len).map(FragmentId::of).collect();
+        Ok(EncodedChunk {
+            index,
+            shard_len,
+            bytes,
+            ids,
+        })
+    }
+
+    /// Restores chunk `index` from fragments given in shard order (`None` for
+    /// missing ones). Each fragment used is checked against `ids` first; a
+    /// fragment that does not match is treated as missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        &self,
+        cipher: &ChaCha20Poly1305,
+        file_id: &FileId,
+        index: u64,
+        last: bool,
+        plain_len: usize,
+        ids: &[FragmentId],
+        fragments: &[Option<&[u8]>],
+    ) -> Result<Vec<u8>, DriveError> {
+        let k = self.params.k();
+        let shards = self.params.shards();
+        if fragments.len() != shards || ids.len() != shards {
+            return Err(DriveError::FragmentCount {
+                chunk: index,
+                got: fragments.len(),
+                expected: shards,
+            });
+        }
+        let sealed_len = plain_len + TAG_LEN;
+        let shard_len = sealed_len.div_ceil(k);
+
+        // Verify fragments in order until k good ones are found: the data
+        // shards come first, so with all of them present no decoding work
+        // beyond hashing is needed.
+        let mut good: Vec<Option<Vec<u8>>> = vec![None; shards];
+        let mut have = 0;
+        let mut corrupt = 0;
+        for (shard, fragment) in fragments.iter().enumerate() {
+            if have == k {
+                break;
+            }
+            let Some(bytes) = fragment else { continue };
+            if bytes.len() == shard_len && FragmentId::of(bytes) == ids[shard] {
+                good[shard] = Some(bytes.to_vec());
+                have += 1;
+            } else {
+                corrupt += 1;
+            }
+        }
+        if have < k {
+            return Err(DriveError::TooFewFragments {
+                chunk: index,
+                have,
+                need: k,
+                corrupt,
+            });
+        }
+        if good[..k].iter().any(Option::is_none) {
+            self.rs
+                .reconstruct_data(&mut good)
+                .map_err(|e| DriveError::Internal(e.to_string()))?;
+        }
+        let mut sealed = Vec::with_capacity(shard_len * k);
+        for shard in good.into_iter().take(k) {
+            sealed.extend_from_slice(&shard.unwrap_or_default());
+        }
+        sealed.truncate(sealed_len);
+        let tag = Tag::clone_from_slice(&sealed[plain_len..]);
+        sealed.truncate(plain_len);
+        let ad = associated_data(file_id, index, last);
+        cipher
+            .decrypt_in_place_detached(&nonce(index), &ad, &mut sealed, &tag)
+            .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;
+        Ok(sealed)
+    }
+}

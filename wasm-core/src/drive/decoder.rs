@@ -1,0 +1,94 @@
+//! Decoder: for each chunk, any `k` of its fragments back to plaintext.
+//!
+//! Chunks can be decoded in any order (downloads fetch several at once and
+//! resume where they stopped); the caller writes them out in order.
+
+use chacha20poly1305::aead::KeyInit;
+use chacha20poly1305::{ChaCha20Poly1305, Key};
+
+use super::chunk::Coder;
+use super::keys::{FileId, FileKey, FragmentId};
+use super::params::CodingParams;
+use super::DriveError;
+
+pub struct FileDecoder {
+    coder: Coder,
+    cipher: ChaCha20Poly1305,
+    file_id: FileId,
+    size: u64,
+    chunk_count: u64,
+    ids: Vec<FragmentId>,
+}
+
+impl FileDecoder {
+    /// `ids` are the fragment ids of every chunk, chunk by chunk, as the
+    /// manifest lists them.
+    pub fn new(
+        params: CodingParams,
+        file_id: FileId,
+        key: &FileKey,
+        size: u64,
+        ids: Vec<FragmentId>,
+    ) -> Result<FileDecoder, DriveError> {
+        params.check_size(size)?;
+        let chunk_count = params.chunk_count(size);
+        let expected = chunk_count as usize * params.shards();
+        if ids.len() != expected {
+            return Err(DriveError::IdCount {
+                got: ids.len(),
+                expected,
+            });
+        }
+        Ok(FileDecoder {
+            coder: Coder::new(params)?,
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())),
+            file_id,
+            size,
+            chunk_count,
+            ids,
+        })
+    }
+
+    pub fn chunk_count(&self) -> u64 {
+        self.chunk_count
+    }
+
+    /// The fragment ids of chunk `index`, in shard order.
+    pub fn chunk_ids(&self, index: u64) -> Result<&[FragmentId], DriveError> {
+        if index >= self.chunk_count {
+            return Err(DriveError::ChunkOutOfRange {
+                chunk: index,
+                count: self.chunk_count,
+            });
+        }
+        let shards = self.coder.params().shards();
+        let start = index as usize * shards;
+        Ok(&self.ids[start..start + shards])
+    }
+
+    /// Length every fragment of chunk `index` must have.
+    pub fn shard_len(&self, index: u64) -> usize {
+        self.coder.params().shard_len(self.size, index)
+    }
+
+    /// Restores chunk `index` from its fragments in shard order (`None` where
+    /// a fragment is unavailable).
+    pub fn decode_chunk(
+        &self,
+        index: u64,
+        fragments: &[Option<&[u8]>],
+    ) -> Result<Vec<u8>, DriveError> {
+        let ids = self.chunk_ids(index)?;
+        let last = index + 1 == self.chunk_count;
+        let plain_len = self.coder.params().plain_len(self.size, index);
+        self.coder.decode(
+            &self.cipher,
+            &self.file_id,
+            index,
+            last,
+            plain_len,
+            ids,
+            fragments,
+        )
+    }
+}

@@ -1,0 +1,79 @@
+//! The drive's data pipeline: a file becomes encrypted, erasure-coded,
+//! content-addressed fragments, and any sufficient set of fragments becomes
+//! the exact file again.
+//!
+//! ```text
+//! bytes ─▶ ContentHasher ─▶ convergent_keys ─▶ FileEncoder ─▶ EncodedChunk (k+m fragments, ids)
+//!                                               └─ finish() ─▶ fragment ids ─▶ Manifest::seal
+//! Manifest::decode ─▶ open(network key) ─▶ FileDecoder::decode_chunk(any k fragments) ─▶ bytes
+//! placement::place_chunk / repair_plan: which node holds which fragment
+//! ```
+//!
+//! - [`params`]: `CodingParams` (k, m, chunk size) and the sizes they imply.
+//! - [`keys`]: network key, file keys and ids (convergent, keyed by the
+//!   network), fragment ids, key wrapping.
+//! - [`chunk`]: sealing and coding of one chunk.
+//! - [`encoder`], [`decoder`]: streaming over a whole file.
+//! - [`manifest`]: the versioned manifest format.
+//! - [`placement`]: fragment placement and repair plans.
+
+pub mod chunk;
+pub mod decoder;
+pub mod encoder;
+pub mod keys;
+pub mod manifest;
+pub mod params;
+pub mod placement;
+#[cfg(test)]
+mod tests;
+
+use thiserror::Error;
+
+pub use chunk::EncodedChunk;
+pub use decoder::FileDecoder;
+pub use encoder::FileEncoder;
+pub use keys::{
+    convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey,
+};
+pub use manifest::{Manifest, ManifestError, ManifestFields};
+pub use params::{CodingParams, ParamsError};
+
+/// Everything that can go wrong while coding or restoring a file, each with
+/// a message a user can act on.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DriveError {
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("more bytes arrived than the {declared} the file was declared to have")]
+    SizeExceeded { declared: u64 },
+    #[error("the file ended after {got} of its {declared} bytes; it changed or was cut short while being read")]
+    SizeShort { declared: u64, got: u64 },
+    #[error("chunk {chunk} does not exist: the file has {count} chunks")]
+    ChunkOutOfRange { chunk: u64, count: u64 },
+    #[error("chunk {chunk} needs {expected} fragment slots, {got} were given")]
+    FragmentCount {
+        chunk: u64,
+        got: usize,
+        expected: usize,
+    },
+    #[error("the manifest lists {got} fragment ids where {expected} were expected")]
+    IdCount { got: usize, expected: usize },
+    #[error(
+        "chunk {chunk} cannot be restored: {have} of the {need} fragments it needs are available{}; bring more of your nodes online",
+        if *corrupt > 0 { format!(" ({corrupt} more were damaged and ignored)") } else { String::new() }
+    )]
+    TooFewFragments {
+        chunk: u64,
+        have: usize,
+        need: usize,
+        corrupt: usize,
+    },
+    #[error("chunk {chunk} failed authentication: the file key is wrong or the fragments belong to another file")]
+    ChunkAuthentication { chunk: u64 },
+    #[error("the file key cannot be unwrapped: this node has a different network key, or the manifest was altered")]
+    KeyUnwrap,
+    #[error("internal error in the drive core: {0}")]
+    Internal(String),
+}
