@@ -143,7 +143,7 @@ impl Manifest {
         check_len("media type", self.media_type.len(), MAX_MEDIA_TYPE_LEN)?;
         let expected = self.params.chunk_count(self.size);
         let declared = (self.fragment_ids.len() / self.params.shards()) as u64;
-        if self.fragment_ids.len() % self.params.shards() != 0 || declared != expected {
+        if !self.fragment_ids.len().is_multiple_of(self.params.shards()) || declared != expected {
             return Err(ManifestError::ChunkCount { declared, expected });
         }
         Ok(())
