@@ -15,6 +15,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mailmesh-core --lib --target wasm32-unknown-unknown -- -D warnings
 step "cargo test"
 cargo test --workspace
+step "fuzz (a short run of every target)"
+scripts/fuzz.sh "${MAILMESH_FUZZ_SECONDS:-10}"
 step "wasm build (no imports from env)"
 scripts/build-wasm.sh
 step "end-to-end tests"

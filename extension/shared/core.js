@@ -1,12 +1,13 @@
-// Loads the wasm build of mailmesh-core once per page.
+// Loads the wasm build of mailmesh-core once per page and hands out the
+// module's exports (nodeFingerprint, Encoder, Decoder, ContentHasher, …).
 
-import init, { nodeFingerprint, coreVersion } from '../wasm/mailmesh_core.js';
+import init, * as core from '../wasm/mailmesh_core.js';
 
 let ready = null;
 
-/** Resolves to the core's functions once the wasm module is instantiated. */
+/** Resolves to the core's exports once the wasm module is instantiated. */
 export function loadCore() {
-  ready ??= init().then(() => ({ nodeFingerprint, coreVersion }));
+  ready ??= init().then(() => core);
   return ready;
 }
 
@@ -18,4 +19,8 @@ export function hexToBytes(hex) {
   const bytes = new Uint8Array(hex.length / 2);
   for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return bytes;
+}
+
+export function bytesToHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }

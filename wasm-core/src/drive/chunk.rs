@@ -134,7 +134,7 @@ impl Coder {
         // Verify fragments in order until k good ones are found: the data
         // shards come first, so with all of them present no decoding work
         // beyond hashing is needed.
-        let mut good: Vec<Option<Vec<u8>>> = vec![None; shards];
+        let mut good: Vec<Option<&[u8]>> = vec![None; shards];
         let mut have = 0;
         let mut corrupt = 0;
         for (shard, fragment) in fragments.iter().enumerate() {
@@ -143,28 +143,42 @@ impl Coder {
             }
             let Some(bytes) = fragment else { continue };
             if bytes.len() == shard_len && FragmentId::of(bytes) == ids[shard] {
-                good[shard] = Some(bytes.to_vec());
+                good[shard] = Some(bytes);
                 have += 1;
             } else {
                 corrupt += 1;
             }
         }
         if have < k {
-            return Err(DriveError::TooFewFragments {
-                chunk: index,
-                have,
-                need: k,
-                corrupt,
+            return Err(if corrupt > 0 {
+                DriveError::DamagedFragments {
+                    chunk: index,
+                    damaged: corrupt,
+                    have,
+                    need: k,
+                }
+            } else {
+                DriveError::TooFewFragments {
+                    chunk: index,
+                    have,
+                    need: k,
+                }
             });
         }
-        if good[..k].iter().any(Option::is_none) {
-            self.rs
-                .reconstruct_data(&mut good)
-                .map_err(|e| DriveError::Internal(e.to_string()))?;
-        }
         let mut sealed = Vec::with_capacity(shard_len * k);
-        for shard in good.into_iter().take(k) {
-            sealed.extend_from_slice(&shard.unwrap_or_default());
+        if good[..k].iter().all(Option::is_some) {
+            for shard in good.iter().take(k).flatten() {
+                sealed.extend_from_slice(shard);
+            }
+        } else {
+            let mut owned: Vec<Option<Vec<u8>>> =
+                good.iter().map(|g| g.map(<[u8]>::to_vec)).collect();
+            self.rs
+                .reconstruct_data(&mut owned)
+                .map_err(|e| DriveError::Internal(e.to_string()))?;
+            for shard in owned.into_iter().take(k) {
+                sealed.extend_from_slice(&shard.unwrap_or_default());
+            }
         }
         sealed.truncate(sealed_len);
         let tag = Tag::clone_from_slice(&sealed[plain_len..]);

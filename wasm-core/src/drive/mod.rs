@@ -60,15 +60,18 @@ pub enum DriveError {
     },
     #[error("the manifest lists {got} fragment ids where {expected} were expected")]
     IdCount { got: usize, expected: usize },
-    #[error(
-        "chunk {chunk} cannot be restored: {have} of the {need} fragments it needs are available{}; bring more of your nodes online",
-        if *corrupt > 0 { format!(" ({corrupt} more were damaged and ignored)") } else { String::new() }
-    )]
+    #[error("chunk {chunk} cannot be restored: {have} of the {need} fragments it needs are available; bring more of your nodes online")]
     TooFewFragments {
         chunk: u64,
         have: usize,
         need: usize,
-        corrupt: usize,
+    },
+    #[error("chunk {chunk} cannot be restored: {damaged} of its fragments are damaged (they do not match their ids) and only {have} of the {need} needed are good; bring more of your nodes online so the damage can be repaired")]
+    DamagedFragments {
+        chunk: u64,
+        damaged: usize,
+        have: usize,
+        need: usize,
     },
     #[error("chunk {chunk} failed authentication: the file key is wrong or the fragments belong to another file")]
     ChunkAuthentication { chunk: u64 },

@@ -117,7 +117,7 @@ proptest! {
         let stored = store(&data, params, 4096);
         let k = params.k();
         let err = restore(&stored, |_, shard| shard < k - 1).unwrap_err();
-        prop_assert_eq!(err, DriveError::TooFewFragments { chunk: 0, have: k - 1, need: k, corrupt: 0 });
+        prop_assert_eq!(err, DriveError::TooFewFragments { chunk: 0, have: k - 1, need: k });
     }
 
     #[test]
@@ -136,7 +136,7 @@ proptest! {
         let k = params.k();
         let others: Vec<usize> = (0..params.shards()).filter(|s| *s != damaged_shard).take(k - 1).collect();
         let err = restore(&stored, |c, shard| c != 0 || shard == damaged_shard || others.contains(&shard)).unwrap_err();
-        prop_assert_eq!(err, DriveError::TooFewFragments { chunk: 0, have: k - 1, need: k, corrupt: 1 });
+        prop_assert_eq!(err, DriveError::DamagedFragments { chunk: 0, damaged: 1, have: k - 1, need: k });
     }
 
     #[test]

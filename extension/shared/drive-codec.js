@@ -1,0 +1,59 @@
+// Streams a Blob (a File from a picker or a drop) through the wasm core
+// without holding the file in memory: one pass computes the content hash
+// (which fixes the convergent file id and key), a second pass encodes.
+// Memory stays at a few chunks whatever the file size.
+
+/** Reads a Blob piece by piece, calling `onPiece(Uint8Array)` for each. */
+async function readBlob(blob, onPiece) {
+  const reader = blob.stream().getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    await onPiece(value);
+  }
+}
+
+/** BLAKE3 of a Blob's bytes. */
+export async function hashBlob(core, blob) {
+  const hasher = new core.ContentHasher();
+  try {
+    await readBlob(blob, (piece) => hasher.update(piece));
+    return hasher.finalize();
+  } finally {
+    hasher.free();
+  }
+}
+
+/**
+ * Encodes a Blob. `onChunk(chunk)` receives every coded chunk in order (a
+ * wasm `Chunk`: `index`, `shardLen`, `shardCount`, `bytes()`, `ids()`); it
+ * may be async, and reading waits for it, which gives backpressure.
+ * Resolves to the values a manifest needs.
+ */
+export async function encodeBlob(core, blob, { k, m, chunkSize, networkKey }, onChunk) {
+  const contentHash = await hashBlob(core, blob);
+  const keys = core.convergentKeys(networkKey, contentHash, k, m, chunkSize);
+  const fileId = keys.slice(0, 32);
+  const fileKey = keys.slice(32);
+  const encoder = new core.Encoder(k, m, chunkSize, fileId, fileKey, blob.size);
+  try {
+    const drain = async () => {
+      for (let chunk = encoder.pollChunk(); chunk; chunk = encoder.pollChunk()) {
+        try {
+          await onChunk(chunk);
+        } finally {
+          chunk.free();
+        }
+      }
+    };
+    await drain(); // an empty file's only chunk exists before any byte
+    await readBlob(blob, async (piece) => {
+      encoder.push(piece);
+      await drain();
+    });
+    const ids = encoder.finish();
+    return { contentHash, fileId, fileKey, ids, size: blob.size };
+  } finally {
+    encoder.free();
+  }
+}
