@@ -51,6 +51,10 @@ impl NodeId {
         &self.0
     }
 
+    pub fn from_bytes(bytes: [u8; NODE_ID_LEN]) -> NodeId {
+        NodeId(bytes)
+    }
+
     /// The fingerprint shown to people: the id in lowercase base32, in
     /// groups of four separated by dashes (`k4pq-7x2m-…`), so it can be
     /// compared by eye between two screens or read over the phone.

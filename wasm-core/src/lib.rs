@@ -12,10 +12,12 @@
 //!   address, manifest, placement.
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
+//! - [`roster`]: the signed list of the owner's nodes and the network id.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
 pub mod drive;
 pub mod identity;
+pub mod roster;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
