@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod account;
 pub mod config;
 pub mod control;
 pub mod doctor;
@@ -28,6 +29,7 @@ pub mod home;
 pub mod identity;
 pub mod install;
 pub mod logging;
+pub mod mail;
 pub mod native_host;
 pub mod spawn;
 

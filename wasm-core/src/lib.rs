@@ -8,6 +8,7 @@
 //! socket, reads the clock or draws random numbers.
 //!
 //! Modules:
+//! - [`confirm`]: the rules of confirming a node by mailed link or code.
 //! - [`drive`]: the drive's data pipeline — chunk, seal, erasure-code,
 //!   address, manifest, placement.
 //! - [`identity`]: node key material, the node id derived from it, the
@@ -15,6 +16,7 @@
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
+pub mod confirm;
 pub mod drive;
 pub mod identity;
 pub mod roster;
