@@ -9,6 +9,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::account::{Account, Secret};
+use crate::enroll::RosterMember;
+
 /// Bumped when a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -31,6 +34,54 @@ pub enum Request {
     /// Makes sure an engine runs. The bridge answers it itself when no
     /// engine is up (by starting one); a running engine answers "up".
     StartEngine,
+    /// Tries IMAP and SMTP logins with these settings; saves nothing.
+    AccountTest {
+        account: AccountInput,
+    },
+    /// Checks and saves the account, then mails the owner a confirmation.
+    AccountSave {
+        account: AccountInput,
+        #[serde(default)]
+        device_name: Option<String>,
+    },
+    /// The code from the confirmation mail, typed by the owner.
+    ConfirmCode {
+        code: String,
+    },
+}
+
+/// Account settings with the password, as the onboarding page and
+/// `mailmesh init` send them. The password is never sent back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AccountInput {
+    #[serde(flatten)]
+    pub account: Account,
+    pub password: Secret,
+}
+
+/// The outcome of one login check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+}
+
+/// The outcome of both login checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountChecks {
+    pub imap: Check,
+    pub smtp: Check,
+}
+
+/// Where this node stands in joining the owner's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentView {
+    /// `none`, `awaiting_confirmation` or `enrolled`.
+    pub state: String,
+    pub email: Option<String>,
+    pub network_id: Option<String>,
 }
 
 /// A request together with the id the reply must carry.
@@ -57,6 +108,14 @@ pub struct Status {
     pub engine_pid: u32,
     /// Unix seconds when this engine process started.
     pub started_at: u64,
+    /// The loopback HTTP port (confirmation links).
+    pub loopback_port: u16,
+    pub account_email: Option<String>,
+    pub enrolled: bool,
+    /// `none`, `awaiting_confirmation` or `enrolled`.
+    pub enrollment: String,
+    pub network_id: Option<String>,
+    pub roster: Vec<RosterMember>,
 }
 
 /// Stable, machine-readable error kinds; the message says it in words.
@@ -70,6 +129,9 @@ pub enum ErrorCode {
     MessageTooLarge,
     ReplyTooLarge,
     EngineUnavailable,
+    InvalidAccount,
+    MailFailed,
+    ConfirmFailed,
     Internal,
 }
 
@@ -85,6 +147,8 @@ pub enum Reply {
     Status(Box<Status>),
     Pong,
     Stopping,
+    AccountTest(Box<AccountChecks>),
+    Enrollment(Box<EnrollmentView>),
     Error {
         code: ErrorCode,
         message: String,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::account::{Account, Security, Server};
 use crate::api::Reply;
 use crate::control::Control;
 use crate::home::NodeHome;
@@ -66,6 +67,49 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         user_data_dir: Option<PathBuf>,
     },
+    /// Set up the mail account and mail the owner a confirmation for this node.
+    Init(InitArgs),
+    /// Confirm this node with the code from the confirmation mail.
+    Confirm {
+        /// The code, as in the mail (for example `abcd-efgh`).
+        code: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The owner's email address: the identity of the network.
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    imap_host: String,
+    #[arg(long, default_value_t = 993)]
+    imap_port: u16,
+    #[arg(long, value_enum, default_value = "tls")]
+    imap_security: Security,
+    #[arg(long)]
+    smtp_host: String,
+    #[arg(long, default_value_t = 465)]
+    smtp_port: u16,
+    #[arg(long, value_enum, default_value = "tls")]
+    smtp_security: Security,
+    /// Login name (default: the email address).
+    #[arg(long)]
+    user: Option<String>,
+    /// File holding the password, or `-` to read it from standard input.
+    /// (Never on the command line, where other users could see it.)
+    #[arg(long, value_name = "FILE")]
+    password_file: PathBuf,
+    /// What to call this device in the roster and in mails.
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Extra trusted CA certificates (PEM), for a self-hosted server.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Accept server certificates nobody vouches for (encrypted but not
+    /// authenticated). Prefer --tls-ca.
+    #[arg(long)]
+    accept_invalid_certs: bool,
 }
 
 /// Arguments when started by the browser: `[--home DIR] <origin> [...]`.
@@ -182,6 +226,19 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Doctor { user_data_dir } => doctor(&home, user_data_dir.as_deref()).await,
+            Command::Init(args) => init(&home, args).await,
+            Command::Confirm { code } => {
+                let mut control = Control::connect(&home).await?;
+                control
+                    .request(serde_json::json!({"type": "confirm_code", "code": code}))
+                    .await?;
+                let status = status_of(&home).await?;
+                println!(
+                    "this node is confirmed; network {}",
+                    status.network_id.unwrap_or_default()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
         }
     })
 }
@@ -195,6 +252,51 @@ async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {
         Reply::Status(status) => Ok(*status),
         other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     }
+}
+
+async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
+    let password = if args.password_file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_line(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&args.password_file).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the password file {}: {e}",
+                args.password_file.display()
+            )
+        })?
+    };
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let account = Account {
+        user: args.user.unwrap_or_else(|| args.email.clone()),
+        email: args.email,
+        imap: Server {
+            host: args.imap_host,
+            port: args.imap_port,
+            security: args.imap_security,
+        },
+        smtp: Server {
+            host: args.smtp_host,
+            port: args.smtp_port,
+            security: args.smtp_security,
+        },
+        tls_ca,
+        accept_invalid_certs: args.accept_invalid_certs,
+    };
+    account.validate()?;
+    crate::spawn::ensure_engine(home).await?;
+    let mut control = Control::connect(home).await?;
+    let mut input = serde_json::to_value(&account)?;
+    input["password"] = password.into();
+    let request = serde_json::json!({"type": "account_save", "account": input, "device_name": args.device_name});
+    control.request(request).await?;
+    println!(
+        "A confirmation mail was sent to {}. Open its link on this device, or run `mailmesh confirm CODE` with the code from it.",
+        account.email
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn stop(home: &NodeHome) -> anyhow::Result<ExitCode> {

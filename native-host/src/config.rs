@@ -21,6 +21,10 @@ pub struct Config {
     pub device_name: String,
     /// Unix seconds when this node was first started.
     pub created_at: u64,
+    /// The loopback HTTP port (confirmation links), kept stable so that a
+    /// link mailed before a restart still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_port: Option<u16>,
 }
 
 #[derive(Debug, Error)]
@@ -50,6 +54,13 @@ impl Config {
     }
 }
 
+/// Saves the config (mode 0600).
+pub fn save(home: &NodeHome, config: &Config) -> Result<(), ConfigError> {
+    let path = home.config_file();
+    write_private(&path, &config.encode(), 0o600)
+        .map_err(|source| ConfigError::Write { path, source })
+}
+
 /// Loads the config, creating it with defaults on first start.
 pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigError> {
     let path = home.config_file();
@@ -72,6 +83,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 version: CONFIG_VERSION,
                 device_name: default_device_name(),
                 created_at: now_unix,
+                loopback_port: None,
             };
             write_private(&path, &config.encode(), 0o600)
                 .map_err(|source| ConfigError::Write { path, source })?;
@@ -101,7 +113,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080) };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

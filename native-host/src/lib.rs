@@ -17,13 +17,14 @@
 //!
 //! The JSON messages on both hops are the same typed [`api`] messages.
 
+pub mod account;
 pub mod api;
 pub mod cli;
-pub mod account;
 pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod engine;
+pub mod enroll;
 pub mod framing;
 pub mod home;
 pub mod identity;

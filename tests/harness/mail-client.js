@@ -9,7 +9,8 @@ class Conversation {
     this.socket = net.connect(port, '127.0.0.1');
     this.buffer = '';
     this.waiters = [];
-    this.socket.setEncoding('utf8');
+    // latin1 keeps one character per byte, so IMAP literal lengths hold.
+    this.socket.setEncoding('latin1');
     this.socket.on('data', (d) => { this.buffer += d; this.#wake(); });
     this.socket.on('error', (e) => { this.error = e; this.#wake(); });
     this.socket.on('close', () => { this.closed = true; this.#wake(); });
@@ -85,4 +86,37 @@ export async function countInbox(port, user, password) {
   } finally {
     c.close();
   }
+}
+
+/** Logs in over IMAP (read-only) and returns every INBOX message as raw text. */
+export async function fetchInbox(port, user, password) {
+  const c = new Conversation(port);
+  try {
+    await c.until(/^\* OK/);
+    c.send(`a1 LOGIN "${user}" "${password}"`);
+    const login = await c.until(/^a1 /);
+    if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
+    c.send('a2 EXAMINE INBOX');
+    const examine = await c.until(/^a2 /);
+    const exists = Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0);
+    if (exists === 0) return [];
+    c.send('a3 FETCH 1:* (FLAGS BODY.PEEK[])');
+    const text = await c.until(/^a3 /, 20_000);
+    const messages = [];
+    const literal = /\* \d+ FETCH \(.*?\{(\d+)\}\r\n/gs;
+    for (let m = literal.exec(text); m; m = literal.exec(text)) {
+      const start = m.index + m[0].length;
+      messages.push(text.slice(start, start + Number(m[1])));
+      literal.lastIndex = start + Number(m[1]);
+    }
+    c.send('a4 LOGOUT');
+    return messages;
+  } finally {
+    c.close();
+  }
+}
+
+/** Decodes a quoted-printable body enough to read links and codes. */
+export function unfoldQuotedPrintable(text) {
+  return text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
 }

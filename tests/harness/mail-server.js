@@ -40,7 +40,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 }
 
-function mainCf({ root, lmtpPort }) {
+function mainCf({ root, lmtpPort, authPort }) {
   return `compatibility_level = 3.6
 config_directory = ${root}/postfix/etc
 queue_directory = ${root}/postfix/queue
@@ -57,7 +57,10 @@ mydestination =
 mynetworks = 127.0.0.0/8
 virtual_mailbox_domains = ${MAIL_DOMAIN}
 virtual_transport = lmtp:inet:127.0.0.1:${lmtpPort}
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_relay_restrictions = permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:127.0.0.1:${authPort}
 smtpd_banner = $myhostname ESMTP mailmesh-test
 message_size_limit = 104857600
 biff = no
@@ -69,7 +72,7 @@ append_dot_mydomain = no
 `;
 }
 
-function dovecotConf({ root, imapPort, lmtpPort }) {
+function dovecotConf({ root, imapPort, lmtpPort, authPort }) {
   return `protocols = imap lmtp
 listen = 127.0.0.1
 base_dir = ${root}/dovecot/run
@@ -95,6 +98,12 @@ service imap-login {
   }
   inet_listener imaps {
     port = 0
+  }
+}
+service auth {
+  inet_listener {
+    address = 127.0.0.1
+    port = ${authPort}
   }
 }
 service lmtp {
@@ -128,6 +137,7 @@ export class MailServer {
     this.smtpPort = await freePort();
     this.imapPort = await freePort();
     this.lmtpPort = await freePort();
+    this.authPort = await freePort();
     this.users = [];
     const { root } = this;
     for (const dir of ['postfix/etc', 'postfix/queue', 'postfix/data', 'dovecot/run', 'dovecot/state', 'mail']) {

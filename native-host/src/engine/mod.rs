@@ -2,10 +2,13 @@
 //!
 //! Start-up order matters: take the [`lock::EngineLock`] first (so two
 //! engines can never touch one home), then load or create the identity and
-//! config, then bind the control socket (mode 0600, inside the 0700 home)
-//! and serve requests until `stop`, SIGTERM or SIGINT.
+//! config, load the account and enrollment, bind the control socket (mode
+//! 0600, inside the 0700 home) and the loopback HTTP endpoint, and serve
+//! until `stop`, SIGTERM or SIGINT.
 
+mod handlers;
 pub mod lock;
+mod loopback;
 mod server;
 
 use std::os::unix::fs::PermissionsExt;
@@ -15,46 +18,93 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use mailmesh_core::identity::NodeSecrets;
 use tokio::net::UnixListener;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Status, PROTOCOL_VERSION};
+use crate::account::{self, Account, Secret};
+use crate::api::{EnrollmentView, Status, PROTOCOL_VERSION};
 use crate::config::{self, Config};
+use crate::enroll::{Enrollment, Proof};
 use crate::home::NodeHome;
 use crate::identity;
+
+/// What the engine knows that changes while it runs.
+pub struct NodeState {
+    pub config: Config,
+    pub account: Option<(Account, Secret)>,
+    pub enrollment: Enrollment,
+}
 
 /// What request handlers can see of the running engine.
 pub struct Engine {
     pub home: NodeHome,
     pub secrets: NodeSecrets,
-    pub config: Config,
     pub started_at: u64,
+    pub loopback_port: u16,
     pub shutdown: CancellationToken,
+    pub state: Mutex<NodeState>,
 }
 
 impl Engine {
-    pub fn status(&self) -> Status {
+    pub async fn status(&self) -> Status {
         let public = self.secrets.public();
         let id = public.node_id();
+        let state = self.state.lock().await;
         Status {
             node_id: id.to_string(),
             fingerprint: id.fingerprint(),
             public_key: hex::encode(public.ed25519),
             x25519_public_key: hex::encode(public.x25519),
-            device_name: self.config.device_name.clone(),
+            device_name: state.config.device_name.clone(),
             version: crate::VERSION.to_string(),
             core_version: mailmesh_core::VERSION.to_string(),
             protocol: PROTOCOL_VERSION,
             home: self.home.root().display().to_string(),
             engine_pid: std::process::id(),
             started_at: self.started_at,
+            loopback_port: self.loopback_port,
+            account_email: state.account.as_ref().map(|(a, _)| a.email.clone()),
+            enrolled: state.enrollment.network().is_some(),
+            enrollment: state.enrollment.state().to_string(),
+            network_id: state.enrollment.network().map(|n| n.roster.network_id()),
+            roster: state.enrollment.roster_view(),
         }
+    }
+
+    pub fn enrollment_view(&self, state: &NodeState) -> EnrollmentView {
+        EnrollmentView {
+            state: state.enrollment.state().to_string(),
+            email: state.account.as_ref().map(|(a, _)| a.email.clone()),
+            network_id: state.enrollment.network().map(|n| n.roster.network_id()),
+        }
+    }
+
+    /// Confirms this node with a link token or a typed code.
+    pub async fn confirm(
+        &self,
+        proof: Proof<'_>,
+    ) -> Result<EnrollmentView, crate::enroll::EnrollError> {
+        let mut guard = self.state.lock().await;
+        let state = &mut *guard;
+        state.enrollment.confirm(
+            &self.home,
+            &self.secrets,
+            &state.config.device_name,
+            proof,
+            now_ms(),
+        )?;
+        Ok(self.enrollment_view(state))
     }
 }
 
 pub fn now_unix() -> u64 {
+    now_ms() / 1000
+}
+
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -64,7 +114,15 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     crate::logging::init_file(&home.engine_log()).context("cannot open the engine log")?;
     let _lock = lock::EngineLock::acquire(&home.lock_file())?;
     let secrets = identity::load_or_create(&home)?;
-    let config = config::load_or_create(&home, now_unix())?;
+    let mut config = config::load_or_create(&home, now_unix())?;
+    let account = account::load(&home)?;
+    let enrollment = Enrollment::load(&home, &secrets)?;
+
+    let (http, loopback_port) = loopback::bind(config.loopback_port).await?;
+    if config.loopback_port != Some(loopback_port) {
+        config.loopback_port = Some(loopback_port);
+        config::save(&home, &config)?;
+    }
 
     // We hold the lock, so a socket file left behind is from a dead engine.
     let socket_path = home.socket();
@@ -73,17 +131,23 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", socket_path.display()))?;
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
-    let state = Arc::new(Engine {
+    let engine = Arc::new(Engine {
         home: home.clone(),
         secrets,
-        config,
         started_at: now_unix(),
+        loopback_port,
         shutdown: CancellationToken::new(),
+        state: Mutex::new(NodeState {
+            config,
+            account,
+            enrollment,
+        }),
     });
     tracing::info!(
-        node_id = %state.secrets.node_id(),
+        node_id = %engine.secrets.node_id(),
         pid = std::process::id(),
         home = %home.root().display(),
+        loopback_port,
         "engine started"
     );
     eprintln!(
@@ -92,9 +156,11 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         std::process::id()
     );
 
-    let signals = tokio::spawn(stop_on_signal(state.shutdown.clone()));
-    server::serve(listener, state.clone()).await;
+    let signals = tokio::spawn(stop_on_signal(engine.shutdown.clone()));
+    let web = tokio::spawn(loopback::serve(http, engine.clone()));
+    server::serve(listener, engine.clone()).await;
     signals.abort();
+    web.abort();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("engine stopped");
     Ok(())

@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 use super::Engine;
-use crate::api::{self, EngineState, ErrorCode, Reply, ReplyEnvelope, Request, PROTOCOL_VERSION};
+use crate::api::{self, ErrorCode, Reply, ReplyEnvelope};
 use crate::framing::MAX_INBOUND;
 
 /// Longest request line accepted: a full native message plus headroom.
@@ -42,7 +42,10 @@ async fn handle_connection(stream: UnixStream, state: Arc<Engine>) {
         let reply = match line {
             None => return,
             Some(Ok(line)) => match api::decode_request(line.as_bytes()) {
-                Ok(envelope) => ReplyEnvelope::new(envelope.id, handle(&state, envelope.request)),
+                Ok(envelope) => ReplyEnvelope::new(
+                    envelope.id,
+                    super::handlers::handle(&state, envelope.request).await,
+                ),
                 Err(error_reply) => error_reply,
             },
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
@@ -71,30 +74,6 @@ async fn handle_connection(stream: UnixStream, state: Arc<Engine>) {
         }
         if stopping {
             state.shutdown.cancel();
-        }
-    }
-}
-
-/// The handler map: one arm per request type.
-fn handle(state: &Engine, request: Request) -> Reply {
-    match request {
-        Request::Hello { client, version } => {
-            tracing::info!(client = %client, version = %version, "client attached");
-            Reply::Hello {
-                host_version: crate::VERSION.to_string(),
-                core_version: mailmesh_core::VERSION.to_string(),
-                protocol: PROTOCOL_VERSION,
-            }
-        }
-        Request::Status => Reply::Status(Box::new(state.status())),
-        Request::Ping => Reply::Pong,
-        Request::StartEngine => Reply::EngineState {
-            state: EngineState::Up,
-            message: "the engine is running".into(),
-        },
-        Request::Stop => {
-            tracing::info!("stop requested over the control socket");
-            Reply::Stopping
         }
     }
 }

@@ -47,7 +47,10 @@ impl MailError {
 
     /// Classifies an IO error from connecting to `addr` (`host:port`).
     pub fn from_io(addr: &str, host: &str, e: &io::Error) -> MailError {
-        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
             return MailError::from_tls(host, tls);
         }
         match e.kind() {
@@ -55,7 +58,10 @@ impl MailError {
             io::ErrorKind::TimedOut => MailError::Timeout(addr.to_string()),
             _ => {
                 let text = e.to_string();
-                if text.contains("failed to lookup address") || text.contains("Name or service not known") || text.contains("nodename nor servname") {
+                if text.contains("failed to lookup address")
+                    || text.contains("Name or service not known")
+                    || text.contains("nodename nor servname")
+                {
                     MailError::NameNotFound(host.to_string())
                 } else {
                     MailError::Protocol(format!("{addr}: {text}"))
@@ -66,10 +72,14 @@ impl MailError {
 
     pub fn from_tls(host: &str, e: &rustls::Error) -> MailError {
         match e {
-            rustls::Error::InvalidCertificate(why) => {
-                MailError::CertificateNotTrusted { host: host.to_string(), detail: format!("{why:?}") }
-            }
-            other => MailError::Tls { host: host.to_string(), detail: other.to_string() },
+            rustls::Error::InvalidCertificate(why) => MailError::CertificateNotTrusted {
+                host: host.to_string(),
+                detail: format!("{why:?}"),
+            },
+            other => MailError::Tls {
+                host: host.to_string(),
+                detail: other.to_string(),
+            },
         }
     }
 }

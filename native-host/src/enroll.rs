@@ -1,0 +1,266 @@
+//! Bringing this node into the owner's network.
+//!
+//! First node: the engine mails the owner a link to its loopback confirm
+//! endpoint and a short code ([`start_confirmation`]); opening the link or
+//! typing the code ([`Enrollment::confirm`]) creates the network key and the
+//! roster with this node as its genesis member. The confirmation rules
+//! (single use, expiry, attempts) are `mailmesh_core::confirm`'s; this
+//! module keeps the state on disk and writes the mail.
+//!
+//! Files in the home, all mode 0600: `confirmation.bin` while waiting,
+//! then `network.key` and `roster.bin`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::Message;
+use mailmesh_core::confirm::{
+    code_text, token_text, ConfirmError, PendingConfirmation, DEFAULT_TTL_MS,
+};
+use mailmesh_core::drive::NetworkKey;
+use mailmesh_core::identity::NodeSecrets;
+use mailmesh_core::roster::{Roster, RosterError};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::account::Account;
+use crate::home::{write_private, NodeHome};
+use crate::mail::smtp::owner_mailbox;
+use crate::mail::MailError;
+
+#[derive(Debug, Error)]
+pub enum EnrollError {
+    #[error(transparent)]
+    Confirm(#[from] ConfirmError),
+    #[error("no confirmation is pending; save the mail account first (onboarding page or `mailmesh init`)")]
+    NothingPending,
+    #[error("this node is already confirmed")]
+    AlreadyEnrolled,
+    #[error("the stored roster is not valid: {0}")]
+    Roster(#[from] RosterError),
+    #[error("this node is not on its own roster")]
+    NotOnRoster,
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0} is damaged")]
+    Corrupt(PathBuf),
+    #[error("the operating system gave no randomness: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+/// The owner's network as this node knows it.
+pub struct Network {
+    pub key: NetworkKey,
+    pub roster: Roster,
+}
+
+pub enum Enrollment {
+    /// No account saved, or saved but not yet asked to confirm.
+    None,
+    Pending(PendingConfirmation),
+    Enrolled(Network),
+}
+
+/// What clients are shown of the enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RosterMember {
+    pub node_id: String,
+    pub fingerprint: String,
+    pub device_name: String,
+    pub added_ms: u64,
+    pub signed_by: String,
+}
+
+fn files(home: &NodeHome) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        home.root().join("confirmation.bin"),
+        home.root().join("network.key"),
+        home.root().join("roster.bin"),
+    )
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EnrollError::Io {
+            path: path.clone(),
+            source,
+        }),
+    }
+}
+
+fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), EnrollError> {
+    write_private(path, bytes, 0o600).map_err(|source| EnrollError::Io {
+        path: path.clone(),
+        source,
+    })
+}
+
+fn random<const N: usize>() -> Result<[u8; N], EnrollError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| EnrollError::Random(e.to_string()))?;
+    Ok(out)
+}
+
+impl Enrollment {
+    pub fn load(home: &NodeHome, me: &NodeSecrets) -> Result<Enrollment, EnrollError> {
+        let (pending, key, roster) = files(home);
+        if let (Some(key), Some(roster_bytes)) = (read_optional(&key)?, read_optional(&roster)?) {
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| EnrollError::Corrupt(files(home).1))?;
+            let roster = Roster::decode(&roster_bytes)?;
+            roster.verify()?;
+            if !roster.contains(&me.node_id()) {
+                return Err(EnrollError::NotOnRoster);
+            }
+            return Ok(Enrollment::Enrolled(Network {
+                key: NetworkKey::from_bytes(key),
+                roster,
+            }));
+        }
+        match read_optional(&pending)? {
+            Some(bytes) => Ok(Enrollment::Pending(PendingConfirmation::decode(&bytes)?)),
+            None => Ok(Enrollment::None),
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        match self {
+            Enrollment::None => "none",
+            Enrollment::Pending(_) => "awaiting_confirmation",
+            Enrollment::Enrolled(_) => "enrolled",
+        }
+    }
+
+    pub fn network(&self) -> Option<&Network> {
+        match self {
+            Enrollment::Enrolled(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Checks a link token or a typed code; on success creates the network
+    /// with this node as its first member. Every attempt is saved, so a
+    /// restart does not reset the attempt count.
+    pub fn confirm(
+        &mut self,
+        home: &NodeHome,
+        me: &NodeSecrets,
+        device_name: &str,
+        proof: Proof<'_>,
+        now_ms: u64,
+    ) -> Result<(), EnrollError> {
+        let pending = match self {
+            Enrollment::Pending(p) => p,
+            Enrollment::Enrolled(_) => return Err(EnrollError::AlreadyEnrolled),
+            Enrollment::None => return Err(EnrollError::NothingPending),
+        };
+        let outcome = match proof {
+            Proof::Token(t) => pending.confirm_token(t, now_ms),
+            Proof::Code(c) => pending.confirm_code(c, now_ms),
+        };
+        let (pending_file, key_file, roster_file) = files(home);
+        write(&pending_file, &pending.encode())?;
+        outcome?;
+        let network = Network {
+            key: NetworkKey::from_bytes(random()?),
+            roster: Roster::genesis(me, device_name, now_ms)?,
+        };
+        write(&key_file, network.key.as_bytes())?;
+        write(&roster_file, &network.roster.encode())?;
+        let _ = fs::remove_file(pending_file);
+        tracing::info!(network_id = %network.roster.network_id(), "this node is confirmed and created the network");
+        *self = Enrollment::Enrolled(network);
+        Ok(())
+    }
+
+    pub fn roster_view(&self) -> Vec<RosterMember> {
+        let Some(network) = self.network() else {
+            return Vec::new();
+        };
+        network
+            .roster
+            .entries()
+            .iter()
+            .map(|e| RosterMember {
+                node_id: e.node.node_id().to_string(),
+                fingerprint: e.node.node_id().fingerprint(),
+                device_name: e.device_name.clone(),
+                added_ms: e.added_ms,
+                signed_by: e.signer.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// How the owner proved they read the confirmation mail.
+pub enum Proof<'a> {
+    Token(&'a str),
+    Code(&'a str),
+}
+
+/// How long a confirmation stays valid (`MAILMESH_CONFIRM_TTL_SECS` to
+/// shorten it in tests).
+pub fn confirm_ttl_ms() -> u64 {
+    std::env::var("MAILMESH_CONFIRM_TTL_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|s| s * 1000)
+        .unwrap_or(DEFAULT_TTL_MS)
+}
+
+/// What goes into the confirmation mail.
+pub struct ConfirmationMail<'a> {
+    pub account: &'a Account,
+    pub device_name: &'a str,
+    pub fingerprint: &'a str,
+    pub loopback_port: u16,
+}
+
+/// Makes a new confirmation and the mail that carries it. Nothing is stored
+/// until the mail went out ([`save_pending`]).
+pub fn start_confirmation(
+    mail: ConfirmationMail<'_>,
+    now_ms: u64,
+) -> Result<(PendingConfirmation, Message), EnrollError> {
+    let token = token_text(&random()?);
+    let code = code_text(&random()?);
+    let ttl = confirm_ttl_ms();
+    let pending = PendingConfirmation::new(&token, &code, now_ms, ttl);
+    let link = format!("http://127.0.0.1:{}/confirm/{token}", mail.loopback_port);
+    let minutes = (ttl / 60_000).max(1);
+    let body = format!(
+        "Someone, hopefully you, set up mailmesh on the device \"{device}\" with this address.\n\n\
+         To confirm it, open this link on that device:\n\n    {link}\n\n\
+         or type this code in mailmesh there:\n\n    {code}\n\n\
+         Device fingerprint: {fingerprint}\n\
+         The link and the code work once, within {minutes} minutes.\n\n\
+         If this was not you, ignore this mail: nothing happens without the link or the code.\n",
+        device = mail.device_name,
+        fingerprint = mail.fingerprint,
+    );
+    let owner = owner_mailbox(mail.account)?;
+    let message = Message::builder()
+        .from(owner.clone())
+        .to(owner)
+        .subject(format!("Confirm mailmesh on {}", mail.device_name))
+        .header(ContentType::TEXT_PLAIN)
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Mailmesh"),
+            "confirm/1".to_string(),
+        ))
+        .body(body)
+        .map_err(|e| MailError::Protocol(e.to_string()))?;
+    Ok((pending, message))
+}
+
+/// Stores a confirmation whose mail was sent, replacing any earlier one.
+pub fn save_pending(home: &NodeHome, pending: &PendingConfirmation) -> Result<(), EnrollError> {
+    write(&files(home).0, &pending.encode())
+}
