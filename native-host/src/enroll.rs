@@ -88,7 +88,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(EnrollError::Io {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         }),
     }
