@@ -94,9 +94,9 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
     }
 }
 
-fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), EnrollError> {
+fn write(path: &Path, bytes: &[u8]) -> Result<(), EnrollError> {
     write_private(path, bytes, 0o600).map_err(|source| EnrollError::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })
 }
