@@ -5,6 +5,7 @@
 import { RuntimeType } from '../shared/messages/runtime.js';
 import { request } from '../shared/messages/native.js';
 import { readState } from '../shared/host-state.js';
+import { SLOW_REQUEST_TIMEOUT_MS } from './native-link.js';
 
 /**
  * @param {import('./native-link.js').NativeLink} link
@@ -27,6 +28,11 @@ export function makeHandlers(link) {
       return readState();
     },
     [RuntimeType.OFFSCREEN_READY]: async () => ({ ok: true }),
+    // The password passes through once, to the engine; it is never stored
+    // in the extension nor sent back.
+    [RuntimeType.ACCOUNT_TEST]: (m) => link.request(request.accountTest(m.account), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
   };
 }
 

@@ -12,6 +12,8 @@ import { updateState } from './state-store.js';
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 15_000;
+/** Mail logins may take a server's full timeout, twice. */
+export const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
 export class NativeLink {
   constructor() {
@@ -63,14 +65,14 @@ export class NativeLink {
    * Sends a request and resolves with its reply; rejects on an error reply,
    * a closed port, or no answer in time.
    */
-  request(message) {
+  request(message, timeoutMs = REQUEST_TIMEOUT_MS) {
     if (!this.port) return Promise.reject(new Error('not connected to the mailmesh host'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new Error('the mailmesh host did not answer in time'));
-      }, REQUEST_TIMEOUT_MS);
+      }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.port.postMessage({ ...message, id });
     });
@@ -85,6 +87,7 @@ export class NativeLink {
       else waiting.resolve(message);
     }
     if (message?.type === reply.ENGINE_STATE) this.onEngineState(message);
+    if (message?.type === reply.STATUS_CHANGED) this.refresh();
   }
 
   async onEngineState(event) {

@@ -1,12 +1,103 @@
-// The onboarding page, opened on install: checks the host, then (in a later
-// version) takes the mail account and confirms the node by mail.
+// The onboarding page: checks the host, takes the mail account, tests the
+// logins, and confirms this device with the mailed link or code.
 
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
+const $ = (id) => document.getElementById(id);
+const form = $('account-form');
+
+/** The account as the engine expects it (api::AccountInput). */
+function accountFromForm() {
+  const f = new FormData(form);
+  const server = (kind) => ({
+    host: String(f.get(`${kind}_host`)).trim(),
+    port: Number(f.get(`${kind}_port`)),
+    security: String(f.get(`${kind}_security`)),
+  });
+  const email = String(f.get('email')).trim();
+  return {
+    email,
+    imap: server('imap'),
+    smtp: server('smtp'),
+    user: String(f.get('user')).trim() || email,
+    password: String(f.get('password')),
+    tls_ca: String(f.get('tls_ca')).trim() || null,
+    accept_invalid_certs: f.get('accept_invalid_certs') === 'on',
+  };
+}
+
+function say(element, text, ok) {
+  element.textContent = text;
+  element.className = ok ? 'ok' : 'error';
+}
+
+function showChecks(result) {
+  const list = $('checks');
+  list.replaceChildren(...[['IMAP', result.imap], ['SMTP', result.smtp]].map(([name, check]) => {
+    const item = document.createElement('li');
+    item.dataset.ok = String(check.ok);
+    item.dataset.server = name.toLowerCase();
+    item.textContent = `${name}: ${check.message}`;
+    return item;
+  }));
+}
+
+async function busy(button, work) {
+  button.disabled = true;
+  try {
+    await work();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$('test-connection').addEventListener('click', () => busy($('test-connection'), async () => {
+  if (!form.reportValidity()) return;
+  $('account-result').textContent = 'Testing…';
+  try {
+    const result = await callWorker({ type: RuntimeType.ACCOUNT_TEST, account: accountFromForm() });
+    showChecks(result);
+    const ok = result.imap.ok && result.smtp.ok;
+    say($('account-result'), ok ? 'Both logins work.' : 'Fix what is marked above, then test again.', ok);
+  } catch (e) {
+    say($('account-result'), e.message, false);
+  }
+}));
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy($('save-account'), async () => {
+    $('account-result').textContent = 'Checking the logins and sending the mail…';
+    try {
+      const deviceName = String(new FormData(form).get('device_name')).trim();
+      const result = await callWorker({ type: RuntimeType.ACCOUNT_SAVE, account: accountFromForm(), deviceName });
+      form.elements.password.value = '';
+      say($('account-result'), `A confirmation mail was sent to ${result.email}.`, true);
+      $('confirm-section').hidden = false;
+    } catch (e) {
+      say($('account-result'), e.message, false);
+    }
+  });
+});
+
+$('confirm-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  callWorker({ type: RuntimeType.CONFIRM_CODE, code: $('code').value })
+    .then(() => say($('confirm-result'), 'This device is confirmed.', true))
+    .catch((e) => say($('confirm-result'), e.message, false));
+});
+
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
-watchState((state) => renderNodeCard(document, state));
-document.getElementById('retry').addEventListener('click', () => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}));
-document.getElementById('start-engine').addEventListener('click', () =>
-  callWorker({ type: RuntimeType.START_ENGINE }).catch(() => {}));
+watchState((state) => {
+  renderNodeCard(document, state);
+  const enrollment = state.status?.enrollment;
+  if (enrollment === 'awaiting_confirmation') $('confirm-section').hidden = false;
+  if (enrollment === 'enrolled') {
+    $('confirm-section').hidden = true;
+    $('account-section').hidden = true;
+  }
+});
+$('retry').addEventListener('click', () => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}));
+$('start-engine').addEventListener('click', () => callWorker({ type: RuntimeType.START_ENGINE }).catch(() => {}));

@@ -21,6 +21,10 @@ export async function renderNodeCard(doc, state) {
   set('host-version', state.hostVersion ?? '—');
   set('device-name', state.status?.device_name ?? '—');
   set('conn-detail', state.connection === 'connected' ? '' : explain(state));
+  const enrollment = { enrolled: 'confirmed', awaiting_confirmation: 'awaiting confirmation', none: 'not set up' };
+  set('enrollment', state.status ? enrollment[state.status.enrollment] ?? state.status.enrollment : '—');
+  set('network-id', state.status?.network_id ?? '—');
+  set('account-email', state.status?.account_email ?? '—');
   const startButton = doc.getElementById('start-engine');
   if (startButton) startButton.hidden = state.engine !== 'down';
 

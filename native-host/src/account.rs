@@ -77,10 +77,7 @@ pub enum AccountError {
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not a valid account file: {source}")]
-    Invalid {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Invalid { path: PathBuf, source: serde_json::Error },
     #[error("{0:?} is not an email address")]
     BadEmail(String),
 }
@@ -89,8 +86,7 @@ impl Account {
     pub fn validate(&self) -> Result<(), AccountError> {
         let ok = !self.email.contains(char::is_whitespace)
             && self.email.split_once('@').is_some_and(|(user, domain)| {
-                let has_dot =
-                    domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.');
+                let has_dot = domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.');
                 !user.is_empty() && (has_dot || domain == "localhost")
             });
         if ok {
@@ -115,8 +111,7 @@ pub fn save(home: &NodeHome, account: &Account, password: &Secret) -> Result<(),
     body.push(b'\n');
     write_private(&path, &body, 0o600).map_err(|source| AccountError::Write { path, source })?;
     let path = password_file(home);
-    write_private(&path, password.expose().as_bytes(), 0o600)
-        .map_err(|source| AccountError::Write { path, source })
+    write_private(&path, password.expose().as_bytes(), 0o600).map_err(|source| AccountError::Write { path, source })
 }
 
 /// The saved account and password, if the node has one.
@@ -127,11 +122,9 @@ pub fn load(home: &NodeHome) -> Result<Option<(Account, Secret)>, AccountError> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(AccountError::Read { path, source }),
     };
-    let account: Account =
-        serde_json::from_slice(&bytes).map_err(|source| AccountError::Invalid { path, source })?;
+    let account: Account = serde_json::from_slice(&bytes).map_err(|source| AccountError::Invalid { path, source })?;
     let path = password_file(home);
-    let password =
-        fs::read_to_string(&path).map_err(|source| AccountError::Read { path, source })?;
+    let password = fs::read_to_string(&path).map_err(|source| AccountError::Read { path, source })?;
     Ok(Some((account, Secret::new(password))))
 }
 
@@ -141,11 +134,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn account() -> Account {
-        let server = |port| Server {
-            host: "127.0.0.1".into(),
-            port,
-            security: Security::Plain,
-        };
+        let server = |port| Server { host: "127.0.0.1".into(), port, security: Security::Plain };
         Account {
             email: "owner@mailmesh.test".into(),
             imap: server(143),

@@ -153,6 +153,9 @@ pub enum Reply {
         code: ErrorCode,
         message: String,
     },
+    /// Pushed by the engine, without an id, when its status changed (for
+    /// example when the owner confirmed this node through the link).
+    StatusChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,
@@ -182,13 +185,7 @@ impl ReplyEnvelope {
     }
 
     pub fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ReplyEnvelope {
-        ReplyEnvelope::new(
-            id,
-            Reply::Error {
-                code,
-                message: message.into(),
-            },
-        )
+        ReplyEnvelope::new(id, Reply::Error { code, message: message.into() })
     }
 
     /// One compact JSON line (no newline inside: strings escape theirs).
@@ -208,20 +205,10 @@ pub fn message_id(value: &Value) -> Option<u64> {
 
 /// Checks that a message is UTF-8 JSON. Errors come back as the reply to send.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ReplyEnvelope> {
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        ReplyEnvelope::error(
-            None,
-            ErrorCode::InvalidUtf8,
-            "the message is not valid UTF-8",
-        )
-    })?;
-    serde_json::from_str(text).map_err(|e| {
-        ReplyEnvelope::error(
-            None,
-            ErrorCode::InvalidJson,
-            format!("the message is not valid JSON: {e}"),
-        )
-    })
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ReplyEnvelope::error(None, ErrorCode::InvalidUtf8, "the message is not valid UTF-8"))?;
+    serde_json::from_str(text)
+        .map_err(|e| ReplyEnvelope::error(None, ErrorCode::InvalidJson, format!("the message is not valid JSON: {e}")))
 }
 
 /// Parses a request line. Errors come back as the reply to send.
@@ -233,35 +220,21 @@ pub fn decode_request(bytes: &[u8]) -> Result<Envelope, ReplyEnvelope> {
 pub fn decode_request_value(mut value: Value) -> Result<Envelope, ReplyEnvelope> {
     let id = message_id(&value);
     let Some(object) = value.as_object_mut() else {
-        return Err(ReplyEnvelope::error(
-            id,
-            ErrorCode::InvalidMessage,
-            "a message must be a JSON object",
-        ));
+        return Err(ReplyEnvelope::error(id, ErrorCode::InvalidMessage, "a message must be a JSON object"));
     };
     object.remove("id");
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.clone(),
         _ => {
-            return Err(ReplyEnvelope::error(
-                id,
-                ErrorCode::InvalidMessage,
-                "a message needs a string field \"type\"",
-            ))
+            return Err(ReplyEnvelope::error(id, ErrorCode::InvalidMessage, "a message needs a string field \"type\""))
         }
     };
     match serde_json::from_value::<Request>(value) {
         Ok(request) => Ok(Envelope { id, request }),
-        Err(e) if e.to_string().starts_with("unknown variant") => Err(ReplyEnvelope::error(
-            id,
-            ErrorCode::UnknownType,
-            format!("unknown message type {kind:?}"),
-        )),
-        Err(e) => Err(ReplyEnvelope::error(
-            id,
-            ErrorCode::InvalidMessage,
-            format!("bad {kind:?} message: {e}"),
-        )),
+        Err(e) if e.to_string().starts_with("unknown variant") => {
+            Err(ReplyEnvelope::error(id, ErrorCode::UnknownType, format!("unknown message type {kind:?}")))
+        }
+        Err(e) => Err(ReplyEnvelope::error(id, ErrorCode::InvalidMessage, format!("bad {kind:?} message: {e}"))),
     }
 }
 
@@ -280,21 +253,9 @@ mod tests {
     #[test]
     fn requests_decode_with_their_id() {
         let env = decode_request(br#"{"id":7,"type":"status"}"#).unwrap();
-        assert_eq!(
-            env,
-            Envelope {
-                id: Some(7),
-                request: Request::Status
-            }
-        );
+        assert_eq!(env, Envelope { id: Some(7), request: Request::Status });
         let env = decode_request(br#"{"type":"hello","client":"popup"}"#).unwrap();
-        assert_eq!(
-            env.request,
-            Request::Hello {
-                client: "popup".into(),
-                version: String::new()
-            }
-        );
+        assert_eq!(env.request, Request::Hello { client: "popup".into(), version: String::new() });
     }
 
     #[test]
@@ -304,10 +265,7 @@ mod tests {
         assert_eq!(code_of(b"[1,2]"), ErrorCode::InvalidMessage);
         assert_eq!(code_of(br#"{"id":1}"#), ErrorCode::InvalidMessage);
         assert_eq!(code_of(br#"{"type":5}"#), ErrorCode::InvalidMessage);
-        assert_eq!(
-            code_of(br#"{"type":"launch_missiles"}"#),
-            ErrorCode::UnknownType
-        );
+        assert_eq!(code_of(br#"{"type":"launch_missiles"}"#), ErrorCode::UnknownType);
     }
 
     #[test]

@@ -125,11 +125,7 @@ struct NativeArgs {
 
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args
-        .iter()
-        .skip(1)
-        .any(|a| a.starts_with("chrome-extension://"))
-    {
+    if args.iter().skip(1).any(|a| a.starts_with("chrome-extension://")) {
         return native_main(args);
     }
     let cli = Cli::parse();
@@ -143,10 +139,7 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
 }
 
 fn native_main(args: Vec<String>) -> ExitCode {
@@ -154,15 +147,13 @@ fn native_main(args: Vec<String>) -> ExitCode {
     let Ok(native) = NativeArgs::try_parse_from(&args) else {
         return ExitCode::FAILURE;
     };
-    let result = NodeHome::resolve(native.home.as_deref())
-        .map_err(anyhow::Error::from)
-        .and_then(|home| {
-            let rt = runtime()?;
-            let result = rt.block_on(crate::native_host::run(home, native.origin));
-            // stdin is read on a blocking thread; do not wait for it forever.
-            rt.shutdown_timeout(Duration::from_secs(1));
-            result
-        });
+    let result = NodeHome::resolve(native.home.as_deref()).map_err(anyhow::Error::from).and_then(|home| {
+        let rt = runtime()?;
+        let result = rt.block_on(crate::native_host::run(home, native.origin));
+        // stdin is read on a blocking thread; do not wait for it forever.
+        rt.shutdown_timeout(Duration::from_secs(1));
+        result
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -177,16 +168,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Run { detach: false } => {
-                crate::engine::run(home).await.map(|()| ExitCode::SUCCESS)
-            }
+            Command::Run { detach: false } => crate::engine::run(home).await.map(|()| ExitCode::SUCCESS),
             Command::Run { detach: true } => {
                 crate::spawn::ensure_engine(&home).await?;
                 let status = status_of(&home).await?;
-                println!(
-                    "mailmesh engine running for {} (pid {})",
-                    status.home, status.engine_pid
-                );
+                println!("mailmesh engine running for {} (pid {})", status.home, status.engine_pid);
                 Ok(ExitCode::SUCCESS)
             }
             Command::Stop => stop(&home).await,
@@ -198,17 +184,11 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("node        {}", status.fingerprint);
                     println!("device      {}", status.device_name);
                     println!("home        {}", status.home);
-                    println!(
-                        "engine      running, pid {}, version {}",
-                        status.engine_pid, status.version
-                    );
+                    println!("engine      running, pid {}, version {}", status.engine_pid, status.version);
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Install {
-                browser,
-                user_data_dir,
-            } => {
+            Command::Install { browser, user_data_dir } => {
                 let written = crate::install::install(&home, browser, user_data_dir.as_deref())?;
                 for file in written {
                     println!("wrote {}", file.display());
@@ -216,10 +196,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("extension id: {}", crate::EXTENSION_ID);
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Uninstall {
-                browser,
-                user_data_dir,
-            } => {
+            Command::Uninstall { browser, user_data_dir } => {
                 for file in crate::install::uninstall(&home, browser, user_data_dir.as_deref())? {
                     println!("removed {}", file.display());
                 }
@@ -229,14 +206,9 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Init(args) => init(&home, args).await,
             Command::Confirm { code } => {
                 let mut control = Control::connect(&home).await?;
-                control
-                    .request(serde_json::json!({"type": "confirm_code", "code": code}))
-                    .await?;
+                control.request(serde_json::json!({"type": "confirm_code", "code": code})).await?;
                 let status = status_of(&home).await?;
-                println!(
-                    "this node is confirmed; network {}",
-                    status.network_id.unwrap_or_default()
-                );
+                println!("this node is confirmed; network {}", status.network_id.unwrap_or_default());
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -245,10 +217,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {
     let mut control = Control::connect(home).await?;
-    match control
-        .request(serde_json::json!({"type": "status"}))
-        .await?
-    {
+    match control.request(serde_json::json!({"type": "status"})).await? {
         Reply::Status(status) => Ok(*status),
         other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     }
@@ -260,28 +229,16 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
         std::io::stdin().read_line(&mut s)?;
         s
     } else {
-        std::fs::read_to_string(&args.password_file).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the password file {}: {e}",
-                args.password_file.display()
-            )
-        })?
+        std::fs::read_to_string(&args.password_file)
+            .map_err(|e| anyhow::anyhow!("cannot read the password file {}: {e}", args.password_file.display()))?
     };
     let password = password.trim_end_matches(['\r', '\n']).to_string();
     let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
     let account = Account {
         user: args.user.unwrap_or_else(|| args.email.clone()),
         email: args.email,
-        imap: Server {
-            host: args.imap_host,
-            port: args.imap_port,
-            security: args.imap_security,
-        },
-        smtp: Server {
-            host: args.smtp_host,
-            port: args.smtp_port,
-            security: args.smtp_security,
-        },
+        imap: Server { host: args.imap_host, port: args.imap_port, security: args.imap_security },
+        smtp: Server { host: args.smtp_host, port: args.smtp_port, security: args.smtp_security },
         tls_ca,
         accept_invalid_certs: args.accept_invalid_certs,
     };
@@ -325,18 +282,6 @@ async fn doctor(home: &NodeHome, user_data_dir: Option<&Path>) -> anyhow::Result
         }
         healthy &= f.ok;
     }
-    writeln!(
-        out,
-        "{}",
-        if healthy {
-            "everything looks right"
-        } else {
-            "some checks failed; see the fixes above"
-        }
-    )?;
-    Ok(if healthy {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    writeln!(out, "{}", if healthy { "everything looks right" } else { "some checks failed; see the fixes above" })?;
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -34,10 +34,7 @@ pub enum ConfigError {
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not valid mailmesh configuration: {source}")]
-    Invalid {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Invalid { path: PathBuf, source: serde_json::Error },
     #[error("{path} was written by a newer mailmesh (config version {found}); update mailmesh")]
     Newer { path: PathBuf, found: u32 },
 }
@@ -57,8 +54,7 @@ impl Config {
 /// Saves the config (mode 0600).
 pub fn save(home: &NodeHome, config: &Config) -> Result<(), ConfigError> {
     let path = home.config_file();
-    write_private(&path, &config.encode(), 0o600)
-        .map_err(|source| ConfigError::Write { path, source })
+    write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })
 }
 
 /// Loads the config, creating it with defaults on first start.
@@ -66,15 +62,10 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
     let path = home.config_file();
     match fs::read(&path) {
         Ok(bytes) => {
-            let config = Config::decode(&bytes).map_err(|source| ConfigError::Invalid {
-                path: path.clone(),
-                source,
-            })?;
+            let config =
+                Config::decode(&bytes).map_err(|source| ConfigError::Invalid { path: path.clone(), source })?;
             if config.version > CONFIG_VERSION {
-                return Err(ConfigError::Newer {
-                    path,
-                    found: config.version,
-                });
+                return Err(ConfigError::Newer { path, found: config.version });
             }
             Ok(config)
         }
@@ -85,8 +76,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 created_at: now_unix,
                 loopback_port: None,
             };
-            write_private(&path, &config.encode(), 0o600)
-                .map_err(|source| ConfigError::Write { path, source })?;
+            write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
         }
         Err(source) => Err(ConfigError::Read { path, source }),
@@ -94,10 +84,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
 }
 
 fn default_device_name() -> String {
-    let name = gethostname::gethostname()
-        .to_string_lossy()
-        .trim()
-        .to_string();
+    let name = gethostname::gethostname().to_string_lossy().trim().to_string();
     if name.is_empty() {
         "mailmesh node".to_string()
     } else {
@@ -123,15 +110,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = NodeHome::at(dir.path());
         home.ensure().unwrap();
-        write_private(
-            &home.config_file(),
-            br#"{"version":99,"device_name":"x","created_at":1}"#,
-            0o600,
-        )
-        .unwrap();
-        assert!(matches!(
-            load_or_create(&home, 5),
-            Err(ConfigError::Newer { found: 99, .. })
-        ));
+        write_private(&home.config_file(), br#"{"version":99,"device_name":"x","created_at":1}"#, 0o600).unwrap();
+        assert!(matches!(load_or_create(&home, 5), Err(ConfigError::Newer { found: 99, .. })));
     }
 }

@@ -33,10 +33,7 @@ impl Control {
         let stream = connect_socket(&home.socket())
             .await
             .map_err(|_| ControlError::NotRunning(home.root().display().to_string()))?;
-        Ok(Control {
-            lines: Framed::new(stream, LinesCodec::new()),
-            next_id: 1,
-        })
+        Ok(Control { lines: Framed::new(stream, LinesCodec::new()), next_id: 1 })
     }
 
     /// Sends one request (a JSON object with a `type`) and waits for its reply.
@@ -46,10 +43,7 @@ impl Control {
         if let Some(obj) = request.as_object_mut() {
             obj.insert("id".into(), id.into());
         }
-        self.lines
-            .send(request.to_string())
-            .await
-            .map_err(|e| ControlError::Io(e.to_string()))?;
+        self.lines.send(request.to_string()).await.map_err(|e| ControlError::Io(e.to_string()))?;
         loop {
             let line = match self.lines.next().await {
                 Some(Ok(line)) => line,

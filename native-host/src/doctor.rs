@@ -19,33 +19,18 @@ pub struct Finding {
 
 impl Finding {
     fn ok(what: impl Into<String>) -> Finding {
-        Finding {
-            ok: true,
-            what: what.into(),
-            fix: None,
-        }
+        Finding { ok: true, what: what.into(), fix: None }
     }
     fn bad(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-        Finding {
-            ok: false,
-            what: what.into(),
-            fix: Some(fix.into()),
-        }
+        Finding { ok: false, what: what.into(), fix: Some(fix.into()) }
     }
 }
 
 pub async fn diagnose(home: &NodeHome, user_data_dir: Option<&Path>) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let home_flag = if home.is_default() {
-        String::new()
-    } else {
-        format!(" --home {}", home.root().display())
-    };
+    let home_flag = if home.is_default() { String::new() } else { format!(" --home {}", home.root().display()) };
     let reinstall = match user_data_dir {
-        Some(p) => format!(
-            "run `mailmesh{home_flag} install --user-data-dir {}`",
-            p.display()
-        ),
+        Some(p) => format!("run `mailmesh{home_flag} install --user-data-dir {}`", p.display()),
         None => format!("run `mailmesh{home_flag} install`"),
     };
     match target_dirs(Browser::All, user_data_dir) {
@@ -60,10 +45,7 @@ pub async fn diagnose(home: &NodeHome, user_data_dir: Option<&Path>) -> Vec<Find
                 findings.extend(check_manifest(&browser, &file, &reinstall));
             }
             if !any {
-                findings.push(Finding::bad(
-                    "no browser has the mailmesh native host manifest",
-                    reinstall.clone(),
-                ));
+                findings.push(Finding::bad("no browser has the mailmesh native host manifest", reinstall.clone()));
             }
         }
         Err(e) => findings.push(Finding::bad(e.to_string(), "pass --user-data-dir DIR")),
@@ -79,9 +61,7 @@ pub async fn diagnose(home: &NodeHome, user_data_dir: Option<&Path>) -> Vec<Find
         },
         Err(_) => findings.push(Finding::bad(
             "the engine is not running",
-            format!(
-                "run `mailmesh{home_flag} run --detach`, or open the browser with the extension"
-            ),
+            format!("run `mailmesh{home_flag} run --detach`, or open the browser with the extension"),
         )),
     }
     findings
@@ -94,53 +74,28 @@ fn check_manifest(browser: &str, file: &Path, reinstall: &str) -> Vec<Finding> {
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {
         Ok(m) => m,
-        Err(e) => {
-            return vec![Finding::bad(
-                format!("{browser}: {shown} is unreadable: {e}"),
-                reinstall,
-            )]
-        }
+        Err(e) => return vec![Finding::bad(format!("{browser}: {shown} is unreadable: {e}"), reinstall)],
     };
     let mut out = Vec::new();
     if manifest.name != HOST_NAME || manifest.kind != "stdio" {
-        out.push(Finding::bad(
-            format!("{browser}: {shown} has the wrong name or type"),
-            reinstall,
-        ));
+        out.push(Finding::bad(format!("{browser}: {shown} has the wrong name or type"), reinstall));
     }
     if manifest.allowed_origins.contains(&extension_origin()) {
-        out.push(Finding::ok(format!(
-            "{browser}: manifest allows the mailmesh extension ({})",
-            extension_origin()
-        )));
+        out.push(Finding::ok(format!("{browser}: manifest allows the mailmesh extension ({})", extension_origin())));
     } else {
-        out.push(Finding::bad(
-            format!("{browser}: {shown} does not allow {}", extension_origin()),
-            reinstall,
-        ));
+        out.push(Finding::bad(format!("{browser}: {shown} does not allow {}", extension_origin()), reinstall));
     }
     let path = Path::new(&manifest.path);
-    let executable = fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false);
+    let executable = fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
     if !path.is_absolute() {
-        out.push(Finding::bad(
-            format!("{browser}: host path {} is not absolute", manifest.path),
-            reinstall,
-        ));
+        out.push(Finding::bad(format!("{browser}: host path {} is not absolute", manifest.path), reinstall));
     } else if !executable {
         out.push(Finding::bad(
-            format!(
-                "{browser}: host program {} is missing or not executable",
-                manifest.path
-            ),
+            format!("{browser}: host program {} is missing or not executable", manifest.path),
             reinstall,
         ));
     } else {
-        out.push(Finding::ok(format!(
-            "{browser}: host program {}",
-            manifest.path
-        )));
+        out.push(Finding::ok(format!("{browser}: host program {}", manifest.path)));
     }
     out
 }
@@ -157,24 +112,14 @@ fn check_home(home: &NodeHome) -> Vec<Finding> {
             return out;
         }
         Ok(m) if m.permissions().mode() & 0o077 != 0 => out.push(Finding::bad(
-            format!(
-                "node home {} is open to other users (mode {:o})",
-                root.display(),
-                m.permissions().mode() & 0o777
-            ),
+            format!("node home {} is open to other users (mode {:o})", root.display(), m.permissions().mode() & 0o777),
             format!("run `chmod 700 {}`", root.display()),
         )),
-        Ok(_) => out.push(Finding::ok(format!(
-            "node home {} is private",
-            root.display()
-        ))),
+        Ok(_) => out.push(Finding::ok(format!("node home {} is private", root.display()))),
     }
     let key = home.key_file();
     match fs::metadata(&key) {
-        Err(_) => out.push(Finding::bad(
-            "the node has no key yet",
-            "start the engine once: `mailmesh run --detach`",
-        )),
+        Err(_) => out.push(Finding::bad("the node has no key yet", "start the engine once: `mailmesh run --detach`")),
         Ok(m) if m.permissions().mode() & 0o077 != 0 => out.push(Finding::bad(
             format!("the node key {} can be read by other users", key.display()),
             format!("run `chmod 600 {}`", key.display()),

@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::Message;
-use mailmesh_core::confirm::{
-    code_text, token_text, ConfirmError, PendingConfirmation, DEFAULT_TTL_MS,
-};
+use mailmesh_core::confirm::{code_text, token_text, ConfirmError, PendingConfirmation, DEFAULT_TTL_MS};
 use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::identity::NodeSecrets;
 use mailmesh_core::roster::{Roster, RosterError};
@@ -76,29 +74,19 @@ pub struct RosterMember {
 }
 
 fn files(home: &NodeHome) -> (PathBuf, PathBuf, PathBuf) {
-    (
-        home.root().join("confirmation.bin"),
-        home.root().join("network.key"),
-        home.root().join("roster.bin"),
-    )
+    (home.root().join("confirmation.bin"), home.root().join("network.key"), home.root().join("roster.bin"))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(EnrollError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(EnrollError::Io { path: path.to_path_buf(), source }),
     }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), EnrollError> {
-    write_private(path, bytes, 0o600).map_err(|source| EnrollError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    write_private(path, bytes, 0o600).map_err(|source| EnrollError::Io { path: path.to_path_buf(), source })
 }
 
 fn random<const N: usize>() -> Result<[u8; N], EnrollError> {
@@ -111,18 +99,13 @@ impl Enrollment {
     pub fn load(home: &NodeHome, me: &NodeSecrets) -> Result<Enrollment, EnrollError> {
         let (pending, key, roster) = files(home);
         if let (Some(key), Some(roster_bytes)) = (read_optional(&key)?, read_optional(&roster)?) {
-            let key: [u8; 32] = key
-                .try_into()
-                .map_err(|_| EnrollError::Corrupt(files(home).1))?;
+            let key: [u8; 32] = key.try_into().map_err(|_| EnrollError::Corrupt(files(home).1))?;
             let roster = Roster::decode(&roster_bytes)?;
             roster.verify()?;
             if !roster.contains(&me.node_id()) {
                 return Err(EnrollError::NotOnRoster);
             }
-            return Ok(Enrollment::Enrolled(Network {
-                key: NetworkKey::from_bytes(key),
-                roster,
-            }));
+            return Ok(Enrollment::Enrolled(Network { key: NetworkKey::from_bytes(key), roster }));
         }
         match read_optional(&pending)? {
             Some(bytes) => Ok(Enrollment::Pending(PendingConfirmation::decode(&bytes)?)),
@@ -168,10 +151,8 @@ impl Enrollment {
         let (pending_file, key_file, roster_file) = files(home);
         write(&pending_file, &pending.encode())?;
         outcome?;
-        let network = Network {
-            key: NetworkKey::from_bytes(random()?),
-            roster: Roster::genesis(me, device_name, now_ms)?,
-        };
+        let network =
+            Network { key: NetworkKey::from_bytes(random()?), roster: Roster::genesis(me, device_name, now_ms)? };
         write(&key_file, network.key.as_bytes())?;
         write(&roster_file, &network.roster.encode())?;
         let _ = fs::remove_file(pending_file);
@@ -251,10 +232,7 @@ pub fn start_confirmation(
         .to(owner)
         .subject(format!("Confirm mailmesh on {}", mail.device_name))
         .header(ContentType::TEXT_PLAIN)
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("X-Mailmesh"),
-            "confirm/1".to_string(),
-        ))
+        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Mailmesh"), "confirm/1".to_string()))
         .body(body)
         .map_err(|e| MailError::Protocol(e.to_string()))?;
     Ok((pending, message))

@@ -156,19 +156,13 @@ mod tests {
         stream.extend(std::iter::repeat_n(b'x', huge));
         stream.extend(encode_frame(b"{}").unwrap());
         let (frames, end) = decode_all(&stream, 1 << 20);
-        assert_eq!(
-            frames,
-            vec![Decoded::Oversized(huge), Decoded::Frame(b"{}".to_vec())]
-        );
+        assert_eq!(frames, vec![Decoded::Oversized(huge), Decoded::Frame(b"{}".to_vec())]);
         assert_eq!(end, Ok(()));
     }
 
     #[test]
     fn outbound_limit_is_enforced() {
         assert!(encode_frame(&vec![b'a'; MAX_OUTBOUND]).is_ok());
-        assert_eq!(
-            encode_frame(&vec![b'a'; MAX_OUTBOUND + 1]),
-            Err(FrameError::OutboundTooLarge(MAX_OUTBOUND + 1))
-        );
+        assert_eq!(encode_frame(&vec![b'a'; MAX_OUTBOUND + 1]), Err(FrameError::OutboundTooLarge(MAX_OUTBOUND + 1)));
     }
 }

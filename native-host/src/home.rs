@@ -39,9 +39,7 @@ impl NodeHome {
     }
 
     pub fn at(root: impl Into<PathBuf>) -> NodeHome {
-        NodeHome {
-            root: absolute(&root.into()),
-        }
+        NodeHome { root: absolute(&root.into()) }
     }
 
     /// Whether this is the platform default home (then no wrapper script is
@@ -54,16 +52,9 @@ impl NodeHome {
     /// tightens the mode of an existing home that is too open.
     pub fn ensure(&self) -> Result<(), HomeError> {
         for dir in [&self.root, &self.logs_dir()] {
-            fs::create_dir_all(dir).map_err(|source| HomeError::Create {
-                path: dir.clone(),
-                source,
-            })?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
-                HomeError::Create {
-                    path: dir.clone(),
-                    source,
-                }
-            })?;
+            fs::create_dir_all(dir).map_err(|source| HomeError::Create { path: dir.clone(), source })?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|source| HomeError::Create { path: dir.clone(), source })?;
         }
         Ok(())
     }
@@ -113,12 +104,7 @@ pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
     // The mode given to open() is filtered by the umask; set it explicitly.
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(bytes)?;

@@ -22,13 +22,8 @@ pub enum KeyError {
     #[error("cannot write the node key {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[error("the node key {path} is damaged: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: IdentityError,
-    },
-    #[error(
-        "the node key {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`"
-    )]
+    Corrupt { path: PathBuf, source: IdentityError },
+    #[error("the node key {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("the operating system gave no randomness: {0}")]
     Random(String),
@@ -40,10 +35,7 @@ pub fn load_or_create(home: &NodeHome) -> Result<NodeSecrets, KeyError> {
     match fs::read(&path) {
         Ok(bytes) => {
             let mode = fs::metadata(&path)
-                .map_err(|source| KeyError::Read {
-                    path: path.clone(),
-                    source,
-                })?
+                .map_err(|source| KeyError::Read { path: path.clone(), source })?
                 .permissions()
                 .mode()
                 & 0o777;
@@ -54,10 +46,8 @@ pub fn load_or_create(home: &NodeHome) -> Result<NodeSecrets, KeyError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let secrets = NodeSecrets::from_seeds(random_seed()?, random_seed()?);
-            write_private(&path, &secrets.encode(), 0o600).map_err(|source| KeyError::Write {
-                path: path.clone(),
-                source,
-            })?;
+            write_private(&path, &secrets.encode(), 0o600)
+                .map_err(|source| KeyError::Write { path: path.clone(), source })?;
             tracing::info!(node_id = %secrets.node_id(), "created a new node identity");
             Ok(secrets)
         }
@@ -94,10 +84,7 @@ mod tests {
         home.ensure().unwrap();
         load_or_create(&home).unwrap();
         fs::set_permissions(home.key_file(), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load_or_create(&home),
-            Err(KeyError::TooOpen { .. })
-        ));
+        assert!(matches!(load_or_create(&home), Err(KeyError::TooOpen { .. })));
     }
 
     #[test]
@@ -106,10 +93,7 @@ mod tests {
         let home = NodeHome::at(dir.path());
         home.ensure().unwrap();
         write_private(&home.key_file(), b"garbage", 0o600).unwrap();
-        assert!(matches!(
-            load_or_create(&home),
-            Err(KeyError::Corrupt { .. })
-        ));
+        assert!(matches!(load_or_create(&home), Err(KeyError::Corrupt { .. })));
         assert_eq!(fs::read(home.key_file()).unwrap(), b"garbage");
     }
 }

@@ -29,12 +29,7 @@ pub enum Browser {
 }
 
 impl Browser {
-    pub const EACH: [Browser; 4] = [
-        Browser::Chrome,
-        Browser::Chromium,
-        Browser::Brave,
-        Browser::Edge,
-    ];
+    pub const EACH: [Browser; 4] = [Browser::Chrome, Browser::Chromium, Browser::Brave, Browser::Edge];
 
     pub fn expand(self) -> Vec<Browser> {
         match self {
@@ -69,11 +64,7 @@ impl Browser {
             (Browser::Edge, true) => "Microsoft Edge",
             (Browser::All, _) => return None,
         };
-        let sub = if cfg!(target_os = "macos") && self == Browser::Chromium {
-            "Chromium"
-        } else {
-            sub
-        };
+        let sub = if cfg!(target_os = "macos") && self == Browser::Chromium { "Chromium" } else { sub };
         Some(base.join(sub).join("NativeMessagingHosts"))
     }
 }
@@ -108,34 +99,21 @@ pub fn manifest_file(dir: &Path) -> PathBuf {
 }
 
 /// The directories a command acts on: the chosen browsers, plus the profile.
-pub fn target_dirs(
-    browser: Browser,
-    user_data_dir: Option<&Path>,
-) -> Result<Vec<(String, PathBuf)>, InstallError> {
+pub fn target_dirs(browser: Browser, user_data_dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>, InstallError> {
     let mut out = Vec::new();
     if let Some(profile) = user_data_dir {
         let profile = std::path::absolute(profile).unwrap_or_else(|_| profile.to_path_buf());
-        out.push((
-            format!("profile {}", profile.display()),
-            profile.join("NativeMessagingHosts"),
-        ));
+        out.push((format!("profile {}", profile.display()), profile.join("NativeMessagingHosts")));
         return Ok(out);
     }
     for b in browser.expand() {
-        out.push((
-            b.name().to_string(),
-            b.manifest_dir().ok_or(InstallError::NoDir(b.name()))?,
-        ));
+        out.push((b.name().to_string(), b.manifest_dir().ok_or(InstallError::NoDir(b.name()))?));
     }
     Ok(out)
 }
 
 /// Writes the host manifests; returns the files written.
-pub fn install(
-    home: &NodeHome,
-    browser: Browser,
-    user_data_dir: Option<&Path>,
-) -> Result<Vec<PathBuf>, InstallError> {
+pub fn install(home: &NodeHome, browser: Browser, user_data_dir: Option<&Path>) -> Result<Vec<PathBuf>, InstallError> {
     let exe = std::env::current_exe().map_err(InstallError::Exe)?;
     let host_path = if home.is_default() {
         exe
@@ -153,15 +131,9 @@ pub fn install(
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     let mut written = Vec::new();
     for (_, dir) in target_dirs(browser, user_data_dir)? {
-        fs::create_dir_all(&dir).map_err(|source| InstallError::Write {
-            path: dir.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&dir).map_err(|source| InstallError::Write { path: dir.clone(), source })?;
         let file = manifest_file(&dir);
-        write_private(&file, &body, 0o644).map_err(|source| InstallError::Write {
-            path: file.clone(),
-            source,
-        })?;
+        write_private(&file, &body, 0o644).map_err(|source| InstallError::Write { path: file.clone(), source })?;
         written.push(file);
     }
     Ok(written)
@@ -187,22 +159,16 @@ pub fn uninstall(
 }
 
 fn write_wrapper(home: &NodeHome, exe: &Path) -> Result<(), InstallError> {
-    home.ensure().map_err(|e| InstallError::Write {
-        path: home.root().to_path_buf(),
-        source: io::Error::other(e),
-    })?;
+    home.ensure().map_err(|e| InstallError::Write { path: home.root().to_path_buf(), source: io::Error::other(e) })?;
     let script = format!(
         "#!/bin/sh\n# Written by `mailmesh install`: starts the native host for this node home.\nexec {} --home {} \"$@\"\n",
         shell_quote(&exe.display().to_string()),
         shell_quote(&home.root().display().to_string()),
     );
     let path = home.host_wrapper();
-    write_private(&path, script.as_bytes(), 0o700).map_err(|source| InstallError::Write {
-        path: path.clone(),
-        source,
-    })?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
-        .map_err(|source| InstallError::Write { path, source })
+    write_private(&path, script.as_bytes(), 0o700)
+        .map_err(|source| InstallError::Write { path: path.clone(), source })?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).map_err(|source| InstallError::Write { path, source })
 }
 
 /// Single-quotes a string for POSIX sh.
@@ -220,12 +186,8 @@ mod tests {
         let home = NodeHome::at(dir.path().join("home"));
         let profile = dir.path().join("profile");
         let written = install(&home, Browser::All, Some(&profile)).unwrap();
-        assert_eq!(
-            written,
-            vec![profile.join("NativeMessagingHosts/org.mailmesh.host.json")]
-        );
-        let manifest: HostManifest =
-            serde_json::from_slice(&fs::read(&written[0]).unwrap()).unwrap();
+        assert_eq!(written, vec![profile.join("NativeMessagingHosts/org.mailmesh.host.json")]);
+        let manifest: HostManifest = serde_json::from_slice(&fs::read(&written[0]).unwrap()).unwrap();
         assert_eq!(manifest.allowed_origins, vec![extension_origin()]);
         assert_eq!(PathBuf::from(&manifest.path), home.host_wrapper());
         let script = fs::read_to_string(home.host_wrapper()).unwrap();

@@ -59,20 +59,12 @@ pub async fn run(home: NodeHome, origin: String) -> anyhow::Result<()> {
 
     let mut engine = match spawn::ensure_engine(&home).await {
         Ok(stream) => {
-            send(
-                &out_tx,
-                engine_state(None, EngineState::Up, "attached to the engine"),
-            )
-            .await;
+            send(&out_tx, engine_state(None, EngineState::Up, "attached to the engine")).await;
             Some(link(stream))
         }
         Err(e) => {
             tracing::warn!("no engine: {e}");
-            send(
-                &out_tx,
-                engine_state(None, EngineState::Down, &e.to_string()),
-            )
-            .await;
+            send(&out_tx, engine_state(None, EngineState::Down, &e.to_string())).await;
             None
         }
     };
@@ -125,15 +117,10 @@ pub async fn run(home: NodeHome, origin: String) -> anyhow::Result<()> {
 }
 
 fn link(stream: UnixStream) -> EngineLink {
-    Framed::new(
-        stream,
-        LinesCodec::new_with_max_length(framing::MAX_INBOUND + 1024),
-    )
+    Framed::new(stream, LinesCodec::new_with_max_length(framing::MAX_INBOUND + 1024))
 }
 
-async fn next_line(
-    engine: &mut Option<EngineLink>,
-) -> Option<Result<String, tokio_util::codec::LinesCodecError>> {
+async fn next_line(engine: &mut Option<EngineLink>) -> Option<Result<String, tokio_util::codec::LinesCodecError>> {
     match engine {
         Some(link) => link.next().await,
         None => std::future::pending().await,
@@ -141,13 +128,7 @@ async fn next_line(
 }
 
 fn engine_state(id: Option<u64>, state: EngineState, message: &str) -> ReplyEnvelope {
-    ReplyEnvelope::new(
-        id,
-        Reply::EngineState {
-            state,
-            message: message.to_string(),
-        },
-    )
+    ReplyEnvelope::new(id, Reply::EngineState { state, message: message.to_string() })
 }
 
 async fn send(out: &mpsc::Sender<Vec<u8>>, reply: ReplyEnvelope) {
@@ -155,12 +136,7 @@ async fn send(out: &mpsc::Sender<Vec<u8>>, reply: ReplyEnvelope) {
 }
 
 /// One message from the browser: validated, then forwarded or answered.
-async fn on_frame(
-    body: &[u8],
-    engine: &mut Option<EngineLink>,
-    home: &NodeHome,
-    out: &mpsc::Sender<Vec<u8>>,
-) {
+async fn on_frame(body: &[u8], engine: &mut Option<EngineLink>, home: &NodeHome, out: &mpsc::Sender<Vec<u8>>) {
     let value = match api::parse_json(body) {
         Ok(value) => value,
         Err(reply) => {
@@ -176,45 +152,20 @@ async fn on_frame(
                 *engine = Some(link(stream));
                 send(out, engine_state(id, EngineState::Up, "started the engine")).await;
             }
-            Err(e) => {
-                send(
-                    out,
-                    ReplyEnvelope::error(id, ErrorCode::EngineUnavailable, e.to_string()),
-                )
-                .await
-            }
+            Err(e) => send(out, ReplyEnvelope::error(id, ErrorCode::EngineUnavailable, e.to_string())).await,
         }
         return;
     }
     let Some(link) = engine.as_mut() else {
-        return send(
-            out,
-            ReplyEnvelope::error(
-                id,
-                ErrorCode::EngineUnavailable,
-                "the mailmesh engine is not running",
-            ),
-        )
-        .await;
+        return send(out, ReplyEnvelope::error(id, ErrorCode::EngineUnavailable, "the mailmesh engine is not running"))
+            .await;
     };
     // Re-serialized compactly, so the line holds no raw newline.
     if let Err(e) = link.send(value.to_string()).await {
         tracing::warn!("cannot reach the engine: {e}");
         *engine = None;
-        send(
-            out,
-            ReplyEnvelope::error(
-                id,
-                ErrorCode::EngineUnavailable,
-                "the mailmesh engine stopped",
-            ),
-        )
-        .await;
-        send(
-            out,
-            engine_state(None, EngineState::Down, "the mailmesh engine stopped"),
-        )
-        .await;
+        send(out, ReplyEnvelope::error(id, ErrorCode::EngineUnavailable, "the mailmesh engine stopped")).await;
+        send(out, engine_state(None, EngineState::Down, "the mailmesh engine stopped")).await;
     }
 }
 
@@ -254,10 +205,7 @@ async fn write_frames(mut rx: mpsc::Receiver<Vec<u8>>) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::warn!("dropped an oversized reply: {e}");
-                let id = serde_json::from_slice(&body)
-                    .ok()
-                    .as_ref()
-                    .and_then(api::message_id);
+                let id = serde_json::from_slice(&body).ok().as_ref().and_then(api::message_id);
                 let reply = ReplyEnvelope::error(id, ErrorCode::ReplyTooLarge, e.to_string());
                 match framing::encode_frame(&reply.encode()) {
                     Ok(frame) => frame,

@@ -88,9 +88,7 @@ fn malformed_native_messages_get_error_replies_and_the_bridge_survives() {
         left -= n;
     }
 
-    stdin
-        .write_all(&frame(br#"{"id":9,"type":"status"}"#))
-        .unwrap();
+    stdin.write_all(&frame(br#"{"id":9,"type":"status"}"#)).unwrap();
     let status = read_frame(&mut stdout);
     assert_eq!(status["id"], 9);
     assert_eq!(status["type"], "status");
@@ -102,10 +100,7 @@ fn malformed_native_messages_get_error_replies_and_the_bridge_survives() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "the bridge exits cleanly, got {exit}");
     let log = std::fs::read_to_string(home.join("logs/native-host.log")).unwrap();
-    assert!(
-        log.contains("in the middle of a message"),
-        "log says why: {log}"
-    );
+    assert!(log.contains("in the middle of a message"), "log says why: {log}");
 
     // Closing the browser did not stop the engine.
     let out = mailmesh(home).args(["status", "--json"]).output().unwrap();
@@ -118,11 +113,7 @@ fn a_second_engine_for_the_same_home_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     let out = mailmesh(home).args(["run", "--detach"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let second = mailmesh(home).arg("run").output().unwrap();
     assert!(!second.status.success());
@@ -145,17 +136,8 @@ fn keys_and_config_are_private_and_the_cli_explains_a_stopped_engine() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
 
-    assert!(mailmesh(&home)
-        .args(["run", "--detach"])
-        .status()
-        .unwrap()
-        .success());
-    for (file, mode) in [
-        ("node.key", 0o600),
-        ("config.json", 0o600),
-        ("engine.sock", 0o600),
-        (".", 0o700),
-    ] {
+    assert!(mailmesh(&home).args(["run", "--detach"]).status().unwrap().success());
+    for (file, mode) in [("node.key", 0o600), ("config.json", 0o600), ("engine.sock", 0o600), (".", 0o700)] {
         let meta = std::fs::metadata(home.join(file)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
     }

@@ -15,11 +15,13 @@ const uidOf = (user) => Number(execFileSync('id', ['-u', user]).toString().trim(
 const gidOf = (user) => Number(execFileSync('id', ['-g', user]).toString().trim());
 
 /** Services of Postfix's master we need; chroot off, SMTP on our port. */
-function masterCf(smtpPort) {
+function masterCf(smtpPort, smtpsPort) {
+  const smtps = smtpsPort ? `127.0.0.1:${smtpsPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt\n` : '';
   return `127.0.0.1:${smtpPort} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
+${smtps}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -40,8 +42,9 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 }
 
-function mainCf({ root, lmtpPort, authPort }) {
-  return `compatibility_level = 3.6
+function mainCf({ root, lmtpPort, authPort, tls }) {
+  const tlsCf = tls ? `smtpd_tls_cert_file = ${tls.cert}\nsmtpd_tls_key_file = ${tls.key}\nsmtpd_tls_security_level = may\n` : '';
+  return `${tlsCf}compatibility_level = 3.6
 config_directory = ${root}/postfix/etc
 queue_directory = ${root}/postfix/queue
 data_directory = ${root}/postfix/data
@@ -72,13 +75,14 @@ append_dot_mydomain = no
 `;
 }
 
-function dovecotConf({ root, imapPort, lmtpPort, authPort }) {
+function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls }) {
+  const ssl = tls ? `ssl = yes\nssl_cert = <${tls.cert}\nssl_key = <${tls.key}` : 'ssl = no';
   return `protocols = imap lmtp
 listen = 127.0.0.1
 base_dir = ${root}/dovecot/run
 state_dir = ${root}/dovecot/state
 log_path = ${root}/dovecot/dovecot.log
-ssl = no
+${ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -97,7 +101,8 @@ service imap-login {
     port = ${imapPort}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${imapsPort ?? 0}
   }
 }
 service auth {
@@ -124,16 +129,25 @@ export class MailServer {
    * @param {string} [root] directory to use (made if missing); a fresh temp
    *   directory by default. Its parents must be traversable by the mail
    *   servers' users.
+   * @param {{tls?: boolean}} [options] with `tls`, also IMAPS and SMTPS
+   *   ports, with a certificate from a CA made for this server
+   *   (`caFile`), which nobody else trusts.
    */
-  static async start(root) {
+  static async start(root, options = {}) {
     const server = new MailServer();
-    await server.#start(root);
+    await server.#start(root, options);
     return server;
   }
 
-  async #start(dir) {
+  async #start(dir, { tls = false } = {}) {
     this.root = dir ?? await tempDir('mailmesh-mail-');
     await fs.mkdir(this.root, { recursive: true });
+    if (tls) {
+      this.tls = await makeCertificates(path.join(this.root, 'tls'));
+      this.caFile = this.tls.ca;
+      this.imapsPort = await freePort();
+      this.smtpsPort = await freePort();
+    }
     this.smtpPort = await freePort();
     this.imapPort = await freePort();
     this.lmtpPort = await freePort();
@@ -147,7 +161,7 @@ export class MailServer {
     await fs.chown(path.join(root, 'mail'), 65534, 65534);
     await fs.chown(path.join(root, 'postfix/data'), uidOf('postfix'), gidOf('postfix'));
     await fs.writeFile(path.join(root, 'postfix/etc/main.cf'), mainCf(this));
-    await fs.writeFile(path.join(root, 'postfix/etc/master.cf'), masterCf(this.smtpPort));
+    await fs.writeFile(path.join(root, 'postfix/etc/master.cf'), masterCf(this.smtpPort, this.smtpsPort));
     await fs.writeFile(path.join(root, 'dovecot/dovecot.conf'), dovecotConf(this));
     await fs.writeFile(path.join(root, 'dovecot/users'), '', { mode: 0o600 });
     await fs.chown(path.join(root, 'dovecot/users'), uidOf('dovecot'), gidOf('dovecot'));
@@ -160,6 +174,10 @@ export class MailServer {
       await waitForPort(this.imapPort, 'Dovecot IMAP');
       await waitForPort(this.lmtpPort, 'Dovecot LMTP');
       await waitForPort(this.smtpPort, 'Postfix SMTP');
+      if (tls) {
+        await waitForPort(this.imapsPort, 'Dovecot IMAPS');
+        await waitForPort(this.smtpsPort, 'Postfix SMTPS');
+      }
     } catch (e) {
       await this.stop();
       throw new Error(`${e.message}\n${this.stderr}\n${await this.logs()}`);
@@ -181,6 +199,7 @@ export class MailServer {
       host: '127.0.0.1',
       smtp_port: this.smtpPort,
       imap_port: this.imapPort,
+      ...(this.tls ? { smtps_port: this.smtpsPort, imaps_port: this.imapsPort, ca_file: this.caFile } : {}),
       users: this.users,
     };
   }
@@ -214,4 +233,18 @@ export class MailServer {
     await this.stop();
     if (this.root) await fs.rm(this.root, { recursive: true, force: true });
   }
+}
+
+/** A throwaway CA and a certificate it signs for 127.0.0.1 and localhost. */
+async function makeCertificates(dir) {
+  await fs.mkdir(dir, { recursive: true });
+  const f = (name) => path.join(dir, name);
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=mailmesh test CA');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  await fs.writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+  // Dovecot and Postfix read the key as root before dropping privileges.
+  await fs.chmod(f('server.key'), 0o600);
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }

@@ -10,10 +10,7 @@ use std::time::Instant;
 use mailmesh_core::drive::{CodingParams, FileDecoder, FileEncoder, FileId, FileKey};
 
 fn main() {
-    let mib: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(256);
+    let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(256);
     let params = CodingParams::default();
     let size = mib * 1024 * 1024;
     // Incompressible, cheap to make: a xorshift stream.
@@ -53,15 +50,9 @@ fn main() {
             let start = Instant::now();
             let mut total = 0usize;
             for c in &chunks {
-                let fragments: Vec<Option<&[u8]>> = c
-                    .fragments()
-                    .enumerate()
-                    .map(|(i, f)| (i >= drop_data_shards).then_some(f))
-                    .collect();
-                total += decoder
-                    .decode_chunk(c.index, &fragments)
-                    .expect("decode")
-                    .len();
+                let fragments: Vec<Option<&[u8]>> =
+                    c.fragments().enumerate().map(|(i, f)| (i >= drop_data_shards).then_some(f)).collect();
+                total += decoder.decode_chunk(c.index, &fragments).expect("decode").len();
             }
             assert_eq!(total, size);
             best = best.min(start.elapsed().as_secs_f64());

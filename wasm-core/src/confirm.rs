@@ -58,19 +58,13 @@ pub fn token_text(token: &[u8; 32]) -> String {
 
 /// A short code from random bytes, grouped for reading: `abcd-efgh`.
 pub fn code_text(random: &[u8; 8]) -> String {
-    let chars: String = random
-        .iter()
-        .map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char)
-        .collect();
+    let chars: String = random.iter().map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char).collect();
     format!("{}-{}", &chars[..4], &chars[4..])
 }
 
 /// Codes are compared without case, dashes or spaces.
 fn normalize_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 fn hash(label: &str, text: &str) -> [u8; 32] {
@@ -127,9 +121,7 @@ impl PendingConfirmation {
             if self.attempts_left == 0 {
                 Err(ConfirmError::TooManyAttempts)
             } else {
-                Err(ConfirmError::WrongCode {
-                    attempts_left: self.attempts_left,
-                })
+                Err(ConfirmError::WrongCode { attempts_left: self.attempts_left })
             }
         }
     }
@@ -182,21 +174,14 @@ mod tests {
     fn pending() -> (PendingConfirmation, String, String) {
         let token = token_text(&[7; 32]);
         let code = code_text(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        (
-            PendingConfirmation::new(&token, &code, 1000, DEFAULT_TTL_MS),
-            token,
-            code,
-        )
+        (PendingConfirmation::new(&token, &code, 1000, DEFAULT_TTL_MS), token, code)
     }
 
     #[test]
     fn a_token_works_once() {
         let (mut p, token, _) = pending();
         assert_eq!(p.confirm_token(&token, 2000), Ok(()));
-        assert_eq!(
-            p.confirm_token(&token, 2001),
-            Err(ConfirmError::AlreadyUsed)
-        );
+        assert_eq!(p.confirm_token(&token, 2001), Err(ConfirmError::AlreadyUsed));
     }
 
     #[test]
@@ -210,41 +195,20 @@ mod tests {
     #[test]
     fn codes_are_typed_loosely_but_limited() {
         let (mut p, _, code) = pending();
-        assert_eq!(
-            p.clone()
-                .confirm_code(&code.to_uppercase().replace('-', " "), 2000),
-            Ok(())
-        );
+        assert_eq!(p.clone().confirm_code(&code.to_uppercase().replace('-', " "), 2000), Ok(()));
         for left in (1..MAX_CODE_ATTEMPTS).rev() {
-            assert_eq!(
-                p.confirm_code("zzzz-zzzz", 2000),
-                Err(ConfirmError::WrongCode {
-                    attempts_left: left
-                })
-            );
+            assert_eq!(p.confirm_code("zzzz-zzzz", 2000), Err(ConfirmError::WrongCode { attempts_left: left }));
         }
-        assert_eq!(
-            p.confirm_code("zzzz-zzzz", 2000),
-            Err(ConfirmError::TooManyAttempts)
-        );
+        assert_eq!(p.confirm_code("zzzz-zzzz", 2000), Err(ConfirmError::TooManyAttempts));
         // Even the right code is refused now, and so is the link.
-        assert_eq!(
-            p.confirm_code(&code, 2000),
-            Err(ConfirmError::TooManyAttempts)
-        );
-        assert_eq!(
-            p.confirm_token(&token_text(&[7; 32]), 2000),
-            Err(ConfirmError::TooManyAttempts)
-        );
+        assert_eq!(p.confirm_code(&code, 2000), Err(ConfirmError::TooManyAttempts));
+        assert_eq!(p.confirm_token(&token_text(&[7; 32]), 2000), Err(ConfirmError::TooManyAttempts));
     }
 
     #[test]
     fn a_wrong_token_is_refused() {
         let (mut p, _, _) = pending();
-        assert_eq!(
-            p.confirm_token(&token_text(&[8; 32]), 2000),
-            Err(ConfirmError::WrongToken)
-        );
+        assert_eq!(p.confirm_token(&token_text(&[8; 32]), 2000), Err(ConfirmError::WrongToken));
     }
 
     proptest! {

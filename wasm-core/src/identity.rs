@@ -41,9 +41,7 @@ impl NodeId {
     /// Like [`NodeId::from_public_key`], for a key of unchecked length that
     /// came from outside (JSON, JavaScript).
     pub fn from_public_key_slice(bytes: &[u8]) -> Result<NodeId, IdentityError> {
-        let key: &[u8; 32] = bytes
-            .try_into()
-            .map_err(|_| IdentityError::PublicKeyLength(bytes.len()))?;
+        let key: &[u8; 32] = bytes.try_into().map_err(|_| IdentityError::PublicKeyLength(bytes.len()))?;
         Ok(NodeId::from_public_key(key))
     }
 
@@ -60,11 +58,7 @@ impl NodeId {
     /// compared by eye between two screens or read over the phone.
     pub fn fingerprint(&self) -> String {
         let text = self.to_string();
-        let groups: Vec<&str> = text
-            .as_bytes()
-            .chunks(4)
-            .map(|g| std::str::from_utf8(g).unwrap_or_default())
-            .collect();
+        let groups: Vec<&str> = text.as_bytes().chunks(4).map(|g| std::str::from_utf8(g).unwrap_or_default()).collect();
         groups.join("-")
     }
 }
@@ -72,11 +66,7 @@ impl NodeId {
 impl fmt::Display for NodeId {
     /// Lowercase base32 without padding: 32 characters for 20 bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &data_encoding::BASE32_NOPAD
-                .encode(&self.0)
-                .to_ascii_lowercase(),
-        )
+        f.write_str(&data_encoding::BASE32_NOPAD.encode(&self.0).to_ascii_lowercase())
     }
 }
 
@@ -117,10 +107,7 @@ const KEY_FILE_LEN: usize = 4 + 1 + 32 + 32;
 impl NodeSecrets {
     /// Builds the secrets from two caller-supplied 32-byte random seeds.
     pub fn from_seeds(ed25519_seed: [u8; 32], x25519_secret: [u8; 32]) -> NodeSecrets {
-        NodeSecrets {
-            signing: SigningKey::from_bytes(&ed25519_seed),
-            agreement: StaticSecret::from(x25519_secret),
-        }
+        NodeSecrets { signing: SigningKey::from_bytes(&ed25519_seed), agreement: StaticSecret::from(x25519_secret) }
     }
 
     pub fn public(&self) -> NodePublic {
@@ -195,9 +182,7 @@ mod tests {
         let fp = id.fingerprint();
         assert_eq!(fp.len(), 32 + 7);
         assert_eq!(fp.replace('-', ""), id.to_string());
-        assert!(fp
-            .chars()
-            .all(|c| c == '-' || c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
+        assert!(fp.chars().all(|c| c == '-' || c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
     }
 
     #[test]
@@ -212,22 +197,13 @@ mod tests {
     #[test]
     fn key_file_rejects_damage() {
         let good = NodeSecrets::from_seeds([5; 32], [6; 32]).encode();
-        assert_eq!(
-            NodeSecrets::decode(&good[..10]).err(),
-            Some(IdentityError::KeyFileTruncated(10))
-        );
+        assert_eq!(NodeSecrets::decode(&good[..10]).err(), Some(IdentityError::KeyFileTruncated(10)));
         let mut wrong_magic = good.clone();
         wrong_magic[0] = b'X';
-        assert_eq!(
-            NodeSecrets::decode(&wrong_magic).err(),
-            Some(IdentityError::KeyFileMagic)
-        );
+        assert_eq!(NodeSecrets::decode(&wrong_magic).err(), Some(IdentityError::KeyFileMagic));
         let mut newer = good.clone();
         newer[4] = 2;
-        assert_eq!(
-            NodeSecrets::decode(&newer).err(),
-            Some(IdentityError::KeyFileVersion(2))
-        );
+        assert_eq!(NodeSecrets::decode(&newer).err(), Some(IdentityError::KeyFileVersion(2)));
         let mut long = good;
         long.push(0);
         assert!(NodeSecrets::decode(&long).is_err());
@@ -235,10 +211,7 @@ mod tests {
 
     #[test]
     fn public_key_length_is_checked() {
-        assert_eq!(
-            NodeId::from_public_key_slice(&[0; 31]).err(),
-            Some(IdentityError::PublicKeyLength(31))
-        );
+        assert_eq!(NodeId::from_public_key_slice(&[0; 31]).err(), Some(IdentityError::PublicKeyLength(31)));
     }
 
     proptest! {

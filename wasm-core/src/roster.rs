@@ -46,11 +46,7 @@ pub enum RosterError {
     #[error("the roster has {0} unexpected bytes at the end")]
     TrailingBytes(usize),
     #[error("entry {index} ({node}) is signed by {signer}, which is not an earlier member of the roster")]
-    UnknownSigner {
-        index: usize,
-        node: NodeId,
-        signer: NodeId,
-    },
+    UnknownSigner { index: usize, node: NodeId, signer: NodeId },
     #[error("entry {index} ({node}) has a signature that does not verify")]
     BadSignature { index: usize, node: NodeId },
     #[error("entry {index} has a public key that is not a valid Ed25519 key")]
@@ -83,12 +79,7 @@ impl fmt::Debug for RosterEntry {
 }
 
 impl RosterEntry {
-    fn signed_bytes(
-        node: &NodePublic,
-        device_name: &str,
-        added_ms: u64,
-        signer: &NodeId,
-    ) -> Vec<u8> {
+    fn signed_bytes(node: &NodePublic, device_name: &str, added_ms: u64, signer: &NodeId) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGN_CONTEXT.len() + 100 + device_name.len());
         out.extend_from_slice(SIGN_CONTEXT);
         out.extend_from_slice(&node.ed25519);
@@ -111,30 +102,15 @@ impl RosterEntry {
             return Err(RosterError::BadName);
         }
         let signer_id = signer.node_id();
-        let signature = signer
-            .signing_key()
-            .sign(&Self::signed_bytes(
-                &node,
-                device_name,
-                added_ms,
-                &signer_id,
-            ))
-            .to_bytes();
-        Ok(RosterEntry {
-            node,
-            device_name: device_name.to_string(),
-            added_ms,
-            signer: signer_id,
-            signature,
-        })
+        let signature =
+            signer.signing_key().sign(&Self::signed_bytes(&node, device_name, added_ms, &signer_id)).to_bytes();
+        Ok(RosterEntry { node, device_name: device_name.to_string(), added_ms, signer: signer_id, signature })
     }
 
     fn verify_with(&self, signer_key: &[u8; 32], index: usize) -> Result<(), RosterError> {
         let node = self.node.node_id();
-        let key =
-            VerifyingKey::from_bytes(signer_key).map_err(|_| RosterError::BadKey { index })?;
-        let message =
-            Self::signed_bytes(&self.node, &self.device_name, self.added_ms, &self.signer);
+        let key = VerifyingKey::from_bytes(signer_key).map_err(|_| RosterError::BadKey { index })?;
+        let message = Self::signed_bytes(&self.node, &self.device_name, self.added_ms, &self.signer);
         key.verify(&message, &Signature::from_bytes(&self.signature))
             .map_err(|_| RosterError::BadSignature { index, node })
     }
@@ -155,19 +131,8 @@ pub struct Roster {
 
 impl Roster {
     /// A new roster with `genesis` as its only, self-signed member.
-    pub fn genesis(
-        genesis: &NodeSecrets,
-        device_name: &str,
-        now_ms: u64,
-    ) -> Result<Roster, RosterError> {
-        Ok(Roster {
-            entries: vec![RosterEntry::sign(
-                genesis,
-                genesis.public(),
-                device_name,
-                now_ms,
-            )?],
-        })
+    pub fn genesis(genesis: &NodeSecrets, device_name: &str, now_ms: u64) -> Result<Roster, RosterError> {
+        Ok(Roster { entries: vec![RosterEntry::sign(genesis, genesis.public(), device_name, now_ms)?] })
     }
 
     /// Adds `node`, vouched for by `signer`, who must be a member.
@@ -184,8 +149,7 @@ impl Roster {
         if self.contains(&node.node_id()) {
             return Err(RosterError::Duplicate(node.node_id()));
         }
-        self.entries
-            .push(RosterEntry::sign(signer, node, device_name, now_ms)?);
+        self.entries.push(RosterEntry::sign(signer, node, device_name, now_ms)?);
         Ok(())
     }
 
@@ -209,26 +173,16 @@ impl Roster {
         };
         for (index, entry) in self.entries.iter().enumerate() {
             let node = entry.node.node_id();
-            if self.entries[..index]
-                .iter()
-                .any(|e| e.node.node_id() == node)
-            {
+            if self.entries[..index].iter().any(|e| e.node.node_id() == node) {
                 return Err(RosterError::Duplicate(node));
             }
             let signer = if index == 0 {
                 (entry.signer == node).then_some(&genesis.node)
             } else {
-                self.entries[..index]
-                    .iter()
-                    .map(|e| &e.node)
-                    .find(|n| n.node_id() == entry.signer)
+                self.entries[..index].iter().map(|e| &e.node).find(|n| n.node_id() == entry.signer)
             };
             let Some(signer) = signer else {
-                return Err(RosterError::UnknownSigner {
-                    index,
-                    node,
-                    signer: entry.signer,
-                });
+                return Err(RosterError::UnknownSigner { index, node, signer: entry.signer });
             };
             entry.verify_with(&signer.ed25519, index)?;
         }
@@ -288,9 +242,8 @@ impl Roster {
             if name_len > MAX_DEVICE_NAME {
                 return Err(RosterError::BadName);
             }
-            let device_name = std::str::from_utf8(take(name_len, "name")?)
-                .map_err(|_| RosterError::BadName)?
-                .to_string();
+            let device_name =
+                std::str::from_utf8(take(name_len, "name")?).map_err(|_| RosterError::BadName)?.to_string();
             let signature = to_array::<64>(take(64, "signature")?);
             entries.push(RosterEntry {
                 node: NodePublic { ed25519, x25519 },
@@ -337,18 +290,10 @@ mod tests {
     fn an_outsider_cannot_sign_anyone_in() {
         let (a, outsider, c) = (node(1), node(9), node(3));
         let mut roster = Roster::genesis(&a, "laptop", 1).unwrap();
-        assert_eq!(
-            roster.add(&outsider, c.public(), "x", 2),
-            Err(RosterError::NotMember(outsider.node_id()))
-        );
+        assert_eq!(roster.add(&outsider, c.public(), "x", 2), Err(RosterError::NotMember(outsider.node_id())));
         // Forged by appending an entry signed by a non-member.
-        roster
-            .entries
-            .push(RosterEntry::sign(&outsider, c.public(), "x", 2).unwrap());
-        assert!(matches!(
-            roster.verify(),
-            Err(RosterError::UnknownSigner { index: 1, .. })
-        ));
+        roster.entries.push(RosterEntry::sign(&outsider, c.public(), "x", 2).unwrap());
+        assert!(matches!(roster.verify(), Err(RosterError::UnknownSigner { index: 1, .. })));
     }
 
     #[test]
@@ -357,19 +302,13 @@ mod tests {
         let mut roster = Roster::genesis(&a, "laptop", 1).unwrap();
         roster.add(&a, b.public(), "phone", 2).unwrap();
         roster.entries[1].device_name = "evil".into();
-        assert!(matches!(
-            roster.verify(),
-            Err(RosterError::BadSignature { index: 1, .. })
-        ));
+        assert!(matches!(roster.verify(), Err(RosterError::BadSignature { index: 1, .. })));
         // A member impersonating the signer of an entry it did not sign.
         let mut claimed = Roster::genesis(&a, "laptop", 1).unwrap();
         let mut forged = RosterEntry::sign(&node(7), b.public(), "phone", 2).unwrap();
         forged.signer = a.node_id();
         claimed.entries.push(forged);
-        assert!(matches!(
-            claimed.verify(),
-            Err(RosterError::BadSignature { index: 1, .. })
-        ));
+        assert!(matches!(claimed.verify(), Err(RosterError::BadSignature { index: 1, .. })));
     }
 
     proptest! {

@@ -8,9 +8,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::drive::{
-    self, CodingParams, FileDecoder, FileEncoder, FileId, FileKey, FragmentId, NetworkKey,
-};
+use crate::drive::{self, CodingParams, FileDecoder, FileEncoder, FileId, FileKey, FragmentId, NetworkKey};
 use crate::identity::NodeId;
 
 /// The human-readable fingerprint (`k4pq-7x2m-…`) of a node's Ed25519
@@ -33,9 +31,7 @@ pub fn core_version() -> String {
 }
 
 fn bytes32(what: &str, bytes: &[u8]) -> Result<[u8; 32], JsError> {
-    bytes
-        .try_into()
-        .map_err(|_| JsError::new(&format!("{what} must be 32 bytes, not {}", bytes.len())))
+    bytes.try_into().map_err(|_| JsError::new(&format!("{what} must be 32 bytes, not {}", bytes.len())))
 }
 
 fn size_from(n: f64) -> Result<u64, JsError> {
@@ -131,22 +127,10 @@ pub struct Encoder(Option<FileEncoder>);
 #[wasm_bindgen]
 impl Encoder {
     #[wasm_bindgen(constructor)]
-    pub fn new(
-        k: u8,
-        m: u8,
-        chunk_size: u32,
-        file_id: &[u8],
-        file_key: &[u8],
-        size: f64,
-    ) -> Result<Encoder, JsError> {
+    pub fn new(k: u8, m: u8, chunk_size: u32, file_id: &[u8], file_key: &[u8], size: f64) -> Result<Encoder, JsError> {
         let id = FileId(bytes32("the file id", file_id)?);
         let key = FileKey::from_bytes(bytes32("the file key", file_key)?);
-        Ok(Encoder(Some(FileEncoder::new(
-            params(k, m, chunk_size)?,
-            id,
-            &key,
-            size_from(size)?,
-        )?)))
+        Ok(Encoder(Some(FileEncoder::new(params(k, m, chunk_size)?, id, &key, size_from(size)?)?)))
     }
 
     pub fn push(&mut self, data: &[u8]) -> Result<(), JsError> {
@@ -160,17 +144,12 @@ impl Encoder {
 
     /// Every fragment id of the file (32 bytes each), for the manifest.
     pub fn finish(&mut self) -> Result<Vec<u8>, JsError> {
-        let encoder = self
-            .0
-            .take()
-            .ok_or_else(|| JsError::new("the encoder was already finished"))?;
+        let encoder = self.0.take().ok_or_else(|| JsError::new("the encoder was already finished"))?;
         Ok(encoder.finish()?.iter().flat_map(|id| id.0).collect())
     }
 
     fn inner(&mut self) -> Result<&mut FileEncoder, JsError> {
-        self.0
-            .as_mut()
-            .ok_or_else(|| JsError::new("the encoder was already finished"))
+        self.0.as_mut().ok_or_else(|| JsError::new("the encoder was already finished"))
     }
 }
 
@@ -194,19 +173,11 @@ impl Decoder {
         if !ids.len().is_multiple_of(32) {
             return Err(JsError::new("fragment ids must be 32 bytes each"));
         }
-        let ids = ids
-            .chunks_exact(32)
-            .map(|c| bytes32("a fragment id", c).map(FragmentId))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids =
+            ids.chunks_exact(32).map(|c| bytes32("a fragment id", c).map(FragmentId)).collect::<Result<Vec<_>, _>>()?;
         let id = FileId(bytes32("the file id", file_id)?);
         let key = FileKey::from_bytes(bytes32("the file key", file_key)?);
-        Ok(Decoder(FileDecoder::new(
-            params(k, m, chunk_size)?,
-            id,
-            &key,
-            size_from(size)?,
-            ids,
-        )?))
+        Ok(Decoder(FileDecoder::new(params(k, m, chunk_size)?, id, &key, size_from(size)?, ids)?))
     }
 
     #[wasm_bindgen(js_name = chunkCount)]

@@ -13,7 +13,14 @@ export const HOST_NAME = 'org.mailmesh.host';
  * @typedef {{type: 'status'}} StatusRequest
  * @typedef {{type: 'ping'}} PingRequest
  * @typedef {{type: 'start_engine'}} StartEngineRequest
- * @typedef {HelloRequest | StatusRequest | PingRequest | StartEngineRequest} NativeRequest
+ * @typedef {{host: string, port: number, security: 'tls' | 'starttls' | 'plain'}} MailServer
+ * @typedef {{email: string, imap: MailServer, smtp: MailServer, user: string, password: string,
+ *   tls_ca?: string | null, accept_invalid_certs?: boolean}} AccountInput
+ * @typedef {{type: 'account_test', account: AccountInput}} AccountTestRequest
+ * @typedef {{type: 'account_save', account: AccountInput, device_name?: string}} AccountSaveRequest
+ * @typedef {{type: 'confirm_code', code: string}} ConfirmCodeRequest
+ * @typedef {HelloRequest | StatusRequest | PingRequest | StartEngineRequest | AccountTestRequest
+ *   | AccountSaveRequest | ConfirmCodeRequest} NativeRequest
  */
 export const request = {
   /** @returns {HelloRequest} */
@@ -24,6 +31,12 @@ export const request = {
   ping: () => ({ type: 'ping' }),
   /** @returns {StartEngineRequest} */
   startEngine: () => ({ type: 'start_engine' }),
+  /** @returns {AccountTestRequest} */
+  accountTest: (account) => ({ type: 'account_test', account }),
+  /** @returns {AccountSaveRequest} */
+  accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
+  /** @returns {ConfirmCodeRequest} */
+  confirmCode: (code) => ({ type: 'confirm_code', code }),
 };
 
 /**
@@ -34,6 +47,11 @@ export const request = {
  *   protocol: number, home: string, engine_pid: number, started_at: number}} StatusReply
  * @typedef {{type: 'error', code: string, message: string}} ErrorReply
  * @typedef {{type: 'engine_state', state: 'up' | 'down', message: string}} EngineStateEvent
+ * @typedef {{ok: boolean, code?: string, message: string}} Check
+ * @typedef {{type: 'account_test', imap: Check, smtp: Check}} AccountTestReply
+ * @typedef {{type: 'enrollment', state: 'none' | 'awaiting_confirmation' | 'enrolled',
+ *   email: string | null, network_id: string | null}} EnrollmentReply
+ * @typedef {{type: 'status_changed'}} StatusChangedEvent
  */
 export const reply = {
   HELLO: 'hello',
@@ -41,4 +59,7 @@ export const reply = {
   PONG: 'pong',
   ERROR: 'error',
   ENGINE_STATE: 'engine_state',
+  ACCOUNT_TEST: 'account_test',
+  ENROLLMENT: 'enrollment',
+  STATUS_CHANGED: 'status_changed',
 };

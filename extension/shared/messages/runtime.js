@@ -6,12 +6,18 @@
  * @typedef {{type: 'start_engine'}} StartEngine
  * @typedef {{type: 'refresh'}} Refresh
  * @typedef {{type: 'offscreen_ready'}} OffscreenReady
+ * @typedef {{type: 'account_test', account: object}} AccountTest
+ * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
+ * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
   START_ENGINE: 'start_engine',
   REFRESH: 'refresh',
   OFFSCREEN_READY: 'offscreen_ready',
+  ACCOUNT_TEST: 'account_test',
+  ACCOUNT_SAVE: 'account_save',
+  CONFIRM_CODE: 'confirm_code',
 };
 
 /**

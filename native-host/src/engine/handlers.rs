@@ -1,9 +1,7 @@
 //! The handler map of the control socket: one arm per request type.
 
 use crate::account::{self};
-use crate::api::{
-    AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION,
-};
+use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
 use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollment, Proof};
 use crate::mail::{imap, smtp, MailError};
 
@@ -21,10 +19,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         }
         Request::Status => Reply::Status(Box::new(engine.status().await)),
         Request::Ping => Reply::Pong,
-        Request::StartEngine => Reply::EngineState {
-            state: EngineState::Up,
-            message: "the engine is running".into(),
-        },
+        Request::StartEngine => Reply::EngineState { state: EngineState::Up, message: "the engine is running".into() },
         Request::Stop => {
             tracing::info!("stop requested over the control socket");
             Reply::Stopping
@@ -33,10 +28,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             let (imap, smtp) = test_logins(&account).await;
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
         }
-        Request::AccountSave {
-            account,
-            device_name,
-        } => save_account(engine, account, device_name).await,
+        Request::AccountSave { account, device_name } => save_account(engine, account, device_name).await,
         Request::ConfirmCode { code } => match engine.confirm(Proof::Code(&code)).await {
             Ok(view) => Reply::Enrollment(Box::new(view)),
             Err(e) => error(ErrorCode::ConfirmFailed, e),
@@ -45,24 +37,13 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
 }
 
 fn error(code: ErrorCode, e: impl std::fmt::Display) -> Reply {
-    Reply::Error {
-        code,
-        message: e.to_string(),
-    }
+    Reply::Error { code, message: e.to_string() }
 }
 
 fn check(result: Result<(), MailError>) -> Check {
     match result {
-        Ok(()) => Check {
-            ok: true,
-            code: None,
-            message: "login works".into(),
-        },
-        Err(e) => Check {
-            ok: false,
-            code: Some(e.code().into()),
-            message: e.to_string(),
-        },
+        Ok(()) => Check { ok: true, code: None, message: "login works".into() },
+        Err(e) => Check { ok: false, code: Some(e.code().into()), message: e.to_string() },
     }
 }
 
@@ -83,29 +64,17 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     let (imap, smtp) = test_logins(&input).await;
     for (what, c) in [("IMAP", &imap), ("SMTP", &smtp)] {
         if !c.ok {
-            return Reply::Error {
-                code: ErrorCode::MailFailed,
-                message: format!("{what}: {}", c.message),
-            };
+            return Reply::Error { code: ErrorCode::MailFailed, message: format!("{what}: {}", c.message) };
         }
     }
     let (pending, message) = {
         let mut guard = engine.state.lock().await;
         let state = &mut *guard;
         if state.enrollment.network().is_some() {
-            return Reply::Error {
-                code: ErrorCode::ConfirmFailed,
-                message: "this node is already confirmed".into(),
-            };
+            return Reply::Error { code: ErrorCode::ConfirmFailed, message: "this node is already confirmed".into() };
         }
-        if let Some(name) = device_name
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-        {
-            state.config.device_name = name
-                .chars()
-                .take(mailmesh_core::roster::MAX_DEVICE_NAME)
-                .collect();
+        if let Some(name) = device_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+            state.config.device_name = name.chars().take(mailmesh_core::roster::MAX_DEVICE_NAME).collect();
             if let Err(e) = crate::config::save(&engine.home, &state.config) {
                 return error(ErrorCode::Internal, e);
             }
@@ -124,10 +93,7 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     };
     // Sent without holding the state, so status requests stay quick.
     if let Err(e) = smtp::send(&input.account, &input.password, message).await {
-        return error(
-            ErrorCode::MailFailed,
-            format!("the confirmation mail could not be sent: {e}"),
-        );
+        return error(ErrorCode::MailFailed, format!("the confirmation mail could not be sent: {e}"));
     }
     tracing::info!(email = %input.account.email, "confirmation mail sent");
     let mut state = engine.state.lock().await;
@@ -139,5 +105,6 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     }
     state.account = Some((input.account, input.password));
     state.enrollment = Enrollment::Pending(pending);
+    engine.notify(Reply::StatusChanged);
     Reply::Enrollment(Box::new(engine.enrollment_view(&state)))
 }

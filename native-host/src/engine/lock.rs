@@ -43,11 +43,7 @@ impl EngineLock {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                return Err(LockError::Held(if pid.is_empty() {
-                    "unknown".into()
-                } else {
-                    pid.into()
-                }));
+                return Err(LockError::Held(if pid.is_empty() { "unknown".into() } else { pid.into() }));
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }

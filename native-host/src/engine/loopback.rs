@@ -25,10 +25,7 @@ pub async fn bind(preferred: Option<u16>) -> std::io::Result<(TcpListener, u16)>
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
             return Ok((listener, port));
         }
-        tracing::warn!(
-            port,
-            "the loopback port is taken; links in older confirmation mails will not work"
-        );
+        tracing::warn!(port, "the loopback port is taken; links in older confirmation mails will not work");
     }
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
@@ -36,9 +33,7 @@ pub async fn bind(preferred: Option<u16>) -> std::io::Result<(TcpListener, u16)>
 }
 
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
-    let app = Router::new()
-        .route("/confirm/{token}", get(confirm_page).post(confirm))
-        .with_state(engine);
+    let app = Router::new().route("/confirm/{token}", get(confirm_page).post(confirm)).with_state(engine);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");
     }
@@ -48,10 +43,8 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
 /// `Origin`, comes from it.
 fn from_here(headers: &HeaderMap, port: u16) -> bool {
     let allowed = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| allowed.iter().any(|a| a == h));
+    let host_ok =
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| allowed.iter().any(|a| a == h));
     let origin_ok = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         None => true,
         Some(origin) => allowed.iter().any(|a| origin == format!("http://{a}")),
@@ -68,13 +61,13 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     let mut response = (status, Html(html)).into_response();
     // Our pages must not be framed by other sites (clickjacking the button).
+    response.headers_mut().insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
     response.headers_mut().insert(
-        header::X_FRAME_OPTIONS,
-        header::HeaderValue::from_static("DENY"),
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
     );
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"));
     response
 }
 
@@ -86,11 +79,7 @@ fn refused() -> Response {
     )
 }
 
-async fn confirm_page(
-    State(engine): State<Arc<Engine>>,
-    headers: HeaderMap,
-    Path(token): Path<String>,
-) -> Response {
+async fn confirm_page(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(token): Path<String>) -> Response {
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
@@ -108,11 +97,7 @@ async fn confirm_page(
     )
 }
 
-async fn confirm(
-    State(engine): State<Arc<Engine>>,
-    headers: HeaderMap,
-    Path(token): Path<String>,
-) -> Response {
+async fn confirm(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(token): Path<String>) -> Response {
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
@@ -137,9 +122,5 @@ async fn confirm(
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

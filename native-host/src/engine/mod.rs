@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::account::{self, Account, Secret};
-use crate::api::{EnrollmentView, Status, PROTOCOL_VERSION};
+use crate::api::{EnrollmentView, Reply, Status, PROTOCOL_VERSION};
 use crate::config::{self, Config};
 use crate::enroll::{Enrollment, Proof};
 use crate::home::NodeHome;
@@ -43,6 +43,8 @@ pub struct Engine {
     pub loopback_port: u16,
     pub shutdown: CancellationToken,
     pub state: Mutex<NodeState>,
+    /// Events pushed to every attached client.
+    pub events: tokio::sync::broadcast::Sender<Reply>,
 }
 
 impl Engine {
@@ -80,20 +82,19 @@ impl Engine {
     }
 
     /// Confirms this node with a link token or a typed code.
-    pub async fn confirm(
-        &self,
-        proof: Proof<'_>,
-    ) -> Result<EnrollmentView, crate::enroll::EnrollError> {
+    pub async fn confirm(&self, proof: Proof<'_>) -> Result<EnrollmentView, crate::enroll::EnrollError> {
         let mut guard = self.state.lock().await;
         let state = &mut *guard;
-        state.enrollment.confirm(
-            &self.home,
-            &self.secrets,
-            &state.config.device_name,
-            proof,
-            now_ms(),
-        )?;
+        state.enrollment.confirm(&self.home, &self.secrets, &state.config.device_name, proof, now_ms())?;
+        self.notify(Reply::StatusChanged);
         Ok(self.enrollment_view(state))
+    }
+}
+
+impl Engine {
+    /// Tells every attached client; nobody listening is fine.
+    pub fn notify(&self, event: Reply) {
+        let _ = self.events.send(event);
     }
 }
 
@@ -102,10 +103,7 @@ pub fn now_unix() -> u64 {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Runs the engine in the foreground until it is told to stop.
@@ -127,8 +125,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     // We hold the lock, so a socket file left behind is from a dead engine.
     let socket_path = home.socket();
     let _ = std::fs::remove_file(&socket_path);
-    let listener = UnixListener::bind(&socket_path)
-        .with_context(|| format!("cannot listen on {}", socket_path.display()))?;
+    let listener =
+        UnixListener::bind(&socket_path).with_context(|| format!("cannot listen on {}", socket_path.display()))?;
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
     let engine = Arc::new(Engine {
@@ -137,11 +135,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         started_at: now_unix(),
         loopback_port,
         shutdown: CancellationToken::new(),
-        state: Mutex::new(NodeState {
-            config,
-            account,
-            enrollment,
-        }),
+        state: Mutex::new(NodeState { config, account, enrollment }),
+        events: tokio::sync::broadcast::channel(64).0,
     });
     tracing::info!(
         node_id = %engine.secrets.node_id(),
@@ -150,11 +145,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         loopback_port,
         "engine started"
     );
-    eprintln!(
-        "mailmesh engine running for {} (pid {})",
-        home.root().display(),
-        std::process::id()
-    );
+    eprintln!("mailmesh engine running for {} (pid {})", home.root().display(), std::process::id());
 
     let signals = tokio::spawn(stop_on_signal(engine.shutdown.clone()));
     let web = tokio::spawn(loopback::serve(http, engine.clone()));
@@ -168,10 +159,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::warn!("cannot install signal handlers; stop the engine with `mailmesh stop`");
         return;
     };

@@ -34,29 +34,32 @@ pub async fn serve(listener: UnixListener, state: Arc<Engine>) {
 
 async fn handle_connection(stream: UnixStream, state: Arc<Engine>) {
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+    let mut events = state.events.subscribe();
     loop {
         let line = tokio::select! {
             _ = state.shutdown.cancelled() => return,
+            event = events.recv() => {
+                if let Ok(event) = event {
+                    let pushed = ReplyEnvelope::new(None, event);
+                    if lines.send(String::from_utf8_lossy(&pushed.encode()).into_owned()).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             line = lines.next() => line,
         };
         let reply = match line {
             None => return,
             Some(Ok(line)) => match api::decode_request(line.as_bytes()) {
-                Ok(envelope) => ReplyEnvelope::new(
-                    envelope.id,
-                    super::handlers::handle(&state, envelope.request).await,
-                ),
+                Ok(envelope) => {
+                    ReplyEnvelope::new(envelope.id, super::handlers::handle(&state, envelope.request).await)
+                }
                 Err(error_reply) => error_reply,
             },
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                let reply = ReplyEnvelope::error(
-                    None,
-                    ErrorCode::MessageTooLarge,
-                    "the request is too large",
-                );
-                let _ = lines
-                    .send(String::from_utf8_lossy(&reply.encode()).into_owned())
-                    .await;
+                let reply = ReplyEnvelope::error(None, ErrorCode::MessageTooLarge, "the request is too large");
+                let _ = lines.send(String::from_utf8_lossy(&reply.encode()).into_owned()).await;
                 return;
             }
             Some(Err(LinesCodecError::Io(e))) => {
@@ -65,11 +68,7 @@ async fn handle_connection(stream: UnixStream, state: Arc<Engine>) {
             }
         };
         let stopping = matches!(reply.reply, Reply::Stopping);
-        if lines
-            .send(String::from_utf8_lossy(&reply.encode()).into_owned())
-            .await
-            .is_err()
-        {
+        if lines.send(String::from_utf8_lossy(&reply.encode()).into_owned()).await.is_err() {
             return;
         }
         if stopping {

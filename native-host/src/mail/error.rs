@@ -12,7 +12,9 @@ pub enum MailError {
     ConnectionRefused(String),
     #[error("{0} did not answer in time (timeout)")]
     Timeout(String),
-    #[error("the TLS certificate of {host} is not trusted ({detail}); give its CA with --tls-ca, or accept it explicitly")]
+    #[error(
+        "the TLS certificate of {host} is not trusted ({detail}); give its CA with --tls-ca, or accept it explicitly"
+    )]
     CertificateNotTrusted { host: String, detail: String },
     #[error("TLS with {host} failed: {detail}")]
     Tls { host: String, detail: String },
@@ -47,10 +49,7 @@ impl MailError {
 
     /// Classifies an IO error from connecting to `addr` (`host:port`).
     pub fn from_io(addr: &str, host: &str, e: &io::Error) -> MailError {
-        if let Some(tls) = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
             return MailError::from_tls(host, tls);
         }
         match e.kind() {
@@ -72,14 +71,10 @@ impl MailError {
 
     pub fn from_tls(host: &str, e: &rustls::Error) -> MailError {
         match e {
-            rustls::Error::InvalidCertificate(why) => MailError::CertificateNotTrusted {
-                host: host.to_string(),
-                detail: format!("{why:?}"),
-            },
-            other => MailError::Tls {
-                host: host.to_string(),
-                detail: other.to_string(),
-            },
+            rustls::Error::InvalidCertificate(why) => {
+                MailError::CertificateNotTrusted { host: host.to_string(), detail: format!("{why:?}") }
+            }
+            other => MailError::Tls { host: host.to_string(), detail: other.to_string() },
         }
     }
 }

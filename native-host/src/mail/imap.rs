@@ -40,12 +40,7 @@ pub async fn tls<S: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug + 'static
 ) -> Result<Box<dyn MailStream>, MailError> {
     let connector = TlsConnector::from(client_config(account)?);
     let addr = host.to_string();
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        connector.connect(server_name(host)?, stream),
-    )
-    .await
-    {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name(host)?, stream)).await {
         Err(_) => Err(MailError::Timeout(addr)),
         Ok(Err(e)) => Err(MailError::from_io(&addr, host, &e)),
         Ok(Ok(tls)) => Ok(Box::new(tls)),
@@ -67,20 +62,11 @@ pub async fn connect(account: &Account, password: &Secret) -> Result<ImapSession
         match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
             Err(_) => return Err(MailError::Timeout(server.host.clone())),
             Ok(Err(e)) => return Err(MailError::from_io(&server.host, &server.host, &e)),
-            Ok(Ok(None)) => {
-                return Err(MailError::Protocol(
-                    "the server closed the connection at once".into(),
-                ))
-            }
+            Ok(Ok(None)) => return Err(MailError::Protocol("the server closed the connection at once".into())),
             Ok(Ok(Some(_))) => {}
         }
     }
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        client.login(&account.user, password.expose()),
-    )
-    .await
-    {
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.login(&account.user, password.expose())).await {
         Err(_) => Err(MailError::Timeout(server.host.clone())),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((e, _))) => Err(classify(&server.host, e)),
@@ -92,11 +78,7 @@ async fn starttls(stream: TcpStream) -> Result<TcpStream, MailError> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     read_line(&mut reader, &mut line).await?;
-    reader
-        .get_mut()
-        .write_all(b"m0 STARTTLS\r\n")
-        .await
-        .map_err(|e| MailError::Protocol(e.to_string()))?;
+    reader.get_mut().write_all(b"m0 STARTTLS\r\n").await.map_err(|e| MailError::Protocol(e.to_string()))?;
     loop {
         read_line(&mut reader, &mut line).await?;
         if line.starts_with("m0 OK") {
@@ -113,9 +95,7 @@ async fn read_line(reader: &mut BufReader<TcpStream>, line: &mut String) -> Resu
     match tokio::time::timeout(CONNECT_TIMEOUT, reader.read_line(line)).await {
         Ok(Ok(n)) if n > 0 => Ok(()),
         Ok(Err(e)) => Err(MailError::Protocol(e.to_string())),
-        _ => Err(MailError::Protocol(
-            "the server closed the connection during STARTTLS".into(),
-        )),
+        _ => Err(MailError::Protocol("the server closed the connection during STARTTLS".into())),
     }
 }
 

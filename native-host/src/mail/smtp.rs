@@ -12,46 +12,31 @@ use super::imap::CONNECT_TIMEOUT;
 use super::MailError;
 use crate::account::{Account, Secret, Security};
 
-fn transport(
-    account: &Account,
-    password: &Secret,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
+fn transport(account: &Account, password: &Secret) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     let server = &account.smtp;
     let tls_params = || -> Result<TlsParameters, MailError> {
         let mut builder = TlsParameters::builder(server.host.clone());
         if let Some(path) = &account.tls_ca {
-            let bad = |detail: String| MailError::BadCaFile {
-                path: path.display().to_string(),
-                detail,
-            };
+            let bad = |detail: String| MailError::BadCaFile { path: path.display().to_string(), detail };
             let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            builder = builder
-                .add_root_certificate(Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?);
+            builder = builder.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?);
         }
         if account.accept_invalid_certs {
             builder = builder.dangerous_accept_invalid_certs(true);
         }
-        builder.build_rustls().map_err(|e| MailError::Tls {
-            host: server.host.clone(),
-            detail: e.to_string(),
-        })
+        builder.build_rustls().map_err(|e| MailError::Tls { host: server.host.clone(), detail: e.to_string() })
     };
     let tls = match server.security {
         Security::Plain => Tls::None,
         Security::Tls => Tls::Wrapper(tls_params()?),
         Security::Starttls => Tls::Required(tls_params()?),
     };
-    Ok(
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
-            .port(server.port)
-            .tls(tls)
-            .timeout(Some(CONNECT_TIMEOUT))
-            .credentials(Credentials::new(
-                account.user.clone(),
-                password.expose().to_string(),
-            ))
-            .build(),
-    )
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
+        .port(server.port)
+        .tls(tls)
+        .timeout(Some(CONNECT_TIMEOUT))
+        .credentials(Credentials::new(account.user.clone(), password.expose().to_string()))
+        .build())
 }
 
 /// Maps a lettre error to words, looking through its causes.
@@ -91,26 +76,17 @@ pub async fn test_login(account: &Account, password: &Secret) -> Result<(), Mail
     let transport = transport(account, password)?;
     match transport.test_connection().await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(MailError::Protocol(
-            "the server did not accept the connection".into(),
-        )),
+        Ok(false) => Err(MailError::Protocol("the server did not accept the connection".into())),
         Err(e) => Err(classify(account, e)),
     }
 }
 
 /// Sends one message.
 pub async fn send(account: &Account, password: &Secret, message: Message) -> Result<(), MailError> {
-    transport(account, password)?
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| classify(account, e))
+    transport(account, password)?.send(message).await.map(|_| ()).map_err(|e| classify(account, e))
 }
 
 /// The owner's address as a mailbox, for From and To.
 pub fn owner_mailbox(account: &Account) -> Result<Mailbox, MailError> {
-    account
-        .email
-        .parse()
-        .map_err(|_| MailError::Protocol(format!("{:?} is not an email address", account.email)))
+    account.email.parse().map_err(|_| MailError::Protocol(format!("{:?} is not an email address", account.email)))
 }

@@ -15,32 +15,19 @@ pub fn client_config(account: &Account) -> Result<Arc<ClientConfig>, MailError> 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| MailError::Tls {
-            host: String::new(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| MailError::Tls { host: String::new(), detail: e.to_string() })?;
     let config = if account.accept_invalid_certs {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-            .with_no_client_auth()
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnything(provider))).with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(roots(account)?)
-            .with_no_client_auth()
+        builder.with_root_certificates(roots(account)?).with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
 
 fn roots(account: &Account) -> Result<RootCertStore, MailError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = &account.tls_ca {
-        let bad = |detail: String| MailError::BadCaFile {
-            path: path.display().to_string(),
-            detail,
-        };
+        let bad = |detail: String| MailError::BadCaFile { path: path.display().to_string(), detail };
         let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
             .map_err(|e| bad(e.to_string()))?
             .collect::<Result<_, _>>()
@@ -82,12 +69,7 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -96,12 +78,7 @@ impl ServerCertVerifier for AcceptAnything {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -63,8 +63,7 @@ pub struct Coder {
 impl Coder {
     pub fn new(params: CodingParams) -> Result<Coder, DriveError> {
         // CodingParams already guarantees 1 <= k, 1 <= m, k + m <= 255.
-        let rs = ReedSolomon::new(params.k(), params.m())
-            .map_err(|e| DriveError::Internal(e.to_string()))?;
+        let rs = ReedSolomon::new(params.k(), params.m()).map_err(|e| DriveError::Internal(e.to_string()))?;
         Ok(Coder { params, rs })
     }
 
@@ -92,17 +91,10 @@ impl Coder {
         bytes[plain.len()..sealed_len].copy_from_slice(&tag);
         {
             let mut shards: Vec<&mut [u8]> = bytes.chunks_mut(shard_len).collect();
-            self.rs
-                .encode(&mut shards)
-                .map_err(|e| DriveError::Internal(e.to_string()))?;
+            self.rs.encode(&mut shards).map_err(|e| DriveError::Internal(e.to_string()))?;
         }
         let ids = bytes.chunks(shard_len).map(FragmentId::of).collect();
-        Ok(EncodedChunk {
-            index,
-            shard_len,
-            bytes,
-            ids,
-        })
+        Ok(EncodedChunk { index, shard_len, bytes, ids })
     }
 
     /// Restores chunk `index` from fragments given in shard order (`None` for
@@ -122,11 +114,7 @@ impl Coder {
         let k = self.params.k();
         let shards = self.params.shards();
         if fragments.len() != shards || ids.len() != shards {
-            return Err(DriveError::FragmentCount {
-                chunk: index,
-                got: fragments.len(),
-                expected: shards,
-            });
+            return Err(DriveError::FragmentCount { chunk: index, got: fragments.len(), expected: shards });
         }
         let sealed_len = plain_len + TAG_LEN;
         let shard_len = sealed_len.div_ceil(k);
@@ -151,18 +139,9 @@ impl Coder {
         }
         if have < k {
             return Err(if corrupt > 0 {
-                DriveError::DamagedFragments {
-                    chunk: index,
-                    damaged: corrupt,
-                    have,
-                    need: k,
-                }
+                DriveError::DamagedFragments { chunk: index, damaged: corrupt, have, need: k }
             } else {
-                DriveError::TooFewFragments {
-                    chunk: index,
-                    have,
-                    need: k,
-                }
+                DriveError::TooFewFragments { chunk: index, have, need: k }
             });
         }
         let mut sealed = Vec::with_capacity(shard_len * k);
@@ -171,11 +150,8 @@ impl Coder {
                 sealed.extend_from_slice(shard);
             }
         } else {
-            let mut owned: Vec<Option<Vec<u8>>> =
-                good.iter().map(|g| g.map(<[u8]>::to_vec)).collect();
-            self.rs
-                .reconstruct_data(&mut owned)
-                .map_err(|e| DriveError::Internal(e.to_string()))?;
+            let mut owned: Vec<Option<Vec<u8>>> = good.iter().map(|g| g.map(<[u8]>::to_vec)).collect();
+            self.rs.reconstruct_data(&mut owned).map_err(|e| DriveError::Internal(e.to_string()))?;
             for shard in owned.into_iter().take(k) {
                 sealed.extend_from_slice(&shard.unwrap_or_default());
             }

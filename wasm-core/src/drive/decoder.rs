@@ -34,10 +34,7 @@ impl FileDecoder {
         let chunk_count = params.chunk_count(size);
         let expected = chunk_count as usize * params.shards();
         if ids.len() != expected {
-            return Err(DriveError::IdCount {
-                got: ids.len(),
-                expected,
-            });
+            return Err(DriveError::IdCount { got: ids.len(), expected });
         }
         Ok(FileDecoder {
             coder: Coder::new(params)?,
@@ -56,10 +53,7 @@ impl FileDecoder {
     /// The fragment ids of chunk `index`, in shard order.
     pub fn chunk_ids(&self, index: u64) -> Result<&[FragmentId], DriveError> {
         if index >= self.chunk_count {
-            return Err(DriveError::ChunkOutOfRange {
-                chunk: index,
-                count: self.chunk_count,
-            });
+            return Err(DriveError::ChunkOutOfRange { chunk: index, count: self.chunk_count });
         }
         let shards = self.coder.params().shards();
         let start = index as usize * shards;
@@ -73,22 +67,10 @@ impl FileDecoder {
 
     /// Restores chunk `index` from its fragments in shard order (`None` where
     /// a fragment is unavailable).
-    pub fn decode_chunk(
-        &self,
-        index: u64,
-        fragments: &[Option<&[u8]>],
-    ) -> Result<Vec<u8>, DriveError> {
+    pub fn decode_chunk(&self, index: u64, fragments: &[Option<&[u8]>]) -> Result<Vec<u8>, DriveError> {
         let ids = self.chunk_ids(index)?;
         let last = index + 1 == self.chunk_count;
         let plain_len = self.coder.params().plain_len(self.size, index);
-        self.coder.decode(
-            &self.cipher,
-            &self.file_id,
-            index,
-            last,
-            plain_len,
-            ids,
-            fragments,
-        )
+        self.coder.decode(&self.cipher, &self.file_id, index, last, plain_len, ids, fragments)
     }
 }

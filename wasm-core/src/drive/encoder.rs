@@ -33,12 +33,7 @@ pub struct FileEncoder {
 }
 
 impl FileEncoder {
-    pub fn new(
-        params: CodingParams,
-        file_id: FileId,
-        key: &FileKey,
-        size: u64,
-    ) -> Result<FileEncoder, DriveError> {
+    pub fn new(params: CodingParams, file_id: FileId, key: &FileKey, size: u64) -> Result<FileEncoder, DriveError> {
         params.check_size(size)?;
         let mut encoder = FileEncoder {
             coder: Coder::new(params)?,
@@ -61,9 +56,7 @@ impl FileEncoder {
     /// until it returns `None` after each push to keep memory bounded.
     pub fn push(&mut self, mut data: &[u8]) -> Result<(), DriveError> {
         if self.fed + data.len() as u64 > self.size {
-            return Err(DriveError::SizeExceeded {
-                declared: self.size,
-            });
+            return Err(DriveError::SizeExceeded { declared: self.size });
         }
         self.fed += data.len() as u64;
         while !data.is_empty() {
@@ -81,9 +74,7 @@ impl FileEncoder {
             && self.pending.len() == self.coder.params().plain_len(self.size, self.index)
         {
             let last = self.index + 1 == self.chunk_count;
-            let chunk =
-                self.coder
-                    .encode(&self.cipher, &self.file_id, self.index, last, &self.pending)?;
+            let chunk = self.coder.encode(&self.cipher, &self.file_id, self.index, last, &self.pending)?;
             self.ids.extend_from_slice(&chunk.ids);
             self.ready.push_back(chunk);
             self.pending.clear();
@@ -105,15 +96,10 @@ impl FileEncoder {
     /// manifest.
     pub fn finish(self) -> Result<Vec<FragmentId>, DriveError> {
         if self.fed != self.size {
-            return Err(DriveError::SizeShort {
-                declared: self.size,
-                got: self.fed,
-            });
+            return Err(DriveError::SizeShort { declared: self.size, got: self.fed });
         }
         if !self.ready.is_empty() {
-            return Err(DriveError::Internal(
-                "finish() called before every chunk was polled".into(),
-            ));
+            return Err(DriveError::Internal("finish() called before every chunk was polled".into()));
         }
         Ok(self.ids)
     }

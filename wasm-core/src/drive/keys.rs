@@ -118,17 +118,11 @@ impl ContentHasher {
 
 /// The id and key of a file from its content hash, for one network and one
 /// set of coding parameters (see the module docs for what this reveals).
-pub fn convergent_keys(
-    network: &NetworkKey,
-    content: &ContentHash,
-    params: &CodingParams,
-) -> (FileId, FileKey) {
+pub fn convergent_keys(network: &NetworkKey, content: &ContentHash, params: &CodingParams) -> (FileId, FileKey) {
     let secret = blake3::derive_key(DEDUP_CONTEXT, network.as_bytes());
     let derive = |label: &[u8]| {
         let mut h = blake3::Hasher::new_keyed(&secret);
-        h.update(label)
-            .update(&content.0)
-            .update(&params.to_bytes());
+        h.update(label).update(&content.0).update(&params.to_bytes());
         *h.finalize().as_bytes()
     };
     (FileId(derive(b"file id\0")), FileKey(derive(b"file key\0")))
@@ -149,19 +143,12 @@ fn wrap_cipher(network: &NetworkKey) -> XChaCha20Poly1305 {
 /// Seals `file_key` under the network key. `nonce` must be random (24 bytes
 /// make collisions negligible); `context` is authenticated with it, so the
 /// wrapped key only opens for the manifest it was made for.
-pub fn wrap_key(
-    network: &NetworkKey,
-    file_key: &FileKey,
-    nonce: [u8; 24],
-    context: &[u8],
-) -> WrappedKey {
+pub fn wrap_key(network: &NetworkKey, file_key: &FileKey, nonce: [u8; 24], context: &[u8]) -> WrappedKey {
     let mut sealed = [0u8; 32 + TAG_LEN];
     sealed[..32].copy_from_slice(file_key.as_bytes());
     let (body, tag_out) = sealed.split_at_mut(32);
     // Encryption of a fixed-size buffer cannot fail.
-    if let Ok(tag) =
-        wrap_cipher(network).encrypt_in_place_detached(XNonce::from_slice(&nonce), context, body)
-    {
+    if let Ok(tag) = wrap_cipher(network).encrypt_in_place_detached(XNonce::from_slice(&nonce), context, body) {
         tag_out.copy_from_slice(&tag);
     }
     WrappedKey { nonce, sealed }
@@ -169,11 +156,7 @@ pub fn wrap_key(
 
 /// Opens a wrapped key; fails if the network key differs or `context` (the
 /// manifest) was altered.
-pub fn unwrap_key(
-    network: &NetworkKey,
-    wrapped: &WrappedKey,
-    context: &[u8],
-) -> Result<FileKey, DriveError> {
+pub fn unwrap_key(network: &NetworkKey, wrapped: &WrappedKey, context: &[u8]) -> Result<FileKey, DriveError> {
     let mut body = [0u8; 32];
     body.copy_from_slice(&wrapped.sealed[..32]);
     let tag = chacha20poly1305::Tag::from_slice(&wrapped.sealed[32..]);
@@ -196,11 +179,7 @@ mod tests {
         assert_eq!(a, b);
         let other_content = convergent_keys(&nk, &ContentHash([6; 32]), &params);
         assert_ne!(a.0, other_content.0);
-        let other_network = convergent_keys(
-            &NetworkKey::from_bytes([2; 32]),
-            &ContentHash([5; 32]),
-            &params,
-        );
+        let other_network = convergent_keys(&NetworkKey::from_bytes([2; 32]), &ContentHash([5; 32]), &params);
         assert_ne!(a.0, other_network.0);
         assert_ne!(a.1, other_network.1);
     }
@@ -211,14 +190,8 @@ mod tests {
         let fk = FileKey::from_bytes([9; 32]);
         let w = wrap_key(&nk, &fk, [3; 24], b"manifest");
         assert_eq!(unwrap_key(&nk, &w, b"manifest").unwrap(), fk);
-        assert!(matches!(
-            unwrap_key(&NetworkKey::from_bytes([2; 32]), &w, b"manifest"),
-            Err(DriveError::KeyUnwrap)
-        ));
-        assert!(matches!(
-            unwrap_key(&nk, &w, b"manifesT"),
-            Err(DriveError::KeyUnwrap)
-        ));
+        assert!(matches!(unwrap_key(&NetworkKey::from_bytes([2; 32]), &w, b"manifest"), Err(DriveError::KeyUnwrap)));
+        assert!(matches!(unwrap_key(&nk, &w, b"manifesT"), Err(DriveError::KeyUnwrap)));
     }
 
     #[test]

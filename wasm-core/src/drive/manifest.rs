@@ -18,9 +18,7 @@
 
 use thiserror::Error;
 
-use super::keys::{
-    unwrap_key, wrap_key, ContentHash, FileId, FileKey, FragmentId, NetworkKey, WrappedKey,
-};
+use super::keys::{unwrap_key, wrap_key, ContentHash, FileId, FileKey, FragmentId, NetworkKey, WrappedKey};
 use super::params::{CodingParams, ParamsError, TAG_LEN};
 use super::DriveError;
 
@@ -44,11 +42,7 @@ pub enum ManifestError {
     #[error("the manifest declares {declared} chunks, but a file of its size has {expected}")]
     ChunkCount { declared: u64, expected: u64 },
     #[error("the manifest's {field} is {len} bytes long; at most {max} are allowed")]
-    FieldTooLong {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    FieldTooLong { field: &'static str, len: usize, max: usize },
     #[error("the manifest's {0} is not valid UTF-8")]
     NotUtf8(&'static str),
     #[error("the manifest has {0} unexpected bytes at the end")]
@@ -101,19 +95,11 @@ impl Manifest {
             modified_ms: fields.modified_ms,
             name: fields.name,
             media_type: fields.media_type,
-            wrapped_key: WrappedKey {
-                nonce: wrap_nonce,
-                sealed: [0; 32 + TAG_LEN],
-            },
+            wrapped_key: WrappedKey { nonce: wrap_nonce, sealed: [0; 32 + TAG_LEN] },
             fragment_ids: fields.fragment_ids,
         };
         manifest.validate()?;
-        manifest.wrapped_key = wrap_key(
-            network,
-            file_key,
-            wrap_nonce,
-            &manifest.authenticated_digest(),
-        );
+        manifest.wrapped_key = wrap_key(network, file_key, wrap_nonce, &manifest.authenticated_digest());
         Ok(manifest)
     }
 
@@ -126,9 +112,7 @@ impl Manifest {
     /// The fragment ids of chunk `index`.
     pub fn chunk_ids(&self, index: u64) -> &[FragmentId] {
         let shards = self.params.shards();
-        let start = (index as usize)
-            .saturating_mul(shards)
-            .min(self.fragment_ids.len());
+        let start = (index as usize).saturating_mul(shards).min(self.fragment_ids.len());
         let end = start.saturating_add(shards).min(self.fragment_ids.len());
         &self.fragment_ids[start..end]
     }
@@ -207,15 +191,11 @@ impl Manifest {
         let modified_ms = r.u64("modified time")?;
         let name_len = u16::from_le_bytes(r.array("name length")?) as usize;
         check_len("name", name_len, MAX_NAME_LEN)?;
-        let name = std::str::from_utf8(r.take(name_len, "name")?)
-            .map_err(|_| ManifestError::NotUtf8("name"))?;
+        let name = std::str::from_utf8(r.take(name_len, "name")?).map_err(|_| ManifestError::NotUtf8("name"))?;
         let media_len = r.u8("media type length")? as usize;
-        let media_type = std::str::from_utf8(r.take(media_len, "media type")?)
-            .map_err(|_| ManifestError::NotUtf8("media type"))?;
-        let wrapped_key = WrappedKey {
-            nonce: r.array("key nonce")?,
-            sealed: r.array("wrapped key")?,
-        };
+        let media_type =
+            std::str::from_utf8(r.take(media_len, "media type")?).map_err(|_| ManifestError::NotUtf8("media type"))?;
+        let wrapped_key = WrappedKey { nonce: r.array("key nonce")?, sealed: r.array("wrapped key")? };
         let declared = r.u64("chunk count")?;
         let expected = params.chunk_count(size);
         if declared != expected {

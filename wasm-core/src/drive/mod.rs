@@ -32,9 +32,7 @@ use thiserror::Error;
 pub use chunk::EncodedChunk;
 pub use decoder::FileDecoder;
 pub use encoder::FileEncoder;
-pub use keys::{
-    convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey,
-};
+pub use keys::{convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey};
 pub use manifest::{Manifest, ManifestError, ManifestFields};
 pub use params::{CodingParams, ParamsError};
 
@@ -53,26 +51,13 @@ pub enum DriveError {
     #[error("chunk {chunk} does not exist: the file has {count} chunks")]
     ChunkOutOfRange { chunk: u64, count: u64 },
     #[error("chunk {chunk} needs {expected} fragment slots, {got} were given")]
-    FragmentCount {
-        chunk: u64,
-        got: usize,
-        expected: usize,
-    },
+    FragmentCount { chunk: u64, got: usize, expected: usize },
     #[error("the manifest lists {got} fragment ids where {expected} were expected")]
     IdCount { got: usize, expected: usize },
     #[error("chunk {chunk} cannot be restored: {have} of the {need} fragments it needs are available; bring more of your nodes online")]
-    TooFewFragments {
-        chunk: u64,
-        have: usize,
-        need: usize,
-    },
+    TooFewFragments { chunk: u64, have: usize, need: usize },
     #[error("chunk {chunk} cannot be restored: {damaged} of its fragments are damaged (they do not match their ids) and only {have} of the {need} needed are good; bring more of your nodes online so the damage can be repaired")]
-    DamagedFragments {
-        chunk: u64,
-        damaged: usize,
-        have: usize,
-        need: usize,
-    },
+    DamagedFragments { chunk: u64, damaged: usize, have: usize, need: usize },
     #[error("chunk {chunk} failed authentication: the file key is wrong or the fragments belong to another file")]
     ChunkAuthentication { chunk: u64 },
     #[error("the file key cannot be unwrapped: this node has a different network key, or the manifest was altered")]

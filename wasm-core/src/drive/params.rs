@@ -44,11 +44,7 @@ impl Default for CodingParams {
     /// 4 data + 2 parity fragments of 1 MiB chunks: survives the loss of any
     /// two fragment holders at 1.5x storage.
     fn default() -> Self {
-        CodingParams {
-            k: 4,
-            m: 2,
-            chunk_size: 1024 * 1024,
-        }
+        CodingParams { k: 4, m: 2, chunk_size: 1024 * 1024 }
     }
 }
 
@@ -143,13 +139,7 @@ mod tests {
     fn bad_parameters_are_refused() {
         assert_eq!(CodingParams::new(0, 2, 4096), Err(ParamsError::ZeroK));
         assert_eq!(CodingParams::new(2, 0, 4096), Err(ParamsError::ZeroM));
-        assert_eq!(
-            CodingParams::new(200, 100, 4096),
-            Err(ParamsError::TooManyShards(300))
-        );
-        assert_eq!(
-            CodingParams::new(4, 2, 100),
-            Err(ParamsError::ChunkSize(100))
-        );
+        assert_eq!(CodingParams::new(200, 100, 4096), Err(ParamsError::TooManyShards(300)));
+        assert_eq!(CodingParams::new(4, 2, 100), Err(ParamsError::ChunkSize(100)));
     }
 }

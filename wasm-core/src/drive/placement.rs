@@ -31,10 +31,7 @@ pub struct Candidate {
 
 fn score(node: &NodeId, file: &FileId, chunk: u64, free_bytes: u64) -> f64 {
     let mut h = blake3::Hasher::new();
-    h.update(b"mailmesh placement v1")
-        .update(&file.0)
-        .update(&chunk.to_le_bytes())
-        .update(node.as_bytes());
+    h.update(b"mailmesh placement v1").update(&file.0).update(&chunk.to_le_bytes()).update(node.as_bytes());
     let digest = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
@@ -49,10 +46,8 @@ fn score(node: &NodeId, file: &FileId, chunk: u64, free_bytes: u64) -> f64 {
 /// each on the top `shards` nodes when there are enough; otherwise
 /// `shards / n` each and one more on the top `shards % n`).
 fn targets(file: &FileId, chunk: u64, shards: usize, nodes: &[Candidate]) -> Vec<(NodeId, usize)> {
-    let mut ranked: Vec<(f64, NodeId)> = nodes
-        .iter()
-        .map(|c| (score(&c.node, file, chunk, c.free_bytes), c.node))
-        .collect();
+    let mut ranked: Vec<(f64, NodeId)> =
+        nodes.iter().map(|c| (score(&c.node, file, chunk, c.free_bytes), c.node)).collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     ranked.dedup_by(|a, b| a.1 == b.1);
     let n = ranked.len().max(1);
@@ -74,12 +69,7 @@ pub fn place_chunk(file: &FileId, chunk: u64, shards: usize, nodes: &[Candidate]
         if out.len() == shards || targets.is_empty() {
             break;
         }
-        out.extend(
-            targets
-                .iter()
-                .filter(|(_, count)| *count > round)
-                .map(|(node, _)| *node),
-        );
+        out.extend(targets.iter().filter(|(_, count)| *count > round).map(|(node, _)| *node));
     }
     out.truncate(shards);
     out
@@ -117,18 +107,12 @@ fn chunk_moves(
         }
     }
     let mut moves = Vec::with_capacity(homeless.len());
-    let mut open = want
-        .iter_mut()
-        .flat_map(|(node, count)| std::iter::repeat_n(*node, std::mem::take(count)));
+    let mut open = want.iter_mut().flat_map(|(node, count)| std::iter::repeat_n(*node, std::mem::take(count)));
     for shard in homeless {
         // With fewer targets than homeless fragments (more fragments than
         // nodes and no rebalancing), the rest wait for the next plan.
         let Some(target) = open.next() else { break };
-        moves.push(Move {
-            chunk,
-            shard,
-            target,
-        });
+        moves.push(Move { chunk, shard, target });
     }
     moves
 }
@@ -136,16 +120,8 @@ fn chunk_moves(
 /// Moves that bring a file's fragments to the target spread over `nodes`
 /// after nodes joined or left: only fragments on nodes that left or above
 /// their share move.
-pub fn rebalance_plan(
-    file: &FileId,
-    holders: &[Vec<Option<NodeId>>],
-    nodes: &[Candidate],
-) -> Vec<Move> {
-    holders
-        .iter()
-        .enumerate()
-        .flat_map(|(chunk, row)| chunk_moves(file, chunk as u64, row, nodes, true))
-        .collect()
+pub fn rebalance_plan(file: &FileId, holders: &[Vec<Option<NodeId>>], nodes: &[Candidate]) -> Vec<Move> {
+    holders.iter().enumerate().flat_map(|(chunk, row)| chunk_moves(file, chunk as u64, row, nodes, true)).collect()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,24 +137,15 @@ pub struct RepairPlan {
 /// is the node holding that fragment, `live` the nodes that count as present.
 /// Fragments on live nodes stay; each lost one goes to a live node that
 /// holds less than its share of the chunk.
-pub fn repair_plan(
-    file: &FileId,
-    k: usize,
-    holders: &[Vec<Option<NodeId>>],
-    live: &[Candidate],
-) -> RepairPlan {
+pub fn repair_plan(file: &FileId, k: usize, holders: &[Vec<Option<NodeId>>], live: &[Candidate]) -> RepairPlan {
     let mut plan = RepairPlan::default();
     for (chunk, row) in holders.iter().enumerate() {
-        let present = row
-            .iter()
-            .filter(|h| h.is_some_and(|h| live.iter().any(|c| c.node == h)))
-            .count();
+        let present = row.iter().filter(|h| h.is_some_and(|h| live.iter().any(|c| c.node == h))).count();
         if present < k {
             plan.unrecoverable.push(chunk as u64);
             continue;
         }
-        plan.tasks
-            .extend(chunk_moves(file, chunk as u64, row, live, false));
+        plan.tasks.extend(chunk_moves(file, chunk as u64, row, live, false));
     }
     plan
 }
@@ -198,22 +165,12 @@ mod tests {
             .collect()
     }
 
-    fn place_all(
-        file: &FileId,
-        chunks: u64,
-        shards: usize,
-        nodes: &[Candidate],
-    ) -> Vec<Vec<NodeId>> {
-        (0..chunks)
-            .map(|c| place_chunk(file, c, shards, nodes))
-            .collect()
+    fn place_all(file: &FileId, chunks: u64, shards: usize, nodes: &[Candidate]) -> Vec<Vec<NodeId>> {
+        (0..chunks).map(|c| place_chunk(file, c, shards, nodes)).collect()
     }
 
     fn holders(placed: &[Vec<NodeId>]) -> Vec<Vec<Option<NodeId>>> {
-        placed
-            .iter()
-            .map(|r| r.iter().copied().map(Some).collect())
-            .collect()
+        placed.iter().map(|r| r.iter().copied().map(Some).collect()).collect()
     }
 
     /// Applies moves and checks the result is the target spread.
@@ -260,10 +217,7 @@ mod tests {
             let ideal = (chunks as f64 * 6.0) / n as f64;
             for c in &ns {
                 let got = *load.get(&c.node).unwrap_or(&0) as f64;
-                assert!(
-                    (got - ideal).abs() <= 0.2 * ideal,
-                    "n = {n}: {got} vs ideal {ideal}"
-                );
+                assert!((got - ideal).abs() <= 0.2 * ideal, "n = {n}: {got} vs ideal {ideal}");
             }
         }
     }
@@ -281,10 +235,7 @@ mod tests {
         }
         let big = load[&ns[0].node] as f64;
         let others = ns[1..].iter().map(|c| load[&c.node] as f64).sum::<f64>() / 7.0;
-        assert!(
-            big > 1.5 * others,
-            "a node with twice the space holds more: {big} vs {others}"
-        );
+        assert!(big > 1.5 * others, "a node with twice the space holds more: {big} vs {others}");
     }
 
     #[test]
@@ -303,31 +254,18 @@ mod tests {
             apply(&file, &placed, &moves, &after);
             let ideal = total as f64 / (n + 1) as f64;
             let moved = moves.len() as f64;
-            assert!(
-                moved <= 1.2 * ideal,
-                "join n = {n}: {moved} moved, ideal {ideal}"
-            );
-            assert!(
-                moves.iter().all(|m| m.target == after[n].node),
-                "only onto the newcomer"
-            );
+            assert!(moved <= 1.2 * ideal, "join n = {n}: {moved} moved, ideal {ideal}");
+            assert!(moves.iter().all(|m| m.target == after[n].node), "only onto the newcomer");
 
             // Leave: what the leaver held moves, and with fewer nodes than
             // fragments per chunk, what evens the spread out again.
             let left = &before[1..];
             let moves = rebalance_plan(&file, &holders(&placed), left);
             apply(&file, &placed, &moves, left);
-            let held = placed
-                .iter()
-                .flatten()
-                .filter(|x| **x == before[0].node)
-                .count() as f64;
+            let held = placed.iter().flatten().filter(|x| **x == before[0].node).count() as f64;
             let moved = moves.len() as f64;
             let slack = if n - 1 < 6 { 1.5 } else { 1.0 };
-            assert!(
-                moved >= held && moved <= slack * held,
-                "leave n = {n}: {moved} moved, minimum {held}"
-            );
+            assert!(moved >= held && moved <= slack * held, "leave n = {n}: {moved} moved, minimum {held}");
         }
     }
 
@@ -338,20 +276,13 @@ mod tests {
         let placed = place_all(&file, 100, 6, &ns);
         let live: Vec<Candidate> = ns[1..].to_vec();
         let plan = repair_plan(&file, 4, &holders(&placed), &live);
-        let lost = placed
-            .iter()
-            .flatten()
-            .filter(|n| **n == ns[0].node)
-            .count();
+        let lost = placed.iter().flatten().filter(|n| **n == ns[0].node).count();
         assert_eq!(plan.tasks.len(), lost);
         assert!(plan.unrecoverable.is_empty());
         for t in &plan.tasks {
             assert_eq!(placed[t.chunk as usize][t.shard], ns[0].node);
             assert_ne!(t.target, ns[0].node);
-            assert!(
-                !placed[t.chunk as usize].contains(&t.target),
-                "target holds no fragment of the chunk yet"
-            );
+            assert!(!placed[t.chunk as usize].contains(&t.target), "target holds no fragment of the chunk yet");
         }
     }
 
@@ -372,10 +303,6 @@ mod tests {
         assert_eq!(place_all(&file, 20, 6, &ns), place_all(&file, 20, 6, &ns));
         let mut reversed = ns.clone();
         reversed.reverse();
-        assert_eq!(
-            place_all(&file, 20, 6, &ns),
-            place_all(&file, 20, 6, &reversed),
-            "order of nodes does not matter"
-        );
+        assert_eq!(place_all(&file, 20, 6, &ns), place_all(&file, 20, 6, &reversed), "order of nodes does not matter");
     }
 }

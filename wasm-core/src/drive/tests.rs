@@ -49,43 +49,24 @@ fn store(data: &[u8], params: CodingParams, feed: usize) -> Stored {
 fn restore(s: &Stored, pick: impl Fn(u64, usize) -> bool) -> Result<Vec<u8>, DriveError> {
     let manifest = Manifest::decode(&s.manifest.encode())?;
     let key = manifest.open(&NetworkKey::from_bytes(NK))?;
-    let decoder = FileDecoder::new(
-        manifest.params,
-        manifest.file_id,
-        &key,
-        manifest.size,
-        manifest.fragment_ids.clone(),
-    )?;
+    let decoder =
+        FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
     let mut out = Vec::new();
     for chunk in &s.chunks {
-        let fragments: Vec<Option<&[u8]>> = chunk
-            .fragments()
-            .enumerate()
-            .map(|(i, f)| pick(chunk.index, i).then_some(f))
-            .collect();
+        let fragments: Vec<Option<&[u8]>> =
+            chunk.fragments().enumerate().map(|(i, f)| pick(chunk.index, i).then_some(f)).collect();
         out.extend(decoder.decode_chunk(chunk.index, &fragments)?);
     }
     Ok(out)
 }
 
 fn params_strategy() -> impl Strategy<Value = CodingParams> {
-    (
-        1u8..=8,
-        1u8..=4,
-        prop_oneof![Just(4096u32), Just(5000), Just(65536)],
-    )
+    (1u8..=8, 1u8..=4, prop_oneof![Just(4096u32), Just(5000), Just(65536)])
         .prop_map(|(k, m, c)| CodingParams::new(k, m, c).unwrap())
 }
 
 fn size_strategy() -> impl Strategy<Value = usize> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(4096),
-        Just(8192),
-        Just(5000 * 3),
-        0usize..40_000
-    ]
+    prop_oneof![Just(0), Just(1), Just(4096), Just(8192), Just(5000 * 3), 0usize..40_000]
 }
 
 proptest! {
@@ -171,39 +152,23 @@ proptest! {
 #[test]
 fn a_wrong_network_key_is_its_own_error() {
     let stored = store(b"secret", CodingParams::default(), 10);
-    assert_eq!(
-        stored.manifest.open(&NetworkKey::from_bytes([1; 32])),
-        Err(DriveError::KeyUnwrap)
-    );
+    assert_eq!(stored.manifest.open(&NetworkKey::from_bytes([1; 32])), Err(DriveError::KeyUnwrap));
 }
 
 #[test]
 fn a_wrong_file_key_fails_authentication_not_silently() {
     let stored = store(&[5u8; 10_000], CodingParams::new(2, 1, 4096).unwrap(), 4096);
     let m = &stored.manifest;
-    let decoder = FileDecoder::new(
-        m.params,
-        m.file_id,
-        &FileKey::from_bytes([0; 32]),
-        m.size,
-        m.fragment_ids.clone(),
-    )
-    .unwrap();
+    let decoder =
+        FileDecoder::new(m.params, m.file_id, &FileKey::from_bytes([0; 32]), m.size, m.fragment_ids.clone()).unwrap();
     let c = &stored.chunks[1];
     let fragments: Vec<Option<&[u8]>> = c.fragments().map(Some).collect();
-    assert_eq!(
-        decoder.decode_chunk(1, &fragments),
-        Err(DriveError::ChunkAuthentication { chunk: 1 })
-    );
+    assert_eq!(decoder.decode_chunk(1, &fragments), Err(DriveError::ChunkAuthentication { chunk: 1 }));
 }
 
 #[test]
 fn chunks_cannot_be_swapped() {
-    let stored = store(
-        &[3u8; 3 * 4096],
-        CodingParams::new(2, 1, 4096).unwrap(),
-        4096,
-    );
+    let stored = store(&[3u8; 3 * 4096], CodingParams::new(2, 1, 4096).unwrap(), 4096);
     let m = &stored.manifest;
     let key = m.open(&NetworkKey::from_bytes(NK)).unwrap();
     // A manifest whose chunk table lists chunk 1's fragments as chunk 0.
@@ -213,10 +178,7 @@ fn chunks_cannot_be_swapped() {
     ids.swap(2, 5);
     let decoder = FileDecoder::new(m.params, m.file_id, &key, m.size, ids).unwrap();
     let fragments: Vec<Option<&[u8]>> = stored.chunks[1].fragments().map(Some).collect();
-    assert_eq!(
-        decoder.decode_chunk(0, &fragments),
-        Err(DriveError::ChunkAuthentication { chunk: 0 })
-    );
+    assert_eq!(decoder.decode_chunk(0, &fragments), Err(DriveError::ChunkAuthentication { chunk: 0 }));
 }
 
 #[test]
@@ -232,57 +194,32 @@ fn the_same_content_is_stored_once() {
 #[test]
 fn feeding_the_wrong_amount_is_refused() {
     let params = CodingParams::default();
-    let mut e =
-        FileEncoder::new(params, FileId([1; 32]), &FileKey::from_bytes([2; 32]), 10).unwrap();
-    assert_eq!(
-        e.push(&[0; 11]),
-        Err(DriveError::SizeExceeded { declared: 10 })
-    );
+    let mut e = FileEncoder::new(params, FileId([1; 32]), &FileKey::from_bytes([2; 32]), 10).unwrap();
+    assert_eq!(e.push(&[0; 11]), Err(DriveError::SizeExceeded { declared: 10 }));
     e.push(&[0; 4]).unwrap();
-    assert!(matches!(
-        e.finish(),
-        Err(DriveError::SizeShort {
-            declared: 10,
-            got: 4
-        })
-    ));
+    assert!(matches!(e.finish(), Err(DriveError::SizeShort { declared: 10, got: 4 })));
 }
 
 #[test]
 fn manifest_errors_are_specific() {
     let stored = store(b"abc", CodingParams::new(2, 1, 4096).unwrap(), 1);
     let good = stored.manifest.encode();
-    assert_eq!(
-        Manifest::decode(&good[..3]),
-        Err(ManifestError::Truncated { field: "magic" })
-    );
+    assert_eq!(Manifest::decode(&good[..3]), Err(ManifestError::Truncated { field: "magic" }));
     let mut v = good.clone();
     v[4] = 9;
     assert_eq!(Manifest::decode(&v), Err(ManifestError::NewerVersion(9)));
     let mut long = good.clone();
     long.push(0);
-    assert_eq!(
-        Manifest::decode(&long),
-        Err(ManifestError::TrailingBytes(1))
-    );
+    assert_eq!(Manifest::decode(&long), Err(ManifestError::TrailingBytes(1)));
     // An absurd size is refused before any allocation.
     let mut huge = good.clone();
     huge[69..77].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(
-        Manifest::decode(&huge),
-        Err(ManifestError::Params(ParamsError::FileTooLarge(_)))
-    ));
+    assert!(matches!(Manifest::decode(&huge), Err(ManifestError::Params(ParamsError::FileTooLarge(_)))));
     // A chunk count that does not match the size.
     let mut count = good.clone();
     let at = good.len() - 3 * 32 - 8;
     count[at..at + 8].copy_from_slice(&1000u64.to_le_bytes());
-    assert_eq!(
-        Manifest::decode(&count),
-        Err(ManifestError::ChunkCount {
-            declared: 1000,
-            expected: 1
-        })
-    );
+    assert_eq!(Manifest::decode(&count), Err(ManifestError::ChunkCount { declared: 1000, expected: 1 }));
 }
 
 /// Pinned output for fixed inputs. The same vector is checked in the wasm
@@ -291,13 +228,7 @@ fn manifest_errors_are_specific() {
 fn known_answer() {
     let params = CodingParams::new(4, 2, 4096).unwrap();
     let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    let mut e = FileEncoder::new(
-        params,
-        FileId([2; 32]),
-        &FileKey::from_bytes([1; 32]),
-        data.len() as u64,
-    )
-    .unwrap();
+    let mut e = FileEncoder::new(params, FileId([2; 32]), &FileKey::from_bytes([1; 32]), data.len() as u64).unwrap();
     e.push(&data).unwrap();
     while e.poll_chunk().is_some() {}
     let ids = e.finish().unwrap();
