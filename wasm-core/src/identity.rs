@@ -125,6 +125,10 @@ impl NodeSecrets {
         &self.signing
     }
 
+    pub fn agreement_secret(&self) -> &StaticSecret {
+        &self.agreement
+    }
+
     /// Serializes the key file: `MMNK`, version byte, Ed25519 seed, X25519
     /// secret. The caller is responsible for writing it with mode 0600.
     pub fn encode(&self) -> Vec<u8> {

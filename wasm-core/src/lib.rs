@@ -13,12 +13,14 @@
 //!   address, manifest, placement.
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
+//! - [`join`]: the messages by which a new node joins through the mailbox.
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
 pub mod confirm;
 pub mod drive;
 pub mod identity;
+pub mod join;
 pub mod roster;
 
 #[cfg(target_arch = "wasm32")]
