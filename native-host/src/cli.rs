@@ -208,7 +208,10 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 let mut control = Control::connect(&home).await?;
                 control.request(serde_json::json!({"type": "confirm_code", "code": code})).await?;
                 let status = status_of(&home).await?;
-                println!("this node is confirmed; network {}", status.network_id.unwrap_or_default());
+                match status.network_id {
+                    Some(network) => println!("this node is confirmed; network {network}"),
+                    None => println!("approved; the device that sent the code will welcome this one shortly"),
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -248,11 +251,18 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut input = serde_json::to_value(&account)?;
     input["password"] = password.into();
     let request = serde_json::json!({"type": "account_save", "account": input, "device_name": args.device_name});
-    control.request(request).await?;
-    println!(
-        "A confirmation mail was sent to {}. Open its link on this device, or run `mailmesh confirm CODE` with the code from it.",
-        account.email
-    );
+    let reply = control.request(request).await?;
+    if matches!(&reply, Reply::Enrollment(view) if view.state == "awaiting_approval") {
+        println!(
+            "Your mailmesh network exists already: this device asked to join it. One of your devices will mail {} a code; run `mailmesh confirm CODE` with it here.",
+            account.email
+        );
+    } else {
+        println!(
+            "A confirmation mail was sent to {}. Open its link on this device, or run `mailmesh confirm CODE` with the code from it.",
+            account.email
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::account::Account;
 use crate::home::{write_private, NodeHome};
+use crate::joining::{load_joining, Joining};
 use crate::mail::smtp::owner_mailbox;
 use crate::mail::MailError;
 
@@ -59,7 +60,10 @@ pub struct Network {
 pub enum Enrollment {
     /// No account saved, or saved but not yet asked to confirm.
     None,
+    /// First node, waiting for the owner to confirm it.
     Pending(PendingConfirmation),
+    /// Joining an existing network through the mailbox.
+    Joining(Joining),
     Enrolled(Network),
 }
 
@@ -107,6 +111,11 @@ impl Enrollment {
             }
             return Ok(Enrollment::Enrolled(Network { key: NetworkKey::from_bytes(key), roster }));
         }
+        if let Some(joining) =
+            load_joining(home).map_err(|source| EnrollError::Io { path: home.root().join("join.json"), source })?
+        {
+            return Ok(Enrollment::Joining(joining));
+        }
         match read_optional(&pending)? {
             Some(bytes) => Ok(Enrollment::Pending(PendingConfirmation::decode(&bytes)?)),
             None => Ok(Enrollment::None),
@@ -117,6 +126,8 @@ impl Enrollment {
         match self {
             Enrollment::None => "none",
             Enrollment::Pending(_) => "awaiting_confirmation",
+            Enrollment::Joining(j) if j.confirmed.is_some() => "approved",
+            Enrollment::Joining(_) => "awaiting_approval",
             Enrollment::Enrolled(_) => "enrolled",
         }
     }
@@ -142,7 +153,7 @@ impl Enrollment {
         let pending = match self {
             Enrollment::Pending(p) => p,
             Enrollment::Enrolled(_) => return Err(EnrollError::AlreadyEnrolled),
-            Enrollment::None => return Err(EnrollError::NothingPending),
+            Enrollment::None | Enrollment::Joining(_) => return Err(EnrollError::NothingPending),
         };
         let outcome = match proof {
             Proof::Token(t) => pending.confirm_token(t, now_ms),
@@ -159,6 +170,24 @@ impl Enrollment {
         tracing::info!(network_id = %network.roster.network_id(), "this node is confirmed and created the network");
         *self = Enrollment::Enrolled(network);
         Ok(())
+    }
+
+    /// Adopts a network this node was welcomed into.
+    pub fn adopt(&mut self, home: &NodeHome, network: Network) -> Result<(), EnrollError> {
+        let (_, key_file, roster_file) = files(home);
+        write(&key_file, network.key.as_bytes())?;
+        write(&roster_file, &network.roster.encode())?;
+        crate::joining::remove_joining(home);
+        *self = Enrollment::Enrolled(network);
+        Ok(())
+    }
+
+    /// Replaces the roster (after verifying the caller checked it extends ours).
+    pub fn save_roster(&self, home: &NodeHome) -> Result<(), EnrollError> {
+        match self {
+            Enrollment::Enrolled(n) => write(&files(home).2, &n.roster.encode()),
+            _ => Ok(()),
+        }
     }
 
     pub fn roster_view(&self) -> Vec<RosterMember> {

@@ -29,8 +29,10 @@ pub mod framing;
 pub mod home;
 pub mod identity;
 pub mod install;
+pub mod joining;
 pub mod logging;
 pub mod mail;
+pub mod mailbox;
 pub mod native_host;
 pub mod spawn;
 

@@ -29,11 +29,39 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
         }
         Request::AccountSave { account, device_name } => save_account(engine, account, device_name).await,
-        Request::ConfirmCode { code } => match engine.confirm(Proof::Code(&code)).await {
-            Ok(view) => Reply::Enrollment(Box::new(view)),
-            Err(e) => error(ErrorCode::ConfirmFailed, e),
-        },
+        Request::ConfirmCode { code } => {
+            let joining = matches!(engine.state.lock().await.enrollment, Enrollment::Joining(_));
+            let outcome = if joining {
+                engine.confirm_join(&code).await
+            } else {
+                engine.confirm(Proof::Code(&code)).await.map(|_| ()).map_err(|e| e.to_string())
+            };
+            match outcome {
+                Ok(()) => Reply::Enrollment(Box::new(engine.enrollment_view(&*engine.state.lock().await))),
+                Err(e) => error(ErrorCode::ConfirmFailed, e),
+            }
+        }
     }
+}
+
+fn set_device_name(
+    engine: &Engine,
+    config: &mut crate::config::Config,
+    name: Option<String>,
+) -> Result<(), crate::config::ConfigError> {
+    if let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+        config.device_name = name.chars().take(mailmesh_core::roster::MAX_DEVICE_NAME).collect();
+        crate::config::save(&engine.home, config)?;
+    }
+    Ok(())
+}
+
+/// Whether the owner's mailbox already holds a network's roster.
+async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
+    let mut session = imap::connect(&input.account, &input.password).await?;
+    let (found, _) = crate::mailbox::fetch_since(&mut session, &input.account.imap.host, 0).await?;
+    let _ = session.logout().await;
+    Ok(super::mailroom::finds_network(&found))
 }
 
 fn error(code: ErrorCode, e: impl std::fmt::Display) -> Reply {
@@ -67,17 +95,42 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
             return Reply::Error { code: ErrorCode::MailFailed, message: format!("{what}: {}", c.message) };
         }
     }
+    // A valid roster in the mailbox means the network exists: join it.
+    let network_exists = match find_network(&input).await {
+        Ok(found) => found,
+        Err(e) => return error(ErrorCode::MailFailed, format!("IMAP: {e}")),
+    };
+    if network_exists {
+        {
+            let mut state = engine.state.lock().await;
+            if state.enrollment.network().is_some() {
+                return Reply::Error {
+                    code: ErrorCode::ConfirmFailed,
+                    message: "this node is already confirmed".into(),
+                };
+            }
+            if let Err(e) = set_device_name(engine, &mut state.config, device_name) {
+                return error(ErrorCode::Internal, e);
+            }
+            if let Err(e) = account::save(&engine.home, &input.account, &input.password) {
+                return error(ErrorCode::Internal, e);
+            }
+            state.account = Some((input.account, input.password));
+        }
+        engine.account_changed.notify_one();
+        if let Err(e) = engine.start_join().await {
+            return error(ErrorCode::MailFailed, format!("the join request could not be sent: {e}"));
+        }
+        return Reply::Enrollment(Box::new(engine.enrollment_view(&*engine.state.lock().await)));
+    }
     let (pending, message) = {
         let mut guard = engine.state.lock().await;
         let state = &mut *guard;
         if state.enrollment.network().is_some() {
             return Reply::Error { code: ErrorCode::ConfirmFailed, message: "this node is already confirmed".into() };
         }
-        if let Some(name) = device_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
-            state.config.device_name = name.chars().take(mailmesh_core::roster::MAX_DEVICE_NAME).collect();
-            if let Err(e) = crate::config::save(&engine.home, &state.config) {
-                return error(ErrorCode::Internal, e);
-            }
+        if let Err(e) = set_device_name(engine, &mut state.config, device_name) {
+            return error(ErrorCode::Internal, e);
         }
         let fingerprint = engine.secrets.node_id().fingerprint();
         let mail = ConfirmationMail {
@@ -105,6 +158,9 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     }
     state.account = Some((input.account, input.password));
     state.enrollment = Enrollment::Pending(pending);
+    drop(state);
+    engine.account_changed.notify_one();
     engine.notify(Reply::StatusChanged);
+    let state = engine.state.lock().await;
     Reply::Enrollment(Box::new(engine.enrollment_view(&state)))
 }

@@ -33,7 +33,10 @@ pub async fn bind(preferred: Option<u16>) -> std::io::Result<(TcpListener, u16)>
 }
 
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
-    let app = Router::new().route("/confirm/{token}", get(confirm_page).post(confirm)).with_state(engine);
+    let app = Router::new()
+        .route("/confirm/{token}", get(confirm_page).post(confirm))
+        .route("/approve/{token}", get(confirm_page).post(approve))
+        .with_state(engine);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");
     }
@@ -79,19 +82,33 @@ fn refused() -> Response {
     )
 }
 
-async fn confirm_page(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(token): Path<String>) -> Response {
+async fn approve(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(token): Path<String>) -> Response {
+    if !from_here(&headers, engine.loopback_port) {
+        return refused();
+    }
+    match engine.confirm_join(&token).await {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Device approved",
+            "<p id=\"result\" data-ok=\"true\">Approved. Your other device will welcome this one into your network in a moment.</p>",
+        ),
+        Err(e) => page(StatusCode::BAD_REQUEST, "Not approved", &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e))),
+    }
+}
+
+async fn confirm_page(State(engine): State<Arc<Engine>>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
     let device = engine.state.lock().await.config.device_name.clone();
     let fingerprint = engine.secrets.node_id().fingerprint();
-    let token = html_escape(&token);
+    let action = html_escape(uri.path());
     page(
         StatusCode::OK,
         "Confirm this device",
         &format!(
             "<p>Confirm that <b>{}</b> (fingerprint <code>{fingerprint}</code>) is your device and may join your mailmesh network.</p>\
-             <form method=\"post\" action=\"/confirm/{token}\"><button id=\"confirm\" type=\"submit\">Confirm this device</button></form>",
+             <form method=\"post\" action=\"{action}\"><button id=\"confirm\" type=\"submit\">Confirm this device</button></form>",
             html_escape(&device)
         ),
     )

@@ -9,6 +9,7 @@
 mod handlers;
 pub mod lock;
 mod loopback;
+mod mailroom;
 mod server;
 
 use std::os::unix::fs::PermissionsExt;
@@ -45,6 +46,8 @@ pub struct Engine {
     pub state: Mutex<NodeState>,
     /// Events pushed to every attached client.
     pub events: tokio::sync::broadcast::Sender<Reply>,
+    /// Signalled when the mail account was saved or changed.
+    pub account_changed: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -87,7 +90,11 @@ impl Engine {
         let state = &mut *guard;
         state.enrollment.confirm(&self.home, &self.secrets, &state.config.device_name, proof, now_ms())?;
         self.notify(Reply::StatusChanged);
-        Ok(self.enrollment_view(state))
+        let view = self.enrollment_view(state);
+        drop(guard);
+        // Later devices find the network by this roster in the mailbox.
+        self.announce_roster().await;
+        Ok(view)
     }
 }
 
@@ -137,6 +144,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         shutdown: CancellationToken::new(),
         state: Mutex::new(NodeState { config, account, enrollment }),
         events: tokio::sync::broadcast::channel(64).0,
+        account_changed: tokio::sync::Notify::new(),
     });
     tracing::info!(
         node_id = %engine.secrets.node_id(),
@@ -149,12 +157,47 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
     let signals = tokio::spawn(stop_on_signal(engine.shutdown.clone()));
     let web = tokio::spawn(loopback::serve(http, engine.clone()));
+    let mail = tokio::spawn(watch_mailbox(engine.clone()));
     server::serve(listener, engine.clone()).await;
     signals.abort();
     web.abort();
+    mail.abort();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("engine stopped");
     Ok(())
+}
+
+/// Keeps a mailbox watcher running for the current account, restarting it
+/// when the account changes.
+async fn watch_mailbox(engine: Arc<Engine>) {
+    loop {
+        let account = engine.state.lock().await.account.clone();
+        let Some((account, password)) = account else {
+            engine.account_changed.notified().await;
+            continue;
+        };
+        let stop = engine.shutdown.child_token();
+        let watcher = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                crate::mail::watch::watch(account, password, stop, |mail| {
+                    let engine = engine.clone();
+                    async move { engine.on_mail(mail).await }
+                })
+                .await
+            })
+        };
+        tokio::select! {
+            _ = engine.account_changed.notified() => {}
+            _ = engine.shutdown.cancelled() => {}
+        }
+        stop.cancel();
+        let _ = watcher.await;
+        if engine.shutdown.is_cancelled() {
+            return;
+        }
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

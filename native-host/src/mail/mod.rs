@@ -10,5 +10,6 @@ pub mod error;
 pub mod imap;
 pub mod smtp;
 pub mod tls;
+pub mod watch;
 
 pub use error::MailError;

@@ -1,0 +1,302 @@
+//! What the engine does with mailmesh mails from the mailbox, and the mails
+//! it sends to move a join along (see `mailmesh_core::join` for the proofs
+//! each step carries). Every handler is idempotent: the whole INBOX is read
+//! again after each start.
+
+use mailmesh_core::confirm::{code_text, token_text};
+use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Welcome};
+use mailmesh_core::roster::Roster;
+
+use super::{now_ms, Engine, NodeState};
+use crate::api::Reply;
+use crate::enroll::{Enrollment, Network};
+use crate::joining::{self, Issued, Joining, APPROVAL_TTL_MS};
+use crate::mail::MailError;
+use crate::mailbox::{self, Found, Kind};
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // Without randomness nothing secure can be made; such a machine is
+    // broken, and zeros would be caught by every peer's checks anyway.
+    if getrandom::fill(&mut out).is_err() {
+        tracing::error!("the operating system gave no randomness");
+    }
+    out
+}
+
+impl Engine {
+    /// Sends a mailmesh mail with the saved account.
+    pub async fn send_mail(&self, kind: Kind, subject: &str, text: String, payload: Vec<u8>) -> Result<(), MailError> {
+        let Some((account, password)) = self.state.lock().await.account.clone() else {
+            return Err(MailError::Protocol("no mail account is set up".into()));
+        };
+        let message = mailbox::build(&account, kind, subject, text, payload)?;
+        crate::mail::smtp::send(&account, &password, message).await
+    }
+
+    /// Announces the roster in the mailbox, so that new nodes find the network
+    /// and members that were away learn of changes.
+    pub async fn announce_roster(&self) {
+        let Some(roster) = self.state.lock().await.enrollment.network().map(|n| n.roster.encode()) else { return };
+        let text = "This mail carries your mailmesh roster, the list of your confirmed devices. mailmesh reads it; you can ignore it.\n".to_string();
+        if let Err(e) = self.send_mail(Kind::Roster, "mailmesh roster", text, roster).await {
+            tracing::warn!("could not mail the roster: {e}");
+        }
+    }
+
+    /// Asks to join the network found in the mailbox.
+    pub async fn start_join(&self) -> Result<(), MailError> {
+        let (request, name) = {
+            let state = self.state.lock().await;
+            let name = state.config.device_name.clone();
+            let request = JoinRequest {
+                node: self.secrets.public(),
+                join_secret: random(),
+                loopback_port: self.loopback_port,
+                created_ms: now_ms(),
+                device_name: name.clone(),
+            };
+            (request, name)
+        };
+        let wire = request.encode(&self.secrets);
+        let text = format!(
+            "The device \"{name}\" (fingerprint {}) asks to join your mailmesh network.\n\n\
+             One of your devices will mail you a code to type on \"{name}\". If this was not you, ignore both mails.\n",
+            self.secrets.node_id().fingerprint()
+        );
+        self.send_mail(Kind::JoinRequest, &format!("mailmesh: {name} asks to join"), text, wire.clone()).await?;
+        let joining = Joining {
+            version: joining::STATE_VERSION,
+            request: hex::encode(&wire),
+            approvals: Vec::new(),
+            confirmed: None,
+        };
+        joining::save_joining(&self.home, &joining).map_err(|e| MailError::Protocol(e.to_string()))?;
+        self.state.lock().await.enrollment = Enrollment::Joining(joining);
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+
+    /// The owner gave this joining node a code or link token: find the
+    /// approval it opens and tell the member.
+    pub async fn confirm_join(&self, secret_text: &str) -> Result<(), String> {
+        // The approval may be in the mailbox but not seen by the watcher yet.
+        if let Err(e) = self.read_approvals_now().await {
+            tracing::warn!("could not look for approvals: {e}");
+        }
+        let (member, key) = {
+            let mut state = self.state.lock().await;
+            let Enrollment::Joining(joining) = &mut state.enrollment else {
+                return Err("this node is not joining a network".into());
+            };
+            let now = now_ms();
+            let Some((approval, key)) = joining
+                .approvals()
+                .into_iter()
+                .filter(|a| a.expires_ms > now)
+                .find_map(|a| a.accepts(secret_text).map(|k| (a, k)))
+            else {
+                return Err(if joining.approvals().is_empty() {
+                    "no approval has arrived yet; wait for the mail from one of your devices".into()
+                } else {
+                    "this code does not match any approval for this device".into()
+                });
+            };
+            joining.confirmed = Some((hex::encode(approval.member.as_bytes()), hex::encode(key)));
+            joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
+            (approval.member, key)
+        };
+        self.notify(Reply::StatusChanged);
+        let proof = JoinProof { node: self.secrets.node_id(), member }.encode(&key);
+        let text =
+            "This device confirmed the approval; your device that approved it will now welcome it.\n".to_string();
+        self.send_mail(Kind::JoinProof, "mailmesh: join confirmed", text, proof).await.map_err(|e| e.to_string())
+    }
+
+    async fn read_approvals_now(&self) -> Result<(), MailError> {
+        let Some((account, password)) = self.state.lock().await.account.clone() else { return Ok(()) };
+        let mut session = crate::mail::imap::connect(&account, &password).await?;
+        let (found, _) = mailbox::fetch_since(&mut session, &account.imap.host, 0).await?;
+        let _ = session.logout().await;
+        for mail in found.into_iter().filter(|m| m.kind == Kind::Approval) {
+            self.on_mail(mail).await;
+        }
+        Ok(())
+    }
+
+    /// Handles one mailmesh mail from the mailbox.
+    pub async fn on_mail(&self, mail: Found) {
+        let outcome = match mail.kind {
+            Kind::Roster => self.on_roster(&mail.payload).await,
+            Kind::JoinRequest => self.on_join_request(&mail.payload).await,
+            Kind::Approval => self.on_approval(&mail.payload).await,
+            Kind::JoinProof => self.on_join_proof(&mail.payload).await,
+            Kind::Welcome => self.on_welcome(&mail.payload).await,
+        };
+        if let Err(why) = outcome {
+            tracing::info!(uid = mail.uid, kind = mail.kind.as_str(), "ignored a mail: {why}");
+        }
+    }
+
+    async fn on_roster(&self, payload: &[u8]) -> Result<(), String> {
+        let roster = Roster::decode(payload).map_err(|e| e.to_string())?;
+        roster.verify().map_err(|e| e.to_string())?;
+        let mut state = self.state.lock().await;
+        let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
+            return Err("not a member".into());
+        };
+        if !extends(&roster, &network.roster) {
+            return Err("not newer than ours".into());
+        }
+        network.roster = roster;
+        state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
+        drop(state);
+        tracing::info!("adopted a newer roster from the mailbox");
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+
+    async fn on_join_request(&self, payload: &[u8]) -> Result<(), String> {
+        let request = JoinRequest::decode(payload).map_err(|e| e.to_string())?;
+        let node = request.node.node_id();
+        let mut issuer = {
+            let state = self.state.lock().await;
+            let network = state.enrollment.network().ok_or("not a member")?;
+            if network.roster.contains(&node) {
+                return Err("already a member".into());
+            }
+            joining::load_issuer(&self.home).map_err(|e| e.to_string())?
+        };
+        if issuer.issued.iter().any(|i| i.node_id() == Some(node)) {
+            return Err("already approved".into());
+        }
+        let token = token_text(&random());
+        let code = code_text(&random());
+        let expires_ms = now_ms() + APPROVAL_TTL_MS;
+        let approval =
+            Approval::new(self.secrets.node_id(), node, &token, &code, expires_ms).encode(&request.join_secret);
+        let me = self.state.lock().await.config.device_name.clone();
+        let name = &request.device_name;
+        let text = format!(
+            "Your device \"{me}\" asks you to confirm that the device \"{name}\" may join your mailmesh network.\n\
+             Its fingerprint is {}.\n\n\
+             If you are setting up \"{name}\" right now, open this link on it:\n\n    http://127.0.0.1:{}/approve/{token}\n\n\
+             or type this code there:\n\n    {code}\n\n\
+             The link and the code work for 24 hours. If this is not your device, ignore this mail.\n",
+            node.fingerprint(),
+            request.loopback_port
+        );
+        self.send_mail(Kind::Approval, &format!("Approve {name} for mailmesh"), text, approval)
+            .await
+            .map_err(|e| e.to_string())?;
+        issuer.issued.push(Issued {
+            node_ed25519: hex::encode(request.node.ed25519),
+            node_x25519: hex::encode(request.node.x25519),
+            device_name: request.device_name.clone(),
+            token,
+            code,
+            expires_ms,
+            welcomed: false,
+        });
+        joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
+        tracing::info!(node = %node, "mailed the owner an approval for a new device");
+        Ok(())
+    }
+
+    async fn on_approval(&self, payload: &[u8]) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        let Enrollment::Joining(joining) = &mut state.enrollment else { return Err("not joining".into()) };
+        let secret = joining.request().ok_or("our join request is damaged")?.join_secret;
+        let approval = Approval::decode(payload, &secret).map_err(|e| e.to_string())?;
+        if approval.node != self.secrets.node_id() {
+            return Err("for another device".into());
+        }
+        let encoded = hex::encode(payload);
+        if joining.approvals.contains(&encoded) {
+            return Ok(());
+        }
+        joining.approvals.push(encoded);
+        joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
+        drop(state);
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+
+    async fn on_join_proof(&self, payload: &[u8]) -> Result<(), String> {
+        let (proof, tag) = JoinProof::decode(payload).map_err(|e| e.to_string())?;
+        if proof.member != self.secrets.node_id() {
+            return Err("for another member".into());
+        }
+        let mut issuer = joining::load_issuer(&self.home).map_err(|e| e.to_string())?;
+        let now = now_ms();
+        let issued = issuer
+            .issued
+            .iter_mut()
+            .find(|i| i.node_id() == Some(proof.node) && !i.welcomed && i.expires_ms > now)
+            .ok_or("no open approval for this device")?;
+        let key = proof
+            .verify(&tag, &[approval_key(&issued.token), approval_key(&issued.code)])
+            .ok_or("the proof does not match the approval")?;
+        let node = issued.node().ok_or("damaged approval record")?;
+        let (roster, network_key) = {
+            let mut state = self.state.lock().await;
+            let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
+                return Err("not a member".into());
+            };
+            if !network.roster.contains(&proof.node) {
+                network.roster.add(&self.secrets, node, &issued.device_name, now).map_err(|e| e.to_string())?;
+            }
+            let out = (network.roster.encode(), network.key.clone());
+            state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
+            out
+        };
+        let welcome =
+            Welcome::new(&node, self.secrets.node_id(), roster, &network_key, random(), random()).encode(&key);
+        let text = format!("Your device \"{}\" is now part of your mailmesh network.\n", issued.device_name);
+        self.send_mail(Kind::Welcome, &format!("mailmesh: welcome {}", issued.device_name), text, welcome)
+            .await
+            .map_err(|e| e.to_string())?;
+        issued.welcomed = true;
+        joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
+        tracing::info!(node = %proof.node, "signed a new device into the roster");
+        self.notify(Reply::StatusChanged);
+        self.announce_roster().await;
+        Ok(())
+    }
+
+    async fn on_welcome(&self, payload: &[u8]) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        let Enrollment::Joining(joining) = &state.enrollment else { return Err("not joining".into()) };
+        let key = joining.confirmed_key().ok_or("not confirmed here yet")?;
+        let welcome = Welcome::decode(payload, &key).map_err(|e| e.to_string())?;
+        if welcome.node != self.secrets.node_id() {
+            return Err("for another device".into());
+        }
+        let network_key = welcome.open(&self.secrets).map_err(|e| e.to_string())?;
+        let roster = Roster::decode(&welcome.roster).map_err(|e| e.to_string())?;
+        roster.verify().map_err(|e| e.to_string())?;
+        if !roster.contains(&self.secrets.node_id()) {
+            return Err("the roster does not list this device".into());
+        }
+        let network_id = roster.network_id();
+        state.enrollment.adopt(&self.home, Network { key: network_key, roster }).map_err(|e| e.to_string())?;
+        drop(state);
+        tracing::info!(network_id = %network_id, "joined the network");
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+}
+
+/// True if `newer` has the same genesis and keeps every entry of `current`
+/// in order, with more after them.
+fn extends(newer: &Roster, current: &Roster) -> bool {
+    newer.entries().len() > current.entries().len() && newer.entries()[..current.entries().len()] == *current.entries()
+}
+
+/// Whether the mailbox holds a valid roster, i.e. a network to join.
+pub fn finds_network(found: &[Found]) -> bool {
+    found
+        .iter()
+        .filter(|f| f.kind == Kind::Roster)
+        .any(|f| Roster::decode(&f.payload).is_ok_and(|r| r.verify().is_ok()))
+}
