@@ -120,3 +120,31 @@ export async function fetchInbox(port, user, password) {
 export function unfoldQuotedPrintable(text) {
   return text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
 }
+
+/** The flags of every INBOX message, read without changing them. */
+export async function inboxFlags(port, user, password) {
+  const c = new Conversation(port);
+  try {
+    await c.until(/^\* OK/);
+    c.send(`a1 LOGIN "${user}" "${password}"`);
+    await c.until(/^a1 /);
+    c.send('a2 EXAMINE INBOX');
+    const examine = await c.until(/^a2 /);
+    if (Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0) === 0) return [];
+    c.send('a3 FETCH 1:* (FLAGS)');
+    const text = await c.until(/^a3 /);
+    return [...text.matchAll(/FLAGS \(([^)]*)\)/g)].map((m) => m[1].split(' ').filter(Boolean));
+  } finally {
+    c.close();
+  }
+}
+
+/** A raw mail with a mailmesh header and payload, as anyone could send. */
+export function mailmeshMessage({ from, to, kind, payload, subject = 'mailmesh' }) {
+  const boundary = 'b' + Math.random().toString(16).slice(2);
+  const body = Buffer.from(payload).toString('base64').replace(/.{76}/g, '$&\n');
+  return `From: ${from}\nTo: ${to}\nSubject: ${subject}\nX-Mailmesh: ${kind}/1\nMIME-Version: 1.0\n` +
+    `Content-Type: multipart/mixed; boundary="${boundary}"\n\n--${boundary}\nContent-Type: text/plain\n\nhello\n` +
+    `--${boundary}\nContent-Type: application/x-mailmesh\nContent-Disposition: attachment; filename="${kind}.mailmesh"\n` +
+    `Content-Transfer-Encoding: base64\n\n${body}\n--${boundary}--\n`;
+}

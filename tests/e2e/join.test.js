@@ -1,0 +1,184 @@
+// Issue 4, joining: further nodes join through the mailbox, also when the
+// member that approves them was off; rosters agree; forgeries mailed by an
+// outsider change nothing; the mailbox is never modified.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { MailServer } from '../harness/mail-server.js';
+import { fetchInbox, inboxFlags, mailmeshMessage, sendMail, unfoldQuotedPrintable } from '../harness/mail-client.js';
+import { mailmeshBin } from '../harness/paths.js';
+import { processesUsing } from '../harness/processes.js';
+import { tempDir, waitFor } from '../harness/util.js';
+
+const run = promisify(execFile);
+const PASSWORD = 'owner-pw';
+const CODE = /^ {4}([a-z0-9]{4}-[a-z0-9]{4})$/m;
+
+async function setup(t) {
+  const dir = await tempDir('mailmesh-join-');
+  await fs.chmod(dir, 0o755);
+  const mail = await MailServer.start(path.join(dir, 'mail'));
+  const owner = await mail.addUser('owner', PASSWORD);
+  const passwordFile = path.join(dir, 'pw');
+  await fs.writeFile(passwordFile, PASSWORD, { mode: 0o600 });
+  const nodes = [];
+  t.after(async () => {
+    for (const n of nodes) await n.mm('stop').catch(() => {});
+    await mail.destroy();
+    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const mailWith = (subject) => waitFor(`a mail "${subject}"`, async () =>
+    (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable).find((m) => m.includes(`Subject: ${subject}`)),
+  { timeoutMs: 30_000 });
+
+  const node = (name) => {
+    const home = path.join(dir, name);
+    const mm = (...args) => run(mailmeshBin(), ['--home', home, ...args], { timeout: 60_000 }).then((r) => r.stdout);
+    const n = {
+      name, home, mm,
+      status: async () => JSON.parse(await mm('status', '--json')),
+      init: () => mm('init', '--email', owner, '--imap-host', '127.0.0.1', '--imap-port', String(mail.imapPort),
+        '--imap-security', 'plain', '--smtp-host', '127.0.0.1', '--smtp-port', String(mail.smtpPort),
+        '--smtp-security', 'plain', '--password-file', passwordFile, '--device-name', name),
+      start: () => mm('run', '--detach'),
+      stop: () => mm('stop'),
+    };
+    nodes.push(n);
+    return n;
+  };
+
+  /** The first node: confirmed by the code in its confirmation mail. */
+  const founder = async (name) => {
+    const n = node(name);
+    await n.start();
+    await n.init();
+    const code = CODE.exec(await mailWith(`Confirm mailmesh on ${name}`))[1];
+    await n.mm('confirm', code);
+    await mailWith('mailmesh roster');
+    return n;
+  };
+
+  /** A node that asks to join and is approved with the mailed code. */
+  const joiner = async (name) => {
+    const n = node(name);
+    await n.start();
+    assert.match(await n.init(), /asked to join/);
+    assert.equal((await n.status()).enrollment, 'awaiting_approval');
+    return n;
+  };
+
+  const approve = async (n) => {
+    const code = CODE.exec(await mailWith(`Approve ${n.name} for mailmesh`))[1];
+    await n.mm('confirm', code);
+    await waitFor(`${n.name} to be welcomed`, async () => (await n.status()).enrolled, { timeoutMs: 30_000 });
+  };
+
+  return { mail, owner, mailWith, node, founder, joiner, approve };
+}
+
+const rosterIds = (status) => status.roster.map((m) => m.node_id).sort();
+
+/** A node id as bytes, from an Ed25519 public key (as wasm-core derives it). */
+const nodeIdOf = (ed25519) => Buffer.from(blake3(ed25519, { context: new TextEncoder().encode('mailmesh 2026-11 node id v1') }).subarray(0, 20));
+
+/** Base32 (RFC 4648, lowercase, no padding) to bytes. */
+function base32(text) {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let bits = '';
+  for (const c of text) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  return Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+}
+
+const engineLog = (n) => fs.readFile(path.join(n.home, 'logs/engine.log'), 'utf8');
+
+test('a second and a third node join; the third while every member is off; all rosters agree', async (t) => {
+  const { mail, owner, founder, joiner, approve } = await setup(t);
+  const one = await founder('one');
+  const two = await joiner('two');
+  await approve(two);
+
+  // Every member is off when three asks.
+  await one.stop();
+  await two.stop();
+  const three = await joiner('three');
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal((await three.status()).enrollment, 'awaiting_approval', 'nobody could approve yet');
+
+  // One comes back, finds the request in the mailbox, and the join completes.
+  await one.start();
+  await approve(three);
+  await two.start();
+
+  const statuses = await waitFor('all three rosters to agree', async () => {
+    const s = await Promise.all([one, two, three].map((n) => n.status()));
+    return s.every((x) => x.roster.length === 3) && s;
+  }, { timeoutMs: 30_000 });
+  const ids = statuses.map((s) => s.node_id).sort();
+  for (const s of statuses) {
+    assert.deepEqual(rosterIds(s), ids);
+    assert.equal(s.network_id, statuses[0].network_id);
+    assert.equal(s.enrolled, true);
+  }
+
+  // mailmesh never changed the mailbox: no message was flagged or deleted.
+  const flags = await inboxFlags(mail.imapPort, owner, PASSWORD);
+  assert.ok(flags.length >= 8, 'the join mails are all there');
+  assert.deepEqual(flags.filter((f) => f.includes('\\Seen') || f.includes('\\Deleted')), []);
+});
+
+test('forged join requests, approvals and roster entries from an outsider change nothing', async (t) => {
+  const { mail, owner, mailWith, founder, joiner } = await setup(t);
+  const one = await founder('one');
+  const before = await one.status();
+  const send = (kind, payload, subject) => sendMail(mail.smtpPort, {
+    from: 'mallory@evil.example', to: owner, message: mailmeshMessage({ from: 'mallory@evil.example', to: owner, kind, payload, subject }),
+  });
+
+  // An outsider asks to join with a correctly signed request of its own...
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+  const ed = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const body = Buffer.concat([Buffer.from('MMJR'), Buffer.from([1]), ed, crypto.randomBytes(32), crypto.randomBytes(32),
+    Buffer.from([0x10, 0x27]), Buffer.alloc(8), Buffer.from([4]), Buffer.from('evil')]);
+  await send('join-request', Buffer.concat([body, crypto.sign(null, body, privateKey)]), 'join');
+  // ...the member dutifully mails the owner an approval (only the owner can use it)...
+  await mailWith('Approve evil for mailmesh');
+  // ...and a proof the outsider makes without the code is ignored.
+  assert.equal(base32(before.node_id).length, 20);
+  const proof = Buffer.concat([Buffer.from('MMJP'), Buffer.from([1]), nodeIdOf(ed), base32(before.node_id), crypto.randomBytes(32)]);
+  await send('join-proof', proof, 'proof');
+  await waitFor('the forged proof to be refused', async () => /ignored a mail: the proof does not match the approval/.test(await engineLog(one)));
+
+  // A roster with an extra entry the outsider signed.
+  const rosterMail = (await fetchInbox(mail.imapPort, owner, PASSWORD)).find((m) => m.includes('X-Mailmesh: roster/1'));
+  const rosterB64 = /Content-Transfer-Encoding: base64\r?\n\r?\n([A-Za-z0-9+/=\r\n]+?)\r?\n--/.exec(rosterMail)[1];
+  const roster = Buffer.from(rosterB64.replace(/\s/g, ''), 'base64');
+  const entry = Buffer.concat([ed, crypto.randomBytes(32), Buffer.alloc(8), roster.subarray(7 + 72, 7 + 92), Buffer.from([4]), Buffer.from('evil')]);
+  const signed = Buffer.concat([Buffer.from('mailmesh roster entry v1'), entry]);
+  const forgedRoster = Buffer.concat([roster.subarray(0, 5), Buffer.from([2, 0]), roster.subarray(7), entry, crypto.sign(null, signed, privateKey)]);
+  await send('roster', forgedRoster, 'roster');
+  await waitFor('the forged roster to be refused', async () => /ignored a mail: entry 1 \(\w+\) has a signature that does not verify/.test(await engineLog(one)));
+
+  // A joining device, with its member off, gets only a forged approval.
+  await one.stop();
+  const two = await joiner('two');
+  const approval = Buffer.concat([Buffer.from('MMAP'), Buffer.from([1]), crypto.randomBytes(40), crypto.randomBytes(64), Buffer.alloc(8, 0xff), crypto.randomBytes(32)]);
+  await send('approval', approval, 'Approve two for mailmesh: code abcd-efgh');
+  await waitFor('the forged approval to be refused', async () => /ignored a mail: the approval does not prove knowledge/.test(await engineLog(two)));
+  await assert.rejects(two.mm('confirm', 'abcd-efgh'), /no approval has arrived yet/);
+  assert.equal((await two.status()).enrollment, 'awaiting_approval');
+
+  await one.start();
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = await one.status();
+  assert.deepEqual(rosterIds(after), rosterIds(before), 'nobody was added by the forgeries');
+  const inbox = (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable);
+  assert.ok(!inbox.some((m) => m.includes('Subject: mailmesh: welcome evil')), 'no welcome for the outsider');
+});
