@@ -74,7 +74,9 @@ form.addEventListener('submit', (event) => {
       const deviceName = String(new FormData(form).get('device_name')).trim();
       const result = await callWorker({ type: RuntimeType.ACCOUNT_SAVE, account: accountFromForm(), deviceName });
       form.elements.password.value = '';
-      say($('account-result'), `A confirmation mail was sent to ${result.email}.`, true);
+      say($('account-result'), result.state === 'awaiting_approval'
+        ? `This device asked to join your network; watch ${result.email} for the approval.`
+        : `A confirmation mail was sent to ${result.email}.`, true);
       $('confirm-section').hidden = false;
     } catch (e) {
       say($('account-result'), e.message, false);
@@ -93,7 +95,12 @@ callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);
   const enrollment = state.status?.enrollment;
-  if (enrollment === 'awaiting_confirmation') $('confirm-section').hidden = false;
+  const joining = enrollment === 'awaiting_approval' || enrollment === 'approved';
+  if (enrollment === 'awaiting_confirmation' || joining) $('confirm-section').hidden = false;
+  $('confirm-hint').textContent = joining
+    ? 'Your network exists already, so this device asked to join it. One of your other devices mails you an approval: open its link on this device, or type its code:'
+    : 'Open the link in the mail on this device, or type the code from it:';
+  if (enrollment === 'approved') say($('confirm-result'), 'Approved. Your other device is welcoming this one…', true);
   if (enrollment === 'enrolled') {
     $('confirm-section').hidden = true;
     $('account-section').hidden = true;
