@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! "MMRS" | version u8 | entry count u16 | entries
-//! entry: ed25519 [32] | x25519 [32] | added_ms u64 | signer id [20]
+//! entry: kind u8 (0 add, 1 remove) | ed25519 [32] | x25519 [32] | at_ms u64
+//!        | signer id [20]
 //!        | name_len u8 | name utf-8 | signature [64]
 //! ```
 
@@ -55,11 +56,25 @@ pub enum RosterError {
     Duplicate(NodeId),
     #[error("{0} is not a member of this roster")]
     NotMember(NodeId),
+    #[error("entry {index} removes {node}, which is not a member")]
+    RemoveNonMember { index: usize, node: NodeId },
+    #[error("entry {index} adds {node}, which was removed before and cannot return")]
+    Readded { index: usize, node: NodeId },
+    #[error("entry {0} has an unknown kind")]
+    BadKind(usize),
+}
+
+/// Whether an entry adds or removes a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Add = 0,
+    Remove = 1,
 }
 
 /// One confirmed node and who vouched for it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RosterEntry {
+    pub kind: EntryKind,
     pub node: NodePublic,
     pub device_name: String,
     pub added_ms: u64,
@@ -70,6 +85,7 @@ pub struct RosterEntry {
 impl fmt::Debug for RosterEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RosterEntry")
+            .field("kind", &self.kind)
             .field("node", &self.node.node_id())
             .field("device_name", &self.device_name)
             .field("added_ms", &self.added_ms)
@@ -79,9 +95,10 @@ impl fmt::Debug for RosterEntry {
 }
 
 impl RosterEntry {
-    fn signed_bytes(node: &NodePublic, device_name: &str, added_ms: u64, signer: &NodeId) -> Vec<u8> {
+    fn signed_bytes(kind: EntryKind, node: &NodePublic, device_name: &str, added_ms: u64, signer: &NodeId) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGN_CONTEXT.len() + 100 + device_name.len());
         out.extend_from_slice(SIGN_CONTEXT);
+        out.push(kind as u8);
         out.extend_from_slice(&node.ed25519);
         out.extend_from_slice(&node.x25519);
         out.extend_from_slice(&added_ms.to_le_bytes());
@@ -94,6 +111,7 @@ impl RosterEntry {
     /// An entry for `node`, signed by `signer`.
     pub fn sign(
         signer: &NodeSecrets,
+        kind: EntryKind,
         node: NodePublic,
         device_name: &str,
         added_ms: u64,
@@ -102,15 +120,15 @@ impl RosterEntry {
             return Err(RosterError::BadName);
         }
         let signer_id = signer.node_id();
-        let signature =
-            signer.signing_key().sign(&Self::signed_bytes(&node, device_name, added_ms, &signer_id)).to_bytes();
-        Ok(RosterEntry { node, device_name: device_name.to_string(), added_ms, signer: signer_id, signature })
+        let message = Self::signed_bytes(kind, &node, device_name, added_ms, &signer_id);
+        let signature = signer.signing_key().sign(&message).to_bytes();
+        Ok(RosterEntry { kind, node, device_name: device_name.to_string(), added_ms, signer: signer_id, signature })
     }
 
     fn verify_with(&self, signer_key: &[u8; 32], index: usize) -> Result<(), RosterError> {
         let node = self.node.node_id();
         let key = VerifyingKey::from_bytes(signer_key).map_err(|_| RosterError::BadKey { index })?;
-        let message = Self::signed_bytes(&self.node, &self.device_name, self.added_ms, &self.signer);
+        let message = Self::signed_bytes(self.kind, &self.node, &self.device_name, self.added_ms, &self.signer);
         key.verify(&message, &Signature::from_bytes(&self.signature))
             .map_err(|_| RosterError::BadSignature { index, node })
     }
@@ -132,7 +150,7 @@ pub struct Roster {
 impl Roster {
     /// A new roster with `genesis` as its only, self-signed member.
     pub fn genesis(genesis: &NodeSecrets, device_name: &str, now_ms: u64) -> Result<Roster, RosterError> {
-        Ok(Roster { entries: vec![RosterEntry::sign(genesis, genesis.public(), device_name, now_ms)?] })
+        Ok(Roster { entries: vec![RosterEntry::sign(genesis, EntryKind::Add, genesis.public(), device_name, now_ms)?] })
     }
 
     /// Adds `node`, vouched for by `signer`, who must be a member.
@@ -146,19 +164,45 @@ impl Roster {
         if !self.contains(&signer.node_id()) {
             return Err(RosterError::NotMember(signer.node_id()));
         }
-        if self.contains(&node.node_id()) {
+        if self.entries.iter().any(|e| e.node.node_id() == node.node_id()) {
             return Err(RosterError::Duplicate(node.node_id()));
         }
-        self.entries.push(RosterEntry::sign(signer, node, device_name, now_ms)?);
+        self.entries.push(RosterEntry::sign(signer, EntryKind::Add, node, device_name, now_ms)?);
         Ok(())
     }
 
+    /// Removes member `node`, by `signer`, who must be a member.
+    pub fn remove(&mut self, signer: &NodeSecrets, node: &NodeId, now_ms: u64) -> Result<(), RosterError> {
+        if !self.contains(&signer.node_id()) {
+            return Err(RosterError::NotMember(signer.node_id()));
+        }
+        let Some(public) = self.members().into_iter().find(|e| e.node.node_id() == *node).map(|e| e.node) else {
+            return Err(RosterError::NotMember(*node));
+        };
+        self.entries.push(RosterEntry::sign(signer, EntryKind::Remove, public, "", now_ms)?);
+        Ok(())
+    }
+
+    /// Every entry, in order (adds and removals).
     pub fn entries(&self) -> &[RosterEntry] {
         &self.entries
     }
 
+    /// The add entries of the nodes that are members now.
+    pub fn members(&self) -> Vec<&RosterEntry> {
+        let removed: Vec<NodeId> =
+            self.entries.iter().filter(|e| e.kind == EntryKind::Remove).map(|e| e.node.node_id()).collect();
+        self.entries.iter().filter(|e| e.kind == EntryKind::Add && !removed.contains(&e.node.node_id())).collect()
+    }
+
+    /// Whether `node` is a member now.
     pub fn contains(&self, node: &NodeId) -> bool {
-        self.entries.iter().any(|e| e.node.node_id() == *node)
+        self.members().iter().any(|e| e.node.node_id() == *node)
+    }
+
+    /// Whether `node` was a member and was removed.
+    pub fn was_removed(&self, node: &NodeId) -> bool {
+        self.entries.iter().any(|e| e.kind == EntryKind::Remove && e.node.node_id() == *node)
     }
 
     pub fn network_id(&self) -> String {
@@ -168,23 +212,37 @@ impl Roster {
     /// Checks every entry's signature and that each signer was already a
     /// member when it signed (the genesis entry signs itself).
     pub fn verify(&self) -> Result<(), RosterError> {
-        let Some(genesis) = self.entries.first() else {
-            return Err(RosterError::Empty);
-        };
+        let Some(genesis) = self.entries.first() else { return Err(RosterError::Empty) };
+        if genesis.kind != EntryKind::Add {
+            return Err(RosterError::BadKind(0));
+        }
+        let mut members: Vec<NodePublic> = Vec::new();
+        let mut removed: Vec<NodeId> = Vec::new();
         for (index, entry) in self.entries.iter().enumerate() {
             let node = entry.node.node_id();
-            if self.entries[..index].iter().any(|e| e.node.node_id() == node) {
-                return Err(RosterError::Duplicate(node));
-            }
             let signer = if index == 0 {
-                (entry.signer == node).then_some(&genesis.node)
+                (entry.signer == node).then_some(entry.node)
             } else {
-                self.entries[..index].iter().map(|e| &e.node).find(|n| n.node_id() == entry.signer)
+                members.iter().copied().find(|n| n.node_id() == entry.signer)
             };
             let Some(signer) = signer else {
                 return Err(RosterError::UnknownSigner { index, node, signer: entry.signer });
             };
             entry.verify_with(&signer.ed25519, index)?;
+            match entry.kind {
+                EntryKind::Add if removed.contains(&node) => return Err(RosterError::Readded { index, node }),
+                EntryKind::Add if members.iter().any(|m| m.node_id() == node) => {
+                    return Err(RosterError::Duplicate(node))
+                }
+                EntryKind::Add => members.push(entry.node),
+                EntryKind::Remove => {
+                    let Some(at) = members.iter().position(|m| m.node_id() == node) else {
+                        return Err(RosterError::RemoveNonMember { index, node });
+                    };
+                    members.remove(at);
+                    removed.push(node);
+                }
+            }
         }
         Ok(())
     }
@@ -195,6 +253,7 @@ impl Roster {
         out.push(ROSTER_VERSION);
         out.extend_from_slice(&(self.entries.len() as u16).to_le_bytes());
         for e in &self.entries {
+            out.push(e.kind as u8);
             out.extend_from_slice(&e.node.ed25519);
             out.extend_from_slice(&e.node.x25519);
             out.extend_from_slice(&e.added_ms.to_le_bytes());
@@ -233,7 +292,12 @@ impl Roster {
             return Err(RosterError::TooMany(count));
         }
         let mut entries = Vec::with_capacity(count.min(64));
-        for _ in 0..count {
+        for index in 0..count {
+            let kind = match take(1, "kind")?[0] {
+                0 => EntryKind::Add,
+                1 => EntryKind::Remove,
+                _ => return Err(RosterError::BadKind(index)),
+            };
             let ed25519 = to_array::<32>(take(32, "public key")?);
             let x25519 = to_array::<32>(take(32, "agreement key")?);
             let added_ms = u64::from_le_bytes(to_array::<8>(take(8, "time")?));
@@ -246,6 +310,7 @@ impl Roster {
                 std::str::from_utf8(take(name_len, "name")?).map_err(|_| RosterError::BadName)?.to_string();
             let signature = to_array::<64>(take(64, "signature")?);
             entries.push(RosterEntry {
+                kind,
                 node: NodePublic { ed25519, x25519 },
                 device_name,
                 added_ms,
@@ -292,7 +357,7 @@ mod tests {
         let mut roster = Roster::genesis(&a, "laptop", 1).unwrap();
         assert_eq!(roster.add(&outsider, c.public(), "x", 2), Err(RosterError::NotMember(outsider.node_id())));
         // Forged by appending an entry signed by a non-member.
-        roster.entries.push(RosterEntry::sign(&outsider, c.public(), "x", 2).unwrap());
+        roster.entries.push(RosterEntry::sign(&outsider, EntryKind::Add, c.public(), "x", 2).unwrap());
         assert!(matches!(roster.verify(), Err(RosterError::UnknownSigner { index: 1, .. })));
     }
 
@@ -305,10 +370,32 @@ mod tests {
         assert!(matches!(roster.verify(), Err(RosterError::BadSignature { index: 1, .. })));
         // A member impersonating the signer of an entry it did not sign.
         let mut claimed = Roster::genesis(&a, "laptop", 1).unwrap();
-        let mut forged = RosterEntry::sign(&node(7), b.public(), "phone", 2).unwrap();
+        let mut forged = RosterEntry::sign(&node(7), EntryKind::Add, b.public(), "phone", 2).unwrap();
         forged.signer = a.node_id();
         claimed.entries.push(forged);
         assert!(matches!(claimed.verify(), Err(RosterError::BadSignature { index: 1, .. })));
+    }
+
+    #[test]
+    fn removed_members_lose_their_voice_and_never_return() {
+        let (a, b, c) = (node(1), node(2), node(3));
+        let mut roster = Roster::genesis(&a, "laptop", 1).unwrap();
+        roster.add(&a, b.public(), "phone", 2).unwrap();
+        roster.remove(&a, &b.node_id(), 3).unwrap();
+        roster.verify().unwrap();
+        assert!(!roster.contains(&b.node_id()));
+        assert!(roster.was_removed(&b.node_id()));
+        assert_eq!(roster.members().len(), 1);
+        // The removed node signs nobody in.
+        assert_eq!(roster.add(&b, c.public(), "x", 4), Err(RosterError::NotMember(b.node_id())));
+        let mut forged = roster.clone();
+        forged.entries.push(RosterEntry::sign(&b, EntryKind::Add, c.public(), "x", 4).unwrap());
+        assert!(matches!(forged.verify(), Err(RosterError::UnknownSigner { index: 3, .. })));
+        // Nor comes back.
+        let mut back = roster.clone();
+        back.entries.push(RosterEntry::sign(&a, EntryKind::Add, b.public(), "phone", 5).unwrap());
+        assert!(matches!(back.verify(), Err(RosterError::Readded { index: 3, .. })));
+        assert_eq!(Roster::decode(&roster.encode()).unwrap(), roster);
     }
 
     proptest! {
