@@ -48,6 +48,10 @@ pub enum Request {
     ConfirmCode {
         code: String,
     },
+    /// Asks the owner (by mail) to confirm removing a device.
+    NodeRemove {
+        node_id: String,
+    },
 }
 
 /// Account settings with the password, as the onboarding page and
@@ -115,6 +119,9 @@ pub struct Status {
     /// `none`, `awaiting_confirmation` or `enrolled`.
     pub enrollment: String,
     pub network_id: Option<String>,
+    /// A short non-secret name of the network key this node holds.
+    pub network_key_id: Option<String>,
+    /// The current members.
     pub roster: Vec<RosterMember>,
 }
 
@@ -149,6 +156,10 @@ pub enum Reply {
     Stopping,
     AccountTest(Box<AccountChecks>),
     Enrollment(Box<EnrollmentView>),
+    /// A removal was asked for; the owner must confirm it from the mail.
+    RemovalRequested {
+        node_id: String,
+    },
     Error {
         code: ErrorCode,
         message: String,

@@ -69,10 +69,24 @@ pub enum Command {
     },
     /// Set up the mail account and mail the owner a confirmation for this node.
     Init(InitArgs),
+    /// Manage the devices of your network.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
     /// Confirm this node with the code from the confirmation mail.
     Confirm {
         /// The code, as in the mail (for example `abcd-efgh`).
         code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// List the devices of your network.
+    List,
+    /// Remove a device (asks you to confirm by mail; rotates the network key).
+    Remove {
+        /// The device's node id or fingerprint, as `mailmesh nodes list` shows it.
+        node_id: String,
     },
 }
 
@@ -204,14 +218,25 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Doctor { user_data_dir } => doctor(&home, user_data_dir.as_deref()).await,
             Command::Init(args) => init(&home, args).await,
-            Command::Confirm { code } => {
+            Command::Nodes(NodesCommand::List) => {
+                let status = status_of(&home).await?;
+                for m in status.roster {
+                    let me = if m.node_id == status.node_id { " (this device)" } else { "" };
+                    println!("{}  {}{me}", m.fingerprint, m.device_name);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Nodes(NodesCommand::Remove { node_id }) => {
+                let mut control = Control::connect(&home).await?;
+                control.request(serde_json::json!({"type": "node_remove", "node_id": node_id})).await?;
+                println!("A mail asks you to confirm the removal: open its link on this device, or run `mailmesh confirm CODE` here.");
+                Ok(ExitCode::SUCCESS)
+            }Command::Confirm { code } => {
                 let mut control = Control::connect(&home).await?;
                 control.request(serde_json::json!({"type": "confirm_code", "code": code})).await?;
                 let status = status_of(&home).await?;
                 match status.network_id {
-                    Some(network) => println!("this node is confirmed; network {network}"),
-                    None => println!("approved; the device that sent the code will welcome this one shortly"),
-                }
+                    Some(network) if status.enrollment == "enrolled" => println!("confirmed; network {network}"),_ => println!("approved; the device that sent the code will welcome this one shortly"),}
                 Ok(ExitCode::SUCCESS)
             }
         }

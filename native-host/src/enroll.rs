@@ -65,6 +65,8 @@ pub enum Enrollment {
     /// Joining an existing network through the mailbox.
     Joining(Joining),
     Enrolled(Network),
+    /// Removed from the network by the owner: holds nothing secret any more.
+    Removed(Roster),
 }
 
 /// What clients are shown of the enrollment.
@@ -102,6 +104,14 @@ fn random<const N: usize>() -> Result<[u8; N], EnrollError> {
 impl Enrollment {
     pub fn load(home: &NodeHome, me: &NodeSecrets) -> Result<Enrollment, EnrollError> {
         let (pending, key, roster) = files(home);
+        if read_optional(&key)?.is_none() {
+            if let Some(bytes) = read_optional(&roster)? {
+                let roster = Roster::decode(&bytes)?;
+                if roster.verify().is_ok() && roster.was_removed(&me.node_id()) {
+                    return Ok(Enrollment::Removed(roster));
+                }
+            }
+        }
         if let (Some(key), Some(roster_bytes)) = (read_optional(&key)?, read_optional(&roster)?) {
             let key: [u8; 32] = key.try_into().map_err(|_| EnrollError::Corrupt(files(home).1))?;
             let roster = Roster::decode(&roster_bytes)?;
@@ -129,6 +139,7 @@ impl Enrollment {
             Enrollment::Joining(j) if j.confirmed.is_some() => "approved",
             Enrollment::Joining(_) => "awaiting_approval",
             Enrollment::Enrolled(_) => "enrolled",
+            Enrollment::Removed(_) => "removed",
         }
     }
 
@@ -153,7 +164,9 @@ impl Enrollment {
         let pending = match self {
             Enrollment::Pending(p) => p,
             Enrollment::Enrolled(_) => return Err(EnrollError::AlreadyEnrolled),
-            Enrollment::None | Enrollment::Joining(_) => return Err(EnrollError::NothingPending),
+            Enrollment::None | Enrollment::Joining(_) | Enrollment::Removed(_) => {
+                return Err(EnrollError::NothingPending)
+            }
         };
         let outcome = match proof {
             Proof::Token(t) => pending.confirm_token(t, now_ms),
@@ -182,6 +195,24 @@ impl Enrollment {
         Ok(())
     }
 
+    /// This node was removed: forget the network key, keep the roster that
+    /// says so.
+    pub fn mark_removed(&mut self, home: &NodeHome, roster: Roster) -> Result<(), EnrollError> {
+        let (_, key_file, roster_file) = files(home);
+        write(&roster_file, &roster.encode())?;
+        let _ = fs::remove_file(key_file);
+        *self = Enrollment::Removed(roster);
+        Ok(())
+    }
+
+    /// Stores a new network key (after a removal elsewhere).
+    pub fn save_key(&self, home: &NodeHome) -> Result<(), EnrollError> {
+        match self {
+            Enrollment::Enrolled(n) => write(&files(home).1, n.key.as_bytes()),
+            _ => Ok(()),
+        }
+    }
+
     /// Replaces the roster (after verifying the caller checked it extends ours).
     pub fn save_roster(&self, home: &NodeHome) -> Result<(), EnrollError> {
         match self {
@@ -196,8 +227,8 @@ impl Enrollment {
         };
         network
             .roster
-            .entries()
-            .iter()
+            .members()
+            .into_iter()
             .map(|e| RosterMember {
                 node_id: e.node.node_id().to_string(),
                 fingerprint: e.node.node_id().fingerprint(),
@@ -265,6 +296,18 @@ pub fn start_confirmation(
         .body(body)
         .map_err(|e| MailError::Protocol(e.to_string()))?;
     Ok((pending, message))
+}
+
+/// A plain-text mail from the owner to the owner.
+pub fn plain_mail(account: &Account, subject: &str, body: String) -> Result<Message, MailError> {
+    let owner = owner_mailbox(account)?;
+    Message::builder()
+        .from(owner.clone())
+        .to(owner)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| MailError::Protocol(e.to_string()))
 }
 
 /// Stores a confirmation whose mail was sent, replacing any earlier one.

@@ -82,6 +82,31 @@ pub struct Issuer {
     pub issued: Vec<Issued>,
 }
 
+/// A removal this member asked the owner to confirm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Removal {
+    pub version: u32,
+    pub node_id: String,
+    /// `mailmesh_core::confirm::PendingConfirmation`, encoded (hex).
+    pub pending: String,
+}
+
+fn removal_file(home: &NodeHome) -> PathBuf {
+    home.root().join("removal.json")
+}
+
+pub fn load_removal(home: &NodeHome) -> io::Result<Option<Removal>> {
+    load(removal_file(home))
+}
+
+pub fn save_removal(home: &NodeHome, removal: &Removal) -> io::Result<()> {
+    save(removal_file(home), removal)
+}
+
+pub fn remove_removal(home: &NodeHome) {
+    let _ = fs::remove_file(removal_file(home));
+}
+
 fn join_file(home: &NodeHome) -> PathBuf {
     home.root().join("join.json")
 }

@@ -31,6 +31,7 @@ pub enum Kind {
     JoinProof,
     Welcome,
     Roster,
+    Rekey,
 }
 
 impl Kind {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::JoinProof => "join-proof",
             Kind::Welcome => "welcome",
             Kind::Roster => "roster",
+            Kind::Rekey => "rekey",
         }
     }
 
@@ -49,7 +51,7 @@ impl Kind {
         if version != "1" {
             return None;
         }
-        [Kind::JoinRequest, Kind::Approval, Kind::JoinProof, Kind::Welcome, Kind::Roster]
+        [Kind::JoinRequest, Kind::Approval, Kind::JoinProof, Kind::Welcome, Kind::Roster, Kind::Rekey]
             .into_iter()
             .find(|k| k.as_str() == kind)
     }

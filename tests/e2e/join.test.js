@@ -100,7 +100,7 @@ function base32(text) {
 const engineLog = (n) => fs.readFile(path.join(n.home, 'logs/engine.log'), 'utf8');
 
 test('a second and a third node join; the third while every member is off; all rosters agree', async (t) => {
-  const { mail, owner, founder, joiner, approve } = await setup(t);
+  const { mail, owner, mailWith, founder, joiner, approve } = await setup(t);
   const one = await founder('one');
   const two = await joiner('two');
   await approve(two);
@@ -127,6 +127,26 @@ test('a second and a third node join; the third while every member is off; all r
     assert.equal(s.network_id, statuses[0].network_id);
     assert.equal(s.enrolled, true);
   }
+
+  // Removing three, confirmed by mail on one: one and two move to a new
+  // network key, three gets nothing and knows it was removed.
+  const oldKey = statuses[0].network_key_id;
+  const threeId = (await three.status()).node_id;
+  await one.mm('nodes', 'remove', threeId);
+  const code = CODE.exec(await mailWith('Remove three from mailmesh?'))[1];
+  await one.mm('confirm', code);
+  const [s1, s2] = await waitFor('the new key on one and two', async () => {
+    const s = await Promise.all([one.status(), two.status()]);
+    return s.every((x) => x.roster.length === 2 && x.network_key_id !== oldKey) && s;
+  }, { timeoutMs: 30_000 });
+  assert.equal(s1.network_key_id, s2.network_key_id);
+  assert.ok(!rosterIds(s1).includes(threeId));
+  const removed = await waitFor('three to learn it was removed', async () => {
+    const s = await three.status();
+    return s.enrollment === 'removed' && s;
+  }, { timeoutMs: 30_000 });
+  assert.equal(removed.network_key_id, null);
+  await assert.rejects(fs.access(path.join(three.home, 'network.key')), 'the removed node keeps no network key');
 
   // mailmesh never changed the mailbox: no message was flagged or deleted.
   const flags = await inboxFlags(mail.imapPort, owner, PASSWORD);
@@ -160,7 +180,8 @@ test('forged join requests, approvals and roster entries from an outsider change
   const rosterMail = (await fetchInbox(mail.imapPort, owner, PASSWORD)).find((m) => m.includes('X-Mailmesh: roster/1'));
   const rosterB64 = /Content-Transfer-Encoding: base64\r?\n\r?\n([A-Za-z0-9+/=\r\n]+?)\r?\n--/.exec(rosterMail)[1];
   const roster = Buffer.from(rosterB64.replace(/\s/g, ''), 'base64');
-  const entry = Buffer.concat([ed, crypto.randomBytes(32), Buffer.alloc(8), roster.subarray(7 + 72, 7 + 92), Buffer.from([4]), Buffer.from('evil')]);
+  // entry: kind (0 = add) | keys | time | signer id: the genesis node's, copied | name
+  const entry = Buffer.concat([Buffer.from([0]), ed, crypto.randomBytes(32), Buffer.alloc(8), roster.subarray(7 + 73, 7 + 93), Buffer.from([4]), Buffer.from('evil')]);
   const signed = Buffer.concat([Buffer.from('mailmesh roster entry v1'), entry]);
   const forgedRoster = Buffer.concat([roster.subarray(0, 5), Buffer.from([2, 0]), roster.subarray(7), entry, crypto.sign(null, signed, privateKey)]);
   await send('roster', forgedRoster, 'roster');

@@ -387,6 +387,119 @@ impl Welcome {
     }
 }
 
+/// A network key sealed to one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedKey {
+    pub node: NodeId,
+    pub ephemeral: [u8; 32],
+    pub nonce: [u8; 24],
+    pub sealed_key: [u8; 48],
+}
+
+impl SealedKey {
+    /// Seals `network` to `recipient` with a random ephemeral secret and nonce.
+    pub fn seal(
+        recipient: &NodePublic,
+        network: &NetworkKey,
+        ephemeral_secret: [u8; 32],
+        nonce: [u8; 24],
+    ) -> SealedKey {
+        let w = Welcome::new(recipient, recipient.node_id(), Vec::new(), network, ephemeral_secret, nonce);
+        SealedKey { node: w.node, ephemeral: w.ephemeral, nonce: w.nonce, sealed_key: w.sealed_key }
+    }
+
+    pub fn open(&self, me: &NodeSecrets) -> Result<NetworkKey, JoinError> {
+        let w = Welcome {
+            node: self.node,
+            member: self.node,
+            roster: Vec::new(),
+            ephemeral: self.ephemeral,
+            nonce: self.nonce,
+            sealed_key: self.sealed_key,
+        };
+        w.open(me)
+    }
+}
+
+/// After a removal: the new roster and a new network key sealed to each
+/// remaining member, signed by the member who made the change. The removed
+/// node is not among the recipients, so it learns nothing new.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rekey {
+    pub signer: NodeId,
+    pub roster: Vec<u8>,
+    pub keys: Vec<SealedKey>,
+}
+
+const REKEY: &[u8; 4] = b"MMRK";
+const MAX_REKEY_RECIPIENTS: usize = 1024;
+
+impl Rekey {
+    fn body(&self) -> Vec<u8> {
+        let mut out = header(REKEY);
+        out.extend_from_slice(self.signer.as_bytes());
+        out.extend_from_slice(&(self.roster.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.roster);
+        out.extend_from_slice(&(self.keys.len() as u16).to_le_bytes());
+        for k in &self.keys {
+            out.extend_from_slice(k.node.as_bytes());
+            out.extend_from_slice(&k.ephemeral);
+            out.extend_from_slice(&k.nonce);
+            out.extend_from_slice(&k.sealed_key);
+        }
+        out
+    }
+
+    /// Encodes and signs with the signer's key.
+    pub fn encode(&self, signer: &NodeSecrets) -> Vec<u8> {
+        let mut out = self.body();
+        let signature = signer.signing_key().sign(&out).to_bytes();
+        out.extend_from_slice(&signature);
+        out
+    }
+
+    /// Decodes; the signature is checked by [`Rekey::verify`] once the
+    /// signer's key is known from the roster.
+    pub fn decode(bytes: &[u8]) -> Result<(Rekey, [u8; 64]), JoinError> {
+        let mut r = Reader::new(bytes, REKEY, "new network key")?;
+        let signer = r.node_id()?;
+        let len = u32::from_le_bytes(r.array()?) as usize;
+        if len > MAX_ROSTER_BYTES {
+            return Err(JoinError::Length("new network key"));
+        }
+        let roster = r.take(len)?.to_vec();
+        let count = u16::from_le_bytes(r.array()?) as usize;
+        if count > MAX_REKEY_RECIPIENTS {
+            return Err(JoinError::Length("new network key"));
+        }
+        let mut keys = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            keys.push(SealedKey {
+                node: r.node_id()?,
+                ephemeral: r.array()?,
+                nonce: r.array()?,
+                sealed_key: r.array()?,
+            });
+        }
+        let signature = r.array()?;
+        r.end()?;
+        Ok((Rekey { signer, roster, keys }, signature))
+    }
+
+    pub fn verify(&self, signature: &[u8; 64], signer: &NodePublic) -> Result<(), JoinError> {
+        if signer.node_id() != self.signer {
+            return Err(JoinError::BadSignature);
+        }
+        let key = VerifyingKey::from_bytes(&signer.ed25519).map_err(|_| JoinError::BadSignature)?;
+        key.verify(&self.body(), &Signature::from_bytes(signature)).map_err(|_| JoinError::BadSignature)
+    }
+
+    /// This node's copy of the new key, if it has one.
+    pub fn open(&self, me: &NodeSecrets) -> Result<NetworkKey, JoinError> {
+        self.keys.iter().find(|k| k.node == me.node_id()).ok_or(JoinError::Unseal)?.open(me)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +550,26 @@ mod tests {
         assert_eq!(Welcome::decode(&welcome.encode(&approval_key("guess")), &key), Err(JoinError::BadProof("welcome")));
     }
 
+    #[test]
+    fn a_rekey_reaches_only_its_recipients_and_only_from_its_signer() {
+        let (a, b, removed) = (node(1), node(2), node(3));
+        let nk = NetworkKey::from_bytes([8; 32]);
+        let rekey = Rekey {
+            signer: a.node_id(),
+            roster: b"roster".to_vec(),
+            keys: vec![
+                SealedKey::seal(&a.public(), &nk, [1; 32], [1; 24]),
+                SealedKey::seal(&b.public(), &nk, [2; 32], [2; 24]),
+            ],
+        };
+        let (back, signature) = Rekey::decode(&rekey.encode(&a)).unwrap();
+        back.verify(&signature, &a.public()).unwrap();
+        assert_eq!(back.open(&b).unwrap(), nk);
+        assert_eq!(back.open(&removed), Err(JoinError::Unseal));
+        let (forged, signature) = Rekey::decode(&rekey.encode(&removed)).unwrap();
+        assert_eq!(forged.verify(&signature, &a.public()), Err(JoinError::BadSignature));
+    }
+
     proptest! {
         #[test]
         fn join_requests_round_trip(secret in any::<[u8; 32]>(), port in any::<u16>(), t in any::<u64>(), name in "[a-z]{0,30}") {
@@ -457,6 +590,7 @@ mod tests {
             let _ = Approval::decode(&bytes, &[0; 32]);
             let _ = JoinProof::decode(&bytes);
             let _ = Welcome::decode(&bytes, &[0; 32]);
+            let _ = Rekey::decode(&bytes);
         }
     }
 }

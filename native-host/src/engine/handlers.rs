@@ -29,9 +29,15 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
         }
         Request::AccountSave { account, device_name } => save_account(engine, account, device_name).await,
+        Request::NodeRemove { node_id } => match engine.request_removal(&node_id).await {
+            Ok(()) => Reply::RemovalRequested { node_id },
+            Err(e) => error(ErrorCode::ConfirmFailed, e),
+        },
         Request::ConfirmCode { code } => {
             let joining = matches!(engine.state.lock().await.enrollment, Enrollment::Joining(_));
-            let outcome = if joining {
+            let outcome = if engine.removal_pending() {
+                engine.confirm_removal(Proof::Code(&code)).await
+            } else if joining {
                 engine.confirm_join(&code).await
             } else {
                 engine.confirm(Proof::Code(&code)).await.map(|_| ()).map_err(|e| e.to_string())

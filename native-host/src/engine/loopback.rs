@@ -36,6 +36,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
     let app = Router::new()
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/approve/{token}", get(confirm_page).post(approve))
+        .route("/remove/{token}", get(confirm_page).post(remove))
         .with_state(engine);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");
@@ -93,6 +94,16 @@ async fn approve(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(tok
             "<p id=\"result\" data-ok=\"true\">Approved. Your other device will welcome this one into your network in a moment.</p>",
         ),
         Err(e) => page(StatusCode::BAD_REQUEST, "Not approved", &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e))),
+    }
+}
+
+async fn remove(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(token): Path<String>) -> Response {
+    if !from_here(&headers, engine.loopback_port) {
+        return refused();
+    }
+    match engine.confirm_removal(Proof::Token(&token)).await {
+        Ok(()) => page(StatusCode::OK, "Device removed", "<p id=\"result\" data-ok=\"true\">Removed. Your other devices get a new network key; the removed one gets nothing new.</p>"),
+        Err(e) => page(StatusCode::BAD_REQUEST, "Not removed", &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e))),
     }
 }
 

@@ -3,14 +3,16 @@
 //! each step carries). Every handler is idempotent: the whole INBOX is read
 //! again after each start.
 
+use mailmesh_core::confirm::PendingConfirmation;
 use mailmesh_core::confirm::{code_text, token_text};
-use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Welcome};
+use mailmesh_core::drive::NetworkKey;
+use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Rekey, SealedKey, Welcome};
 use mailmesh_core::roster::Roster;
 
 use super::{now_ms, Engine, NodeState};
 use crate::api::Reply;
-use crate::enroll::{Enrollment, Network};
-use crate::joining::{self, Issued, Joining, APPROVAL_TTL_MS};
+use crate::enroll::{Enrollment, Network, Proof};
+use crate::joining::{self, Issued, Joining, Removal, APPROVAL_TTL_MS};
 use crate::mail::MailError;
 use crate::mailbox::{self, Found, Kind};
 
@@ -132,6 +134,7 @@ impl Engine {
             Kind::Approval => self.on_approval(&mail.payload).await,
             Kind::JoinProof => self.on_join_proof(&mail.payload).await,
             Kind::Welcome => self.on_welcome(&mail.payload).await,
+            Kind::Rekey => self.on_rekey(&mail.payload).await,
         };
         if let Err(why) = outcome {
             tracing::info!(uid = mail.uid, kind = mail.kind.as_str(), "ignored a mail: {why}");
@@ -147,6 +150,13 @@ impl Engine {
         };
         if !extends(&roster, &network.roster) {
             return Err("not newer than ours".into());
+        }
+        if roster.was_removed(&self.secrets.node_id()) {
+            state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
+            drop(state);
+            tracing::warn!("the owner removed this device from the network");
+            self.notify(Reply::StatusChanged);
+            return Ok(());
         }
         network.roster = roster;
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
@@ -164,6 +174,9 @@ impl Engine {
             let network = state.enrollment.network().ok_or("not a member")?;
             if network.roster.contains(&node) {
                 return Err("already a member".into());
+            }
+            if network.roster.was_removed(&node) {
+                return Err("a removed device cannot join again".into());
             }
             joining::load_issuer(&self.home).map_err(|e| e.to_string())?
         };
@@ -282,6 +295,143 @@ impl Engine {
         state.enrollment.adopt(&self.home, Network { key: network_key, roster }).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!(network_id = %network_id, "joined the network");
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Asks the owner, by mail, to confirm removing `node_id`.
+    pub async fn request_removal(&self, node_id: &str) -> Result<(), String> {
+        let (name, fingerprint) = {
+            let state = self.state.lock().await;
+            let network = state.enrollment.network().ok_or("this node is not in a network")?;
+            let entry = network
+                .roster
+                .members()
+                .into_iter()
+                .find(|e| e.node.node_id().to_string() == node_id.replace('-', ""))
+                .ok_or_else(|| format!("{node_id} is not one of your devices"))?;
+            if entry.node.node_id() == self.secrets.node_id() {
+                return Err("a device cannot remove itself; run this on one of your other devices".into());
+            }
+            (entry.device_name.clone(), entry.node.node_id())
+        };
+        let token = token_text(&random());
+        let code = code_text(&random());
+        let pending = PendingConfirmation::new(&token, &code, now_ms(), crate::enroll::confirm_ttl_ms());
+        let me = self.state.lock().await.config.device_name.clone();
+        let text = format!(
+            "Your device \"{me}\" asks you to confirm removing the device \"{name}\" (fingerprint {}) from your mailmesh network.\n\n\
+             To confirm, open this link on \"{me}\":\n\n    http://127.0.0.1:{}/remove/{token}\n\n\
+             or confirm there with this code (`mailmesh confirm CODE`):\n\n    {code}\n\n\
+             The removed device gets no new keys after that.\n\
+             The link and the code work once, within 15 minutes. If you did not ask for this, ignore this mail.\n",
+            fingerprint.fingerprint(),
+            self.loopback_port
+        );
+        let subject = format!("Remove {name} from mailmesh?");
+        let Some((account, password)) = self.state.lock().await.account.clone() else {
+            return Err("no mail account is set up".into());
+        };
+        let message = crate::enroll::plain_mail(&account, &subject, text).map_err(|e| e.to_string())?;
+        crate::mail::smtp::send(&account, &password, message).await.map_err(|e| e.to_string())?;
+        let removal = Removal {
+            version: joining::STATE_VERSION,
+            node_id: fingerprint.to_string(),
+            pending: hex::encode(pending.encode()),
+        };
+        joining::save_removal(&self.home, &removal).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Whether a removal waits for the owner's confirmation.
+    pub fn removal_pending(&self) -> bool {
+        joining::load_removal(&self.home).ok().flatten().is_some()
+    }
+
+    /// Checks the owner's link token or code; on success removes the node,
+    /// draws a new network key and mails it to the remaining members only.
+    pub async fn confirm_removal(&self, proof: Proof<'_>) -> Result<(), String> {
+        let removal = joining::load_removal(&self.home).map_err(|e| e.to_string())?.ok_or("no removal is pending")?;
+        let mut pending = hex::decode(&removal.pending)
+            .ok()
+            .and_then(|b| PendingConfirmation::decode(&b).ok())
+            .ok_or("the pending removal is damaged")?;
+        let outcome = match proof {
+            Proof::Token(t) => pending.confirm_token(t, now_ms()),
+            Proof::Code(c) => pending.confirm_code(c, now_ms()),
+        };
+        let saved = Removal { pending: hex::encode(pending.encode()), ..removal.clone() };
+        joining::save_removal(&self.home, &saved).map_err(|e| e.to_string())?;
+        outcome.map_err(|e| e.to_string())?;
+
+        let payload = {
+            let mut state = self.state.lock().await;
+            let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
+                return Err("this node is not in a network".into());
+            };
+            let node = network
+                .roster
+                .members()
+                .into_iter()
+                .map(|e| e.node.node_id())
+                .find(|id| id.to_string() == removal.node_id)
+                .ok_or("that device is no longer a member")?;
+            network.roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
+            network.key = NetworkKey::from_bytes(random());
+            let keys = network
+                .roster
+                .members()
+                .into_iter()
+                .map(|e| SealedKey::seal(&e.node, &network.key, random(), random()))
+                .collect();
+            let rekey = Rekey { signer: self.secrets.node_id(), roster: network.roster.encode(), keys };
+            state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
+            state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
+            rekey.encode(&self.secrets)
+        };
+        joining::remove_removal(&self.home);
+        self.notify(Reply::StatusChanged);
+        let text =
+            "A device was removed from your mailmesh network; this mail carries the new network key for the others.\n"
+                .to_string();
+        self.send_mail(Kind::Rekey, "mailmesh: new network key", text, payload).await.map_err(|e| e.to_string())?;
+        tracing::info!(node = %removal.node_id, "removed a device and rotated the network key");
+        Ok(())
+    }
+
+    async fn on_rekey(&self, payload: &[u8]) -> Result<(), String> {
+        let (rekey, signature) = Rekey::decode(payload).map_err(|e| e.to_string())?;
+        let roster = Roster::decode(&rekey.roster).map_err(|e| e.to_string())?;
+        roster.verify().map_err(|e| e.to_string())?;
+        let signer = roster
+            .members()
+            .into_iter()
+            .find(|e| e.node.node_id() == rekey.signer)
+            .map(|e| e.node)
+            .ok_or("signed by a device that is not a member")?;
+        rekey.verify(&signature, &signer).map_err(|e| e.to_string())?;
+        let mut state = self.state.lock().await;
+        let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
+            return Err("not a member".into());
+        };
+        if !extends(&roster, &network.roster) {
+            return Err("not newer than ours".into());
+        }
+        if roster.was_removed(&self.secrets.node_id()) {
+            state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
+            drop(state);
+            tracing::warn!("the owner removed this device from the network");
+            self.notify(Reply::StatusChanged);
+            return Ok(());
+        }
+        network.key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
+        network.roster = roster;
+        state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
+        state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
+        drop(state);
+        tracing::info!("took the new network key after a removal");
         self.notify(Reply::StatusChanged);
         Ok(())
     }

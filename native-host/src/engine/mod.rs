@@ -72,6 +72,7 @@ impl Engine {
             enrolled: state.enrollment.network().is_some(),
             enrollment: state.enrollment.state().to_string(),
             network_id: state.enrollment.network().map(|n| n.roster.network_id()),
+            network_key_id: state.enrollment.network().map(|n| n.key.key_id()),
             roster: state.enrollment.roster_view(),
         }
     }

@@ -80,6 +80,17 @@ secret_bytes!(
     /// The key that seals every chunk of one file.
     FileKey
 );
+
+impl NetworkKey {
+    /// A short, non-secret name for this key (hex), so nodes can show and
+    /// compare which key they hold without revealing it.
+    pub fn key_id(&self) -> String {
+        blake3::derive_key("mailmesh 2026-11 network key id v1", &self.0)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
 public_bytes!(
     /// Identifies a stored file (same content, same network, same parameters
     /// → same id).
