@@ -18,6 +18,41 @@ function showSection() {
 window.addEventListener('hashchange', showSection);
 showSection();
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
-watchState((state) => renderNodeCard(document, state));
+watchState((state) => {
+  renderNodeCard(document, state);
+  renderMembers(state);
+});
+
+/** The roster: one row per device, with a Remove button for the others. */
+function renderMembers(state) {
+  const list = document.getElementById('members');
+  const status = state.status;
+  list.replaceChildren(...(status?.roster ?? []).map((member) => {
+    const item = document.createElement('li');
+    item.dataset.nodeId = member.node_id;
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: member.device_name });
+    const fingerprint = Object.assign(document.createElement('span'), { className: 'mono muted', textContent: member.fingerprint });
+    item.append(name, fingerprint);
+    if (member.node_id === status.node_id) {
+      item.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: 'this device' }));
+    } else {
+      const remove = Object.assign(document.createElement('button'), { textContent: 'Remove…' });
+      remove.addEventListener('click', () => requestRemoval(member));
+      item.append(remove);
+    }
+    return item;
+  }));
+}
+
+async function requestRemoval(member) {
+  const result = document.getElementById('members-result');
+  if (!confirm(`Remove ${member.device_name} from your network? You will confirm it from a mail.`)) return;
+  try {
+    await callWorker({ type: RuntimeType.NODE_REMOVE, nodeId: member.node_id });
+    result.textContent = `A mail asks you to confirm removing ${member.device_name}: open its link on this device.`;
+  } catch (e) {
+    result.textContent = e.message;
+  }
+}
 document.getElementById('start-engine').addEventListener('click', () =>
   callWorker({ type: RuntimeType.START_ENGINE }).catch(() => {}));

@@ -33,7 +33,7 @@ export function makeHandlers(link) {
     [RuntimeType.ACCOUNT_TEST]: (m) => link.request(request.accountTest(m.account), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
-  };
+    [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),};
 }
 
 /** True when the sender is a page of this extension (not a web page). */

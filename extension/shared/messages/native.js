@@ -37,6 +37,8 @@ export const request = {
   accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
   /** @returns {ConfirmCodeRequest} */
   confirmCode: (code) => ({ type: 'confirm_code', code }),
+  /** @returns {{type: 'node_remove', node_id: string}} */
+  nodeRemove: (nodeId) => ({ type: 'node_remove', node_id: nodeId }),
 };
 
 /**

@@ -9,6 +9,7 @@
  * @typedef {{type: 'account_test', account: object}} AccountTest
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
+ * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
@@ -18,6 +19,7 @@ export const RuntimeType = {
   ACCOUNT_TEST: 'account_test',
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',
+  NODE_REMOVE: 'node_remove',
 };
 
 /**
