@@ -108,6 +108,11 @@ test('onboarding through the page: wrong password refused, mail sent, link confi
     assert.equal((await fs.stat(path.join(node.home, secret))).mode & 0o777, 0o600, secret);
   }
 
+  // The app's nodes page lists this device as the only member.
+  const app = await node.openPage('app/app.html#nodes');
+  await waitFor('the roster on the nodes page', async () => (await app.locator('#members li').count()) === 1);
+  assert.match(await app.locator('#members li').textContent(), /laptop.*this device/);
+
   // The same link again: refused, and nothing changes.
   await tab.goto(link);
   await tab.click('#confirm');
