@@ -70,19 +70,24 @@ export async function sendMail(port, { from, to, message }) {
   }
 }
 
+/** Logs in and opens INBOX read-only (EXAMINE); returns its message count. */
+async function examineInbox(c, user, password) {
+  await c.until(/^\* OK/);
+  c.send(`a1 LOGIN "${user}" "${password}"`);
+  const login = await c.until(/^a1 /);
+  if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
+  c.send('a2 EXAMINE INBOX');
+  const examine = await c.until(/^a2 /);
+  return Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0);
+}
+
 /** Logs in over IMAP and returns the number of messages in INBOX. */
 export async function countInbox(port, user, password) {
   const c = new Conversation(port);
   try {
-    await c.until(/^\* OK/);
-    c.send(`a1 LOGIN "${user}" "${password}"`);
-    const login = await c.until(/^a1 /);
-    if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
-    c.send('a2 EXAMINE INBOX');
-    const examine = await c.until(/^a2 /);
-    const exists = /^\* (\d+) EXISTS/m.exec(examine);
+    const exists = await examineInbox(c, user, password);
     c.send('a3 LOGOUT');
-    return exists ? Number(exists[1]) : 0;
+    return exists;
   } finally {
     c.close();
   }
@@ -92,13 +97,7 @@ export async function countInbox(port, user, password) {
 export async function fetchInbox(port, user, password) {
   const c = new Conversation(port);
   try {
-    await c.until(/^\* OK/);
-    c.send(`a1 LOGIN "${user}" "${password}"`);
-    const login = await c.until(/^a1 /);
-    if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
-    c.send('a2 EXAMINE INBOX');
-    const examine = await c.until(/^a2 /);
-    const exists = Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0);
+    const exists = await examineInbox(c, user, password);
     if (exists === 0) return [];
     c.send('a3 FETCH 1:* (FLAGS BODY.PEEK[])');
     const text = await c.until(/^a3 /, 20_000);
@@ -125,12 +124,7 @@ export function unfoldQuotedPrintable(text) {
 export async function inboxFlags(port, user, password) {
   const c = new Conversation(port);
   try {
-    await c.until(/^\* OK/);
-    c.send(`a1 LOGIN "${user}" "${password}"`);
-    await c.until(/^a1 /);
-    c.send('a2 EXAMINE INBOX');
-    const examine = await c.until(/^a2 /);
-    if (Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0) === 0) return [];
+    if ((await examineInbox(c, user, password)) === 0) return [];
     c.send('a3 FETCH 1:* (FLAGS)');
     const text = await c.until(/^a3 /);
     return [...text.matchAll(/FLAGS \(([^)]*)\)/g)].map((m) => m[1].split(' ').filter(Boolean));
