@@ -152,11 +152,7 @@ impl Engine {
             return Err("not newer than ours".into());
         }
         if roster.was_removed(&self.secrets.node_id()) {
-            state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
-            drop(state);
-            tracing::warn!("the owner removed this device from the network");
-            self.notify(Reply::StatusChanged);
-            return Ok(());
+            return self.mark_removed(state, roster);
         }
         network.roster = roster;
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
@@ -420,11 +416,7 @@ impl Engine {
             return Err("not newer than ours".into());
         }
         if roster.was_removed(&self.secrets.node_id()) {
-            state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
-            drop(state);
-            tracing::warn!("the owner removed this device from the network");
-            self.notify(Reply::StatusChanged);
-            return Ok(());
+            return self.mark_removed(state, roster);
         }
         network.key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
         network.roster = roster;
@@ -432,6 +424,18 @@ impl Engine {
         state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!("took the new network key after a removal");
+        self.notify(Reply::StatusChanged);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The owner removed this device: forget the network key, keep the
+    /// roster that says so, and tell the clients.
+    fn mark_removed(&self, mut state: tokio::sync::MutexGuard<'_, NodeState>, roster: Roster) -> Result<(), String> {
+        state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
+        drop(state);
+        tracing::warn!("the owner removed this device from the network");
         self.notify(Reply::StatusChanged);
         Ok(())
     }
