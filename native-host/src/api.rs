@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::account::{Account, Secret};
 use crate::enroll::RosterMember;
+use crate::mesh::peers::PeerView;
 
 /// Bumped when a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -52,6 +53,8 @@ pub enum Request {
     NodeRemove {
         node_id: String,
     },
+    /// A one-time token for the loopback WebSocket (`/mesh` or `/bulk`).
+    SocketToken,
 }
 
 /// Account settings with the password, as the onboarding page and
@@ -123,6 +126,10 @@ pub struct Status {
     pub network_key_id: Option<String>,
     /// The current members.
     pub roster: Vec<RosterMember>,
+    /// The LAN port other engines link to.
+    pub link_port: u16,
+    /// Nodes on the LAN and the owner's devices, online or not.
+    pub peers: Vec<PeerView>,
 }
 
 /// Stable, machine-readable error kinds; the message says it in words.
@@ -160,6 +167,10 @@ pub enum Reply {
     RemovalRequested {
         node_id: String,
     },
+    SocketToken {
+        port: u16,
+        token: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -167,6 +178,8 @@ pub enum Reply {
     /// Pushed by the engine, without an id, when its status changed (for
     /// example when the owner confirmed this node through the link).
     StatusChanged,
+    /// Peers came, went or changed their path; `status` has the new view.
+    PeersChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,

@@ -25,6 +25,9 @@ pub struct Config {
     /// link mailed before a restart still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback_port: Option<u16>,
+    /// The LAN port of the host-to-host link, kept stable across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_port: Option<u16>,
 }
 
 #[derive(Debug, Error)]
@@ -75,6 +78,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 device_name: default_device_name(),
                 created_at: now_unix,
                 loopback_port: None,
+                link_port: None,
             };
             write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
@@ -100,7 +104,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080) };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9) };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

@@ -33,6 +33,7 @@ pub mod joining;
 pub mod logging;
 pub mod mail;
 pub mod mailbox;
+pub mod mesh;
 pub mod native_host;
 pub mod spawn;
 

@@ -70,6 +70,19 @@ impl fmt::Display for NodeId {
     }
 }
 
+impl std::str::FromStr for NodeId {
+    type Err = IdentityError;
+
+    /// Parses the form [`fmt::Display`] writes; dashes (as in a
+    /// fingerprint) and case are ignored.
+    fn from_str(text: &str) -> Result<NodeId, IdentityError> {
+        let compact: String = text.chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
+        let bytes = data_encoding::BASE32_NOPAD.decode(compact.as_bytes()).map_err(|_| IdentityError::NodeIdText)?;
+        let bytes: [u8; NODE_ID_LEN] = bytes.try_into().map_err(|_| IdentityError::NodeIdText)?;
+        Ok(NodeId(bytes))
+    }
+}
+
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "NodeId({self})")
@@ -165,6 +178,8 @@ impl NodeSecrets {
 /// What can be wrong with identity material that came from outside.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdentityError {
+    #[error("not a node id (32 characters of base32)")]
+    NodeIdText,
     #[error("a public key must be 32 bytes long, this one has {0}")]
     PublicKeyLength(usize),
     #[error("the key file is not a mailmesh key file (wrong magic bytes)")]
@@ -219,6 +234,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn node_ids_round_trip_through_text(bytes in any::<[u8; NODE_ID_LEN]>()) {
+            let id = NodeId::from_bytes(bytes);
+            prop_assert_eq!(id.to_string().parse::<NodeId>(), Ok(id));
+            prop_assert_eq!(id.fingerprint().to_uppercase().parse::<NodeId>(), Ok(id));
+        }
+
         #[test]
         fn key_file_round_trips(ed in any::<[u8; 32]>(), x in any::<[u8; 32]>()) {
             let secrets = NodeSecrets::from_seeds(ed, x);

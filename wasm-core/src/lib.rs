@@ -14,6 +14,8 @@
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
 //! - [`join`]: the messages by which a new node joins through the mailbox.
+//! - [`peer`]: links between nodes — the authenticated handshake, the
+//!   encrypted host link, frames and liveness.
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
@@ -21,6 +23,7 @@ pub mod confirm;
 pub mod drive;
 pub mod identity;
 pub mod join;
+pub mod peer;
 pub mod roster;
 
 #[cfg(target_arch = "wasm32")]

@@ -33,6 +33,9 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Ok(()) => Reply::RemovalRequested { node_id },
             Err(e) => error(ErrorCode::ConfirmFailed, e),
         },
+        Request::SocketToken => {
+            Reply::SocketToken { port: engine.loopback_port, token: engine.socket_tokens.issue(now_ms()) }
+        }
         Request::ConfirmCode { code } => {
             let joining = matches!(engine.state.lock().await.enrollment, Enrollment::Joining(_));
             let outcome = if engine.removal_pending() {

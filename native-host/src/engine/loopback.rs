@@ -1,6 +1,7 @@
 //! The engine's loopback HTTP endpoint on 127.0.0.1.
 //!
-//! Today it serves the confirmation link from the mail: `GET
+//! It serves the extension's WebSockets (see [`super::sockets`], which
+//! check their own origin and token) and the links from the mail: `GET
 //! /confirm/<token>` shows a page with a button, and only the `POST` that
 //! button sends confirms, so a link preview or prefetch can never confirm a
 //! node by itself. Every request must name this endpoint in its `Host`
@@ -37,6 +38,8 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/approve/{token}", get(confirm_page).post(approve))
         .route("/remove/{token}", get(confirm_page).post(remove))
+        .route("/mesh", get(super::sockets::mesh_socket))
+        .route("/bulk", get(super::sockets::bulk_socket))
         .with_state(engine);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");

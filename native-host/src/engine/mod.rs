@@ -3,14 +3,15 @@
 //! Start-up order matters: take the [`lock::EngineLock`] first (so two
 //! engines can never touch one home), then load or create the identity and
 //! config, load the account and enrollment, bind the control socket (mode
-//! 0600, inside the 0700 home) and the loopback HTTP endpoint, and serve
-//! until `stop`, SIGTERM or SIGINT.
+//! 0600, inside the 0700 home), the loopback HTTP endpoint and the LAN link
+//! port, and serve until `stop`, SIGTERM or SIGINT.
 
 mod handlers;
 pub mod lock;
 mod loopback;
 mod mailroom;
 mod server;
+mod sockets;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::config::{self, Config};
 use crate::enroll::{Enrollment, Proof};
 use crate::home::NodeHome;
 use crate::identity;
+use crate::mesh::{self, Mesh, MeshIdentity};
 
 /// What the engine knows that changes while it runs.
 pub struct NodeState {
@@ -48,6 +50,9 @@ pub struct Engine {
     pub events: tokio::sync::broadcast::Sender<Reply>,
     /// Signalled when the mail account was saved or changed.
     pub account_changed: tokio::sync::Notify,
+    pub mesh: Arc<Mesh>,
+    /// One-time tokens for the loopback WebSockets.
+    pub socket_tokens: sockets::Tokens,
 }
 
 impl Engine {
@@ -74,6 +79,22 @@ impl Engine {
             network_id: state.enrollment.network().map(|n| n.roster.network_id()),
             network_key_id: state.enrollment.network().map(|n| n.key.key_id()),
             roster: state.enrollment.roster_view(),
+            link_port: self.mesh.link_port,
+            peers: self.mesh.peers(),
+        }
+    }
+
+    /// What the mesh should say about this node and whom it trusts.
+    fn mesh_identity(state: &NodeState) -> MeshIdentity {
+        let network = state.enrollment.network();
+        MeshIdentity {
+            name: state.config.device_name.clone(),
+            email: state.account.as_ref().map(|(a, _)| a.email.clone()).unwrap_or_default(),
+            psk: network.map(|n| n.key.link_psk()),
+            key_id: network.map(|n| n.key.key_id()),
+            roster: network
+                .map(|n| n.roster.members().into_iter().map(|e| (e.node.node_id(), e.device_name.clone())).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -125,8 +146,10 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let enrollment = Enrollment::load(&home, &secrets)?;
 
     let (http, loopback_port) = loopback::bind(config.loopback_port).await?;
-    if config.loopback_port != Some(loopback_port) {
+    let (links, link_port) = bind_link_port(config.link_port).await?;
+    if config.loopback_port != Some(loopback_port) || config.link_port != Some(link_port) {
         config.loopback_port = Some(loopback_port);
+        config.link_port = Some(link_port);
         config::save(&home, &config)?;
     }
 
@@ -137,21 +160,26 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         UnixListener::bind(&socket_path).with_context(|| format!("cannot listen on {}", socket_path.display()))?;
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
+    let shutdown = CancellationToken::new();
+    let mesh = Arc::new(Mesh::new(secrets.clone(), link_port, shutdown.clone()));
     let engine = Arc::new(Engine {
         home: home.clone(),
         secrets,
         started_at: now_unix(),
         loopback_port,
-        shutdown: CancellationToken::new(),
+        shutdown,
         state: Mutex::new(NodeState { config, account, enrollment }),
         events: tokio::sync::broadcast::channel(64).0,
         account_changed: tokio::sync::Notify::new(),
+        mesh: mesh.clone(),
+        socket_tokens: sockets::Tokens::default(),
     });
     tracing::info!(
         node_id = %engine.secrets.node_id(),
         pid = std::process::id(),
         home = %home.root().display(),
         loopback_port,
+        link_port,
         "engine started"
     );
     eprintln!("mailmesh engine running for {} (pid {})", home.root().display(), std::process::id());
@@ -159,13 +187,54 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let signals = tokio::spawn(stop_on_signal(engine.shutdown.clone()));
     let web = tokio::spawn(loopback::serve(http, engine.clone()));
     let mail = tokio::spawn(watch_mailbox(engine.clone()));
+    let identity = tokio::spawn(keep_mesh_identity(engine.clone()));
+    let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
+    let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
     server::serve(listener, engine.clone()).await;
-    signals.abort();
-    web.abort();
-    mail.abort();
+    for task in [signals, web, mail, identity, link_server, discovery] {
+        task.abort();
+    }
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("engine stopped");
     Ok(())
+}
+
+/// Binds the LAN link port on every interface, preferring the port used before.
+async fn bind_link_port(preferred: Option<u16>) -> anyhow::Result<(tokio::net::TcpListener, u16)> {
+    if let Some(port) = preferred {
+        if let Ok(listener) = tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+            return Ok((listener, port));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0)).await.context("cannot open the LAN link port")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// Keeps the mesh's idea of this node (name, network key, roster) in step
+/// with the enrollment, and tells clients when the peers change.
+async fn keep_mesh_identity(engine: Arc<Engine>) {
+    let mut events = engine.events.subscribe();
+    let mut peers = engine.mesh.to_extension.subscribe();
+    loop {
+        let identity = Engine::mesh_identity(&*engine.state.lock().await);
+        engine.mesh.set_identity(identity);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(Reply::StatusChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+                event = peers.recv() => {
+                    if let Ok(mesh::extension_api::ToExtension::Peers { .. }) = event {
+                        // Clients show peers from `status`: have them re-read it.
+                        let _ = engine.events.send(Reply::PeersChanged);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Keeps a mailbox watcher running for the current account, restarting it

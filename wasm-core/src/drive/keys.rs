@@ -90,6 +90,12 @@ impl NetworkKey {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+
+    /// The pre-shared key mixed into every member-to-member link handshake
+    /// (Noise `psk3`): only holders of the network key complete one.
+    pub fn link_psk(&self) -> [u8; 32] {
+        blake3::derive_key("mailmesh 2026-11 link psk v1", &self.0)
+    }
 }
 public_bytes!(
     /// Identifies a stored file (same content, same network, same parameters

@@ -1,0 +1,213 @@
+//! The host-to-host link over TCP on the LAN: the IO around
+//! [`mailmesh_core::peer::session::Session`].
+//!
+//! On the wire each record is `[length u16 big-endian][record]`. One task
+//! per link reads records, feeds them to the session, writes what the
+//! session wants written, and turns its events into updates of the peer
+//! table and messages for the extension. Whoever dials speaks first.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailmesh_core::identity::NodeId;
+use mailmesh_core::peer::frame::Frame;
+use mailmesh_core::peer::session::{Event, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::peers::LinkHandle;
+use super::Mesh;
+use crate::engine::now_ms;
+
+/// What a link task can be asked to do.
+#[derive(Debug)]
+pub enum LinkCommand {
+    Send(Frame),
+    Close(String),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an accepted connection may take to send its first record.
+const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts links from other nodes until the engine stops.
+pub async fn serve(listener: TcpListener, mesh: Arc<Mesh>) {
+    loop {
+        tokio::select! {
+            _ = mesh.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    tokio::spawn(accept(stream, addr, mesh.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("link accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn accept(mut stream: TcpStream, addr: SocketAddr, mesh: Arc<Mesh>) {
+    let _ = stream.set_nodelay(true);
+    let first = match tokio::time::timeout(FIRST_RECORD_TIMEOUT, read_record(&mut stream)).await {
+        Ok(Ok(first)) => first,
+        Ok(Err(e)) => return tracing::debug!(%addr, "link closed before its first record: {e}"),
+        Err(_) => return tracing::debug!(%addr, "link sent nothing in time"),
+    };
+    let config = mesh.handshake_config(Vec::new());
+    let Ok(seed) = mesh.seed() else { return tracing::error!("no randomness for a handshake") };
+    match Session::accept(&mesh.secrets, config, &first, seed, now_ms()) {
+        Ok(session) => run(stream, session, None, mesh).await,
+        Err(e) => tracing::info!(%addr, "refused a link: {e}"),
+    }
+}
+
+/// Dials a peer seen on the LAN. `member` picks the handshake: a member
+/// link uses the network key; any other is a stranger link.
+pub async fn dial(addr: SocketAddr, expected: NodeId, member: bool, mesh: Arc<Mesh>) {
+    let outcome = async {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    }
+    .await;
+    let stream = match outcome {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(%addr, peer = %expected, "cannot reach peer: {e}");
+            mesh.dial_finished(&expected);
+            return;
+        }
+    };
+    let mut config = mesh.handshake_config(Vec::new());
+    if !member {
+        config.network_psk = None;
+    }
+    let session = mesh
+        .seed()
+        .map_err(|e| e.to_string())
+        .and_then(|seed| Session::connect(&mesh.secrets, config, seed, now_ms()).map_err(|e| e.to_string()));
+    match session {
+        Ok(session) => run(stream, session, Some(expected), mesh.clone()).await,
+        Err(e) => tracing::warn!("cannot start a handshake: {e}"),
+    }
+    mesh.dial_finished(&expected);
+}
+
+async fn read_record(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u16().await? as usize;
+    let mut record = vec![0u8; len];
+    stream.read_exact(&mut record).await?;
+    Ok(record)
+}
+
+/// Writes every record the session has ready, each behind its length.
+async fn write_records(writer: &mut (impl AsyncWriteExt + Unpin), session: &mut Session) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    while let Some(record) = session.poll_transmit() {
+        // Records are Noise messages, at most 65535 bytes by construction.
+        let len = u16::try_from(record.len()).map_err(|_| std::io::Error::other("record too large"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&record);
+    }
+    if !out.is_empty() {
+        writer.write_all(&out).await?;
+    }
+    Ok(())
+}
+
+/// Drives one link until it closes.
+async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, mesh: Arc<Mesh>) {
+    let link_id = NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed);
+    let (mut reader, mut writer) = stream.into_split();
+    let (commands_tx, mut commands) = mpsc::channel::<LinkCommand>(256);
+    let (records_tx, mut records) = mpsc::channel::<std::io::Result<Vec<u8>>>(16);
+    // Reading sits in its own task so a half-read record is never lost to a
+    // `select!` branch being cancelled.
+    let read_task = tokio::spawn(async move {
+        loop {
+            let record = read_record(&mut reader).await;
+            let failed = record.is_err();
+            if records_tx.send(record).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let mut peer: Option<NodeId> = None;
+    loop {
+        if write_records(&mut writer, &mut session).await.is_err() {
+            session.close("the connection broke".into());
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Established(identity) => {
+                    if let Some(expected) = expected.filter(|e| *e != identity.node_id) {
+                        session.close(format!("expected node {expected}, met {}", identity.node_id));
+                        continue;
+                    }
+                    if identity.member && !mesh.in_roster(&identity.node_id) {
+                        session.close("this node is not in the roster".into());
+                        continue;
+                    }
+                    // The dialer's id decides which of two crossing links survives.
+                    let dialed_by = if expected.is_some() { mesh.secrets.node_id() } else { identity.node_id };
+                    let handle = LinkHandle { id: link_id, commands: commands_tx.clone(), dialed_by };
+                    tracing::info!(peer = %identity.node_id, member = identity.member, name = %identity.name, "link up");
+                    peer = Some(identity.node_id);
+                    mesh.link_opened(&identity, handle);
+                }
+                Event::Frame(frame) => {
+                    if let Some(peer) = peer {
+                        mesh.on_frame(&peer, frame);
+                    }
+                }
+                Event::Rtt(rtt) => {
+                    if let Some(peer) = peer {
+                        mesh.on_link_rtt(&peer, rtt);
+                    }
+                }
+                Event::Closed(reason) => {
+                    tracing::info!(peer = ?peer, "link closed: {reason}");
+                }
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+        let wake = session.poll_timeout().map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+        tokio::select! {
+            _ = mesh.shutdown.cancelled() => session.close("the engine is stopping".into()),
+            record = records.recv() => match record {
+                Some(Ok(record)) => {
+                    if let Err(e) = session.handle_record(now_ms(), &record) {
+                        tracing::info!(peer = ?peer, "dropping a link: {e}");
+                    }
+                }
+                _ => session.close("the connection closed".into()),
+            },
+            command = commands.recv() => match command {
+                Some(LinkCommand::Send(frame)) => {
+                    if let Err(e) = session.send(&frame) {
+                        tracing::debug!("cannot send on a link: {e}");
+                    }
+                }
+                Some(LinkCommand::Close(reason)) => session.close(reason),
+                None => {}
+            },
+            _ = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(1))) => session.handle_timeout(now_ms()),
+        }
+    }
+    // Flush the goodbye, if any, then let go.
+    let _ = write_records(&mut writer, &mut session).await;
+    read_task.abort();
+    if let Some(peer) = peer {
+        mesh.link_closed(&peer, link_id);
+    }
+}

@@ -1,0 +1,290 @@
+//! The mesh: this engine's links to other nodes on the LAN.
+//!
+//! - [`discovery`] advertises this node over mDNS and notes where others are.
+//! - [`link`] holds one authenticated, encrypted TCP link per peer (the
+//!   core's [`mailmesh_core::peer::session::Session`]); it carries WebRTC
+//!   signaling between the two extensions, relays their data when no data
+//!   channel can be made, and measures liveness and round-trip time.
+//! - [`channel`] runs the data-channel handshake for the extension, which
+//!   has no access to the node's keys.
+//! - [`peers`] is the table of known peers and the view `status` shows.
+//! - [`extension_api`] is what the extension's mesh socket speaks.
+//!
+//! Data flow: extension → mesh socket → [`Mesh`] → link → peer's engine →
+//! peer's mesh socket → peer's extension, and back.
+
+pub mod channel;
+pub mod discovery;
+pub mod extension_api;
+pub mod link;
+pub mod peers;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mailmesh_core::identity::{NodeId, NodeSecrets};
+use mailmesh_core::peer::frame::Frame;
+use mailmesh_core::peer::handshake::{HandshakeConfig, PeerIdentity};
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use self::extension_api::ToExtension;
+use self::link::LinkCommand;
+use self::peers::{LinkHandle, Path, PeerTable, PeerView};
+use crate::engine::now_ms;
+
+/// What this node says about itself on links, and what it trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeshIdentity {
+    pub name: String,
+    pub email: String,
+    /// The link PSK of the network key, when enrolled.
+    pub psk: Option<[u8; 32]>,
+    /// The network key's public id (advertised as `net`).
+    pub key_id: Option<String>,
+    /// The roster's members and their device names.
+    pub roster: Vec<(NodeId, String)>,
+}
+
+/// After first seeing a peer, how long to leave dialing to it (the smaller
+/// id dials) before dialing ourselves.
+const DIAL_GRACE_MS: u64 = 3_000;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MeshError {
+    #[error("{0} is not a node id")]
+    BadNodeId(String),
+    #[error("no link to node {0} right now")]
+    NoLink(String),
+    #[error("node {0} is not one of your devices")]
+    NotMember(String),
+    #[error("cannot send that: {0}")]
+    BadFrame(String),
+    #[error("{0}")]
+    Handshake(String),
+    #[error("the system's random number generator failed")]
+    Random,
+}
+
+pub struct Mesh {
+    pub secrets: NodeSecrets,
+    pub link_port: u16,
+    pub shutdown: CancellationToken,
+    pub identity: watch::Sender<MeshIdentity>,
+    peers: Mutex<PeerTable>,
+    pub to_extension: broadcast::Sender<ToExtension>,
+    pub channels: channel::Channels,
+}
+
+impl Mesh {
+    pub fn new(secrets: NodeSecrets, link_port: u16, shutdown: CancellationToken) -> Mesh {
+        Mesh {
+            secrets,
+            link_port,
+            shutdown,
+            identity: watch::Sender::new(MeshIdentity::default()),
+            peers: Mutex::new(PeerTable::default()),
+            to_extension: broadcast::channel(1024).0,
+            channels: channel::Channels::default(),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, PeerTable> {
+        // A panic while holding this lock would be a bug elsewhere; the table
+        // itself stays consistent, so keep going with it.
+        self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Updates what we say and trust; closes member links of nodes no
+    /// longer in the roster.
+    pub fn set_identity(&self, identity: MeshIdentity) {
+        let removed: Vec<LinkHandle> = {
+            let table = self.table();
+            table
+                .entries
+                .iter()
+                .filter(|(id, e)| e.member && !identity.roster.iter().any(|(r, _)| r == *id))
+                .filter_map(|(_, e)| e.link.clone())
+                .collect()
+        };
+        for link in removed {
+            let _ = link.commands.try_send(LinkCommand::Close("removed from the network".into()));
+        }
+        self.identity.send_if_modified(|current| {
+            let changed = *current != identity;
+            *current = identity;
+            changed
+        });
+        self.publish_peers();
+    }
+
+    pub fn handshake_config(&self, binding: Vec<u8>) -> HandshakeConfig {
+        let identity = self.identity.borrow();
+        HandshakeConfig {
+            network_psk: identity.psk,
+            binding,
+            name: identity.name.clone(),
+            email: identity.email.clone(),
+        }
+    }
+
+    /// Fresh randomness for one handshake (the core draws none itself).
+    pub fn seed(&self) -> Result<[u8; 32], MeshError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| MeshError::Random)?;
+        Ok(seed)
+    }
+
+    pub fn in_roster(&self, id: &NodeId) -> bool {
+        self.identity.borrow().roster.iter().any(|(r, _)| r == id)
+    }
+
+    pub fn peers(&self) -> Vec<PeerView> {
+        let identity = self.identity.borrow().clone();
+        self.table().view(&identity.roster, &self.secrets.node_id(), now_ms())
+    }
+
+    pub fn publish_peers(&self) {
+        let _ = self.to_extension.send(ToExtension::Peers { peers: self.peers() });
+    }
+
+    /// Notes what mDNS says about a node (no addresses: it said goodbye).
+    pub fn advertised(&self, id: NodeId, addresses: Vec<SocketAddr>, key_id: Option<String>) {
+        let mut table = self.table();
+        let entry = table.entry(id);
+        if entry.first_advertised_ms.is_none() && !addresses.is_empty() {
+            entry.first_advertised_ms = Some(now_ms());
+        }
+        if addresses.is_empty() {
+            entry.first_advertised_ms = None;
+        }
+        entry.addresses = addresses;
+        entry.advertised_key = key_id;
+    }
+
+    /// Dials every advertised peer without a link that is ours to dial.
+    pub fn dial_due(self: &Arc<Self>) {
+        let me = self.secrets.node_id();
+        let our_key = self.identity.borrow().key_id.clone();
+        let now = now_ms();
+        let mut dials = Vec::new();
+        for (id, entry) in self.table().entries.iter_mut() {
+            let Some(addr) = entry.addresses.first().copied() else { continue };
+            if entry.link.is_some() || entry.dialing {
+                continue;
+            }
+            let ours = me < *id || entry.first_advertised_ms.is_some_and(|t| now.saturating_sub(t) > DIAL_GRACE_MS);
+            if ours {
+                entry.dialing = true;
+                let member = our_key.is_some() && entry.advertised_key == our_key;
+                dials.push((addr, *id, member));
+            }
+        }
+        for (addr, id, member) in dials {
+            tokio::spawn(link::dial(addr, id, member, self.clone()));
+        }
+    }
+
+    pub fn dial_finished(&self, id: &NodeId) {
+        self.table().entry(*id).dialing = false;
+    }
+
+    pub fn link_opened(&self, peer: &PeerIdentity, handle: LinkHandle) {
+        let loser = self.table().link_opened(peer, handle, now_ms());
+        if let Some(loser) = loser {
+            let _ = loser.commands.try_send(LinkCommand::Close("a second link to the same node".into()));
+        }
+        self.publish_peers();
+    }
+
+    pub fn link_closed(&self, peer: &NodeId, link_id: u64) {
+        self.table().link_closed(peer, link_id, now_ms());
+        self.publish_peers();
+    }
+
+    pub fn on_link_rtt(&self, peer: &NodeId, rtt_ms: u32) {
+        let mut table = self.table();
+        let entry = table.entry(*peer);
+        entry.link_rtt_ms = Some(rtt_ms);
+        entry.last_seen_ms = Some(now_ms());
+    }
+
+    /// A frame from a peer's engine: signaling or relayed data for our
+    /// extension. Only members get through; other people's nodes have no
+    /// use of this link yet.
+    pub fn on_frame(&self, peer: &NodeId, frame: Frame) {
+        if !self.is_member_link(peer) {
+            tracing::debug!(%peer, "ignoring a frame from a node outside the network");
+            return;
+        }
+        let from = peer.to_string();
+        match frame {
+            Frame::Signal(payload) => match serde_json::from_slice(&payload) {
+                Ok(payload) => {
+                    let _ = self.to_extension.send(ToExtension::Signal { from, payload });
+                }
+                Err(e) => tracing::info!(%peer, "dropping malformed signaling: {e}"),
+            },
+            frame @ Frame::Data { .. } => match frame.encode() {
+                Ok(frame) => {
+                    let _ = self.to_extension.send(ToExtension::Relayed { from, frame });
+                }
+                Err(e) => tracing::info!(%peer, "dropping a relayed frame: {e}"),
+            },
+            _ => {}
+        }
+    }
+
+    fn is_member_link(&self, peer: &NodeId) -> bool {
+        self.in_roster(peer) && self.table().entries.get(peer).is_some_and(|e| e.member && e.link.is_some())
+    }
+
+    fn member_link(&self, to: &str) -> Result<(NodeId, LinkHandle), MeshError> {
+        let id = to.parse::<NodeId>().map_err(|_| MeshError::BadNodeId(to.to_string()))?;
+        if !self.is_member_link(&id) {
+            return match self.in_roster(&id) {
+                true => Err(MeshError::NoLink(to.to_string())),
+                false => Err(MeshError::NotMember(to.to_string())),
+            };
+        }
+        let link = self.table().link(&id).cloned().ok_or_else(|| MeshError::NoLink(to.to_string()))?;
+        Ok((id, link))
+    }
+
+    /// Sends our extension's signaling to a peer's extension.
+    pub fn signal(&self, to: &str, payload: &serde_json::Value) -> Result<(), MeshError> {
+        let (_, link) = self.member_link(to)?;
+        let bytes = serde_json::to_vec(payload).map_err(|e| MeshError::BadFrame(e.to_string()))?;
+        send(&link, Frame::Signal(bytes), to)
+    }
+
+    /// Relays a data frame to a peer's extension over the engines' link.
+    pub async fn relay(&self, to: &str, frame: &[u8]) -> Result<(), MeshError> {
+        let frame = Frame::decode(frame).map_err(|e| MeshError::BadFrame(e.to_string()))?;
+        if !matches!(frame, Frame::Data { .. }) {
+            return Err(MeshError::BadFrame("only data frames are relayed".into()));
+        }
+        let (_, link) = self.member_link(to)?;
+        // Waiting for room in the link's queue is the relay's backpressure.
+        link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(to.to_string()))
+    }
+
+    /// The extension says how it reaches a peer now.
+    pub fn set_path(&self, peer: &str, path: Option<Path>, rtt_ms: Option<u32>) {
+        let Ok(id) = peer.parse::<NodeId>() else { return };
+        {
+            let mut table = self.table();
+            let Some(entry) = table.entries.get_mut(&id) else { return };
+            entry.channel_rtt_ms = match path {
+                Some(Path::Webrtc) => Some(rtt_ms),
+                _ => None,
+            };
+        }
+        self.publish_peers();
+    }
+}
+
+fn send(link: &LinkHandle, frame: Frame, to: &str) -> Result<(), MeshError> {
+    link.commands.try_send(LinkCommand::Send(frame)).map_err(|_| MeshError::NoLink(to.to_string()))
+}

@@ -1,0 +1,173 @@
+//! The table of nodes this engine knows on the LAN, and the view of it that
+//! `status` and the extension show.
+//!
+//! A node enters the table only once a link handshake has proven its key
+//! (or when it is in the owner's roster): an mDNS advertisement alone is a
+//! claim anyone can make, so it only gives an address to try.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use mailmesh_core::identity::NodeId;
+use mailmesh_core::peer::handshake::PeerIdentity;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::link::LinkCommand;
+
+/// How one peer is reached right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Path {
+    /// A WebRTC data channel between the two browsers.
+    Webrtc,
+    /// Through the two engines' LAN link (no data channel could be made).
+    Relay,
+}
+
+/// One row of `mailmesh status --json` → `peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub id: String,
+    pub fingerprint: String,
+    pub name: String,
+    pub email: String,
+    /// In the owner's network (proved the network key and is in the roster).
+    pub member: bool,
+    pub online: bool,
+    /// Unix milliseconds of the last sign of life; `None` if never seen.
+    pub last_seen: Option<u64>,
+    pub rtt_ms: Option<u32>,
+    pub path: Option<Path>,
+}
+
+/// A live link's handle: where to send frames, and who opened it.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub id: u64,
+    pub commands: mpsc::Sender<LinkCommand>,
+    pub dialed_by: NodeId,
+}
+
+#[derive(Debug, Default)]
+pub struct PeerEntry {
+    pub name: String,
+    pub email: String,
+    pub member: bool,
+    /// Where mDNS says the peer listens.
+    pub addresses: Vec<SocketAddr>,
+    /// The network key id the peer advertises (to pick member or stranger mode).
+    pub advertised_key: Option<String>,
+    pub first_advertised_ms: Option<u64>,
+    pub dialing: bool,
+    pub link: Option<LinkHandle>,
+    pub link_rtt_ms: Option<u32>,
+    pub last_seen_ms: Option<u64>,
+    /// Set by the extension while an authenticated data channel is open.
+    pub channel_rtt_ms: Option<Option<u32>>,
+    /// The peer proved its key at least once.
+    pub authenticated: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct PeerTable {
+    pub entries: HashMap<NodeId, PeerEntry>,
+}
+
+impl PeerTable {
+    pub fn entry(&mut self, id: NodeId) -> &mut PeerEntry {
+        self.entries.entry(id).or_default()
+    }
+
+    /// Records a proven identity when its link opens. Returns the link to
+    /// close if there already was one: of two links between the same pair,
+    /// both sides keep the one dialed by the smaller node id.
+    pub fn link_opened(&mut self, peer: &PeerIdentity, handle: LinkHandle, now_ms: u64) -> Option<LinkHandle> {
+        let entry = self.entry(peer.node_id);
+        entry.name = peer.name.clone();
+        entry.email = peer.email.clone();
+        entry.member = peer.member;
+        entry.authenticated = true;
+        entry.last_seen_ms = Some(now_ms);
+        match entry.link.take() {
+            Some(old) if old.dialed_by <= handle.dialed_by => {
+                entry.link = Some(old);
+                Some(handle)
+            }
+            old => {
+                entry.link = Some(handle);
+                old
+            }
+        }
+    }
+
+    /// Forgets a link that ended (if it is still the current one).
+    pub fn link_closed(&mut self, peer: &NodeId, link_id: u64, now_ms: u64) {
+        if let Some(entry) = self.entries.get_mut(peer) {
+            if entry.link.as_ref().is_some_and(|l| l.id == link_id) {
+                entry.link = None;
+                entry.link_rtt_ms = None;
+                entry.channel_rtt_ms = None;
+                entry.last_seen_ms = Some(now_ms);
+            }
+        }
+    }
+
+    pub fn link(&self, peer: &NodeId) -> Option<&LinkHandle> {
+        self.entries.get(peer).and_then(|e| e.link.as_ref())
+    }
+
+    /// The rows to show: every authenticated peer, plus the roster's other
+    /// members even if they were never seen.
+    pub fn view(&self, roster: &[(NodeId, String)], self_id: &NodeId, now_ms: u64) -> Vec<PeerView> {
+        let mut rows: Vec<PeerView> = Vec::new();
+        for (id, entry) in &self.entries {
+            let in_roster = roster.iter().any(|(r, _)| r == id);
+            if !entry.authenticated && !in_roster {
+                continue;
+            }
+            let online = entry.link.is_some();
+            let path = match (online, entry.channel_rtt_ms) {
+                (false, _) => None,
+                (true, Some(_)) => Some(Path::Webrtc),
+                (true, None) => Some(Path::Relay),
+            };
+            let rtt_ms = match entry.channel_rtt_ms {
+                Some(Some(rtt)) if online => Some(rtt),
+                _ => entry.link_rtt_ms.filter(|_| online),
+            };
+            let name = match roster.iter().find(|(r, _)| r == id) {
+                Some((_, roster_name)) if entry.name.is_empty() => roster_name.clone(),
+                _ => entry.name.clone(),
+            };
+            rows.push(PeerView {
+                id: id.to_string(),
+                fingerprint: id.fingerprint(),
+                name,
+                email: entry.email.clone(),
+                member: entry.member && in_roster,
+                online,
+                last_seen: if online { Some(now_ms) } else { entry.last_seen_ms },
+                rtt_ms,
+                path,
+            });
+        }
+        for (id, name) in roster {
+            if id != self_id && !self.entries.contains_key(id) {
+                rows.push(PeerView {
+                    id: id.to_string(),
+                    fingerprint: id.fingerprint(),
+                    name: name.clone(),
+                    email: String::new(),
+                    member: true,
+                    online: false,
+                    last_seen: None,
+                    rtt_ms: None,
+                    path: None,
+                });
+            }
+        }
+        rows.sort_by(|a, b| (!a.member, !a.online, &a.name, &a.id).cmp(&(!b.member, !b.online, &b.name, &b.id)));
+        rows
+    }
+}
