@@ -2,6 +2,7 @@
 
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
+import { renderPeerList } from '../shared/peer-list.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 function showSection() {
@@ -21,6 +22,7 @@ callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);
   renderMembers(state);
+  renderPeerList(document.getElementById('peers'), state.status?.peers);
 });
 
 /** The roster: one row per device, with a Remove button for the others. */

@@ -2,9 +2,10 @@
 // a handler map. Only our own extension's pages are answered: content
 // scripts do not exist in mailmesh, and no web page may reach these.
 
-import { RuntimeType } from '../shared/messages/runtime.js';
+import { MESH_PREFIX, RuntimeType } from '../shared/messages/runtime.js';
 import { request } from '../shared/messages/native.js';
 import { readState } from '../shared/host-state.js';
+import { isOwnPage } from '../shared/own-page.js';
 import { SLOW_REQUEST_TIMEOUT_MS } from './native-link.js';
 
 /**
@@ -33,14 +34,17 @@ export function makeHandlers(link) {
     [RuntimeType.ACCOUNT_TEST]: (m) => link.request(request.accountTest(m.account), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
-    [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),};
+    [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),
+    // A one-time token for the engine's loopback sockets; only our own pages
+    // ever get here (see listen), and the engine also checks their Origin.
+    [RuntimeType.SOCKET_TOKEN]: async () => {
+      link.connect();
+      const { port, token } = await link.request(request.socketToken());
+      return { port, token };
+    },
+  };
 }
 
-/** True when the sender is a page of this extension (not a web page). */
-export function isOwnPage(sender) {
-  const ownOrigin = new URL(chrome.runtime.getURL('/')).origin;
-  return sender.id === chrome.runtime.id && typeof sender.url === 'string' && new URL(sender.url).origin === ownOrigin;
-}
 
 /**
  * Installs the runtime.onMessage listener for a handler map.
@@ -49,6 +53,8 @@ export function isOwnPage(sender) {
 export function listen(handlers) {
   chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
     if (!isOwnPage(sender)) return false;
+    // The offscreen document answers the mesh's messages.
+    if (typeof message?.type === 'string' && message.type.startsWith(MESH_PREFIX)) return false;
     const handler = handlers[message?.type];
     if (!handler) {
       sendResponse({ error: `unknown message type ${JSON.stringify(message?.type)}` });

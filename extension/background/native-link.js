@@ -24,6 +24,7 @@ export class NativeLink {
     this.pending = new Map();
     this.backoff = BACKOFF_MIN_MS;
     this.retryTimer = null;
+    this.refreshTimer = null;
   }
 
   get isOpen() {
@@ -87,7 +88,7 @@ export class NativeLink {
       else waiting.resolve(message);
     }
     if (message?.type === reply.ENGINE_STATE) this.onEngineState(message);
-    if (message?.type === reply.STATUS_CHANGED) this.refresh();
+    if (message?.type === reply.STATUS_CHANGED || message?.type === reply.PEERS_CHANGED) this.refreshSoon();
   }
 
   async onEngineState(event) {
@@ -97,6 +98,15 @@ export class NativeLink {
     }
     await updateState({ engine: 'up', error: null });
     await this.refresh();
+  }
+
+  /** Refreshes once for a burst of change events. */
+  refreshSoon() {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.refresh();
+    }, 100);
   }
 
   /** Asks the engine who it is and records the answer. */

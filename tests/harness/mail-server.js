@@ -17,7 +17,7 @@ const gidOf = (user) => Number(execFileSync('id', ['-g', user]).toString().trim(
 /** Services of Postfix's master we need; chroot off, SMTP on our port. */
 function masterCf(smtpPort, smtpsPort) {
   const smtps = smtpsPort ? `127.0.0.1:${smtpsPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt\n` : '';
-  return `127.0.0.1:${smtpPort} inet n - n - - smtpd
+  return `${smtpPort} inet n - n - - smtpd
 ${smtps}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -42,7 +42,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 }
 
-function mainCf({ root, lmtpPort, authPort, tls }) {
+function mainCf({ root, lmtpPort, authPort, tls, host }) {
   const tlsCf = tls ? `smtpd_tls_cert_file = ${tls.cert}\nsmtpd_tls_key_file = ${tls.key}\nsmtpd_tls_security_level = may\n` : '';
   return `${tlsCf}compatibility_level = 3.6
 config_directory = ${root}/postfix/etc
@@ -52,7 +52,7 @@ maillog_file = ${root}/postfix/maillog
 maillog_file_prefixes = ${root}
 mail_owner = postfix
 setgid_group = postdrop
-inet_interfaces = 127.0.0.1
+inet_interfaces = ${listenList(host)}
 inet_protocols = ipv4
 myhostname = mx.${MAIL_DOMAIN}
 mydomain = ${MAIL_DOMAIN}
@@ -75,10 +75,15 @@ append_dot_mydomain = no
 `;
 }
 
-function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls }) {
+/** Where clients reach the servers: loopback, and `host` if it is another address. */
+function listenList(host) {
+  return host === '127.0.0.1' ? '127.0.0.1' : `127.0.0.1, ${host}`;
+}
+
+function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls, host }) {
   const ssl = tls ? `ssl = yes\nssl_cert = <${tls.cert}\nssl_key = <${tls.key}` : 'ssl = no';
   return `protocols = imap lmtp
-listen = 127.0.0.1
+listen = ${listenList(host)}
 base_dir = ${root}/dovecot/run
 state_dir = ${root}/dovecot/state
 log_path = ${root}/dovecot/dovecot.log
@@ -97,11 +102,11 @@ userdb {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = ${listenList(host)}
     port = ${imapPort}
   }
   inet_listener imaps {
-    address = 127.0.0.1
+    address = ${listenList(host)}
     port = ${imapsPort ?? 0}
   }
 }
@@ -131,7 +136,8 @@ export class MailServer {
    *   servers' users.
    * @param {{tls?: boolean}} [options] with `tls`, also IMAPS and SMTPS
    *   ports, with a certificate from a CA made for this server
-   *   (`caFile`), which nobody else trusts.
+   *   (`caFile`), which nobody else trusts. With `host`, SMTP and IMAP
+   *   also listen on that address (for nodes in network namespaces).
    */
   static async start(root, options = {}) {
     const server = new MailServer();
@@ -139,7 +145,8 @@ export class MailServer {
     return server;
   }
 
-  async #start(dir, { tls = false } = {}) {
+  async #start(dir, { tls = false, host = '127.0.0.1' } = {}) {
+    this.host = host;
     this.root = dir ?? await tempDir('mailmesh-mail-');
     await fs.mkdir(this.root, { recursive: true });
     if (tls) {
@@ -196,7 +203,7 @@ export class MailServer {
   describe() {
     return {
       root: this.root,
-      host: '127.0.0.1',
+      host: this.host,
       smtp_port: this.smtpPort,
       imap_port: this.imapPort,
       ...(this.tls ? { smtps_port: this.smtpsPort, imaps_port: this.imapsPort, ca_file: this.caFile } : {}),

@@ -2,33 +2,48 @@
 // the unpacked extension, and the native host registered for that profile
 // through a wrapper that names the home. Chromium is started by us with a
 // DevTools port (so `cluster.sh` can hand out CDP endpoints) and driven by
-// playwright-core over CDP.
+// playwright-core over CDP. On a test LAN (lan.js) the node runs inside its
+// own network namespace, browser and engine alike, and a small forwarder
+// in the namespace carries the DevTools connection.
 
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { fileURLToPath } from 'node:url';
 import { CHROMIUM, EXTENSION_DIR, EXTENSION_ID, checkExtensionBuilt, mailmeshBin } from './paths.js';
 import { freePort, stopChild, waitFor } from './util.js';
 import { reapStragglers } from './processes.js';
 
 const run = promisify(execFile);
+const FORWARDER = fileURLToPath(new URL('./cdp-forward.js', import.meta.url));
+/** Ports inside a node's own namespace, where nothing else listens. */
+const NS_CDP_PORT = 9222;
+const NS_FORWARD_PORT = 9223;
 
 export class MeshNode {
   /**
-   * @param {{name: string, dir: string}} options `dir` is this node's own
-   *   directory; home and profile are made inside it.
+   * @param {{name: string, dir: string, lan?: import('./lan.js').Lan, host?: number, args?: string[]}} options
+   *   `dir` is this node's own directory; home and profile are made inside
+   *   it. With `lan`, the node runs on LAN host number `host`.
    */
-  static async start({ name, dir }) {
-    const node = new MeshNode(name, dir);
-    await node.#start();
+  static async start({ name, dir, lan, host, args = [] }) {
+    const node = new MeshNode(name, dir, lan, host);
+    await node.#start(args);
     return node;
   }
 
-  constructor(name, dir) {
+  /** A node whose browser is not started yet (see `startBrowser`). */
+  static prepare({ name, dir, lan, host }) {
+    return new MeshNode(name, dir, lan, host);
+  }
+
+  constructor(name, dir, lan = null, host = 0) {
     this.name = name;
     this.dir = dir;
+    this.lan = lan;
+    this.host = host;
     this.home = path.join(dir, 'home');
     this.profile = path.join(dir, 'profile');
   }
@@ -38,12 +53,26 @@ export class MeshNode {
     return run(mailmeshBin(), ['--home', this.home, ...args], { timeout: 30_000 });
   }
 
-  async #start() {
+  /** The command (and its arguments) that runs `argv` where this node lives. */
+  #where(argv) {
+    return this.lan ? this.lan.exec(this.host, argv) : [argv[0], argv.slice(1)];
+  }
+
+  /** This node's address on the test LAN. */
+  get ip() {
+    return this.lan?.hosts[this.host].ip ?? '127.0.0.1';
+  }
+
+  startBrowser(args = []) {
+    return this.#start(args);
+  }
+
+  async #start(extraArgs) {
     checkExtensionBuilt();
     await fs.mkdir(this.profile, { recursive: true });
     await this.mailmesh('install', '--user-data-dir', this.profile);
-    this.cdpPort = await freePort();
-    this.chromium = spawn(CHROMIUM, [
+    this.cdpPort = this.lan ? NS_CDP_PORT : await freePort();
+    const [command, args] = this.#where([CHROMIUM,
       '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--no-default-browser-check', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-dev-shm-usage',
@@ -51,13 +80,32 @@ export class MeshNode {
       `--remote-debugging-port=${this.cdpPort}`,
       `--disable-extensions-except=${EXTENSION_DIR}`,
       `--load-extension=${EXTENSION_DIR}`,
+      ...extraArgs,
       'about:blank',
-    ], { stdio: 'ignore', detached: true });
-    this.cdpEndpoint = `http://127.0.0.1:${this.cdpPort}`;
-    this.browser = await waitFor(`${this.name}'s Chromium DevTools`, () => chromium.connectOverCDP(this.cdpEndpoint), { timeoutMs: 30_000, everyMs: 250 });
+    ]);
+    this.chromium = spawn(command, args, { stdio: 'ignore', detached: true });
+    if (this.lan) {
+      const [fwd, fwdArgs] = this.#where([process.execPath, FORWARDER, this.ip, String(NS_FORWARD_PORT), String(this.cdpPort)]);
+      this.forwarder = spawn(fwd, fwdArgs, { stdio: 'ignore', detached: true });
+      this.cdpEndpoint = `http://${this.ip}:${NS_FORWARD_PORT}`;
+    } else {
+      this.cdpEndpoint = `http://127.0.0.1:${this.cdpPort}`;
+    }
+    this.browser = await waitFor(`${this.name}'s Chromium DevTools`, async () => chromium.connectOverCDP(await this.#browserWs()), { timeoutMs: 30_000, everyMs: 250 });
     this.context = this.browser.contexts()[0];
     await waitFor(`${this.name}'s extension service worker`, () =>
       this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`)));
+  }
+
+  /**
+   * The browser's DevTools WebSocket, reached through this node's endpoint
+   * (Chromium names its own loopback address, which is not ours on a LAN).
+   */
+  async #browserWs() {
+    const version = await (await fetch(`${this.cdpEndpoint}/json/version`)).json();
+    const ws = new URL(version.webSocketDebuggerUrl);
+    ws.host = new URL(this.cdpEndpoint).host;
+    return ws.toString();
   }
 
   extensionUrl(page) {
@@ -88,7 +136,8 @@ export class MeshNode {
   }
 
   async startEngine() {
-    await this.mailmesh('run', '--detach');
+    const [command, args] = this.#where([mailmeshBin(), '--home', this.home, 'run', '--detach']);
+    await run(command, args, { timeout: 30_000 });
   }
 
   /**
@@ -101,6 +150,7 @@ export class MeshNode {
       try { process.kill(-this.chromium.pid, 'SIGTERM'); } catch { /* gone */ }
       await stopChild(this.chromium, { graceMs: 5_000 });
     }
+    if (this.forwarder && this.forwarder.exitCode === null) await stopChild(this.forwarder, { graceMs: 1_000 });
     try { await this.mailmesh('stop'); } catch { /* not running */ }
     return reapStragglers(this.dir);
   }

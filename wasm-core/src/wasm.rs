@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::drive::{self, CodingParams, FileDecoder, FileEncoder, FileId, FileKey, FragmentId, NetworkKey};
 use crate::identity::NodeId;
+use crate::peer::{self, frame::Frame};
 
 /// The human-readable fingerprint (`k4pq-7x2m-…`) of a node's Ed25519
 /// public key.
@@ -204,5 +205,105 @@ impl Decoder {
             .collect::<Result<Vec<Option<Vec<u8>>>, JsError>>()?;
         let borrowed: Vec<Option<&[u8]>> = owned.iter().map(|f| f.as_deref()).collect();
         Ok(self.0.decode_chunk(size_from(index)?, &borrowed)?)
+    }
+}
+
+// ---- Links: the frames extensions trade on data channels, and liveness ----
+
+fn encode(frame: &Frame) -> Result<Vec<u8>, JsError> {
+    Ok(frame.encode()?)
+}
+
+/// A `Data` frame for `topic` (at most 256 KiB of payload).
+#[wasm_bindgen(js_name = encodeDataFrame)]
+pub fn encode_data_frame(topic: &str, payload: &[u8]) -> Result<Vec<u8>, JsError> {
+    encode(&Frame::Data { topic: topic.to_string(), payload: payload.to_vec() })
+}
+
+#[wasm_bindgen(js_name = encodePongFrame)]
+pub fn encode_pong_frame(seq: u32, sent_ms: f64) -> Result<Vec<u8>, JsError> {
+    encode(&Frame::Pong { seq, sent_ms: size_from(sent_ms)? })
+}
+
+/// A frame read off a data channel or the relay.
+#[wasm_bindgen]
+pub struct DecodedFrame {
+    kind: &'static str,
+    topic: String,
+    payload: Vec<u8>,
+    seq: u32,
+    sent_ms: u64,
+}
+
+#[wasm_bindgen]
+impl DecodedFrame {
+    /// `ping`, `pong`, `data`, `signal` or `close`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.to_string()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn topic(&self) -> String {
+        self.topic.clone()
+    }
+    /// The payload (moved out: a second call returns an empty array).
+    #[wasm_bindgen(js_name = takePayload)]
+    pub fn take_payload(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.payload)
+    }
+    #[wasm_bindgen(getter)]
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+    #[wasm_bindgen(getter, js_name = sentMs)]
+    pub fn sent_ms(&self) -> f64 {
+        self.sent_ms as f64
+    }
+}
+
+#[wasm_bindgen(js_name = decodeFrame)]
+pub fn decode_frame(bytes: &[u8]) -> Result<DecodedFrame, JsError> {
+    let mut out = DecodedFrame { kind: "", topic: String::new(), payload: Vec::new(), seq: 0, sent_ms: 0 };
+    match Frame::decode(bytes)? {
+        Frame::Ping { seq, sent_ms } => (out.kind, out.seq, out.sent_ms) = ("ping", seq, sent_ms),
+        Frame::Pong { seq, sent_ms } => (out.kind, out.seq, out.sent_ms) = ("pong", seq, sent_ms),
+        Frame::Data { topic, payload } => (out.kind, out.topic, out.payload) = ("data", topic, payload),
+        Frame::Signal(payload) => (out.kind, out.payload) = ("signal", payload),
+        Frame::Close(reason) => (out.kind, out.topic) = ("close", reason),
+    }
+    Ok(out)
+}
+
+/// The ping schedule and "gone" rule of [`peer::liveness::Liveness`] for a
+/// data channel; the caller sends what `pollPing` returns.
+#[wasm_bindgen]
+pub struct ChannelLiveness(peer::liveness::Liveness);
+
+#[wasm_bindgen]
+impl ChannelLiveness {
+    #[wasm_bindgen(constructor)]
+    pub fn new(now_ms: f64) -> ChannelLiveness {
+        ChannelLiveness(peer::liveness::Liveness::new(now_ms as u64))
+    }
+    pub fn heard(&mut self, now_ms: f64) {
+        self.0.heard(now_ms as u64);
+    }
+    /// An encoded ping frame if one is due now.
+    #[wasm_bindgen(js_name = pollPing)]
+    pub fn poll_ping(&mut self, now_ms: f64) -> Option<Vec<u8>> {
+        self.0.poll_ping(now_ms as u64).and_then(|ping| ping.encode().ok())
+    }
+    /// Records a pong; returns the smoothed round-trip time in ms.
+    #[wasm_bindgen(js_name = onPong)]
+    pub fn on_pong(&mut self, now_ms: f64, sent_ms: f64) -> Option<u32> {
+        self.0.on_pong(now_ms as u64, sent_ms as u64)
+    }
+    #[wasm_bindgen(js_name = isDead)]
+    pub fn is_dead(&self, now_ms: f64) -> bool {
+        self.0.is_dead(now_ms as u64)
+    }
+    #[wasm_bindgen(js_name = nextTimeoutMs)]
+    pub fn next_timeout_ms(&self) -> f64 {
+        self.0.next_timeout_ms() as f64
     }
 }

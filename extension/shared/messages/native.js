@@ -39,6 +39,8 @@ export const request = {
   confirmCode: (code) => ({ type: 'confirm_code', code }),
   /** @returns {{type: 'node_remove', node_id: string}} */
   nodeRemove: (nodeId) => ({ type: 'node_remove', node_id: nodeId }),
+  /** @returns {{type: 'socket_token'}} */
+  socketToken: () => ({ type: 'socket_token' }),
 };
 
 /**
@@ -54,6 +56,11 @@ export const request = {
  * @typedef {{type: 'enrollment', state: 'none' | 'awaiting_confirmation' | 'enrolled',
  *   email: string | null, network_id: string | null}} EnrollmentReply
  * @typedef {{type: 'status_changed'}} StatusChangedEvent
+ * @typedef {{type: 'peers_changed'}} PeersChangedEvent
+ * @typedef {{type: 'socket_token', port: number, token: string}} SocketTokenReply
+ * @typedef {{id: string, fingerprint: string, name: string, email: string, member: boolean,
+ *   online: boolean, last_seen: number | null, rtt_ms: number | null,
+ *   path: 'webrtc' | 'relay' | null}} PeerView
  */
 export const reply = {
   HELLO: 'hello',
@@ -64,4 +71,6 @@ export const reply = {
   ACCOUNT_TEST: 'account_test',
   ENROLLMENT: 'enrollment',
   STATUS_CHANGED: 'status_changed',
+  PEERS_CHANGED: 'peers_changed',
+  SOCKET_TOKEN: 'socket_token',
 };

@@ -10,6 +10,7 @@
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
+ * @typedef {{type: 'socket_token'}} SocketToken
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
@@ -20,6 +21,21 @@ export const RuntimeType = {
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',
   NODE_REMOVE: 'node_remove',
+  SOCKET_TOKEN: 'socket_token',
+};
+
+/**
+ * Messages from extension pages to the offscreen document (the mesh). The
+ * service worker leaves every type with this prefix to the offscreen.
+ * @typedef {{type: 'mesh.state'}} MeshState
+ * @typedef {{type: 'mesh.echo', peer: string, size: number}} MeshEcho
+ * @typedef {{type: 'mesh.bench', peer: string, bytes: number, mode: 'raw' | 'mesh' | 'loopback'}} MeshBench
+ */
+export const MESH_PREFIX = 'mesh.';
+export const MeshType = {
+  STATE: 'mesh.state',
+  ECHO: 'mesh.echo',
+  BENCH: 'mesh.bench',
 };
 
 /**

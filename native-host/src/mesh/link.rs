@@ -152,8 +152,10 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
                         session.close(format!("expected node {expected}, met {}", identity.node_id));
                         continue;
                     }
-                    if identity.member && !mesh.in_roster(&identity.node_id) {
-                        session.close("this node is not in the roster".into());
+                    if identity.member != mesh.in_roster(&identity.node_id) {
+                        // A member must hold a member link (and only a member may):
+                        // the dialer will pick the right kind next time.
+                        session.close("the link's kind does not match the roster".into());
                         continue;
                     }
                     // The dialer's id decides which of two crossing links survives.

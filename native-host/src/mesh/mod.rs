@@ -96,20 +96,24 @@ impl Mesh {
         self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Updates what we say and trust; closes member links of nodes no
-    /// longer in the roster.
+    /// Updates what we say and trust. Links whose kind no longer fits are
+    /// closed, to be made again: member links of nodes that left the
+    /// roster, and stranger links of nodes that joined it.
     pub fn set_identity(&self, identity: MeshIdentity) {
-        let removed: Vec<LinkHandle> = {
+        let stale: Vec<LinkHandle> = {
             let table = self.table();
             table
                 .entries
                 .iter()
-                .filter(|(id, e)| e.member && !identity.roster.iter().any(|(r, _)| r == *id))
+                .filter(|(id, e)| {
+                    let in_roster = identity.roster.iter().any(|(r, _)| r == *id);
+                    e.member != (in_roster && identity.psk.is_some())
+                })
                 .filter_map(|(_, e)| e.link.clone())
                 .collect()
         };
-        for link in removed {
-            let _ = link.commands.try_send(LinkCommand::Close("removed from the network".into()));
+        for link in stale {
+            let _ = link.commands.try_send(LinkCommand::Close("the network changed".into()));
         }
         self.identity.send_if_modified(|current| {
             let changed = *current != identity;
@@ -151,6 +155,9 @@ impl Mesh {
 
     /// Notes what mDNS says about a node (no addresses: it said goodbye).
     pub fn advertised(&self, id: NodeId, addresses: Vec<SocketAddr>, key_id: Option<String>) {
+        if id == self.secrets.node_id() {
+            return;
+        }
         let mut table = self.table();
         let entry = table.entry(id);
         if entry.first_advertised_ms.is_none() && !addresses.is_empty() {
@@ -177,7 +184,9 @@ impl Mesh {
             let ours = me < *id || entry.first_advertised_ms.is_some_and(|t| now.saturating_sub(t) > DIAL_GRACE_MS);
             if ours {
                 entry.dialing = true;
-                let member = our_key.is_some() && entry.advertised_key == our_key;
+                // Our roster is the better guide; the advertisement helps
+                // before a new member's roster entry has reached us.
+                let member = our_key.is_some() && (self.in_roster(id) || entry.advertised_key == our_key);
                 dials.push((addr, *id, member));
             }
         }

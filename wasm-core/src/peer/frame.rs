@@ -15,11 +15,13 @@
 use thiserror::Error;
 
 pub const FRAME_VERSION: u8 = 1;
-/// The largest payload of one `Data` frame: the data-channel message limit.
-pub const MAX_PAYLOAD: usize = 256 * 1024;
-/// The largest encoded frame: payload, topic and header.
-pub const MAX_FRAME: usize = MAX_PAYLOAD + 2 + 1 + MAX_TOPIC;
+/// The largest encoded frame: Chrome's data-channel message limit (the
+/// SDP's `max-message-size`), so one frame is always one channel message.
+pub const MAX_FRAME: usize = 256 * 1024;
 pub const MAX_TOPIC: usize = 64;
+/// A payload this large fits in a `Data` frame whatever the topic (a short
+/// topic leaves room for a little more).
+pub const MAX_PAYLOAD: usize = MAX_FRAME - 3 - MAX_TOPIC;
 /// Signaling messages are small JSON objects (an SDP is a few KiB).
 pub const MAX_SIGNAL: usize = 64 * 1024;
 const MAX_REASON: usize = 256;
@@ -84,7 +86,7 @@ impl Frame {
                 if topic.is_empty() || topic.len() > MAX_TOPIC {
                     return Err(FrameError::Topic);
                 }
-                if payload.len() > MAX_PAYLOAD {
+                if 3 + topic.len() + payload.len() > MAX_FRAME {
                     return Err(FrameError::TooLarge);
                 }
                 out.reserve(2 + topic.len() + payload.len());
@@ -144,9 +146,6 @@ impl Frame {
                 }
                 let topic = std::str::from_utf8(&rest[..len]).map_err(|_| FrameError::Topic)?.to_string();
                 let payload = rest[len..].to_vec();
-                if payload.len() > MAX_PAYLOAD {
-                    return Err(FrameError::TooLarge);
-                }
                 Ok(Frame::Data { topic, payload })
             }
             KIND_SIGNAL => {

@@ -1,0 +1,68 @@
+// The owner's side of enrolling test nodes through the CLI and the real
+// mailbox: the first node is confirmed with the code from its confirmation
+// mail, later ones join and are approved with the code from the approval
+// mail, exactly as a person would do it.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fetchInbox, unfoldQuotedPrintable } from './mail-client.js';
+import { waitFor } from './util.js';
+
+const CODE = /^ {4}([a-z0-9]{4}-[a-z0-9]{4})$/m;
+
+export class OwnerNetwork {
+  /**
+   * @param {import('./mail-server.js').MailServer} mail
+   * @param {string} owner the owner's address
+   * @param {string} password
+   * @param {string} dir where to keep the password file
+   */
+  static async create(mail, owner, password, dir) {
+    const network = new OwnerNetwork(mail, owner, password);
+    network.passwordFile = path.join(dir, `${owner}.password`);
+    await fs.writeFile(network.passwordFile, password, { mode: 0o600 });
+    return network;
+  }
+
+  constructor(mail, owner, password) {
+    this.mail = mail;
+    this.owner = owner;
+    this.password = password;
+  }
+
+  /** Waits for a mail whose subject contains `subject`; returns its text. */
+  mailWith(subject) {
+    return waitFor(`a mail "${subject}"`, async () =>
+      (await fetchInbox(this.mail.imapPort, this.owner, this.password))
+        .map(unfoldQuotedPrintable)
+        .find((m) => m.includes(`Subject: ${subject}`)),
+    { timeoutMs: 30_000, everyMs: 250 });
+  }
+
+  /** `mailmesh init` for a node, against this mail server. */
+  init(node) {
+    const { host, smtpPort, imapPort } = this.mail;
+    return node.mailmesh('init', '--email', this.owner, '--imap-host', host, '--imap-port', String(imapPort),
+      '--imap-security', 'plain', '--smtp-host', host, '--smtp-port', String(smtpPort), '--smtp-security', 'plain',
+      '--password-file', this.passwordFile, '--device-name', node.name);
+  }
+
+  /** Starts `node`'s engine and makes it the network's first node. */
+  async found(node) {
+    await node.startEngine();
+    await this.init(node);
+    const code = CODE.exec(await this.mailWith(`Confirm mailmesh on ${node.name}`))[1];
+    await node.mailmesh('confirm', code);
+    await this.mailWith('mailmesh roster');
+  }
+
+  /** Starts `node`'s engine and has it join, approved by mail. */
+  async join(node) {
+    await node.startEngine();
+    const { stdout } = await this.init(node);
+    if (!/asked to join/.test(stdout)) throw new Error(`${node.name} did not ask to join: ${stdout}`);
+    const code = CODE.exec(await this.mailWith(`Approve ${node.name} for mailmesh`))[1];
+    await node.mailmesh('confirm', code);
+    await waitFor(`${node.name} to be welcomed`, async () => (await node.status()).enrolled, { timeoutMs: 30_000 });
+  }
+}
