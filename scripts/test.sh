@@ -20,7 +20,7 @@ scripts/fuzz.sh "${MAILMESH_FUZZ_SECONDS:-10}"
 step "wasm build (no imports from env)"
 scripts/build-wasm.sh
 step "end-to-end tests"
-cargo build -p mailmesh-host
+cargo build -p mailmesh-host --bin mailmesh --examples
 [ -d tests/node_modules ] || (cd tests && npm ci)
 cd tests
 node --test --test-concurrency=1 e2e/

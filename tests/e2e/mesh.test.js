@@ -8,6 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Lan } from '../harness/lan.js';
@@ -15,14 +18,19 @@ import { MailServer } from '../harness/mail-server.js';
 import { MeshNode } from '../harness/node.js';
 import { OwnerNetwork } from '../harness/owner.js';
 import { processesUsing } from '../harness/processes.js';
+import { impostorBin } from '../harness/paths.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-/** Three enrolled nodes on a test LAN, browsers running, popups open. */
-async function meshOfThree(t) {
+/**
+ * `count` enrolled nodes on a test LAN of `hosts` machines (the rest stay
+ * free for others), browsers running, popups open.
+ */
+async function meshOnLan(t, count, hosts = count) {
   const dir = await tempDir('mailmesh-mesh-');
   await fs.chmod(dir, 0o755);
-  const lan = Lan.create(3);
-  const nodes = [0, 1, 2].map((i) => MeshNode.prepare({ name: `node${i + 1}`, dir: path.join(dir, `node${i + 1}`), lan, host: i }));
+  const lan = Lan.create(hosts);
+  const nodes = Array.from({ length: count }, (_, i) =>
+    MeshNode.prepare({ name: `node${i + 1}`, dir: path.join(dir, `node${i + 1}`), lan, host: i }));
   let mail;
   t.after(async () => {
     for (const n of nodes) await n.stop();
@@ -35,8 +43,7 @@ async function meshOfThree(t) {
   const password = crypto.randomBytes(9).toString('base64url');
   const network = await OwnerNetwork.create(mail, await mail.addUser('owner', password), password, dir);
   await network.found(nodes[0]);
-  await network.join(nodes[1]);
-  await network.join(nodes[2]);
+  for (const node of nodes.slice(1)) await network.join(node);
   await Promise.all(nodes.map((n) => n.startBrowser()));
   const popups = await Promise.all(nodes.map((n) => n.openPage('popup/popup.html')));
   const ids = await Promise.all(nodes.map(async (n) => (await n.status()).node_id));
@@ -56,6 +63,8 @@ function echo(page, peer, size) {
   return page.evaluate(({ peer, size }) => chrome.runtime.sendMessage({ type: 'mesh.echo', peer, size }), { peer, size });
 }
 
+const run = promisify(execFile);
+
 /** What each node knows, for a failure message. */
 async function explain(nodes, popups) {
   const lines = [];
@@ -68,7 +77,7 @@ async function explain(nodes, popups) {
 }
 
 test('three machines find each other, link directly, notice a cut, reconnect and fall back to the relay', async (t) => {
-  const { lan, nodes, popups, ids } = await meshOfThree(t);
+  const { lan, nodes, popups, ids } = await meshOnLan(t, 3);
   const others = (i) => [0, 1, 2].filter((j) => j !== i);
 
   // Every popup lists both other nodes online, direct, with a round-trip time.
@@ -129,4 +138,96 @@ test('three machines find each other, link directly, notice a cut, reconnect and
   assert.deepEqual([relayedBack.equal, relayedBack.path], [true, 'relay'], JSON.stringify(relayedBack));
   // node3 still reaches both directly.
   assert.equal((await echo(popups[2], ids[0], 1000)).path, 'webrtc');
+});
+
+/** Waits until both nodes reach each other directly. */
+async function directly(popups, ids) {
+  for (const [i, j] of [[0, 1], [1, 0]]) {
+    await waitFor(`node${i + 1} to reach node${j + 1} directly`, async () => (await row(popups[i], ids[j]))?.path === 'webrtc',
+      { timeoutMs: 30_000, everyMs: 250 });
+  }
+}
+
+test('an impostor without the network key gets no link and no data; the real nodes keep working', async (t) => {
+  const { lan, nodes, popups, ids } = await meshOnLan(t, 2, 3);
+  await directly(popups, ids);
+  const victim = await nodes[1].status();
+
+  // The impostor claims node2's id and network key id over mDNS, and
+  // attacks node1's link port with a made-up key, a stranger handshake
+  // carrying signaling and data, and garbage.
+  const [command, args] = lan.exec(2, [impostorBin(), `${nodes[0].ip}:${(await nodes[0].status()).link_port}`,
+    victim.node_id, victim.network_key_id, '4']);
+  const { stdout } = await run(command, args, { timeout: 60_000 });
+  const report = JSON.parse(stdout);
+  t.diagnostic(`impostor: ${stdout.trim()}`);
+  assert.equal(report.member_link, false, 'no member link without the network key');
+  assert.equal(report.frames_received, 0, 'the impostor received no data and no signaling');
+
+  // It is nobody's member, and no data channel was made with it.
+  for (const [i, node] of nodes.entries()) {
+    const status = await node.status();
+    const members = status.peers.filter((p) => p.member).map((p) => p.id);
+    assert.deepEqual(members, [ids[1 - i]], `${node.name} counts only the real node as a member`);
+    const impostor = status.peers.find((p) => p.id === report.impostor_id);
+    if (impostor) assert.equal(impostor.member, false);
+    const mesh = await popups[i].evaluate(() => chrome.runtime.sendMessage({ type: 'mesh.state' }));
+    assert.equal(mesh.peers.find((p) => p.id === report.impostor_id)?.link ?? null, null, 'no link to the impostor');
+  }
+
+  // The real nodes never lost each other.
+  const check = await echo(popups[0], ids[1], 100_000);
+  assert.deepEqual([check.equal, check.path], [true, 'webrtc']);
+  assert.equal((await row(popups[1], ids[0])).online, 'true');
+});
+
+test('a web page served from http://127.0.0.1 cannot open the loopback channel', async (t) => {
+  const dir = await tempDir('mailmesh-loopback-');
+  const node = await MeshNode.start({ name: 'solo', dir });
+  const server = http.createServer((_, res) => res.end('<!doctype html><title>not mailmesh</title>'));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    server.close();
+    await node.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const popup = await waitFor('the engine', async () => {
+    const page = await node.openPage('popup/popup.html');
+    return page;
+  });
+  const port = (await node.status()).loopback_port;
+  const token = () => popup.evaluate(() => chrome.runtime.sendMessage({ type: 'socket_token' }));
+  /** Tries a WebSocket from `page`; resolves 'open' or 'refused'. */
+  const tryOpen = (page, url) => page.evaluate((url) => new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => { ws.close(); resolve('open'); };
+    ws.onerror = () => resolve('refused');
+  }), url);
+
+  const web = await node.context.newPage();
+  await web.goto(`http://127.0.0.1:${server.address().port}/`);
+  const stolen = await token();
+  for (const path of ['mesh', 'bulk']) {
+    assert.equal(await tryOpen(web, `ws://127.0.0.1:${port}/${path}`), 'refused', `${path}: no token`);
+    assert.equal(await tryOpen(web, `ws://127.0.0.1:${port}/${path}?token=${stolen.token}`), 'refused',
+      `${path}: a web page is refused even with a valid token`);
+  }
+  // The extension itself gets in, once per token.
+  const fresh = await token();
+  assert.equal(await tryOpen(popup, `ws://127.0.0.1:${port}/bulk?token=${fresh.token}`), 'open');
+  assert.equal(await tryOpen(popup, `ws://127.0.0.1:${port}/bulk?token=${fresh.token}`), 'refused', 'a token works once');
+  assert.equal(await tryOpen(popup, `ws://127.0.0.1:${port}/bulk?token=${'0'.repeat(64)}`), 'refused', 'a made-up token');
+
+  // What the engine echoes over the bulk channel comes back byte for byte.
+  const echoed = await popup.evaluate(async ({ port, token }) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/bulk?token=${token}`);
+    ws.binaryType = 'arraybuffer';
+    await new Promise((resolve) => { ws.onopen = resolve; });
+    const sent = new Uint8Array(100_000).map((_, i) => (i * 7) % 256);
+    sent[0] = 1;
+    const back = await new Promise((resolve) => { ws.onmessage = ({ data }) => resolve(new Uint8Array(data)); ws.send(sent); });
+    ws.close();
+    return back.length === sent.length && back.every((b, i) => b === sent[i]);
+  }, await token());
+  assert.equal(echoed, true);
 });

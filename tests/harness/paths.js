@@ -18,6 +18,13 @@ export function mailmeshBin() {
   return bin;
 }
 
+/** The impostor used by the mesh tests (native-host/examples/impostor.rs). */
+export function impostorBin() {
+  const bin = path.join(REPO, 'target/debug/examples/impostor');
+  if (!fs.existsSync(bin)) throw new Error(`${bin} does not exist; run \`cargo build --examples\` first`);
+  return bin;
+}
+
 /** Fails early with the fix when the wasm core has not been built. */
 export function checkExtensionBuilt() {
   const wasm = path.join(EXTENSION_DIR, 'wasm/mailmesh_core_bg.wasm');

@@ -1,0 +1,149 @@
+//! An impostor on the LAN, for the mesh tests: a node without the owner's
+//! network key that tries everything a stranger on the same network could.
+//!
+//! It advertises the mailmesh service under a real node's id and network
+//! key id (pointing at its own port, which answers with garbage), then
+//! attacks one real engine's link port: a member handshake with a made-up
+//! key, a stranger handshake followed by well-formed and malformed
+//! signaling and data, and raw garbage. It prints what it got as JSON.
+//!
+//! usage: impostor TARGET_IP:PORT CLAIMED_NODE_ID NETWORK_KEY_ID SECONDS
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mailmesh_core::identity::NodeSecrets;
+use mailmesh_core::peer::frame::Frame;
+use mailmesh_core::peer::handshake::HandshakeConfig;
+use mailmesh_core::peer::session::{Event, Session};
+use mdns_sd::{ServiceDaemon, ServiceInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+async fn write_records(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
+    while let Some(record) = session.poll_transmit() {
+        stream.write_all(&(record.len() as u16).to_be_bytes()).await?;
+        stream.write_all(&record).await?;
+    }
+    Ok(())
+}
+
+async fn read_record(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u16().await? as usize;
+    let mut record = vec![0u8; len];
+    stream.read_exact(&mut record).await?;
+    Ok(record)
+}
+
+/// Runs one handshake; returns the session if the target let it through.
+async fn handshake(target: SocketAddr, secrets: &NodeSecrets, psk: Option<[u8; 32]>) -> Option<(TcpStream, Session)> {
+    let mut stream = TcpStream::connect(target).await.ok()?;
+    let config = HandshakeConfig {
+        network_psk: psk,
+        binding: Vec::new(),
+        name: "impostor".into(),
+        email: "owner@mailmesh.test".into(),
+    };
+    let mut session = Session::connect(secrets, config, random(), now_ms()).ok()?;
+    for _ in 0..4 {
+        write_records(&mut stream, &mut session).await.ok()?;
+        if session.peer().is_some() {
+            return Some((stream, session));
+        }
+        let record = tokio::time::timeout(Duration::from_secs(3), read_record(&mut stream)).await.ok()?.ok()?;
+        session.handle_record(now_ms(), &record).ok()?;
+    }
+    session.peer().is_some().then_some((stream, session))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, target, claimed_id, key_id, seconds] = &args[..] else {
+        eprintln!("usage: impostor TARGET_IP:PORT CLAIMED_NODE_ID NETWORK_KEY_ID SECONDS");
+        std::process::exit(2);
+    };
+    let target: SocketAddr = target.parse().expect("a socket address");
+    let seconds: u64 = seconds.parse().expect("seconds");
+    let secrets = NodeSecrets::from_seeds(random(), random());
+
+    // A listener that answers every connection with garbage.
+    let listener = TcpListener::bind(("0.0.0.0", 0)).await.expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = stream.write_all(&[0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xff]).await;
+                let _ = stream.write_all(&random::<512>()).await;
+            });
+        }
+    });
+
+    // Advertise under the real node's id and network key id.
+    let daemon = ServiceDaemon::new().expect("mDNS");
+    let properties = [("id", claimed_id.as_str()), ("v", "1"), ("net", key_id.as_str())];
+    let info = ServiceInfo::new("_mailmesh._tcp.local.", "impostor", "impostor.local.", "", port, &properties[..])
+        .expect("service info")
+        .enable_addr_auto();
+    daemon.register(info).expect("advertise");
+
+    // 1. A member handshake with a made-up network key.
+    let member_link = handshake(target, &secrets, Some(random())).await.is_some();
+
+    // 2. A stranger handshake, then signaling and data it has no right to send.
+    let mut stranger_link = false;
+    let mut frames_received = 0;
+    if let Some((mut stream, mut session)) = handshake(target, &secrets, None).await {
+        stranger_link = true;
+        let offer = br#"{"kind":"offer","session":"x","sdp":"v=0\r\n"}"#.to_vec();
+        for frame in [
+            Frame::Signal(offer),
+            Frame::Signal(b"{not json".to_vec()),
+            Frame::Data { topic: "mesh.echo".into(), payload: vec![0, 0, 0, 0, 1, 42] },
+        ] {
+            let _ = session.send(&frame);
+        }
+        let _ = write_records(&mut stream, &mut session).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Ok(record)) = tokio::time::timeout_at(deadline, read_record(&mut stream)).await {
+            if session.handle_record(now_ms(), &record).is_err() {
+                break;
+            }
+            while let Some(event) = session.poll_event() {
+                if let Event::Frame(_) = event {
+                    frames_received += 1;
+                }
+            }
+            let _ = write_records(&mut stream, &mut session).await;
+        }
+    }
+
+    // 3. Raw garbage: a bad first message, then an oversized record.
+    let mut garbage_accepted = 0;
+    for junk in [random::<64>().to_vec(), [&[0xff, 0xff][..], &random::<300>()].concat()] {
+        if let Ok(mut stream) = TcpStream::connect(target).await {
+            let _ = stream.write_all(&junk).await;
+            let mut buf = [0u8; 16];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+                garbage_accepted += usize::from(n > 0);
+            }
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    println!(
+        "{{\"impostor_id\":\"{}\",\"member_link\":{member_link},\"stranger_link\":{stranger_link},\"frames_received\":{frames_received},\"garbage_answered\":{garbage_accepted}}}",
+        secrets.node_id()
+    );
+    let _ = daemon.shutdown();
+}
