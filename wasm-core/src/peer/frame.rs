@@ -154,9 +154,13 @@ impl Frame {
                 }
                 Ok(Frame::Signal(body.to_vec()))
             }
-            KIND_CLOSE => Ok(Frame::Close(
-                std::str::from_utf8(body).map_err(|_| FrameError::Utf8)?.chars().take(MAX_REASON).collect(),
-            )),
+            KIND_CLOSE => {
+                // Exactly what `encode` writes: at most MAX_REASON bytes.
+                if body.len() > MAX_REASON {
+                    return Err(FrameError::TooLarge);
+                }
+                Ok(Frame::Close(std::str::from_utf8(body).map_err(|_| FrameError::Utf8)?.to_string()))
+            }
             other => Err(FrameError::Kind(other)),
         }
     }
@@ -174,7 +178,7 @@ mod tests {
             ("[a-z.]{1,64}", proptest::collection::vec(any::<u8>(), 0..2048))
                 .prop_map(|(topic, payload)| Frame::Data { topic, payload }),
             proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Frame::Signal),
-            "[ -~]{0,200}".prop_map(Frame::Close),
+            "[ -~]{0,256}".prop_map(Frame::Close),
         ]
     }
 
