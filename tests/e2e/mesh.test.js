@@ -7,47 +7,21 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Lan } from '../harness/lan.js';
-import { MailServer } from '../harness/mail-server.js';
 import { MeshNode } from '../harness/node.js';
-import { OwnerNetwork } from '../harness/owner.js';
-import { processesUsing } from '../harness/processes.js';
+import { LanMesh } from '../harness/lan-mesh.js';
 import { impostorBin } from '../harness/paths.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-/**
- * `count` enrolled nodes on a test LAN of `hosts` machines (the rest stay
- * free for others), browsers running, popups open.
- */
+/** A mesh of `count` nodes on `hosts` machines, stopped after the test. */
 async function meshOnLan(t, count, hosts = count) {
-  const dir = await tempDir('mailmesh-mesh-');
-  await fs.chmod(dir, 0o755);
-  const lan = Lan.create(hosts);
-  const nodes = Array.from({ length: count }, (_, i) =>
-    MeshNode.prepare({ name: `node${i + 1}`, dir: path.join(dir, `node${i + 1}`), lan, host: i }));
-  let mail;
-  t.after(async () => {
-    for (const n of nodes) await n.stop();
-    await mail?.destroy();
-    lan.destroy();
-    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-  mail = await MailServer.start(path.join(dir, 'mail'), { host: lan.gateway });
-  const password = crypto.randomBytes(9).toString('base64url');
-  const network = await OwnerNetwork.create(mail, await mail.addUser('owner', password), password, dir);
-  await network.found(nodes[0]);
-  for (const node of nodes.slice(1)) await network.join(node);
-  await Promise.all(nodes.map((n) => n.startBrowser()));
-  const popups = await Promise.all(nodes.map((n) => n.openPage('popup/popup.html')));
-  const ids = await Promise.all(nodes.map(async (n) => (await n.status()).node_id));
-  return { dir, lan, mail, nodes, popups, ids };
+  const mesh = await LanMesh.start(count, hosts);
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  return mesh;
 }
 
 /** The popup's row for a peer, as data attributes. */

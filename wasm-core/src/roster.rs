@@ -205,6 +205,11 @@ impl Roster {
         self.entries.iter().any(|e| e.kind == EntryKind::Remove && e.node.node_id() == *node)
     }
 
+    /// Every node ever removed from this network.
+    pub fn removed(&self) -> Vec<NodeId> {
+        self.entries.iter().filter(|e| e.kind == EntryKind::Remove).map(|e| e.node.node_id()).collect()
+    }
+
     pub fn network_id(&self) -> String {
         network_id(&self.entries[0].node)
     }

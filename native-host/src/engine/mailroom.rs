@@ -129,7 +129,7 @@ impl Engine {
     /// Handles one mailmesh mail from the mailbox.
     pub async fn on_mail(&self, mail: Found) {
         let outcome = match mail.kind {
-            Kind::Roster => self.on_roster(&mail.payload).await,
+            Kind::Roster => self.adopt_roster(&mail.payload, "the mailbox").await,
             Kind::JoinRequest => self.on_join_request(&mail.payload).await,
             Kind::Approval => self.on_approval(&mail.payload).await,
             Kind::JoinProof => self.on_join_proof(&mail.payload).await,
@@ -141,7 +141,9 @@ impl Engine {
         }
     }
 
-    async fn on_roster(&self, payload: &[u8]) -> Result<(), String> {
+    /// Takes a roster found in the mailbox or sent by a member over the LAN,
+    /// if its signatures hold and it extends ours.
+    pub async fn adopt_roster(&self, payload: &[u8], source: &str) -> Result<(), String> {
         let roster = Roster::decode(payload).map_err(|e| e.to_string())?;
         roster.verify().map_err(|e| e.to_string())?;
         let mut state = self.state.lock().await;
@@ -157,7 +159,7 @@ impl Engine {
         network.roster = roster;
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
         drop(state);
-        tracing::info!("adopted a newer roster from the mailbox");
+        tracing::info!("adopted a newer roster from {source}");
         self.notify(Reply::StatusChanged);
         Ok(())
     }

@@ -95,6 +95,8 @@ impl Engine {
             roster: network
                 .map(|n| n.roster.members().into_iter().map(|e| (e.node.node_id(), e.device_name.clone())).collect())
                 .unwrap_or_default(),
+            removed: network.map(|n| n.roster.removed()).unwrap_or_default(),
+            roster_bytes: network.map(|n| n.roster.encode()).unwrap_or_default(),
         }
     }
 
@@ -161,7 +163,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
     let shutdown = CancellationToken::new();
-    let mesh = Arc::new(Mesh::new(secrets.clone(), link_port, shutdown.clone()));
+    let (mesh, rosters) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
+    let mesh = Arc::new(mesh);
     let engine = Arc::new(Engine {
         home: home.clone(),
         secrets,
@@ -190,8 +193,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let identity = tokio::spawn(keep_mesh_identity(engine.clone()));
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
+    let lan_rosters = tokio::spawn(adopt_lan_rosters(engine.clone(), rosters));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery] {
+    for task in [signals, web, mail, identity, link_server, discovery, lan_rosters] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -233,6 +237,15 @@ async fn keep_mesh_identity(engine: Arc<Engine>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Adopts the rosters members send over the LAN (if newer and valid).
+async fn adopt_lan_rosters(engine: Arc<Engine>, mut rosters: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    while let Some(roster) = rosters.recv().await {
+        if let Err(why) = engine.adopt_roster(&roster, "a member on the LAN").await {
+            tracing::debug!("kept our roster: {why}");
         }
     }
 }

@@ -152,11 +152,15 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
                         session.close(format!("expected node {expected}, met {}", identity.node_id));
                         continue;
                     }
-                    if identity.member != mesh.in_roster(&identity.node_id) {
-                        // A member must hold a member link (and only a member may):
-                        // the dialer will pick the right kind next time.
-                        session.close("the link's kind does not match the roster".into());
+                    if !mesh.link_fits(&identity.node_id, identity.member) {
+                        // The dialer picks the right kind next time.
+                        session.close("the link's kind does not fit the roster".into());
                         continue;
+                    }
+                    if identity.member {
+                        // A member that joined lately may not be in our roster
+                        // yet, or we in theirs: trade rosters first.
+                        let _ = session.send(&mesh.roster_frame());
                     }
                     // The dialer's id decides which of two crossing links survives.
                     let dialed_by = if expected.is_some() { mesh.secrets.node_id() } else { identity.node_id };

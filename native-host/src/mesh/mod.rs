@@ -26,7 +26,7 @@ use mailmesh_core::identity::{NodeId, NodeSecrets};
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::peer::handshake::{HandshakeConfig, PeerIdentity};
 use thiserror::Error;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::extension_api::ToExtension;
@@ -45,7 +45,15 @@ pub struct MeshIdentity {
     pub key_id: Option<String>,
     /// The roster's members and their device names.
     pub roster: Vec<(NodeId, String)>,
+    /// Nodes removed from the network: never again a member link.
+    pub removed: Vec<NodeId>,
+    /// The encoded roster, sent to members when a link opens so that a
+    /// new member is known at once rather than when its roster mail arrives.
+    pub roster_bytes: Vec<u8>,
 }
+
+/// The topic on which members hand each other their roster.
+pub const ROSTER_TOPIC: &str = "mesh.roster";
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
 /// id dials) before dialing ourselves.
@@ -75,11 +83,15 @@ pub struct Mesh {
     peers: Mutex<PeerTable>,
     pub to_extension: broadcast::Sender<ToExtension>,
     pub channels: channel::Channels,
+    /// Rosters members sent over links, for the engine to adopt.
+    rosters: mpsc::Sender<Vec<u8>>,
 }
 
 impl Mesh {
-    pub fn new(secrets: NodeSecrets, link_port: u16, shutdown: CancellationToken) -> Mesh {
-        Mesh {
+    /// The mesh, and the receiver of rosters members send.
+    pub fn new(secrets: NodeSecrets, link_port: u16, shutdown: CancellationToken) -> (Mesh, mpsc::Receiver<Vec<u8>>) {
+        let (rosters, rosters_rx) = mpsc::channel(16);
+        let mesh = Mesh {
             secrets,
             link_port,
             shutdown,
@@ -87,7 +99,9 @@ impl Mesh {
             peers: Mutex::new(PeerTable::default()),
             to_extension: broadcast::channel(1024).0,
             channels: channel::Channels::default(),
-        }
+            rosters,
+        };
+        (mesh, rosters_rx)
     }
 
     fn table(&self) -> MutexGuard<'_, PeerTable> {
@@ -97,18 +111,15 @@ impl Mesh {
     }
 
     /// Updates what we say and trust. Links whose kind no longer fits are
-    /// closed, to be made again: member links of nodes that left the
-    /// roster, and stranger links of nodes that joined it.
+    /// closed, to be made again: member links of removed nodes, and
+    /// stranger links of nodes that are members now.
     pub fn set_identity(&self, identity: MeshIdentity) {
         let stale: Vec<LinkHandle> = {
             let table = self.table();
             table
                 .entries
                 .iter()
-                .filter(|(id, e)| {
-                    let in_roster = identity.roster.iter().any(|(r, _)| r == *id);
-                    e.member != (in_roster && identity.psk.is_some())
-                })
+                .filter(|(id, e)| !link_fits(&identity, id, e.member))
                 .filter_map(|(_, e)| e.link.clone())
                 .collect()
         };
@@ -142,6 +153,16 @@ impl Mesh {
 
     pub fn in_roster(&self, id: &NodeId) -> bool {
         self.identity.borrow().roster.iter().any(|(r, _)| r == id)
+    }
+
+    /// Whether a link of this kind (member or stranger) may exist with `id`.
+    pub fn link_fits(&self, id: &NodeId, member: bool) -> bool {
+        link_fits(&self.identity.borrow(), id, member)
+    }
+
+    /// What a new member link sends first: our roster.
+    pub fn roster_frame(&self) -> Frame {
+        Frame::Data { topic: ROSTER_TOPIC.into(), payload: self.identity.borrow().roster_bytes.clone() }
     }
 
     pub fn peers(&self) -> Vec<PeerView> {
@@ -223,6 +244,16 @@ impl Mesh {
     /// extension. Only members get through; other people's nodes have no
     /// use of this link yet.
     pub fn on_frame(&self, peer: &NodeId, frame: Frame) {
+        if let Frame::Data { topic, payload } = &frame {
+            // Anyone who proved the network key may tell us of a newer roster
+            // (it is checked by its signatures, as one from the mailbox).
+            if topic == ROSTER_TOPIC {
+                if self.table().entries.get(peer).is_some_and(|e| e.member) {
+                    let _ = self.rosters.try_send(payload.clone());
+                }
+                return;
+            }
+        }
         if !self.is_member_link(peer) {
             tracing::debug!(%peer, "ignoring a frame from a node outside the network");
             return;
@@ -291,6 +322,16 @@ impl Mesh {
             };
         }
         self.publish_peers();
+    }
+}
+
+/// A member link only with a node that proved the network key and was
+/// never removed; a stranger link only with a node outside the roster.
+fn link_fits(identity: &MeshIdentity, id: &NodeId, member: bool) -> bool {
+    if member {
+        !identity.removed.contains(id)
+    } else {
+        !(identity.psk.is_some() && identity.roster.iter().any(|(r, _)| r == id))
     }
 }
 
