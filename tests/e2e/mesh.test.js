@@ -81,6 +81,21 @@ test('three machines find each other, link directly, notice a cut, reconnect and
   const back = await echo(popups[1], ids[0], 1000);
   assert.deepEqual([back.equal, back.path], [true, 'webrtc'], JSON.stringify(back));
 
+  // Chrome stopping the service worker does not touch the links.
+  const cdp = await nodes[0].context.newCDPSession(popups[0]);
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  const afterStop = await echo(popups[0], ids[1], 1000);
+  assert.deepEqual([afterStop.equal, afterStop.path], [true, 'webrtc'], 'links survive a stopped service worker');
+
+  // An engine killed and started again: its node is back online and direct.
+  await nodes[1].killEngine();
+  await nodes[1].startEngine();
+  for (const i of [0, 2]) {
+    await waitFor(`node${i + 1} to reach node2 directly again`, async () => (await row(popups[i], ids[1]))?.path === 'webrtc',
+      { timeoutMs: 30_000, everyMs: 250 });
+  }
+
   // Cut node3 off: the others show it offline within 10 s.
   lan.cut(2);
   const cutAt = Date.now();

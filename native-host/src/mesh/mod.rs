@@ -58,6 +58,8 @@ pub const ROSTER_TOPIC: &str = "mesh.roster";
 /// After first seeing a peer, how long to leave dialing to it (the smaller
 /// id dials) before dialing ourselves.
 const DIAL_GRACE_MS: u64 = 3_000;
+/** Addresses remembered per node. */
+const MAX_ADDRESSES: usize = 4;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MeshError {
@@ -186,8 +188,15 @@ impl Mesh {
         }
         if addresses.is_empty() {
             entry.first_advertised_ms = None;
+            entry.addresses.clear();
         }
-        entry.addresses = addresses;
+        // Keep earlier addresses too (newest first): anyone can advertise
+        // a node's id, and an impostor's address must not hide the real one.
+        for address in addresses.into_iter().rev() {
+            entry.addresses.retain(|a| *a != address);
+            entry.addresses.insert(0, address);
+        }
+        entry.addresses.truncate(MAX_ADDRESSES);
         entry.advertised_key = key_id;
     }
 
@@ -198,13 +207,15 @@ impl Mesh {
         let now = now_ms();
         let mut dials = Vec::new();
         for (id, entry) in self.table().entries.iter_mut() {
-            let Some(addr) = entry.addresses.first().copied() else { continue };
-            if entry.link.is_some() || entry.dialing {
+            if entry.addresses.is_empty() || entry.link.is_some() || entry.dialing {
                 continue;
             }
+            // Try each known address in turn.
+            let addr = entry.addresses[entry.dial_attempts as usize % entry.addresses.len()];
             let ours = me < *id || entry.first_advertised_ms.is_some_and(|t| now.saturating_sub(t) > DIAL_GRACE_MS);
             if ours {
                 entry.dialing = true;
+                entry.dial_attempts = entry.dial_attempts.wrapping_add(1);
                 // Our roster is the better guide; the advertisement helps
                 // before a new member's roster entry has reached us.
                 let member = our_key.is_some() && (self.in_roster(id) || entry.advertised_key == our_key);
@@ -310,18 +321,23 @@ impl Mesh {
         link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(to.to_string()))
     }
 
-    /// The extension says how it reaches a peer now.
+    /// The extension says how it reaches a peer now. Only a change of path
+    /// is announced; round-trip times are read with the next `status`.
     pub fn set_path(&self, peer: &str, path: Option<Path>, rtt_ms: Option<u32>) {
         let Ok(id) = peer.parse::<NodeId>() else { return };
-        {
+        let changed = {
             let mut table = self.table();
             let Some(entry) = table.entries.get_mut(&id) else { return };
+            let before = entry.channel_rtt_ms.is_some();
             entry.channel_rtt_ms = match path {
                 Some(Path::Webrtc) => Some(rtt_ms),
                 _ => None,
             };
+            before != entry.channel_rtt_ms.is_some()
+        };
+        if changed {
+            self.publish_peers();
         }
-        self.publish_peers();
     }
 }
 

@@ -60,6 +60,7 @@ pub struct PeerEntry {
     pub advertised_key: Option<String>,
     pub first_advertised_ms: Option<u64>,
     pub dialing: bool,
+    pub dial_attempts: u32,
     pub link: Option<LinkHandle>,
     pub link_rtt_ms: Option<u32>,
     pub last_seen_ms: Option<u64>,
@@ -169,5 +170,64 @@ impl PeerTable {
         }
         rows.sort_by(|a, b| (!a.member, !a.online, &a.name, &a.id).cmp(&(!b.member, !b.online, &b.name, &b.id)));
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> NodeId {
+        NodeId::from_bytes([n; 20])
+    }
+
+    fn identity(n: u8, member: bool) -> PeerIdentity {
+        PeerIdentity {
+            node_id: id(n),
+            ed25519: [n; 32],
+            x25519: [n; 32],
+            name: format!("node{n}"),
+            email: "owner@mailmesh.test".into(),
+            member,
+        }
+    }
+
+    fn handle(link: u64, dialed_by: u8) -> LinkHandle {
+        LinkHandle { id: link, commands: mpsc::channel(1).0, dialed_by: id(dialed_by) }
+    }
+
+    #[test]
+    fn of_two_crossing_links_both_sides_keep_the_one_the_smaller_id_dialed() {
+        let mut table = PeerTable::default();
+        assert!(table.link_opened(&identity(2, true), handle(1, 2), 0).is_none());
+        let dropped = table.link_opened(&identity(2, true), handle(2, 1), 0).expect("one link is dropped");
+        assert_eq!(dropped.id, 1);
+        assert_eq!(table.link(&id(2)).map(|l| l.id), Some(2));
+        let dropped = table.link_opened(&identity(2, true), handle(3, 2), 0).expect("the newcomer loses");
+        assert_eq!(dropped.id, 3);
+    }
+
+    #[test]
+    fn the_view_shows_members_strangers_and_absent_members() {
+        let mut table = PeerTable::default();
+        table.link_opened(&identity(2, true), handle(1, 1), 100);
+        table.link_opened(&identity(3, false), handle(2, 1), 100);
+        table.entry(id(2)).channel_rtt_ms = Some(Some(4));
+        let roster = vec![(id(1), "me".to_string()), (id(2), "node2".to_string()), (id(4), "nas".to_string())];
+        let view = table.view(&roster, &id(1), 500);
+        let row = |n: u8| view.iter().find(|p| p.id == id(n).to_string()).cloned();
+        let two = row(2).unwrap();
+        assert!(two.member && two.online);
+        assert_eq!((two.path, two.rtt_ms), (Some(Path::Webrtc), Some(4)));
+        let three = row(3).unwrap();
+        assert!(!three.member && three.online);
+        assert_eq!(three.path, Some(Path::Relay));
+        let nas = row(4).unwrap();
+        assert!(nas.member && !nas.online && nas.last_seen.is_none());
+        assert!(row(1).is_none(), "this node is not its own peer");
+
+        table.link_closed(&id(2), 1, 900);
+        let two = table.view(&roster, &id(1), 1000).into_iter().find(|p| p.id == id(2).to_string()).unwrap();
+        assert_eq!((two.online, two.last_seen, two.path), (false, Some(900), None));
     }
 }
