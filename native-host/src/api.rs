@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::account::{Account, Secret};
+use crate::drive::FileView;
 use crate::enroll::RosterMember;
 use crate::mesh::peers::PeerView;
 
@@ -55,6 +56,22 @@ pub enum Request {
     },
     /// A one-time token for the loopback WebSocket (`/mesh` or `/bulk`).
     SocketToken,
+    /// Adds a file from the engine's disk to the drive.
+    FilesAdd {
+        path: String,
+    },
+    FilesList,
+    /// Restores a file to a path on the engine's disk. (`id` names the
+    /// request itself, so files are named by `file_id`.)
+    FilesGet {
+        file_id: String,
+        path: String,
+    },
+    FilesRemove {
+        file_id: String,
+    },
+    /// Imports the attachments of mail not imported yet, now.
+    MailSync,
 }
 
 /// Account settings with the password, as the onboarding page and
@@ -146,6 +163,7 @@ pub enum ErrorCode {
     InvalidAccount,
     MailFailed,
     ConfirmFailed,
+    DriveFailed,
     Internal,
 }
 
@@ -170,6 +188,19 @@ pub enum Reply {
     SocketToken {
         port: u16,
         token: String,
+    },
+    Files {
+        files: Vec<FileView>,
+    },
+    /// One file (nested: a file's `id` must not meet the envelope's).
+    File {
+        file: Box<FileView>,
+    },
+    MailSynced {
+        /// Messages read since the last import.
+        messages: usize,
+        /// Files added to the drive from them.
+        imported: usize,
     },
     Error {
         code: ErrorCode,

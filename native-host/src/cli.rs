@@ -72,11 +72,42 @@ pub enum Command {
     /// Manage the devices of your network.
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// The drive: files stored encrypted across your devices.
+    #[command(subcommand)]
+    Files(FilesCommand),
+    /// Mail: import attachments now.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Confirm this node with the code from the confirmation mail.
     Confirm {
         /// The code, as in the mail (for example `abcd-efgh`).
         code: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// List the files in the drive.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a file to the drive.
+    Add { path: PathBuf },
+    /// Restore a file from the drive.
+    Get {
+        id: String,
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+    },
+    /// Delete a file from the drive.
+    Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Import the attachments of mail that arrived since the last import.
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +257,16 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Files(command) => files(&home, command).await,
+            Command::Mail(MailCommand::Sync) => {
+                match Control::connect(&home).await?.request(serde_json::json!({"type": "mail_sync"})).await? {
+                    Reply::MailSynced { messages, imported } => {
+                        println!("read {messages} new messages, imported {imported} files")
+                    }
+                    other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Nodes(NodesCommand::Remove { node_id }) => {
                 let mut control = Control::connect(&home).await?;
                 control.request(serde_json::json!({"type": "node_remove", "node_id": node_id})).await?;
@@ -241,6 +282,37 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCode> {
+    let absolute = |path: &std::path::Path| std::path::absolute(path).map(|p| p.display().to_string());
+    let request = match &command {
+        FilesCommand::List { .. } => serde_json::json!({"type": "files_list"}),
+        FilesCommand::Add { path } => serde_json::json!({"type": "files_add", "path": absolute(path)?}),
+        FilesCommand::Get { id, output } => {
+            serde_json::json!({"type": "files_get", "file_id": id, "path": absolute(output)?})
+        }
+        FilesCommand::Rm { id } => serde_json::json!({"type": "files_remove", "file_id": id}),
+    };
+    let reply = Control::connect(home).await?.request(request).await?;
+    match (command, reply) {
+        (FilesCommand::List { json: true }, Reply::Files { files }) => {
+            println!("{}", serde_json::to_string_pretty(&files)?)
+        }
+        (FilesCommand::List { json: false }, Reply::Files { files }) => {
+            for f in files {
+                let health = format!("{}/{}", f.health.fragments_present, f.health.fragments_total);
+                println!("{}  {:>12}  {:<10} {health:>7}  {}", &f.id[..16], f.size, f.health.state, f.name);
+            }
+        }
+        (FilesCommand::Add { .. }, Reply::File { file: f }) => println!("added {}  {}", f.id, f.name),
+        (FilesCommand::Get { output, .. }, Reply::File { file: f }) => {
+            println!("wrote {} ({} bytes) to {}", f.name, f.size, output.display())
+        }
+        (FilesCommand::Rm { .. }, Reply::File { file: f }) => println!("deleted {}", f.name),
+        (_, other) => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod doctor;
+pub mod drive;
 pub mod engine;
 pub mod enroll;
 pub mod framing;

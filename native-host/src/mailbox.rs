@@ -95,34 +95,55 @@ pub struct Found {
 /// Every mailmesh mail in INBOX with a UID above `after`, oldest first.
 /// Opens INBOX read-only.
 pub async fn fetch_since(session: &mut ImapSession, host: &str, after: u32) -> Result<(Vec<Found>, u32), MailError> {
-    let mailbox = session.examine("INBOX").await.map_err(|e| classify(host, e))?;
-    let mut uids: Vec<u32> = session
-        .uid_search(format!("UID {}:* HEADER {HEADER} \"\"", after.saturating_add(1)))
-        .await
-        .map_err(|e| classify(host, e))?
-        .into_iter()
-        .filter(|uid| *uid > after)
-        .collect();
-    uids.sort_unstable();
+    examine_inbox(session, host).await?;
     let mut found = Vec::new();
     let mut last = after;
-    for uid in uids {
-        let fetches: Vec<_> = session
-            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-            .await
-            .map_err(|e| classify(host, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(host, e))?;
-        for fetch in fetches {
-            if let Some((kind, payload)) = fetch.body().and_then(parse) {
-                found.push(Found { uid, kind, payload });
-            }
+    for uid in uids_after(session, host, after, &format!("HEADER {HEADER} \"\"")).await? {
+        if let Some((kind, payload)) = fetch_raw(session, host, uid).await?.as_deref().and_then(parse) {
+            found.push(Found { uid, kind, payload });
         }
         last = last.max(uid);
     }
-    let _ = mailbox;
     Ok((found, last))
+}
+
+/// Opens INBOX read-only (EXAMINE: nothing in it can change, no flag is
+/// set) and returns its UIDVALIDITY.
+pub async fn examine_inbox(session: &mut ImapSession, host: &str) -> Result<u32, MailError> {
+    let mailbox = session.examine("INBOX").await.map_err(|e| classify(host, e))?;
+    Ok(mailbox.uid_validity.unwrap_or(0))
+}
+
+/// UIDs above `after` matching an IMAP search `criteria` (may be empty),
+/// oldest first.
+pub async fn uids_after(
+    session: &mut ImapSession,
+    host: &str,
+    after: u32,
+    criteria: &str,
+) -> Result<Vec<u32>, MailError> {
+    let mut uids: Vec<u32> = session
+        .uid_search(format!("UID {}:* {criteria}", after.saturating_add(1)).trim_end())
+        .await
+        .map_err(|e| classify(host, e))?
+        .into_iter()
+        // `n:*` also matches the highest UID when it is below n.
+        .filter(|uid| *uid > after)
+        .collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// The whole raw message, fetched with BODY.PEEK (never marks it seen).
+pub async fn fetch_raw(session: &mut ImapSession, host: &str, uid: u32) -> Result<Option<Vec<u8>>, MailError> {
+    let fetches: Vec<_> = session
+        .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+        .await
+        .map_err(|e| classify(host, e))?
+        .try_collect()
+        .await
+        .map_err(|e| classify(host, e))?;
+    Ok(fetches.iter().find_map(|f| f.body().map(<[u8]>::to_vec)))
 }
 
 #[cfg(test)]

@@ -33,6 +33,26 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Ok(()) => Reply::RemovalRequested { node_id },
             Err(e) => error(ErrorCode::ConfirmFailed, e),
         },
+        Request::FilesAdd { path } => {
+            let path = std::path::PathBuf::from(path);
+            drive_call(engine, move |drive, network| drive.add_path(&network, &path, now_ms()).map(one)).await
+        }
+        Request::FilesList => match engine.drive_blocking(|drive| drive.list()).await {
+            Ok(files) => Reply::Files { files },
+            Err(e) => error(ErrorCode::DriveFailed, e),
+        },
+        Request::FilesGet { file_id, path } => {
+            let path = std::path::PathBuf::from(path);
+            drive_call(engine, move |drive, network| drive.get(&network, &file_id, &path).map(one)).await
+        }
+        Request::FilesRemove { file_id } => match engine.drive_blocking(move |drive| drive.remove(&file_id)).await {
+            Ok(file) => one(file),
+            Err(e) => error(ErrorCode::DriveFailed, e),
+        },
+        Request::MailSync => match engine.import_mail().await {
+            Ok((messages, imported)) => Reply::MailSynced { messages, imported },
+            Err(e) => error(ErrorCode::MailFailed, e),
+        },
         Request::SocketToken => {
             Reply::SocketToken { port: engine.loopback_port, token: engine.socket_tokens.issue(now_ms()) }
         }
@@ -71,6 +91,26 @@ async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
     let (found, _) = crate::mailbox::fetch_since(&mut session, &input.account.imap.host, 0).await?;
     let _ = session.logout().await;
     Ok(super::mailroom::finds_network(&found))
+}
+
+fn one(file: crate::drive::FileView) -> Reply {
+    Reply::File { file: Box::new(file) }
+}
+
+/// Runs a drive operation that needs the network key.
+async fn drive_call(
+    engine: &Engine,
+    op: impl FnOnce(&crate::drive::Drive, mailmesh_core::drive::NetworkKey) -> Result<Reply, crate::drive::DriveError>
+        + Send
+        + 'static,
+) -> Reply {
+    let Some(network) = engine.network_key().await else {
+        return error(ErrorCode::DriveFailed, crate::drive::DriveError::NoNetwork);
+    };
+    match engine.drive_blocking(move |drive| op(drive, network)).await {
+        Ok(reply) => reply,
+        Err(e) => error(ErrorCode::DriveFailed, e),
+    }
 }
 
 fn error(code: ErrorCode, e: impl std::fmt::Display) -> Reply {

@@ -7,6 +7,7 @@
 //! port, and serve until `stop`, SIGTERM or SIGINT.
 
 mod handlers;
+mod import;
 pub mod lock;
 mod loopback;
 mod mailroom;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account::{self, Account, Secret};
 use crate::api::{EnrollmentView, Reply, Status, PROTOCOL_VERSION};
 use crate::config::{self, Config};
+use crate::drive::{Drive, DriveError};
 use crate::enroll::{Enrollment, Proof};
 use crate::home::NodeHome;
 use crate::identity;
@@ -51,6 +53,9 @@ pub struct Engine {
     /// Signalled when the mail account was saved or changed.
     pub account_changed: tokio::sync::Notify,
     pub mesh: Arc<Mesh>,
+    pub drive: Arc<Drive>,
+    /// One import of mail at a time (the watcher's and `mail sync`).
+    pub importing: Mutex<()>,
     /// One-time tokens for the loopback WebSockets.
     pub socket_tokens: sockets::Tokens,
 }
@@ -82,6 +87,22 @@ impl Engine {
             link_port: self.mesh.link_port,
             peers: self.mesh.peers(),
         }
+    }
+
+    /// The network key, if this node is in a network.
+    pub async fn network_key(&self) -> Option<mailmesh_core::drive::NetworkKey> {
+        self.state.lock().await.enrollment.network().map(|n| n.key.clone())
+    }
+
+    /// Runs blocking drive work off the async threads.
+    pub async fn drive_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Drive) -> Result<T, DriveError> + Send + 'static,
+    ) -> Result<T, DriveError> {
+        let drive = self.drive.clone();
+        tokio::task::spawn_blocking(move || op(&drive))
+            .await
+            .unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))
     }
 
     /// What the mesh should say about this node and whom it trusts.
@@ -146,6 +167,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let mut config = config::load_or_create(&home, now_unix())?;
     let account = account::load(&home)?;
     let enrollment = Enrollment::load(&home, &secrets)?;
+    let drive = Arc::new(Drive::open(&home).context("cannot open the drive")?);
 
     let (http, loopback_port) = loopback::bind(config.loopback_port).await?;
     let (links, link_port) = bind_link_port(config.link_port).await?;
@@ -175,6 +197,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         events: tokio::sync::broadcast::channel(64).0,
         account_changed: tokio::sync::Notify::new(),
         mesh: mesh.clone(),
+        drive,
+        importing: Mutex::new(()),
         socket_tokens: sockets::Tokens::default(),
     });
     tracing::info!(
@@ -264,10 +288,24 @@ async fn watch_mailbox(engine: Arc<Engine>) {
             let engine = engine.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                crate::mail::watch::watch(account, password, stop, |mail| {
-                    let engine = engine.clone();
-                    async move { engine.on_mail(mail).await }
-                })
+                let importer = engine.clone();
+                crate::mail::watch::watch(
+                    account,
+                    password,
+                    stop,
+                    |mail| {
+                        let engine = engine.clone();
+                        async move { engine.on_mail(mail).await }
+                    },
+                    move || {
+                        let engine = importer.clone();
+                        async move {
+                            if let Err(e) = engine.import_mail().await {
+                                tracing::warn!("importing mail attachments failed: {e}");
+                            }
+                        }
+                    },
+                )
                 .await
             })
         };

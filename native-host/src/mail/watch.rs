@@ -1,9 +1,10 @@
 //! Watching the mailbox: IMAP IDLE where the server offers it, polling
 //! where it does not, reconnecting with backoff after any failure.
 //!
-//! Each pass hands every new mailmesh mail to `on_mail`. The first pass after
-//! the engine starts reads the whole INBOX, so what arrived while the node was
-//! off is handled too (the handlers are idempotent).
+//! Each pass hands every new mailmesh mail to `on_mail`, then calls
+//! `after_pass` (which imports attachments from its own checkpoint). The
+//! first pass after the engine starts reads the whole INBOX, so what arrived
+//! while the node was off is handled too (the handlers are idempotent).
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,10 +20,17 @@ const POLL_EVERY: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Watches until `stop` is cancelled.
-pub async fn watch<F, Fut>(account: Account, password: Secret, stop: CancellationToken, mut on_mail: F)
-where
+pub async fn watch<F, Fut, P, PassFut>(
+    account: Account,
+    password: Secret,
+    stop: CancellationToken,
+    mut on_mail: F,
+    mut after_pass: P,
+) where
     F: FnMut(Found) -> Fut,
     Fut: Future<Output = ()>,
+    P: FnMut() -> PassFut,
+    PassFut: Future<Output = ()>,
 {
     let mut last_uid = 0u32;
     let mut backoff = Duration::from_secs(1);
@@ -37,6 +45,7 @@ where
                 for mail in found {
                     on_mail(mail).await;
                 }
+                after_pass().await;
                 backoff = Duration::from_secs(1);
                 if idle {
                     let mut handle = session.idle();

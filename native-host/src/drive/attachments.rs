@@ -1,0 +1,199 @@
+//! Every attachment of a mail, found with mail-parser.
+//!
+//! "Attachment" means every part a person would call a file: parts with a
+//! `Content-Disposition: attachment`, inline parts that are not the text of
+//! the message (images with or without a disposition), and the attachments
+//! of attached messages (`message/rfc822`), recursively. Transfer encodings
+//! (base64, quoted-printable) and file-name encodings (RFC 2231, encoded
+//! words, non-ASCII) are mail-parser's job. A message that cannot be parsed
+//! at all is an error the caller logs and skips.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use thiserror::Error;
+
+/// How deep attached messages are followed (a mail bomb of nested messages
+/// stops here).
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Where an imported file came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    pub message_id: String,
+    pub from: String,
+    pub subject: String,
+    /// RFC 3339, as the mail's `Date` says.
+    pub date: String,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AttachmentError {
+    #[error("the message could not be parsed as MIME")]
+    Unparsable,
+}
+
+/// The origin and attachments of a raw message.
+pub fn extract(raw: &[u8]) -> Result<(Origin, Vec<Attachment>), AttachmentError> {
+    let message = MessageParser::default().parse(raw).ok_or(AttachmentError::Unparsable)?;
+    let origin = Origin {
+        message_id: message.message_id().unwrap_or_default().to_string(),
+        from: message.from().and_then(|from| from.first()).and_then(|a| a.address()).unwrap_or_default().to_string(),
+        subject: message.subject().unwrap_or_default().to_string(),
+        date: message.date().map(|d| d.to_rfc3339()).unwrap_or_default(),
+    };
+    let mut found = Vec::new();
+    collect(&message, 0, &mut found);
+    Ok((origin, found))
+}
+
+fn collect(message: &Message<'_>, depth: usize, found: &mut Vec<Attachment>) {
+    for part in message.attachments() {
+        if let PartType::Message(inner) = &part.body {
+            // The attached message is kept as a file too (it is what the
+            // sender attached), and its own attachments are imported.
+            found.push(Attachment {
+                name: part.attachment_name().map(str::to_string).unwrap_or_else(|| {
+                    format!("{}.eml", inner.subject().filter(|s| !s.is_empty()).unwrap_or("attached message"))
+                }),
+                media_type: "message/rfc822".into(),
+                bytes: inner.raw_message().to_vec(),
+            });
+            if depth < MAX_DEPTH {
+                collect(inner, depth + 1, found);
+            }
+            continue;
+        }
+        let media_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into())
+            .to_ascii_lowercase();
+        if media_type == "application/x-mailmesh" {
+            continue;
+        }
+        let name = part
+            .attachment_name()
+            .map(sanitize)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("attachment-{}{}", found.len() + 1, extension_for(&media_type)));
+        found.push(Attachment { name, media_type, bytes: part.contents().to_vec() });
+    }
+}
+
+/// A file name safe to show and to save: no path, no control characters.
+fn sanitize(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    base.chars().filter(|c| !c.is_control()).collect::<String>().trim().chars().take(255).collect()
+}
+
+fn extension_for(media_type: &str) -> &'static str {
+    match media_type {
+        "image/png" => ".png",
+        "image/jpeg" => ".jpg",
+        "image/gif" => ".gif",
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NESTED: &str = "From: Alice <alice@example.org>\r\n\
+To: owner@mailmesh.test\r\n\
+Subject: =?UTF-8?Q?R=C3=A9sum=C3=A9s?=\r\n\
+Message-ID: <m1@example.org>\r\n\
+Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"outer\"\r\n\
+\r\n\
+--outer\r\n\
+Content-Type: multipart/alternative; boundary=\"alt\"\r\n\
+\r\n\
+--alt\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello\r\n\
+--alt\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+\r\n\
+<p>Hello <img src=\"cid:logo\"></p>\r\n\
+--alt--\r\n\
+--outer\r\n\
+Content-Type: image/png\r\n\
+Content-ID: <logo>\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+iVBORw0KGgo=\r\n\
+--outer\r\n\
+Content-Type: text/plain\r\n\
+Content-Disposition: attachment; filename*=UTF-8''na%C3%AFve%20notes.txt\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+caf=C3=A9 au lait=\r\n\
+\r\n\
+--outer\r\n\
+Content-Type: application/pdf; name=\"=?UTF-8?B?0L7RgtGH0LXRgi5wZGY=?=\"\r\n\
+Content-Disposition: attachment\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0xLjQK\r\n\
+--outer\r\n\
+Content-Type: message/rfc822\r\n\
+Content-Disposition: attachment; filename=\"fwd.eml\"\r\n\
+\r\n\
+From: Bob <bob@example.org>\r\n\
+Subject: inner\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"inner\"\r\n\
+\r\n\
+--inner\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+see attached\r\n\
+--inner\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"../../etc/data.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+AAEC/w==\r\n\
+--inner--\r\n\
+--outer--\r\n";
+
+    #[test]
+    fn nested_parts_encodings_and_names_are_all_found() {
+        let (origin, found) = extract(NESTED.as_bytes()).unwrap();
+        assert_eq!(origin.subject, "Résumés");
+        assert_eq!(origin.from, "alice@example.org");
+        assert_eq!(origin.message_id, "m1@example.org");
+        assert!(origin.date.starts_with("2026-11-24T10:00:00"));
+        let summary: Vec<(&str, &str, &[u8])> =
+            found.iter().map(|a| (a.name.as_str(), a.media_type.as_str(), a.bytes.as_slice())).collect();
+        assert_eq!(summary[0], ("attachment-1.png", "image/png", &b"\x89PNG\r\n\x1a\n"[..]));
+        assert_eq!(summary[1], ("naïve notes.txt", "text/plain", "café au lait".as_bytes()));
+        assert_eq!(summary[2], ("отчет.pdf", "application/pdf", &b"%PDF-1.4\n"[..]));
+        assert_eq!((summary[3].0, summary[3].1), ("fwd.eml", "message/rfc822"));
+        assert_eq!(summary[4], ("data.bin", "application/octet-stream", &[0, 1, 2, 255][..]), "no path survives");
+        assert_eq!(found.len(), 5);
+    }
+
+    #[test]
+    fn plain_mail_has_no_attachments_and_garbage_is_not_a_panic() {
+        let (_, found) = extract(b"Subject: hi\r\n\r\njust text").unwrap();
+        assert!(found.is_empty());
+        for junk in [&b""[..], b"\xff\xfe", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x"] {
+            let _ = extract(junk);
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The drive on this node: files in, encrypted fragments on disk, files out.
+//!
+//! ```text
+//! add:  bytes ─▶ hash pass ─▶ convergent id + key ─▶ encode pass (wasm-core
+//!       FileEncoder) ─▶ fragments ─▶ store ─▶ sealed manifest ─▶ index
+//! get:  index ─▶ manifest ─▶ open key ─▶ per chunk: any k verified
+//!       fragments ─▶ FileDecoder ─▶ temp file ─▶ hash check ─▶ rename
+//! ```
+//!
+//! Memory stays bounded by a chunk or two whatever the file size: both
+//! passes stream. The index record is written last, so a file interrupted
+//! mid-upload is simply absent and can be added again; fragments it left
+//! behind are shared by content and harmless.
+//!
+//! Today every fragment of a file is kept on the node that added it;
+//! spreading them over the owner's nodes is the next step of issue 6.
+
+pub mod attachments;
+pub mod index;
+pub mod store;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use mailmesh_core::drive::{
+    convergent_keys, CodingParams, ContentHasher, FileDecoder, FileEncoder, Manifest, ManifestFields, NetworkKey,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use self::attachments::Origin;
+use self::index::{FileRecord, Index, IndexError, RECORD_VERSION};
+use self::store::{FragmentStore, StoreError};
+use crate::home::NodeHome;
+
+/// How much is read from a source at a time.
+const READ_BLOCK: usize = 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum DriveError {
+    #[error("no file with id {0}")]
+    NotFound(String),
+    #[error("{0} is not a file id")]
+    BadId(String),
+    #[error("{0} is the start of several file ids; give more of it")]
+    Ambiguous(String),
+    #[error("this node is not in a network yet, so it cannot store files")]
+    NoNetwork,
+    #[error("cannot read {path}: {source}")]
+    Source { path: String, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Output { path: String, source: io::Error },
+    #[error("the file cannot be restored: chunk {chunk} has {present} of the {needed} fragments it needs")]
+    Unavailable { chunk: u64, present: usize, needed: usize },
+    #[error("the file changed while it was being added; try again")]
+    Changed,
+    #[error(transparent)]
+    Core(#[from] mailmesh_core::drive::DriveError),
+    #[error(transparent)]
+    Manifest(#[from] mailmesh_core::drive::ManifestError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the drive directory cannot be opened: {0}")]
+    Open(io::Error),
+}
+
+/// A file as clients see it (`mailmesh files list --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileView {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub blake3: String,
+    pub media_type: String,
+    pub added_ms: u64,
+    pub origin: Option<Origin>,
+    pub health: Health,
+}
+
+/// Fragments present vs needed, over the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `full` (every fragment present), `degraded` (readable, some lost) or
+    /// `unreadable` (some chunk has fewer than k fragments).
+    pub state: String,
+    pub fragments_present: usize,
+    pub fragments_total: usize,
+    /// Fragments each chunk needs (k).
+    pub needed_per_chunk: usize,
+}
+
+pub struct Drive {
+    store: FragmentStore,
+    index: Index,
+    params: CodingParams,
+}
+
+impl Drive {
+    pub fn open(home: &NodeHome) -> Result<Drive, DriveError> {
+        let dir = home.root().join("drive");
+        fs::create_dir_all(&dir).map_err(DriveError::Open)?;
+        Ok(Drive {
+            store: FragmentStore::open(dir.join("fragments")).map_err(DriveError::Open)?,
+            index: Index::open(&dir.join("index.redb"))?,
+            params: CodingParams::default(),
+        })
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Adds a file from disk (read twice: hash, then encode).
+    pub fn add_path(&self, network: &NetworkKey, path: &Path, now_ms: u64) -> Result<FileView, DriveError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+        let open =
+            || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
+        self.add(network, &name, media_type_of(&name), None, now_ms, open)
+    }
+
+    /// Adds bytes already in memory (a mail attachment).
+    pub fn add_bytes(
+        &self,
+        network: &NetworkKey,
+        name: &str,
+        media_type: &str,
+        origin: Option<Origin>,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<FileView, DriveError> {
+        self.add(network, name, media_type, origin, now_ms, || Ok(bytes))
+    }
+
+    fn add<R: Read>(
+        &self,
+        network: &NetworkKey,
+        name: &str,
+        media_type: &str,
+        origin: Option<Origin>,
+        now_ms: u64,
+        mut open: impl FnMut() -> Result<R, DriveError>,
+    ) -> Result<FileView, DriveError> {
+        // Pass 1: the content hash, which names and keys the file.
+        let mut hasher = ContentHasher::new();
+        let size = each_block(open()?, |block| {
+            hasher.update(block);
+            Ok(())
+        })?;
+        let content = hasher.finalize();
+        let (file_id, key) = convergent_keys(network, &content, &self.params);
+        if let Some(existing) = self.index.file(&file_id.0)? {
+            return Ok(self.view(existing));
+        }
+        // Pass 2: encode and store every fragment.
+        let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?;
+        let store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
+            while let Some(chunk) = encoder.poll_chunk() {
+                for (id, bytes) in chunk.ids.iter().zip(chunk.fragments()) {
+                    self.store.put(id, bytes)?;
+                }
+            }
+            Ok(())
+        };
+        let encoded = each_block(open()?, |block| {
+            encoder.push(block)?;
+            store_ready(&mut encoder)
+        })?;
+        if encoded != size {
+            return Err(DriveError::Changed);
+        }
+        store_ready(&mut encoder)?;
+        let fragment_ids = encoder.finish()?;
+        let fields = ManifestFields {
+            file_id,
+            content_hash: content,
+            size,
+            params: self.params,
+            created_ms: now_ms,
+            modified_ms: now_ms,
+            name: name.chars().take(255).collect(),
+            media_type: media_type.chars().take(127).collect(),
+            fragment_ids,
+        };
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| DriveError::Open(io::Error::other(e.to_string())))?;
+        let manifest = Manifest::seal(fields, &key, network, nonce)?;
+        let record = FileRecord {
+            version: RECORD_VERSION,
+            id: file_id.to_string(),
+            name: manifest.name.clone(),
+            size,
+            blake3: content.to_string(),
+            media_type: manifest.media_type.clone(),
+            added_ms: now_ms,
+            origin,
+            manifest: hex::encode(manifest.encode()),
+        };
+        self.index.put_file(&file_id.0, &record)?;
+        Ok(self.view(record))
+    }
+
+    pub fn list(&self) -> Result<Vec<FileView>, DriveError> {
+        let mut files: Vec<FileView> = self.index.files()?.into_iter().map(|r| self.view(r)).collect();
+        files.sort_by(|a, b| b.added_ms.cmp(&a.added_ms).then_with(|| a.name.cmp(&b.name)));
+        Ok(files)
+    }
+
+    /// The record of a file by its id or a unique prefix of it (as
+    /// `mailmesh files list` shows).
+    fn record(&self, id: &str) -> Result<(FileRecord, Manifest), DriveError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DriveError::BadId(id));
+        }
+        let record = if id.len() == 64 {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&id, &mut bytes).map_err(|_| DriveError::BadId(id.clone()))?;
+            self.index.file(&bytes)?
+        } else {
+            let mut matches = self.index.files()?.into_iter().filter(|r| r.id.starts_with(&id));
+            match (matches.next(), matches.next()) {
+                (Some(_), Some(_)) => return Err(DriveError::Ambiguous(id)),
+                (one, _) => one,
+            }
+        };
+        let record = record.ok_or_else(|| DriveError::NotFound(id.clone()))?;
+        let manifest_bytes =
+            hex::decode(&record.manifest).map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
+        let manifest = Manifest::decode(&manifest_bytes)?;
+        Ok((record, manifest))
+    }
+
+    /// Restores a file into `out`, through a temp file beside it that is
+    /// renamed only once every chunk decoded and the content hash matches.
+    pub fn get(&self, network: &NetworkKey, id: &str, out: &Path) -> Result<FileView, DriveError> {
+        let (record, manifest) = self.record(id)?;
+        let key = manifest.open(network)?;
+        let decoder =
+            FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
+        let temp = out.with_file_name(format!(
+            ".{}.mailmesh-partial",
+            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
+        let output_error = |source| DriveError::Output { path: out.display().to_string(), source };
+        let result = (|| {
+            let mut file = File::create(&temp).map_err(output_error)?;
+            let mut hasher = ContentHasher::new();
+            for chunk in 0..decoder.chunk_count() {
+                let fragments: Vec<Option<Vec<u8>>> =
+                    decoder.chunk_ids(chunk)?.iter().map(|id| self.store.get(id).ok()).collect();
+                let present = fragments.iter().filter(|f| f.is_some()).count();
+                if present < manifest.params.k() {
+                    return Err(DriveError::Unavailable { chunk, present, needed: manifest.params.k() });
+                }
+                let refs: Vec<Option<&[u8]>> = fragments.iter().map(|f| f.as_deref()).collect();
+                let plain = decoder.decode_chunk(chunk, &refs)?;
+                hasher.update(&plain);
+                file.write_all(&plain).map_err(output_error)?;
+            }
+            if hasher.finalize() != manifest.content_hash {
+                return Err(DriveError::Changed);
+            }
+            file.sync_all().map_err(output_error)?;
+            fs::rename(&temp, out).map_err(output_error)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map(|()| self.view(record))
+    }
+
+    /// Forgets a file and deletes its fragments here.
+    pub fn remove(&self, id: &str) -> Result<FileView, DriveError> {
+        let (record, manifest) = self.record(id)?;
+        let view = self.view(record.clone());
+        let id_bytes: [u8; 32] = manifest.file_id.0;
+        self.index.remove_file(&id_bytes)?;
+        for fragment in &manifest.fragment_ids {
+            // Another file with identical content shares nothing (ids are
+            // keyed per file), so every fragment of this one can go.
+            let _ = self.store.remove(fragment);
+        }
+        Ok(view)
+    }
+
+    /// Re-verifies every stored fragment; damaged ones are deleted so they
+    /// are never served. Returns how many were damaged.
+    pub fn scrub(&self) -> io::Result<usize> {
+        let damaged = self.store.scrub()?;
+        for id in &damaged {
+            tracing::warn!(fragment = %id, "a stored fragment was damaged on disk and was deleted");
+        }
+        Ok(damaged.len())
+    }
+
+    fn view(&self, record: FileRecord) -> FileView {
+        let health = hex::decode(&record.manifest)
+            .ok()
+            .and_then(|bytes| Manifest::decode(&bytes).ok())
+            .map(|manifest| self.health(&manifest))
+            .unwrap_or(Health {
+                state: "unreadable".into(),
+                fragments_present: 0,
+                fragments_total: 0,
+                needed_per_chunk: 0,
+            });
+        FileView {
+            id: record.id,
+            name: record.name,
+            size: record.size,
+            blake3: record.blake3,
+            media_type: record.media_type,
+            added_ms: record.added_ms,
+            origin: record.origin,
+            health,
+        }
+    }
+
+    fn health(&self, manifest: &Manifest) -> Health {
+        let k = manifest.params.k();
+        let mut present = 0;
+        let mut readable = true;
+        for chunk in 0..manifest.chunk_count() {
+            let here = manifest.chunk_ids(chunk).iter().filter(|id| self.store.contains(id)).count();
+            present += here;
+            readable &= here >= k;
+        }
+        let total = manifest.fragment_ids.len();
+        let state = match (readable, present == total) {
+            (_, true) => "full",
+            (true, false) => "degraded",
+            (false, false) => "unreadable",
+        };
+        Health { state: state.into(), fragments_present: present, fragments_total: total, needed_per_chunk: k }
+    }
+}
+
+/// Feeds `reader` to `f` a block at a time; returns the bytes read.
+fn each_block(mut reader: impl Read, mut f: impl FnMut(&[u8]) -> Result<(), DriveError>) -> Result<u64, DriveError> {
+    let mut buf = vec![0u8; READ_BLOCK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(DriveError::Source { path: "the file".into(), source }),
+        };
+        f(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// A media type from a file name, for files added from disk.
+fn media_type_of(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "txt" => "text/plain",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "html" | "htm" => "text/html",
+        "zip" => "application/zip",
+        "eml" => "message/rfc822",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive() -> (tempfile::TempDir, Drive) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = NodeHome::at(dir.path());
+        home.ensure().unwrap();
+        let drive = Drive::open(&home).unwrap();
+        (dir, drive)
+    }
+
+    #[test]
+    fn a_file_goes_in_and_comes_out_identical_and_once() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let added = drive.add_bytes(&network, "big.bin", "application/octet-stream", None, &bytes, 1).unwrap();
+        assert_eq!(added.health.state, "full");
+        assert_eq!(added.blake3, blake3::hash(&bytes).to_hex().to_string());
+        let again = drive.add_bytes(&network, "copy.bin", "application/octet-stream", None, &bytes, 2).unwrap();
+        assert_eq!(again.id, added.id, "the same content is stored once");
+        assert_eq!(drive.list().unwrap().len(), 1);
+
+        let out = dir.path().join("out.bin");
+        drive.get(&network, &added.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), bytes);
+        assert!(matches!(drive.get(&NetworkKey::from_bytes([8; 32]), &added.id, &out), Err(DriveError::Core(_))));
+
+        drive.remove(&added.id).unwrap();
+        assert!(drive.list().unwrap().is_empty());
+        assert!(matches!(drive.get(&network, &added.id, &out), Err(DriveError::NotFound(_))));
+        assert!(matches!(drive.get(&network, "zz", &out), Err(DriveError::BadId(_))));
+    }
+
+    #[test]
+    fn lost_fragments_beyond_parity_fail_cleanly_and_leave_no_partial_file() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let added = drive.add_bytes(&network, "a.txt", "text/plain", None, b"hello drive", 1).unwrap();
+        let (_, manifest) = drive.record(&added.id).unwrap();
+        // Two of six fragments lost: still readable.
+        for id in &manifest.fragment_ids[..2] {
+            drive.store.remove(id).unwrap();
+        }
+        assert_eq!(drive.list().unwrap()[0].health.state, "degraded");
+        let out = dir.path().join("a.txt");
+        drive.get(&network, &added.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"hello drive");
+        // A third lost: a clear error, and the earlier output is untouched.
+        drive.store.remove(&manifest.fragment_ids[2]).unwrap();
+        let err = drive.get(&network, &added.id, &out).unwrap_err();
+        assert!(err.to_string().contains("3 of the 4 fragments"), "{err}");
+        assert_eq!(fs::read(&out).unwrap(), b"hello drive");
+        assert_eq!(
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial"))
+                .count(),
+            0
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Fragments on disk: one file per fragment, named by its BLAKE3 id
+//! (`fragments/ab/abcdef…`), written atomically (temp file, fsync, rename)
+//! and verified on every read, so a flipped bit is never served.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use mailmesh_core::drive::FragmentId;
+use thiserror::Error;
+
+use crate::home::write_private;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("fragment {0} is not stored here")]
+    Missing(String),
+    #[error("fragment {0} is damaged on disk (its bytes no longer match its id)")]
+    Damaged(String),
+    #[error("the bytes given do not match fragment id {0}")]
+    WrongBytes(String),
+    #[error("cannot write fragment {id}: {source}")]
+    Write { id: String, source: io::Error },
+    #[error("cannot read fragment {id}: {source}")]
+    Read { id: String, source: io::Error },
+}
+
+pub struct FragmentStore {
+    dir: PathBuf,
+}
+
+impl FragmentStore {
+    pub fn open(dir: PathBuf) -> io::Result<FragmentStore> {
+        fs::create_dir_all(&dir)?;
+        Ok(FragmentStore { dir })
+    }
+
+    fn path(&self, id: &FragmentId) -> PathBuf {
+        let hex = id.to_string();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Stores a fragment after checking that `bytes` are the fragment `id`.
+    /// Storing one that is already there is a no-op.
+    pub fn put(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
+        if FragmentId::of(bytes) != *id {
+            return Err(StoreError::WrongBytes(id.to_string()));
+        }
+        let path = self.path(id);
+        if self.get(id).is_ok() {
+            return Ok(());
+        }
+        let write = || -> io::Result<()> {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            write_private(&path, bytes, 0o600)
+        };
+        write().map_err(|source| StoreError::Write { id: id.to_string(), source })
+    }
+
+    /// Reads a fragment and proves it is what its id says.
+    pub fn get(&self, id: &FragmentId) -> Result<Vec<u8>, StoreError> {
+        let bytes = match fs::read(self.path(id)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(id.to_string())),
+            Err(source) => return Err(StoreError::Read { id: id.to_string(), source }),
+        };
+        if FragmentId::of(&bytes) != *id {
+            return Err(StoreError::Damaged(id.to_string()));
+        }
+        Ok(bytes)
+    }
+
+    pub fn contains(&self, id: &FragmentId) -> bool {
+        self.path(id).exists()
+    }
+
+    pub fn remove(&self, id: &FragmentId) -> io::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Re-reads every fragment; returns the ids of damaged ones (which the
+    /// caller repairs) after deleting them, so they are never served.
+    pub fn scrub(&self) -> io::Result<Vec<String>> {
+        let mut damaged = Vec::new();
+        for shard in read_dir(&self.dir)? {
+            for file in read_dir(&shard)? {
+                let Some(name) = file.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                let Ok(bytes) = fs::read(&file) else { continue };
+                if FragmentId::of(&bytes).to_string() != name {
+                    let _ = fs::remove_file(&file);
+                    damaged.push(name);
+                }
+            }
+        }
+        Ok(damaged)
+    }
+}
+
+fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        // Temp files of an interrupted write are not fragments.
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            paths.push(entry.path());
+        }
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_round_trip_and_damage_is_caught_and_scrubbed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path().join("fragments")).unwrap();
+        let bytes = b"fragment bytes".to_vec();
+        let id = FragmentId::of(&bytes);
+        assert!(matches!(store.put(&FragmentId::of(b"other"), &bytes), Err(StoreError::WrongBytes(_))));
+        store.put(&id, &bytes).unwrap();
+        store.put(&id, &bytes).unwrap();
+        assert_eq!(store.get(&id).unwrap(), bytes);
+
+        let mut rotten = bytes.clone();
+        rotten[3] ^= 0x10;
+        fs::write(store.path(&id), &rotten).unwrap();
+        assert!(matches!(store.get(&id), Err(StoreError::Damaged(_))), "a flipped bit is never served");
+        assert_eq!(store.scrub().unwrap(), vec![id.to_string()]);
+        assert!(matches!(store.get(&id), Err(StoreError::Missing(_))));
+    }
+}
