@@ -211,6 +211,8 @@ pub enum Reply {
     StatusChanged,
     /// Peers came, went or changed their path; `status` has the new view.
     PeersChanged,
+    /// Files were added, spread or deleted; `files_list` has the new view.
+    FilesChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { MailServer } from '../harness/mail-server.js';
 import { countInbox, inboxFlags, sendMail } from '../harness/mail-client.js';
+import { LanMesh } from '../harness/lan-mesh.js';
 import { MeshNode } from '../harness/node.js';
 import { OwnerNetwork } from '../harness/owner.js';
 import { processesUsing } from '../harness/processes.js';
@@ -158,3 +159,68 @@ test('mail attachments are imported once, come back intact, and the mailbox is u
   assert.equal((await files()).some((f) => f.id === added), false);
   await assert.rejects(node.mailmesh('files', 'get', added, '-o', back), /no file with id/);
 });
+
+test('three machines: a mailed attachment reaches every node, survives one node lost, fails clearly past that', async (t) => {
+  const mesh = await LanMesh.start(3, 3, { browsers: false });
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  const [one, two, three] = mesh.nodes;
+  const list = async (node) => JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout);
+  await waitFor('every engine linked to both others', async () => {
+    const s = await Promise.all(mesh.nodes.map((n) => n.status()));
+    return s.every((x) => x.peers.filter((p) => p.member && p.online).length === 2);
+  }, { timeoutMs: 30_000, everyMs: 250 });
+
+  const report = crypto.randomBytes(3_500_000);
+  await sendMail(mesh.mail.smtpPort, {
+    from: 'carol@example.org',
+    to: mesh.owner,
+    message: ['From: carol@example.org', `To: ${mesh.owner}`, 'Subject: the report', 'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'attached', '--b',
+      'Content-Type: application/octet-stream', 'Content-Disposition: attachment; filename="report.bin"',
+      'Content-Transfer-Encoding: base64', '', b64(report), '--b--', ''].join('\r\n'),
+  });
+  const id = await waitFor('report.bin on every node, fully spread', async () => {
+    const lists = await Promise.all(mesh.nodes.map(list));
+    const files = lists.map((l) => l.find((f) => f.name === 'report.bin'));
+    return files.every((f) => f?.health.state === 'full') && files[0].id;
+  }, { timeoutMs: 60_000, everyMs: 500 });
+  const flagsBefore = await inboxFlags(mesh.mail.imapPort, mesh.owner, mesh.password);
+
+  // The fragments are spread: every node ends up holding its share (a
+  // third of the 4 + 2 fragments of each chunk), none holds them all.
+  const total = (await list(one)).find((f) => f.id === id).health.fragments_total;
+  const held = await waitFor('the fragments spread over the three nodes', async () => {
+    const counts = await Promise.all(mesh.nodes.map(async (n) => (await fragmentFiles(n)).length));
+    return counts.every((n) => n === total / 3) && counts;
+  }, { timeoutMs: 60_000, everyMs: 500 }).catch(async (e) => {
+    throw new Error(`${e.message}: ${await Promise.all(mesh.nodes.map(async (n) => (await fragmentFiles(n)).length))}`);
+  });
+  t.diagnostic(`fragments held per node: ${held.join(', ')} of ${total}`);
+
+  // Any node restores it; with one node gone, still; with two, a clear
+  // error and no partial file; with one back, it works again.
+  const out = (name) => path.join(mesh.dir, name);
+  await three.mailmesh('files', 'get', id, '-o', out('from-three'));
+  assert.deepEqual(await fs.readFile(out('from-three')), report);
+  await one.mailmesh('stop');
+  await two.mailmesh('files', 'get', id, '-o', out('one-gone'));
+  assert.deepEqual(await fs.readFile(out('one-gone')), report, 'restored with a node gone');
+  await three.mailmesh('stop');
+  await waitFor('two to see both others gone', async () =>
+    (await two.status()).peers.filter((p) => p.online).length === 0, { timeoutMs: 15_000 });
+  await assert.rejects(two.mailmesh('files', 'get', id, '-o', out('two-gone')), /has 2 of the 4 fragments it needs/);
+  await assert.rejects(fs.access(out('two-gone')), 'no partial file is left');
+  await three.startEngine();
+  await waitFor('three back', async () => (await two.status()).peers.some((p) => p.online), { timeoutMs: 30_000 });
+  await two.mailmesh('files', 'get', id, '-o', out('three-back'));
+  assert.deepEqual(await fs.readFile(out('three-back')), report);
+  assert.deepEqual(await inboxFlags(mesh.mail.imapPort, mesh.owner, mesh.password), flagsBefore, 'mailbox unchanged');
+});
+
+/** The fragment files a node stores. */
+async function fragmentFiles(node) {
+  const root = path.join(node.home, 'drive/fragments');
+  const shards = await fs.readdir(root).catch(() => []);
+  const files = await Promise.all(shards.map(async (s) => (await fs.readdir(path.join(root, s))).map((f) => path.join(root, s, f))));
+  return files.flat();
+}

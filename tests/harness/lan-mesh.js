@@ -16,8 +16,9 @@ export class LanMesh {
   /**
    * @param {number} count nodes to enroll
    * @param {number} hosts machines on the LAN (the rest stay free for others)
+   * @param {{browsers?: boolean}} options without browsers, only engines run
    */
-  static async start(count, hosts = count) {
+  static async start(count, hosts = count, { browsers = true } = {}) {
     const mesh = new LanMesh();
     mesh.dir = await tempDir('mailmesh-mesh-');
     await fs.chmod(mesh.dir, 0o755);
@@ -30,9 +31,13 @@ export class LanMesh {
       const network = await OwnerNetwork.create(mesh.mail, await mesh.mail.addUser('owner', password), password, mesh.dir);
       await network.found(mesh.nodes[0]);
       for (const node of mesh.nodes.slice(1)) await network.join(node);
-      await Promise.all(mesh.nodes.map((n) => n.startBrowser()));
-      mesh.popups = await Promise.all(mesh.nodes.map((n) => n.openPage('popup/popup.html')));
+      if (browsers) {
+        await Promise.all(mesh.nodes.map((n) => n.startBrowser()));
+        mesh.popups = await Promise.all(mesh.nodes.map((n) => n.openPage('popup/popup.html')));
+      }
       mesh.ids = await Promise.all(mesh.nodes.map(async (n) => (await n.status()).node_id));
+      mesh.owner = network.owner;
+      mesh.password = password;
     } catch (e) {
       await mesh.stop();
       throw e;

@@ -17,6 +17,9 @@ use super::attachments::Origin;
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 /// Mailbox name → `[uidvalidity u32][last uid u32]`, big-endian.
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_checkpoints");
+/// File ids deleted by the owner (tombstones, so a member that was offline
+/// cannot bring a deleted file back).
+const DELETED: TableDefinition<&[u8], u64> = TableDefinition::new("deleted");
 
 pub const RECORD_VERSION: u32 = 1;
 
@@ -66,8 +69,44 @@ impl Index {
         let txn = db.begin_write().map_err(db_error)?;
         txn.open_table(FILES).map_err(db_error)?;
         txn.open_table(CHECKPOINTS).map_err(db_error)?;
+        txn.open_table(DELETED).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(Index { db })
+    }
+
+    /// Records that the owner deleted a file at `at_ms`; `None` clears it
+    /// (the same content was added again later).
+    pub fn set_deleted(&self, id: &[u8; 32], at_ms: Option<u64>) -> Result<(), IndexError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(DELETED).map_err(db_error)?;
+            match at_ms {
+                Some(at) => table.insert(&id[..], at).map_err(db_error)?,
+                None => table.remove(&id[..]).map_err(db_error)?,
+            };
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// When the file was deleted, if it was.
+    pub fn deleted_at(&self, id: &[u8; 32]) -> Result<Option<u64>, IndexError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(DELETED).map_err(db_error)?;
+        Ok(table.get(&id[..]).map_err(db_error)?.map(|v| v.value()))
+    }
+
+    /// Every tombstone: (file id, deleted at).
+    pub fn deleted(&self) -> Result<Vec<([u8; 32], u64)>, IndexError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(DELETED).map_err(db_error)?;
+        let mut ids = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (key, at) = entry.map_err(db_error)?;
+            if let Ok(id) = <[u8; 32]>::try_from(key.value()) {
+                ids.push((id, at.value()));
+            }
+        }
+        Ok(ids)
     }
 
     pub fn put_file(&self, id: &[u8; 32], record: &FileRecord) -> Result<(), IndexError> {

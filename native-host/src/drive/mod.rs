@@ -24,7 +24,8 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use mailmesh_core::drive::{
-    convergent_keys, CodingParams, ContentHasher, FileDecoder, FileEncoder, Manifest, ManifestFields, NetworkKey,
+    convergent_keys, CodingParams, ContentHasher, FileDecoder, FileEncoder, FragmentId, Manifest, ManifestFields,
+    NetworkKey,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -113,6 +114,10 @@ impl Drive {
         &self.index
     }
 
+    pub fn store(&self) -> &FragmentStore {
+        &self.store
+    }
+
     /// Adds a file from disk (read twice: hash, then encode).
     pub fn add_path(&self, network: &NetworkKey, path: &Path, now_ms: u64) -> Result<FileView, DriveError> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
@@ -154,6 +159,7 @@ impl Drive {
         if let Some(existing) = self.index.file(&file_id.0)? {
             return Ok(self.view(existing));
         }
+        self.index.set_deleted(&file_id.0, None)?;
         // Pass 2: encode and store every fragment.
         let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?;
         let store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
@@ -203,14 +209,20 @@ impl Drive {
     }
 
     pub fn list(&self) -> Result<Vec<FileView>, DriveError> {
-        let mut files: Vec<FileView> = self.index.files()?.into_iter().map(|r| self.view(r)).collect();
+        self.list_with(|_| false)
+    }
+
+    /// The files, with health counting fragments stored here or, per
+    /// `elsewhere`, on another node that is online.
+    pub fn list_with(&self, elsewhere: impl Fn(&FragmentId) -> bool) -> Result<Vec<FileView>, DriveError> {
+        let mut files: Vec<FileView> = self.index.files()?.into_iter().map(|r| self.view_with(r, &elsewhere)).collect();
         files.sort_by(|a, b| b.added_ms.cmp(&a.added_ms).then_with(|| a.name.cmp(&b.name)));
         Ok(files)
     }
 
     /// The record of a file by its id or a unique prefix of it (as
     /// `mailmesh files list` shows).
-    fn record(&self, id: &str) -> Result<(FileRecord, Manifest), DriveError> {
+    pub fn record(&self, id: &str) -> Result<(FileRecord, Manifest), DriveError> {
         let id = id.trim().to_ascii_lowercase();
         if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(DriveError::BadId(id));
@@ -236,6 +248,19 @@ impl Drive {
     /// Restores a file into `out`, through a temp file beside it that is
     /// renamed only once every chunk decoded and the content hash matches.
     pub fn get(&self, network: &NetworkKey, id: &str, out: &Path) -> Result<FileView, DriveError> {
+        self.get_with(network, id, out, |_| None)
+    }
+
+    /// Like [`Drive::get`], asking `fetch` for fragments not stored here
+    /// (only as many as each chunk still needs). What `fetch` returns is
+    /// checked against the fragment id before use.
+    pub fn get_with(
+        &self,
+        network: &NetworkKey,
+        id: &str,
+        out: &Path,
+        mut fetch: impl FnMut(&FragmentId) -> Option<Vec<u8>>,
+    ) -> Result<FileView, DriveError> {
         let (record, manifest) = self.record(id)?;
         let key = manifest.open(network)?;
         let decoder =
@@ -249,9 +274,18 @@ impl Drive {
             let mut file = File::create(&temp).map_err(output_error)?;
             let mut hasher = ContentHasher::new();
             for chunk in 0..decoder.chunk_count() {
-                let fragments: Vec<Option<Vec<u8>>> =
-                    decoder.chunk_ids(chunk)?.iter().map(|id| self.store.get(id).ok()).collect();
-                let present = fragments.iter().filter(|f| f.is_some()).count();
+                let ids = decoder.chunk_ids(chunk)?;
+                let mut fragments: Vec<Option<Vec<u8>>> = ids.iter().map(|id| self.store.get(id).ok()).collect();
+                let mut present = fragments.iter().filter(|f| f.is_some()).count();
+                for (slot, id) in fragments.iter_mut().zip(ids) {
+                    if present >= manifest.params.k() {
+                        break;
+                    }
+                    if slot.is_none() {
+                        *slot = fetch(id).filter(|bytes| FragmentId::of(bytes) == *id);
+                        present += usize::from(slot.is_some());
+                    }
+                }
                 if present < manifest.params.k() {
                     return Err(DriveError::Unavailable { chunk, present, needed: manifest.params.k() });
                 }
@@ -272,12 +306,30 @@ impl Drive {
         result.map(|()| self.view(record))
     }
 
-    /// Forgets a file and deletes its fragments here.
-    pub fn remove(&self, id: &str) -> Result<FileView, DriveError> {
+    /// Takes a file record another member sent, unless it is known or was
+    /// deleted here. The manifest must decode; it is opened (proving it was
+    /// made in this network) before anything is read from it.
+    pub fn accept_record(&self, network: &NetworkKey, record: FileRecord) -> Result<bool, DriveError> {
+        let bytes = hex::decode(&record.manifest).map_err(|_| DriveError::BadId(record.id.clone()))?;
+        let manifest = Manifest::decode(&bytes)?;
+        manifest.open(network)?;
+        let id = manifest.file_id.0;
+        let deleted_later = self.index.deleted_at(&id)?.is_some_and(|at| at >= record.added_ms);
+        if manifest.file_id.to_string() != record.id || self.index.file(&id)?.is_some() || deleted_later {
+            return Ok(false);
+        }
+        self.index.put_file(&id, &record)?;
+        Ok(true)
+    }
+
+    /// Forgets a file and deletes its fragments here, leaving a tombstone
+    /// dated `now_ms` so that no member brings it back.
+    pub fn remove(&self, id: &str, now_ms: u64) -> Result<FileView, DriveError> {
         let (record, manifest) = self.record(id)?;
         let view = self.view(record.clone());
         let id_bytes: [u8; 32] = manifest.file_id.0;
         self.index.remove_file(&id_bytes)?;
+        self.index.set_deleted(&id_bytes, Some(now_ms))?;
         for fragment in &manifest.fragment_ids {
             // Another file with identical content shares nothing (ids are
             // keyed per file), so every fragment of this one can go.
@@ -297,10 +349,14 @@ impl Drive {
     }
 
     fn view(&self, record: FileRecord) -> FileView {
+        self.view_with(record, &|_| false)
+    }
+
+    fn view_with(&self, record: FileRecord, elsewhere: &dyn Fn(&FragmentId) -> bool) -> FileView {
         let health = hex::decode(&record.manifest)
             .ok()
             .and_then(|bytes| Manifest::decode(&bytes).ok())
-            .map(|manifest| self.health(&manifest))
+            .map(|manifest| self.health(&manifest, elsewhere))
             .unwrap_or(Health {
                 state: "unreadable".into(),
                 fragments_present: 0,
@@ -319,12 +375,12 @@ impl Drive {
         }
     }
 
-    fn health(&self, manifest: &Manifest) -> Health {
+    fn health(&self, manifest: &Manifest, elsewhere: &dyn Fn(&FragmentId) -> bool) -> Health {
         let k = manifest.params.k();
         let mut present = 0;
         let mut readable = true;
         for chunk in 0..manifest.chunk_count() {
-            let here = manifest.chunk_ids(chunk).iter().filter(|id| self.store.contains(id)).count();
+            let here = manifest.chunk_ids(chunk).iter().filter(|id| self.store.contains(id) || elsewhere(id)).count();
             present += here;
             readable &= here >= k;
         }
@@ -399,7 +455,7 @@ mod tests {
         assert_eq!(fs::read(&out).unwrap(), bytes);
         assert!(matches!(drive.get(&NetworkKey::from_bytes([8; 32]), &added.id, &out), Err(DriveError::Core(_))));
 
-        drive.remove(&added.id).unwrap();
+        drive.remove(&added.id, 3).unwrap();
         assert!(drive.list().unwrap().is_empty());
         assert!(matches!(drive.get(&network, &added.id, &out), Err(DriveError::NotFound(_))));
         assert!(matches!(drive.get(&network, "zz", &out), Err(DriveError::BadId(_))));

@@ -72,6 +72,20 @@ impl FragmentStore {
         Ok(bytes)
     }
 
+    /// Every fragment id stored here (by file name; `scrub` checks bytes).
+    pub fn list(&self) -> Vec<FragmentId> {
+        let mut ids = Vec::new();
+        for shard in read_dir(&self.dir).unwrap_or_default() {
+            for file in read_dir(&shard).unwrap_or_default() {
+                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                if let Ok(bytes) = <[u8; 32]>::try_from(hex::decode(name).unwrap_or_default()) {
+                    ids.push(FragmentId(bytes));
+                }
+            }
+        }
+        ids
+    }
+
     pub fn contains(&self, id: &FragmentId) -> bool {
         self.path(id).exists()
     }

@@ -35,20 +35,36 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         },
         Request::FilesAdd { path } => {
             let path = std::path::PathBuf::from(path);
-            drive_call(engine, move |drive, network| drive.add_path(&network, &path, now_ms()).map(one)).await
+            let reply =
+                drive_call(engine, move |drive, network| drive.add_path(&network, &path, now_ms()).map(one)).await;
+            if let Reply::File { file } = &reply {
+                engine.spread(file.id.clone());
+            }
+            reply
         }
-        Request::FilesList => match engine.drive_blocking(|drive| drive.list()).await {
+        Request::FilesList => match engine.list_files().await {
             Ok(files) => Reply::Files { files },
             Err(e) => error(ErrorCode::DriveFailed, e),
         },
         Request::FilesGet { file_id, path } => {
-            let path = std::path::PathBuf::from(path);
-            drive_call(engine, move |drive, network| drive.get(&network, &file_id, &path).map(one)).await
+            let Some(network) = engine.network_key().await else {
+                return error(ErrorCode::DriveFailed, crate::drive::DriveError::NoNetwork);
+            };
+            match engine.restore(network, file_id, std::path::PathBuf::from(path)).await {
+                Ok(file) => one(file),
+                Err(e) => error(ErrorCode::DriveFailed, e),
+            }
         }
-        Request::FilesRemove { file_id } => match engine.drive_blocking(move |drive| drive.remove(&file_id)).await {
-            Ok(file) => one(file),
-            Err(e) => error(ErrorCode::DriveFailed, e),
-        },
+        Request::FilesRemove { file_id } => {
+            let at = now_ms();
+            match engine.drive_blocking(move |drive| drive.remove(&file_id, at)).await {
+                Ok(file) => {
+                    engine.announce_deletion(&file.id, at).await;
+                    one(file)
+                }
+                Err(e) => error(ErrorCode::DriveFailed, e),
+            }
+        }
         Request::MailSync => match engine.import_mail().await {
             Ok((messages, imported)) => Reply::MailSynced { messages, imported },
             Err(e) => error(ErrorCode::MailFailed, e),

@@ -70,10 +70,10 @@ impl Engine {
                     Ok(parsed) => parsed,
                     Err(e) => {
                         tracing::info!(uid, "skipping a message: {e}");
-                        return Ok(0);
+                        return Ok(Vec::new());
                     }
                 };
-                let mut added = 0;
+                let mut added = Vec::new();
                 for attachment in found {
                     match drive.add_bytes(
                         &network,
@@ -83,13 +83,17 @@ impl Engine {
                         &attachment.bytes,
                         now_ms(),
                     ) {
-                        Ok(_) => added += 1,
+                        Ok(file) => added.push(file.id),
                         Err(e) => tracing::warn!(uid, name = %attachment.name, "could not import an attachment: {e}"),
                     }
                 }
                 Ok(added)
             })
             .await;
-        added.unwrap_or(0)
+        let added = added.unwrap_or_default();
+        for id in &added {
+            self.spread(id.clone());
+        }
+        added.len()
     }
 }

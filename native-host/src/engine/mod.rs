@@ -6,6 +6,7 @@
 //! 0600, inside the 0700 home), the loopback HTTP endpoint and the LAN link
 //! port, and serve until `stop`, SIGTERM or SIGINT.
 
+mod drive_net;
 mod handlers;
 mod import;
 pub mod lock;
@@ -54,6 +55,9 @@ pub struct Engine {
     pub account_changed: tokio::sync::Notify,
     pub mesh: Arc<Mesh>,
     pub drive: Arc<Drive>,
+    pub drive_net: drive_net::DriveNet,
+    /// The engine itself, for work that outlives a borrow (blocking tasks).
+    this: std::sync::Weak<Engine>,
     /// One import of mail at a time (the watcher's and `mail sync`).
     pub importing: Mutex<()>,
     /// One-time tokens for the loopback WebSockets.
@@ -87,6 +91,10 @@ impl Engine {
             link_port: self.mesh.link_port,
             peers: self.mesh.peers(),
         }
+    }
+
+    pub fn self_ref(&self) -> std::sync::Weak<Engine> {
+        self.this.clone()
     }
 
     /// The network key, if this node is in a network.
@@ -185,9 +193,11 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
     let shutdown = CancellationToken::new();
-    let (mesh, rosters) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
+    let (mesh, mesh_events) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
     let mesh = Arc::new(mesh);
-    let engine = Arc::new(Engine {
+    let engine = Arc::new_cyclic(|this| Engine {
+        this: this.clone(),
+        drive_net: drive_net::DriveNet::default(),
         home: home.clone(),
         secrets,
         started_at: now_unix(),
@@ -217,9 +227,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let identity = tokio::spawn(keep_mesh_identity(engine.clone()));
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
-    let lan_rosters = tokio::spawn(adopt_lan_rosters(engine.clone(), rosters));
+    let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, lan_rosters] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -265,11 +275,25 @@ async fn keep_mesh_identity(engine: Arc<Engine>) {
     }
 }
 
-/// Adopts the rosters members send over the LAN (if newer and valid).
-async fn adopt_lan_rosters(engine: Arc<Engine>, mut rosters: tokio::sync::mpsc::Receiver<Vec<u8>>) {
-    while let Some(roster) = rosters.recv().await {
-        if let Err(why) = engine.adopt_roster(&roster, "a member on the LAN").await {
-            tracing::debug!("kept our roster: {why}");
+/// Acts on what the mesh reports: rosters to adopt, members to catch up
+/// with, drive messages. Each drive message gets its own task, so this loop
+/// never waits on a link (which may itself be waiting on this loop).
+async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Receiver<mesh::MeshEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            mesh::MeshEvent::Roster(roster) => {
+                if let Err(why) = engine.adopt_roster(&roster, "a member on the LAN").await {
+                    tracing::debug!("kept our roster: {why}");
+                }
+            }
+            mesh::MeshEvent::MemberUp(peer) => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_member_up(peer).await });
+            }
+            mesh::MeshEvent::Drive { from, topic, payload } => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_drive_message(from, &topic, payload).await });
+            }
         }
     }
 }

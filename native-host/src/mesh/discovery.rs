@@ -65,11 +65,12 @@ fn advertise(
     current: Option<(String, Option<String>)>,
 ) -> Option<(String, Option<String>)> {
     let key_id = mesh.identity.borrow().key_id.clone();
-    if let Some((fullname, advertised_key)) = &current {
+    if let Some((_, advertised_key)) = &current {
         if *advertised_key == key_id {
             return current;
         }
-        let _ = daemon.unregister(fullname);
+        // Registering the same name again updates it. (Unregistering first
+        // would send a goodbye that peers may process after the new record.)
     }
     let id = mesh.secrets.node_id().to_string();
     let mut properties = vec![("id", id.clone()), ("v", PROTOCOL.to_string())];
@@ -93,32 +94,26 @@ fn advertise(
     }
 }
 
+/// Notes where a resolved service listens. A goodbye (`ServiceRemoved`)
+/// changes nothing: addresses are only hints, a node that left is simply not
+/// reached (and dialed less and less often), and anyone could send a goodbye
+/// in another node's name.
 fn on_event(mesh: &Mesh, event: ServiceEvent) {
-    match event {
-        ServiceEvent::ServiceResolved(service) => {
-            let Some(id) = service.get_property_val_str("id").and_then(|id| id.parse::<NodeId>().ok()) else {
-                return;
-            };
-            if id == mesh.secrets.node_id() || service.get_property_val_str("v") != Some(PROTOCOL) {
-                return;
-            }
-            let mut addresses: Vec<SocketAddr> = service
-                .get_addresses_v4()
-                .into_iter()
-                .filter(|ip| !ip.is_loopback())
-                .map(|ip| SocketAddr::new(IpAddr::V4(ip), service.get_port()))
-                .collect();
-            addresses.sort();
-            let key = service.get_property_val_str("net").map(str::to_string);
-            tracing::debug!(peer = %id, ?addresses, "seen on the LAN");
-            mesh.advertised(id, addresses, key);
-        }
-        ServiceEvent::ServiceRemoved(_, fullname) => {
-            let id = fullname.split('.').next().and_then(|id| id.parse::<NodeId>().ok());
-            if let Some(id) = id {
-                mesh.advertised(id, Vec::new(), None);
-            }
-        }
-        _ => {}
+    let ServiceEvent::ServiceResolved(service) = event else { return };
+    let Some(id) = service.get_property_val_str("id").and_then(|id| id.parse::<NodeId>().ok()) else {
+        return;
+    };
+    if id == mesh.secrets.node_id() || service.get_property_val_str("v") != Some(PROTOCOL) {
+        return;
     }
+    let mut addresses: Vec<SocketAddr> = service
+        .get_addresses_v4()
+        .into_iter()
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), service.get_port()))
+        .collect();
+    addresses.sort();
+    let key = service.get_property_val_str("net").map(str::to_string);
+    tracing::debug!(peer = %id, ?addresses, "seen on the LAN");
+    mesh.advertised(id, addresses, key);
 }

@@ -171,7 +171,7 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
                 }
                 Event::Frame(frame) => {
                     if let Some(peer) = peer {
-                        mesh.on_frame(&peer, frame);
+                        mesh.on_frame(&peer, frame).await;
                     }
                 }
                 Event::Rtt(rtt) => {

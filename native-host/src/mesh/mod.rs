@@ -54,6 +54,20 @@ pub struct MeshIdentity {
 
 /// The topic on which members hand each other their roster.
 pub const ROSTER_TOPIC: &str = "mesh.roster";
+/// Topics with this prefix are for the engine's drive, not the extension.
+pub const DRIVE_PREFIX: &str = "drive.";
+
+/// What the mesh tells the engine.
+#[derive(Debug)]
+pub enum MeshEvent {
+    /// A roster a member sent, to adopt if newer and valid.
+    Roster(Vec<u8>),
+    /// A member's link is up (or the roster just made it one): a moment to
+    /// trade catalogs.
+    MemberUp(NodeId),
+    /// A drive message from a member.
+    Drive { from: NodeId, topic: String, payload: Vec<u8> },
+}
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
 /// id dials) before dialing ourselves.
@@ -85,14 +99,14 @@ pub struct Mesh {
     peers: Mutex<PeerTable>,
     pub to_extension: broadcast::Sender<ToExtension>,
     pub channels: channel::Channels,
-    /// Rosters members sent over links, for the engine to adopt.
-    rosters: mpsc::Sender<Vec<u8>>,
+    /// Rosters, link news and drive messages for the engine.
+    events: mpsc::Sender<MeshEvent>,
 }
 
 impl Mesh {
-    /// The mesh, and the receiver of rosters members send.
-    pub fn new(secrets: NodeSecrets, link_port: u16, shutdown: CancellationToken) -> (Mesh, mpsc::Receiver<Vec<u8>>) {
-        let (rosters, rosters_rx) = mpsc::channel(16);
+    /// The mesh, and the receiver of what it tells the engine.
+    pub fn new(secrets: NodeSecrets, link_port: u16, shutdown: CancellationToken) -> (Mesh, mpsc::Receiver<MeshEvent>) {
+        let (events, events_rx) = mpsc::channel(64);
         let mesh = Mesh {
             secrets,
             link_port,
@@ -101,9 +115,9 @@ impl Mesh {
             peers: Mutex::new(PeerTable::default()),
             to_extension: broadcast::channel(1024).0,
             channels: channel::Channels::default(),
-            rosters,
+            events,
         };
-        (mesh, rosters_rx)
+        (mesh, events_rx)
     }
 
     fn table(&self) -> MutexGuard<'_, PeerTable> {
@@ -128,11 +142,17 @@ impl Mesh {
         for link in stale {
             let _ = link.commands.try_send(LinkCommand::Close("the network changed".into()));
         }
+        let roster_changed = self.identity.borrow().roster != identity.roster;
         self.identity.send_if_modified(|current| {
             let changed = *current != identity;
             *current = identity;
             changed
         });
+        if roster_changed {
+            for peer in self.online_members() {
+                let _ = self.events.try_send(MeshEvent::MemberUp(peer));
+            }
+        }
         self.publish_peers();
     }
 
@@ -176,20 +196,18 @@ impl Mesh {
         let _ = self.to_extension.send(ToExtension::Peers { peers: self.peers() });
     }
 
-    /// Notes what mDNS says about a node (no addresses: it said goodbye).
+    /// Notes where mDNS says a node listens.
     pub fn advertised(&self, id: NodeId, addresses: Vec<SocketAddr>, key_id: Option<String>) {
-        if id == self.secrets.node_id() {
+        if id == self.secrets.node_id() || addresses.is_empty() {
             return;
         }
         let mut table = self.table();
         let entry = table.entry(id);
-        if entry.first_advertised_ms.is_none() && !addresses.is_empty() {
+        if entry.first_advertised_ms.is_none() {
             entry.first_advertised_ms = Some(now_ms());
         }
-        if addresses.is_empty() {
-            entry.first_advertised_ms = None;
-            entry.addresses.clear();
-        }
+        // A fresh advertisement: worth dialing again at once.
+        entry.next_dial_ms = 0;
         // Keep earlier addresses too (newest first): anyone can advertise
         // a node's id, and an impostor's address must not hide the real one.
         for address in addresses.into_iter().rev() {
@@ -207,7 +225,7 @@ impl Mesh {
         let now = now_ms();
         let mut dials = Vec::new();
         for (id, entry) in self.table().entries.iter_mut() {
-            if entry.addresses.is_empty() || entry.link.is_some() || entry.dialing {
+            if entry.addresses.is_empty() || entry.link.is_some() || entry.dialing || entry.next_dial_ms > now {
                 continue;
             }
             // Try each known address in turn.
@@ -227,16 +245,47 @@ impl Mesh {
         }
     }
 
+    /// A dial ended (its link, if any, closed): try again in a second, and
+    /// after failures wait longer each time (up to 10 s), so a node gone
+    /// from the LAN costs little yet is found soon after it returns.
     pub fn dial_finished(&self, id: &NodeId) {
-        self.table().entry(*id).dialing = false;
+        let mut table = self.table();
+        let entry = table.entry(*id);
+        entry.dialing = false;
+        entry.dial_backoff_ms = (entry.dial_backoff_ms * 2).clamp(1_000, 10_000);
+        entry.next_dial_ms = now_ms() + entry.dial_backoff_ms;
     }
 
     pub fn link_opened(&self, peer: &PeerIdentity, handle: LinkHandle) {
-        let loser = self.table().link_opened(peer, handle, now_ms());
+        let loser = {
+            let mut table = self.table();
+            table.entry(peer.node_id).dial_backoff_ms = 0;
+            table.link_opened(peer, handle, now_ms())
+        };
         if let Some(loser) = loser {
             let _ = loser.commands.try_send(LinkCommand::Close("a second link to the same node".into()));
         }
+        if peer.member && self.in_roster(&peer.node_id) {
+            let _ = self.events.try_send(MeshEvent::MemberUp(peer.node_id));
+        }
         self.publish_peers();
+    }
+
+    /// Members with a link up now.
+    pub fn online_members(&self) -> Vec<NodeId> {
+        let roster = self.identity.borrow().roster.clone();
+        self.table()
+            .entries
+            .iter()
+            .filter(|(id, e)| e.member && e.link.is_some() && roster.iter().any(|(r, _)| r == *id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Sends a frame to a member's engine, waiting while its link is busy.
+    pub async fn send_to(&self, peer: &NodeId, frame: Frame) -> Result<(), MeshError> {
+        let (_, link) = self.member_link(&peer.to_string())?;
+        link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(peer.to_string()))
     }
 
     pub fn link_closed(&self, peer: &NodeId, link_id: u64) {
@@ -254,13 +303,13 @@ impl Mesh {
     /// A frame from a peer's engine: signaling or relayed data for our
     /// extension. Only members get through; other people's nodes have no
     /// use of this link yet.
-    pub fn on_frame(&self, peer: &NodeId, frame: Frame) {
+    pub async fn on_frame(&self, peer: &NodeId, frame: Frame) {
         if let Frame::Data { topic, payload } = &frame {
             // Anyone who proved the network key may tell us of a newer roster
             // (it is checked by its signatures, as one from the mailbox).
             if topic == ROSTER_TOPIC {
                 if self.table().entries.get(peer).is_some_and(|e| e.member) {
-                    let _ = self.rosters.try_send(payload.clone());
+                    let _ = self.events.send(MeshEvent::Roster(payload.clone())).await;
                 }
                 return;
             }
@@ -277,6 +326,10 @@ impl Mesh {
                 }
                 Err(e) => tracing::info!(%peer, "dropping malformed signaling: {e}"),
             },
+            Frame::Data { topic, payload } if topic.starts_with(DRIVE_PREFIX) => {
+                // Waiting here holds the link: backpressure for bulk transfers.
+                let _ = self.events.send(MeshEvent::Drive { from: *peer, topic, payload }).await;
+            }
             frame @ Frame::Data { .. } => match frame.encode() {
                 Ok(frame) => {
                     let _ = self.to_extension.send(ToExtension::Relayed { from, frame });

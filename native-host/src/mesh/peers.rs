@@ -61,6 +61,8 @@ pub struct PeerEntry {
     pub first_advertised_ms: Option<u64>,
     pub dialing: bool,
     pub dial_attempts: u32,
+    pub next_dial_ms: u64,
+    pub dial_backoff_ms: u64,
     pub link: Option<LinkHandle>,
     pub link_rtt_ms: Option<u32>,
     pub last_seen_ms: Option<u64>,

@@ -19,6 +19,9 @@ pub const FRAME_VERSION: u8 = 1;
 /// SDP's `max-message-size`), so one frame is always one channel message.
 pub const MAX_FRAME: usize = 256 * 1024;
 pub const MAX_TOPIC: usize = 64;
+/// The largest frame on the engines' own link, which also carries drive
+/// fragments (a quarter of a 1 MiB chunk plus headers, and room to grow).
+pub const MAX_LINK_FRAME: usize = 4 * 1024 * 1024;
 /// A payload this large fits in a `Data` frame whatever the topic (a short
 /// topic leaves room for a little more).
 pub const MAX_PAYLOAD: usize = MAX_FRAME - 3 - MAX_TOPIC;
@@ -63,7 +66,7 @@ pub enum FrameError {
     Version(u8),
     #[error("unknown frame kind {0}")]
     Kind(u8),
-    #[error("the frame is larger than {MAX_FRAME} bytes")]
+    #[error("the frame is larger than this path allows")]
     TooLarge,
     #[error("a topic must be 1 to {MAX_TOPIC} bytes of UTF-8")]
     Topic,
@@ -74,7 +77,18 @@ pub enum FrameError {
 }
 
 impl Frame {
+    /// Encodes a frame for a data channel (at most [`MAX_FRAME`]).
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
+        self.encode_limited(MAX_FRAME)
+    }
+
+    /// Decodes a frame from a data channel (at most [`MAX_FRAME`]).
+    pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
+        Frame::decode_limited(bytes, MAX_FRAME)
+    }
+
+    /// Encodes a frame of at most `max` bytes.
+    pub fn encode_limited(&self, max: usize) -> Result<Vec<u8>, FrameError> {
         let mut out = vec![FRAME_VERSION];
         match self {
             Frame::Ping { seq, sent_ms } | Frame::Pong { seq, sent_ms } => {
@@ -86,7 +100,7 @@ impl Frame {
                 if topic.is_empty() || topic.len() > MAX_TOPIC {
                     return Err(FrameError::Topic);
                 }
-                if 3 + topic.len() + payload.len() > MAX_FRAME {
+                if 3 + topic.len() + payload.len() > max {
                     return Err(FrameError::TooLarge);
                 }
                 out.reserve(2 + topic.len() + payload.len());
@@ -114,8 +128,9 @@ impl Frame {
         Ok(out)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
-        if bytes.len() > MAX_FRAME {
+    /// Decodes a frame of at most `max` bytes.
+    pub fn decode_limited(bytes: &[u8], max: usize) -> Result<Frame, FrameError> {
+        if bytes.len() > max {
             return Err(FrameError::TooLarge);
         }
         let [version, kind, body @ ..] = bytes else {

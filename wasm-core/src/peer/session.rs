@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use thiserror::Error;
 
-use super::frame::{Frame, FrameError, MAX_FRAME};
+use super::frame::{Frame, FrameError, MAX_LINK_FRAME};
 use super::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerIdentity, MAX_MESSAGE};
 use super::liveness::Liveness;
 use crate::identity::NodeSecrets;
@@ -139,13 +139,13 @@ impl Session {
         loop {
             let Some(len_bytes) = self.inbound.get(..4) else { return Ok(()) };
             let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-            if len > MAX_FRAME {
+            if len > MAX_LINK_FRAME {
                 return Err(FrameError::TooLarge.into());
             }
             if self.inbound.len() < 4 + len {
                 return Ok(());
             }
-            let frame = Frame::decode(&self.inbound[4..4 + len])?;
+            let frame = Frame::decode_limited(&self.inbound[4..4 + len], MAX_LINK_FRAME)?;
             self.inbound.drain(..4 + len);
             match frame {
                 Frame::Ping { seq, sent_ms } => self.send(&Frame::Pong { seq, sent_ms })?,
@@ -168,7 +168,7 @@ impl Session {
         let State::Open { transport, .. } = &mut self.state else {
             return Err(SessionError::NotOpen);
         };
-        let body = frame.encode()?;
+        let body = frame.encode_limited(MAX_LINK_FRAME)?;
         let mut plain = Vec::with_capacity(4 + body.len());
         plain.extend_from_slice(&(body.len() as u32).to_be_bytes());
         plain.extend_from_slice(&body);

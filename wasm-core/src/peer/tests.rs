@@ -213,3 +213,14 @@ proptest! {
         prop_assert!(a.is_closed());
     }
 }
+
+#[test]
+fn the_engines_link_carries_frames_larger_than_a_data_channel_message() {
+    let mut wire = Wire::connect(config(psk(9), "a"), config(psk(9), "b")).unwrap();
+    events(&mut wire.b);
+    let fragment = Frame::Data { topic: "drive.put".into(), payload: vec![0x5a; 3 * MAX_PAYLOAD] };
+    assert!(fragment.encode().is_err(), "too large for a data channel");
+    wire.a.send(&fragment).unwrap();
+    wire.run_for(20);
+    assert_eq!(events(&mut wire.b), vec![Event::Frame(fragment)]);
+}

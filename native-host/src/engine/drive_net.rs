@@ -1,0 +1,326 @@
+//! The drive across the owner's nodes, over the engines' LAN links.
+//!
+//! - **Catalog**: every file record (the sealed manifest and its metadata)
+//!   and every deletion goes to every member: pushed when it happens, and
+//!   the whole catalog is traded whenever a member link comes up, so a node
+//!   that was off catches up. Records are accepted only if their manifest
+//!   opens with the network key.
+//! - **Placement**: after a file is added, each chunk's `k + m` fragments go
+//!   to the nodes `place_chunk` picks among the members (two per node with
+//!   three nodes and 4 + 2 coding). A fragment is deleted here only after
+//!   its new holder acknowledged storing it; a target that is offline
+//!   leaves the fragment here.
+//! - **Fetch**: a download takes what is stored here and asks online members
+//!   for the rest, chunk by chunk, only as many as needed.
+//! - **Inventory**: members tell each other which fragments they hold, so
+//!   health counts fragments on online nodes.
+//!
+//! Messages are `Data` frames with `drive.*` topics; requests carry a 32-bit
+//! id the answer repeats.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mailmesh_core::drive::placement::{place_chunk, Candidate};
+use mailmesh_core::drive::{FragmentId, NetworkKey};
+use mailmesh_core::identity::NodeId;
+use mailmesh_core::peer::frame::Frame;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::Engine;
+use crate::drive::index::FileRecord;
+
+const CATALOG: &str = "drive.catalog";
+const INVENTORY: &str = "drive.inventory";
+const PUT: &str = "drive.put";
+const GET: &str = "drive.get";
+const REPLY: &str = "drive.reply";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Fragment ids per inventory message (32 bytes each, under a frame).
+const INVENTORY_BATCH: usize = 7000;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Catalog {
+    #[serde(default)]
+    files: Vec<FileRecord>,
+    /// (file id hex, deleted at ms)
+    #[serde(default)]
+    deleted: Vec<(String, u64)>,
+}
+
+/// Outstanding requests and what is known of other nodes' fragments.
+#[derive(Default)]
+pub struct DriveNet {
+    next: AtomicU32,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Vec<u8>>>>,
+    holders: Mutex<HashMap<FragmentId, HashSet<NodeId>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fragment_id(bytes: &[u8]) -> Option<FragmentId> {
+    Some(FragmentId(bytes.get(..32)?.try_into().ok()?))
+}
+
+impl Engine {
+    /// Handles one drive message from a member (spawned per message, so a
+    /// slow disk never holds up the link it came on).
+    pub async fn on_drive_message(&self, from: NodeId, topic: &str, payload: Vec<u8>) {
+        match topic {
+            CATALOG => self.merge_catalog(&payload).await,
+            INVENTORY => {
+                // [holder node id, 20 bytes][fragment ids …]: a member says
+                // what it holds, or where it just placed fragments.
+                let Some((holder, ids)) = payload.split_first_chunk::<20>() else { return };
+                let holder = NodeId::from_bytes(*holder);
+                let _ = from;
+                let mut holders = lock(&self.drive_net.holders);
+                for id in ids.chunks_exact(32).filter_map(fragment_id) {
+                    holders.entry(id).or_default().insert(holder);
+                }
+            }
+            PUT | GET => {
+                let Some((request, body)) = split_request(&payload) else { return };
+                let answer =
+                    if topic == PUT { self.store_fragment(body).await } else { self.read_fragment(body).await };
+                let mut reply = request.to_be_bytes().to_vec();
+                reply.extend_from_slice(&answer);
+                let _ = self.mesh.send_to(&from, Frame::Data { topic: REPLY.into(), payload: reply }).await;
+            }
+            REPLY => {
+                let Some((request, body)) = split_request(&payload) else { return };
+                if let Some(waiting) = lock(&self.drive_net.pending).remove(&request) {
+                    let _ = waiting.send(body.to_vec());
+                }
+            }
+            _ => tracing::debug!(topic, "unknown drive message"),
+        }
+    }
+
+    /// A member is (newly) reachable: trade catalogs and inventories.
+    pub async fn on_member_up(&self, peer: NodeId) {
+        let catalog = self
+            .drive_blocking(|drive| {
+                let files = drive.index().files()?;
+                let deleted = drive.index().deleted()?.into_iter().map(|(id, at)| (hex::encode(id), at)).collect();
+                Ok(Catalog { files, deleted })
+            })
+            .await;
+        if let Ok(catalog) = catalog {
+            self.send_catalog(&[peer], &catalog).await;
+        }
+        let inventory = self.drive_blocking(|drive| Ok(drive.store().list())).await.unwrap_or_default();
+        self.send_inventory(&[peer], self.secrets.node_id(), &inventory).await;
+    }
+
+    /// Tells `peers` that `holder` stores `ids`.
+    async fn send_inventory(&self, peers: &[NodeId], holder: NodeId, ids: &[FragmentId]) {
+        for batch in ids.chunks(INVENTORY_BATCH) {
+            let payload: Vec<u8> = holder.as_bytes().iter().copied().chain(batch.iter().flat_map(|id| id.0)).collect();
+            for peer in peers {
+                let _ =
+                    self.mesh.send_to(peer, Frame::Data { topic: INVENTORY.into(), payload: payload.clone() }).await;
+            }
+        }
+    }
+
+    async fn send_catalog(&self, peers: &[NodeId], catalog: &Catalog) {
+        let Ok(payload) = serde_json::to_vec(catalog) else { return };
+        // A catalog larger than a frame goes one record at a time.
+        let parts: Vec<Vec<u8>> = if payload.len() < 200_000 {
+            vec![payload]
+        } else {
+            catalog
+                .files
+                .iter()
+                .filter_map(|f| serde_json::to_vec(&Catalog { files: vec![f.clone()], deleted: Vec::new() }).ok())
+                .chain(serde_json::to_vec(&Catalog { files: Vec::new(), deleted: catalog.deleted.clone() }).ok())
+                .collect()
+        };
+        for peer in peers {
+            for part in &parts {
+                let _ = self.mesh.send_to(peer, Frame::Data { topic: CATALOG.into(), payload: part.clone() }).await;
+            }
+        }
+    }
+
+    async fn merge_catalog(&self, payload: &[u8]) {
+        let Some(network) = self.network_key().await else { return };
+        let Ok(catalog) = serde_json::from_slice::<Catalog>(payload) else {
+            return tracing::info!("ignoring a malformed drive catalog");
+        };
+        let changed = self
+            .drive_blocking(move |drive| {
+                let mut changed = 0;
+                for (id, at) in catalog.deleted {
+                    let Ok(bytes) = <[u8; 32]>::try_from(hex::decode(&id).unwrap_or_default()) else { continue };
+                    let newer = drive.index().file(&bytes)?.is_some_and(|r| r.added_ms > at);
+                    if !newer && drive.index().deleted_at(&bytes)?.is_none() {
+                        if drive.index().file(&bytes)?.is_some() {
+                            drive.remove(&id, at)?;
+                        } else {
+                            drive.index().set_deleted(&bytes, Some(at))?;
+                        }
+                        changed += 1;
+                    }
+                }
+                for record in catalog.files {
+                    match drive.accept_record(&network, record) {
+                        Ok(true) => changed += 1,
+                        Ok(false) => {}
+                        Err(e) => tracing::info!("ignoring a file record from a member: {e}"),
+                    }
+                }
+                Ok(changed)
+            })
+            .await;
+        if changed.is_ok_and(|n| n > 0) {
+            self.notify(crate::api::Reply::FilesChanged);
+        }
+    }
+
+    async fn store_fragment(&self, body: &[u8]) -> Vec<u8> {
+        let Some(id) = fragment_id(body) else { return vec![0] };
+        let bytes = body[32..].to_vec();
+        let stored = self.drive_blocking(move |drive| Ok(drive.store().put(&id, &bytes)?)).await;
+        if let Err(e) = &stored {
+            tracing::warn!(fragment = %id, "could not store a fragment for a member: {e}");
+        }
+        vec![u8::from(stored.is_ok())]
+    }
+
+    async fn read_fragment(&self, body: &[u8]) -> Vec<u8> {
+        let Some(id) = fragment_id(body) else { return vec![0] };
+        match self.drive_blocking(move |drive| Ok(drive.store().get(&id)?)).await {
+            Ok(bytes) => [&[1u8][..], &bytes].concat(),
+            Err(_) => vec![0],
+        }
+    }
+
+    async fn request(&self, peer: &NodeId, topic: &str, body: Vec<u8>) -> Option<Vec<u8>> {
+        let id = self.drive_net.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.drive_net.pending).insert(id, tx);
+        let mut payload = id.to_be_bytes().to_vec();
+        payload.extend_from_slice(&body);
+        let sent = self.mesh.send_to(peer, Frame::Data { topic: topic.into(), payload }).await;
+        let answer = match sent {
+            Ok(()) => tokio::time::timeout(REQUEST_TIMEOUT, rx).await.ok().and_then(Result::ok),
+            Err(_) => None,
+        };
+        lock(&self.drive_net.pending).remove(&id);
+        answer
+    }
+
+    /// A fragment from whichever online member has it.
+    pub async fn fetch_fragment(&self, id: FragmentId) -> Option<Vec<u8>> {
+        let known: HashSet<NodeId> = lock(&self.drive_net.holders).get(&id).cloned().unwrap_or_default();
+        let mut peers = self.mesh.online_members();
+        // Ask those known to hold it first.
+        peers.sort_by_key(|p| !known.contains(p));
+        for peer in peers {
+            if let Some(answer) = self.request(&peer, GET, id.0.to_vec()).await {
+                if answer.first() == Some(&1) && FragmentId::of(&answer[1..]) == id {
+                    return Some(answer[1..].to_vec());
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether an online member is known to hold a fragment.
+    pub fn held_online(&self, id: &FragmentId, online: &HashSet<NodeId>) -> bool {
+        lock(&self.drive_net.holders).get(id).is_some_and(|nodes| nodes.iter().any(|n| online.contains(n)))
+    }
+
+    /// Sends a new file's record to every member and its fragments to the
+    /// nodes placement picks.
+    pub async fn distribute(&self, file_id: &str) {
+        let file = file_id.to_string();
+        let Ok((record, manifest)) = self.drive_blocking(move |drive| drive.record(&file)).await else { return };
+        self.send_catalog(&self.mesh.online_members(), &Catalog { files: vec![record], deleted: Vec::new() }).await;
+        let me = self.secrets.node_id();
+        let members: Vec<Candidate> = {
+            let state = self.state.lock().await;
+            let Some(network) = state.enrollment.network() else { return };
+            network.roster.members().iter().map(|e| Candidate { node: e.node.node_id(), free_bytes: 1 << 40 }).collect()
+        };
+        let online: HashSet<NodeId> = self.mesh.online_members().into_iter().collect();
+        let shards = manifest.params.shards();
+        let mut placed: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();
+        for chunk in 0..manifest.chunk_count() {
+            let targets = place_chunk(&manifest.file_id, chunk, shards, &members);
+            for (id, target) in manifest.chunk_ids(chunk).iter().zip(targets) {
+                if target == me || !online.contains(&target) {
+                    continue;
+                }
+                let id = *id;
+                let Ok(bytes) = self.drive_blocking(move |drive| Ok(drive.store().get(&id)?)).await else { continue };
+                let body = [&id.0[..], &bytes].concat();
+                if self.request(&target, PUT, body).await.as_deref() == Some(&[1]) {
+                    lock(&self.drive_net.holders).entry(id).or_default().insert(target);
+                    placed.entry(target).or_default().push(id);
+                    let _ = self
+                        .drive_blocking(move |drive| drive.store().remove(&id).map_err(crate::drive::DriveError::Open))
+                        .await;
+                }
+            }
+        }
+        // Everyone learns where the fragments went (for health and fetches).
+        let members: Vec<NodeId> = online.iter().copied().collect();
+        for (holder, ids) in placed {
+            self.send_inventory(&members, holder, &ids).await;
+        }
+        self.notify(crate::api::Reply::FilesChanged);
+    }
+
+    /// Spreads a file in the background.
+    pub fn spread(&self, file_id: String) {
+        let Some(engine) = self.this.upgrade() else { return };
+        tokio::spawn(async move { engine.distribute(&file_id).await });
+    }
+
+    /// Tells every online member a file was deleted.
+    pub async fn announce_deletion(&self, file_id: &str, at_ms: u64) {
+        let catalog = Catalog { files: Vec::new(), deleted: vec![(file_id.to_string(), at_ms)] };
+        self.send_catalog(&self.mesh.online_members(), &catalog).await;
+    }
+
+    /// Restores a file, fetching fragments not stored here from members.
+    pub async fn restore(
+        &self,
+        network: NetworkKey,
+        id: String,
+        out: std::path::PathBuf,
+    ) -> Result<crate::drive::FileView, crate::drive::DriveError> {
+        let handle = tokio::runtime::Handle::current();
+        let engine = self.self_ref();
+        self.drive_blocking(move |drive| {
+            drive.get_with(&network, &id, &out, |fragment| {
+                let engine = engine.upgrade()?;
+                handle.block_on(engine.fetch_fragment(*fragment))
+            })
+        })
+        .await
+    }
+
+    /// The file list with health counted over this node and online members.
+    pub async fn list_files(&self) -> Result<Vec<crate::drive::FileView>, crate::drive::DriveError> {
+        let online: HashSet<NodeId> = self.mesh.online_members().into_iter().collect();
+        let engine = self.self_ref();
+        self.drive_blocking(move |drive| {
+            drive.list_with(|id| engine.upgrade().is_some_and(|e| e.held_online(id, &online)))
+        })
+        .await
+    }
+}
+
+fn split_request(payload: &[u8]) -> Option<(u32, &[u8])> {
+    let id: [u8; 4] = payload.get(..4)?.try_into().ok()?;
+    Some((u32::from_be_bytes(id), &payload[4..]))
+}
