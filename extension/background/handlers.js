@@ -37,6 +37,12 @@ export function makeHandlers(link) {
     [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.
+    [RuntimeType.FILES_LIST]: async () => {
+      link.connect();
+      const { files } = await link.request(request.filesList());
+      return { files };
+    },
+    [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
     [RuntimeType.SOCKET_TOKEN]: async () => {
       link.connect();
       const { port, token } = await link.request(request.socketToken());

@@ -9,7 +9,7 @@
 // takes, with the same flow control, and stop the clock when the receiver
 // confirms the last byte.
 
-import { openEngineSocket, sleep } from './engine-socket.js';
+import { openEngineSocket, sleep } from '../shared/loopback.js';
 
 const RAW_MESSAGE = 256 * 1024;
 const HIGH_WATER = 8 * 1024 * 1024;

@@ -5,7 +5,7 @@
 // extension. The socket reconnects by itself with backoff, so an engine
 // restart or a stopped service worker only causes a short gap.
 
-import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
+import { openEngineSocket, sleep } from '../shared/loopback.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
@@ -82,22 +82,3 @@ export class EngineSocket {
   }
 }
 
-/**
- * Opens a loopback socket to the engine and resolves once it is open.
- * @param {string} path
- * @returns {Promise<WebSocket>}
- */
-export async function openEngineSocket(path) {
-  const { port, token } = await callWorker({ type: RuntimeType.SOCKET_TOKEN });
-  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}?token=${encodeURIComponent(token)}`);
-  ws.binaryType = 'arraybuffer';
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = () => reject(new Error('the engine refused the socket'));
-  });
-  return ws;
-}
-
-export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -3,6 +3,7 @@
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
+import { downloadFile, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 // Waking the worker also makes it (re)connect if Chrome had stopped it.
@@ -11,8 +12,54 @@ watchState((state) => {
   renderNodeCard(document, state);
   renderPeerList(document.getElementById('peers'), state.status?.peers);
 });
-// Round-trip times change without an event: re-read them while open.
-setInterval(() => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}), 3000);
+// Round-trip times and files change without an event here: re-read them.
+setInterval(() => {
+  callWorker({ type: RuntimeType.REFRESH }).catch(() => {});
+  showFiles();
+}, 3000);
+
+const result = document.getElementById('files-result');
+
+async function showFiles() {
+  try {
+    renderFileList(document.getElementById('files'), await listFiles(), { onDownload: download, limit: 5 });
+  } catch (e) {
+    result.textContent = e.message;
+  }
+}
+
+async function download(file, button) {
+  button.disabled = true;
+  result.textContent = `Fetching ${file.name}…`;
+  try {
+    await downloadFile(file);
+    result.textContent = `${file.name} downloaded.`;
+  } catch (e) {
+    result.textContent = `${file.name} could not be downloaded: ${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const picker = document.getElementById('add-file');
+const progress = document.getElementById('upload-progress');
+document.getElementById('pick-file').addEventListener('click', () => picker.click());
+picker.addEventListener('change', async () => {
+  const [file] = picker.files;
+  if (!file) return;
+  progress.hidden = false;
+  try {
+    const added = await uploadFile(file, (sent, total) => { progress.value = total ? sent / total : 1; });
+    result.textContent = `${added.name} added to your drive.`;
+    showFiles();
+  } catch (e) {
+    result.textContent = `${file.name} was not added: ${e.message}`;
+  } finally {
+    progress.hidden = true;
+    picker.value = '';
+  }
+});
+showFiles();
 
 document.getElementById('start-engine').addEventListener('click', () =>
   callWorker({ type: RuntimeType.START_ENGINE }).catch((e) => {

@@ -72,6 +72,8 @@ pub enum Request {
     },
     /// Imports the attachments of mail not imported yet, now.
     MailSync,
+    /// Scrubs and repairs the drive now (it also happens periodically).
+    FilesRepair,
 }
 
 /// Account settings with the password, as the onboarding page and

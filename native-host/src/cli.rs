@@ -102,6 +102,9 @@ pub enum FilesCommand {
     },
     /// Delete a file from the drive.
     Rm { id: String },
+    /// Check every stored fragment and re-create what is lost or damaged,
+    /// now (the engine also does it periodically).
+    Repair,
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,13 +296,14 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
             serde_json::json!({"type": "files_get", "file_id": id, "path": absolute(output)?})
         }
         FilesCommand::Rm { id } => serde_json::json!({"type": "files_remove", "file_id": id}),
+        FilesCommand::Repair => serde_json::json!({"type": "files_repair"}),
     };
     let reply = Control::connect(home).await?.request(request).await?;
     match (command, reply) {
         (FilesCommand::List { json: true }, Reply::Files { files }) => {
             println!("{}", serde_json::to_string_pretty(&files)?)
         }
-        (FilesCommand::List { json: false }, Reply::Files { files }) => {
+        (FilesCommand::List { json: false } | FilesCommand::Repair, Reply::Files { files }) => {
             for f in files {
                 let health = format!("{}/{}", f.health.fragments_present, f.health.fragments_total);
                 println!("{}  {:>12}  {:<10} {health:>7}  {}", &f.id[..16], f.size, f.health.state, f.name);

@@ -224,3 +224,71 @@ async function fragmentFiles(node) {
   const files = await Promise.all(shards.map(async (s) => (await fs.readdir(path.join(root, s))).map((f) => path.join(root, s, f))));
   return files.flat();
 }
+
+test('rotten fragments are never served and are rebuilt; a lost node is replaced; an upload killed midway leaves nothing', async (t) => {
+  // Short grace before a gone node's fragments are re-created (the default is an hour).
+  process.env.MAILMESH_REPAIR_GRACE_SECS = '2';
+  t.after(() => { delete process.env.MAILMESH_REPAIR_GRACE_SECS; });
+  const mesh = await LanMesh.start(3, 3, { browsers: false });
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  const [one, two, three] = mesh.nodes;
+  await waitFor('every engine linked to both others', async () => {
+    const s = await Promise.all(mesh.nodes.map((n) => n.status()));
+    return s.every((x) => x.peers.filter((p) => p.member && p.online).length === 2);
+  }, { timeoutMs: 30_000, everyMs: 250 });
+
+  const bytes = crypto.randomBytes(3_000_000);
+  const source = path.join(mesh.dir, 'album.zip');
+  await fs.writeFile(source, bytes);
+  const id = (await one.mailmesh('files', 'add', source)).stdout.match(/added ([0-9a-f]{64})/)[1];
+  const total = JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout).find((f) => f.id === id).health.fragments_total;
+  await waitFor('the fragments spread', async () =>
+    (await Promise.all(mesh.nodes.map(fragmentFiles))).every((f) => f.length === total / 3), { timeoutMs: 60_000, everyMs: 500 });
+
+  // Flip a byte in a fragment on node2: a download there is still exact
+  // (the rotten fragment is not used), and a repair rebuilds it.
+  const [victim] = await fragmentFiles(two);
+  const rotten = await fs.readFile(victim);
+  rotten[100] ^= 0xff;
+  await fs.writeFile(victim, rotten);
+  const out = (name) => path.join(mesh.dir, name);
+  await two.mailmesh('files', 'get', id, '-o', out('despite-rot'));
+  assert.ok((await fs.readFile(out('despite-rot'))).equals(bytes), 'a rotten fragment is never served');
+  await two.mailmesh('files', 'repair');
+  const healed = await fs.readFile(victim);
+  assert.equal(hex(blake3(healed)), path.basename(victim), 'the damaged fragment was rebuilt in place');
+
+  // node3 is gone for good: after the grace period its fragments are
+  // re-created on the others and health is full again.
+  await three.mailmesh('stop');
+  await waitFor('node3 seen gone', async () =>
+    (await one.status()).peers.filter((p) => p.online).length === 1, { timeoutMs: 15_000 });
+  const degraded = JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout).find((f) => f.id === id);
+  assert.equal(degraded.health.state, 'degraded');
+  await new Promise((r) => setTimeout(r, 2500));
+  await one.mailmesh('files', 'repair');
+  await two.mailmesh('files', 'repair');
+  for (const node of [one, two]) {
+    const file = JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout).find((f) => f.id === id);
+    assert.deepEqual([file.health.state, file.health.fragments_present], ['full', total], `${node.name} sees full health`);
+  }
+  const held = (await fragmentFiles(one)).length + (await fragmentFiles(two)).length;
+  assert.equal(held, total, 'every fragment exists again on the two remaining nodes');
+
+  // An upload killed midway: nothing half-added, earlier files intact, and a retry works.
+  const big = path.join(mesh.dir, 'video.bin');
+  await fs.writeFile(big, crypto.randomBytes(60_000_000));
+  const adding = one.mailmesh('files', 'add', big).then(() => 'finished', (e) => e.stderr);
+  await new Promise((r) => setTimeout(r, 700));
+  await one.killEngine();
+  assert.match(await adding, /lost the connection to the engine/, 'the interrupted add reports failure');
+  await one.startEngine();
+  await waitFor('node1 linked to node2 again', async () =>
+    (await one.status()).peers.some((p) => p.member && p.online), { timeoutMs: 30_000 });
+  const after = JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout);
+  assert.equal(after.some((f) => f.name === 'video.bin'), false, 'no partial file is listed');
+  await one.mailmesh('files', 'get', id, '-o', out('after-kill'));
+  assert.ok((await fs.readFile(out('after-kill'))).equals(bytes), 'what was stored before is intact');
+  await one.mailmesh('files', 'add', big);
+  assert.ok(JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout).some((f) => f.name === 'video.bin'));
+});

@@ -118,8 +118,10 @@ test('three machines find each other, link directly, notice a cut, reconnect and
   // Block UDP between node1 and node2: their link falls back to the relay,
   // messages still arrive, and the popup says so.
   lan.blockUdp(0, 1);
-  await waitFor('node1 to reach node2 through the relay', async () => (await row(popups[0], ids[1]))?.path === 'relay',
-    { timeoutMs: 30_000, everyMs: 250 });
+  for (const [i, j] of [[0, 1], [1, 0]]) {
+    await waitFor(`node${i + 1} to reach node${j + 1} through the relay`,
+      async () => (await row(popups[i], ids[j]))?.path === 'relay', { timeoutMs: 30_000, everyMs: 250 });
+  }
   assert.match((await row(popups[0], ids[1])).text, /relayed/);
   const relayed = await echo(popups[0], ids[1], 250_000);
   assert.deepEqual([relayed.equal, relayed.path], [true, 'relay'], JSON.stringify(relayed));

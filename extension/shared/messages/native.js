@@ -41,6 +41,10 @@ export const request = {
   nodeRemove: (nodeId) => ({ type: 'node_remove', node_id: nodeId }),
   /** @returns {{type: 'socket_token'}} */
   socketToken: () => ({ type: 'socket_token' }),
+  /** @returns {{type: 'files_list'}} */
+  filesList: () => ({ type: 'files_list' }),
+  /** @returns {{type: 'files_remove', file_id: string}} */
+  filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
 };
 
 /**
@@ -72,5 +76,8 @@ export const reply = {
   ENROLLMENT: 'enrollment',
   STATUS_CHANGED: 'status_changed',
   PEERS_CHANGED: 'peers_changed',
+  FILES_CHANGED: 'files_changed',
+  FILES: 'files',
+  FILE: 'file',
   SOCKET_TOKEN: 'socket_token',
 };

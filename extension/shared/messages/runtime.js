@@ -11,6 +11,8 @@
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
  * @typedef {{type: 'socket_token'}} SocketToken
+ * @typedef {{type: 'files_list'}} FilesList
+ * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
@@ -22,6 +24,8 @@ export const RuntimeType = {
   CONFIRM_CODE: 'confirm_code',
   NODE_REMOVE: 'node_remove',
   SOCKET_TOKEN: 'socket_token',
+  FILES_LIST: 'files_list',
+  FILES_REMOVE: 'files_remove',
 };
 
 /**

@@ -21,7 +21,7 @@ pub mod store;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailmesh_core::drive::{
     convergent_keys, CodingParams, ContentHasher, FileDecoder, FileEncoder, FragmentId, Manifest, ManifestFields,
@@ -94,6 +94,7 @@ pub struct Health {
 }
 
 pub struct Drive {
+    temp: PathBuf,
     store: FragmentStore,
     index: Index,
     params: CodingParams,
@@ -103,7 +104,12 @@ impl Drive {
     pub fn open(home: &NodeHome) -> Result<Drive, DriveError> {
         let dir = home.root().join("drive");
         fs::create_dir_all(&dir).map_err(DriveError::Open)?;
+        let temp = dir.join("tmp");
+        // Left over from a run that was killed: never a complete file.
+        let _ = fs::remove_dir_all(&temp);
+        fs::create_dir_all(&temp).map_err(DriveError::Open)?;
         Ok(Drive {
+            temp,
             store: FragmentStore::open(dir.join("fragments")).map_err(DriveError::Open)?,
             index: Index::open(&dir.join("index.redb"))?,
             params: CodingParams::default(),
@@ -121,9 +127,26 @@ impl Drive {
     /// Adds a file from disk (read twice: hash, then encode).
     pub fn add_path(&self, network: &NetworkKey, path: &Path, now_ms: u64) -> Result<FileView, DriveError> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+        self.add_named(network, path, &name, now_ms)
+    }
+
+    /// Adds a file from disk under another name (an upload kept in a temp file).
+    pub fn add_named(
+        &self,
+        network: &NetworkKey,
+        path: &Path,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<FileView, DriveError> {
         let open =
             || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
-        self.add(network, &name, media_type_of(&name), None, now_ms, open)
+        self.add(network, name, media_type_of(name), None, now_ms, open)
+    }
+
+    /// Where uploads and downloads in progress are kept (inside the home,
+    /// so they never leave the node's own directory).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.temp.clone()
     }
 
     /// Adds bytes already in memory (a mail attachment).
@@ -339,13 +362,13 @@ impl Drive {
     }
 
     /// Re-verifies every stored fragment; damaged ones are deleted so they
-    /// are never served. Returns how many were damaged.
-    pub fn scrub(&self) -> io::Result<usize> {
+    /// are never served. Returns their ids, for repair.
+    pub fn scrub(&self) -> io::Result<Vec<FragmentId>> {
         let damaged = self.store.scrub()?;
         for id in &damaged {
             tracing::warn!(fragment = %id, "a stored fragment was damaged on disk and was deleted");
         }
-        Ok(damaged.len())
+        Ok(damaged.iter().filter_map(|id| Some(FragmentId(hex::decode(id).ok()?.try_into().ok()?))).collect())
     }
 
     fn view(&self, record: FileRecord) -> FileView {

@@ -257,6 +257,8 @@ impl Engine {
             let targets = place_chunk(&manifest.file_id, chunk, shards, &members);
             for (id, target) in manifest.chunk_ids(chunk).iter().zip(targets) {
                 if target == me || !online.contains(&target) {
+                    // Kept here (placed here, or its node is away for now).
+                    placed.entry(me).or_default().push(*id);
                     continue;
                 }
                 let id = *id;
@@ -268,6 +270,8 @@ impl Engine {
                     let _ = self
                         .drive_blocking(move |drive| drive.store().remove(&id).map_err(crate::drive::DriveError::Open))
                         .await;
+                } else {
+                    placed.entry(me).or_default().push(id);
                 }
             }
         }
@@ -323,4 +327,173 @@ impl Engine {
 fn split_request(payload: &[u8]) -> Option<(u32, &[u8])> {
     let id: [u8; 4] = payload.get(..4)?.try_into().ok()?;
     Some((u32::from_be_bytes(id), &payload[4..]))
+}
+
+/// How long a node may be gone before its fragments are re-created on the
+/// others (`MAILMESH_REPAIR_GRACE_SECS`, default one hour).
+fn repair_grace_ms() -> u64 {
+    std::env::var("MAILMESH_REPAIR_GRACE_SECS").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(3600) * 1000
+}
+
+/// How often the drive is scrubbed and repaired (`MAILMESH_MAINTENANCE_SECS`,
+/// default ten minutes).
+fn maintenance_every() -> Duration {
+    Duration::from_secs(std::env::var("MAILMESH_MAINTENANCE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(600))
+}
+
+/// Scrubs and repairs the drive periodically until the engine stops.
+pub async fn maintain(engine: std::sync::Arc<Engine>) {
+    loop {
+        tokio::select! {
+            _ = engine.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(maintenance_every()) => {}
+        }
+        engine.scrub_and_repair().await;
+    }
+}
+
+impl Engine {
+    /// Re-verifies every fragment stored here (rebuilding damaged ones from
+    /// the other nodes), then re-creates fragments lost with nodes gone
+    /// longer than the grace period.
+    pub async fn scrub_and_repair(&self) {
+        let damaged = self.drive_blocking(|drive| drive.scrub().map_err(crate::drive::DriveError::Open)).await;
+        match damaged {
+            Ok(damaged) if !damaged.is_empty() => {
+                tracing::warn!(count = damaged.len(), "scrub found damaged fragments; rebuilding them");
+                self.repair(Some(damaged.into_iter().collect())).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("scrub failed: {e}"),
+        }
+        self.repair(None).await;
+    }
+
+    /// Repairs fragments. With `only`, just those ids, back onto this node
+    /// (they rotted here). Without, every fragment no online node holds,
+    /// re-created on its placed node or, if that node is gone longer than
+    /// the grace period, on the live node holding least of its chunk; only
+    /// the online member with the smallest id does this, so two nodes never
+    /// repair the same thing.
+    async fn repair(&self, only: Option<HashSet<FragmentId>>) {
+        let Some(network) = self.network_key().await else { return };
+        let me = self.secrets.node_id();
+        let online: HashSet<NodeId> = self.mesh.online_members().into_iter().chain([me]).collect();
+        if only.is_none() && online.iter().min() != Some(&me) {
+            return;
+        }
+        let members: Vec<Candidate> = {
+            let state = self.state.lock().await;
+            let Some(n) = state.enrollment.network() else { return };
+            n.roster.members().iter().map(|e| Candidate { node: e.node.node_id(), free_bytes: 1 << 40 }).collect()
+        };
+        let grace = repair_grace_ms();
+        let records = self.drive_blocking(|drive| Ok(drive.index().files()?)).await.unwrap_or_default();
+        let mut repaired: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();
+        for record in records {
+            let file = record.id.clone();
+            let Ok((_, manifest)) = self.drive_blocking(move |drive| drive.record(&file)).await else { continue };
+            let Ok(key) = manifest.open(&network) else { continue };
+            let Ok(decoder) = mailmesh_core::drive::FileDecoder::new(
+                manifest.params,
+                manifest.file_id,
+                &key,
+                manifest.size,
+                manifest.fragment_ids.clone(),
+            ) else {
+                continue;
+            };
+            for chunk in 0..manifest.chunk_count() {
+                let ids = manifest.chunk_ids(chunk).to_vec();
+                let targets = place_chunk(&manifest.file_id, chunk, ids.len(), &members);
+                let mut needs: Vec<(usize, NodeId)> = Vec::new();
+                for (shard, (id, target)) in ids.iter().zip(&targets).enumerate() {
+                    let here = self.drive.store().contains(id);
+                    match &only {
+                        Some(only) => {
+                            if only.contains(id) && !here {
+                                needs.push((shard, me));
+                            }
+                            continue;
+                        }
+                        None if here || self.held_online(id, &online) => continue,
+                        None => {}
+                    }
+                    let gone_since = self.mesh.last_seen(target).unwrap_or(self.started_at * 1000);
+                    let home = if online.contains(target) {
+                        *target
+                    } else if super::now_ms().saturating_sub(gone_since) >= grace {
+                        self.least_loaded(&ids, &online)
+                    } else {
+                        continue;
+                    };
+                    needs.push((shard, home));
+                }
+                if needs.is_empty() {
+                    continue;
+                }
+                let mut fragments: Vec<Option<Vec<u8>>> = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let local = self.drive.store().get(id).ok();
+                    fragments.push(local);
+                }
+                let mut present = fragments.iter().filter(|f| f.is_some()).count();
+                for (slot, id) in fragments.iter_mut().zip(&ids) {
+                    if present >= manifest.params.k() {
+                        break;
+                    }
+                    if slot.is_none() {
+                        *slot = self.fetch_fragment(*id).await;
+                        present += usize::from(slot.is_some());
+                    }
+                }
+                let refs: Vec<Option<&[u8]>> = fragments.iter().map(|f| f.as_deref()).collect();
+                let rebuilt = match decoder.rebuild_chunk(chunk, &refs) {
+                    Ok(rebuilt) => rebuilt,
+                    Err(e) => {
+                        tracing::warn!(file = %record.id, chunk, "cannot repair a chunk yet: {e}");
+                        continue;
+                    }
+                };
+                for (shard, home) in needs {
+                    let id = ids[shard];
+                    let bytes = rebuilt.fragment(shard).to_vec();
+                    let stored = if home == me {
+                        self.drive_blocking(move |drive| Ok(drive.store().put(&id, &bytes)?)).await.is_ok()
+                    } else {
+                        self.request(&home, PUT, [&id.0[..], &bytes].concat()).await.as_deref() == Some(&[1])
+                    };
+                    if stored {
+                        lock(&self.drive_net.holders).entry(id).or_default().insert(home);
+                        repaired.entry(home).or_default().push(id);
+                    }
+                }
+            }
+        }
+        if repaired.is_empty() {
+            return;
+        }
+        let count: usize = repaired.values().map(Vec::len).sum();
+        tracing::info!(count, "re-created lost fragments");
+        let peers: Vec<NodeId> = self.mesh.online_members();
+        for (holder, ids) in repaired {
+            self.send_inventory(&peers, holder, &ids).await;
+        }
+        self.notify(crate::api::Reply::FilesChanged);
+    }
+
+    /// The live node holding fewest of these fragments (ties: smallest id).
+    fn least_loaded(&self, ids: &[FragmentId], online: &HashSet<NodeId>) -> NodeId {
+        let me = self.secrets.node_id();
+        let holders = lock(&self.drive_net.holders);
+        let load = |node: &NodeId| {
+            ids.iter()
+                .filter(|id| {
+                    holders.get(id).is_some_and(|h| h.contains(node))
+                        || (*node == me && self.drive.store().contains(id))
+                })
+                .count()
+        };
+        online.iter().min_by_key(|node| (load(node), **node)).copied().unwrap_or(me)
+    }
 }

@@ -65,6 +65,13 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
         }
+        Request::FilesRepair => {
+            engine.scrub_and_repair().await;
+            match engine.list_files().await {
+                Ok(files) => Reply::Files { files },
+                Err(e) => error(ErrorCode::DriveFailed, e),
+            }
+        }
         Request::MailSync => match engine.import_mail().await {
             Ok((messages, imported)) => Reply::MailSynced { messages, imported },
             Err(e) => error(ErrorCode::MailFailed, e),

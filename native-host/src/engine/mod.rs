@@ -14,6 +14,7 @@ mod loopback;
 mod mailroom;
 mod server;
 mod sockets;
+mod transfers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -228,8 +229,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
     let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
+    let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);

@@ -173,25 +173,24 @@ pub async fn bulk_socket(
     if let Err(refused) = admit(&engine, &headers, &query.token) {
         return refused.into_response();
     }
-    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(serve_bulk)
+    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| super::transfers::serve_bulk(socket, engine))
 }
 
-/// The bulk operations, one per binary message: `[op u8][…]`.
-const OP_ECHO: u8 = 1;
-const OP_DISCARD: u8 = 2;
+/// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.
+pub const OP_ECHO: u8 = 1;
+pub const OP_DISCARD: u8 = 2;
 /// `[3][total u64 big-endian]`: the engine sends `total` bytes back in
 /// 256 KiB messages.
-const OP_GENERATE: u8 = 3;
+pub const OP_GENERATE: u8 = 3;
 const GENERATE_CHUNK: usize = 256 * 1024;
 
-async fn serve_bulk(mut socket: WebSocket) {
-    let mut discarded: u64 = 0;
-    while let Some(Ok(message)) = socket.recv().await {
-        let Message::Binary(bytes) = message else { continue };
+/// Answers one raw-bytes operation (echo, discard, generate).
+pub async fn raw_operation(socket: &mut WebSocket, bytes: axum::body::Bytes, discarded: &mut u64) -> Result<(), ()> {
+    {
         let reply = match bytes.split_first() {
             Some((&OP_ECHO, _)) => vec![Message::Binary(bytes)],
             Some((&OP_DISCARD, rest)) => {
-                discarded += rest.len() as u64;
+                *discarded += rest.len() as u64;
                 vec![Message::Text(format!("{{\"type\":\"discarded\",\"bytes\":{discarded}}}").into())]
             }
             Some((&OP_GENERATE, rest)) if rest.len() == 8 => {
@@ -202,7 +201,7 @@ async fn serve_bulk(mut socket: WebSocket) {
                 while left > 0 {
                     let n = left.min(GENERATE_CHUNK as u64) as usize;
                     if socket.send(Message::Binary(chunk[..n].to_vec().into())).await.is_err() {
-                        return;
+                        return Err(());
                     }
                     left -= n as u64;
                 }
@@ -211,11 +210,10 @@ async fn serve_bulk(mut socket: WebSocket) {
             _ => vec![Message::Text("{\"type\":\"error\",\"message\":\"unknown bulk operation\"}".into())],
         };
         for message in reply {
-            if socket.send(message).await.is_err() {
-                return;
-            }
+            socket.send(message).await.map_err(|_| ())?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -271,6 +271,17 @@ impl Mesh {
         self.publish_peers();
     }
 
+    /// When a node was last heard from (now, if its link is up).
+    pub fn last_seen(&self, id: &NodeId) -> Option<u64> {
+        let table = self.table();
+        let entry = table.entries.get(id)?;
+        if entry.link.is_some() {
+            Some(now_ms())
+        } else {
+            entry.last_seen_ms
+        }
+    }
+
     /// Members with a link up now.
     pub fn online_members(&self) -> Vec<NodeId> {
         let roster = self.identity.borrow().roster.clone();

@@ -1,0 +1,82 @@
+// Issue 6 through the browser, three machines: a mailed attachment shows
+// in every node's popup and downloads intact on another node; a file
+// dropped in node1's app page survives node1 going away.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { LanMesh } from '../harness/lan-mesh.js';
+import { sendMail } from '../harness/mail-client.js';
+import { waitFor } from '../harness/util.js';
+
+const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
+
+/** Clicks a file's Download button in `page` and returns the bytes the page handed to the browser. */
+async function downloadInPage(page, name) {
+  await page.evaluate(() => {
+    window.__blobs = [];
+    const original = URL.createObjectURL;
+    URL.createObjectURL = (blob) => {
+      window.__blobs.push(blob);
+      return original.call(URL, blob);
+    };
+  });
+  await page.locator('li.file', { hasText: name }).locator('button.download').first().click();
+  const base64 = await waitFor(`${name} downloaded in the page`, () => page.evaluate(async () => {
+    const blob = window.__blobs?.[0];
+    if (!blob) return null;
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  }), { timeoutMs: 60_000, everyMs: 250 });
+  return Buffer.from(base64, 'base64');
+}
+
+test('a mailed attachment shows in every popup and downloads intact elsewhere; a dropped file outlives its node', async (t) => {
+  const mesh = await LanMesh.start(3);
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  const [one, two] = mesh.nodes;
+
+  const plan = crypto.randomBytes(2_200_000);
+  await sendMail(mesh.mail.smtpPort, {
+    from: 'dave@example.org',
+    to: mesh.owner,
+    message: ['From: dave@example.org', `To: ${mesh.owner}`, 'Subject: the plan', 'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'attached', '--b',
+      'Content-Type: application/pdf; name="plan.pdf"', 'Content-Disposition: attachment; filename="plan.pdf"',
+      'Content-Transfer-Encoding: base64', '', b64(plan), '--b--', ''].join('\r\n'),
+  });
+  for (const [i, popup] of mesh.popups.entries()) {
+    await waitFor(`plan.pdf in node${i + 1}'s popup`, () =>
+      popup.locator('li.file', { hasText: 'plan.pdf' }).count(), { timeoutMs: 60_000, everyMs: 250 });
+  }
+  const downloaded = await downloadInPage(mesh.popups[2], 'plan.pdf');
+  assert.equal(downloaded.length, plan.length);
+  assert.ok(downloaded.equals(plan), 'node3 downloads the attachment byte for byte');
+
+  // Drop a file on node1's drive page; once it is spread, node1 goes away
+  // and node2 still has it.
+  const app = await one.openPage('app/app.html#drive');
+  const photo = crypto.randomBytes(3_100_000);
+  await app.locator('#drive-input').setInputFiles({ name: 'photo.jpg', mimeType: 'image/jpeg', buffer: photo });
+  await waitFor('the upload to finish', () => app.locator('.upload[data-done="true"]').count(), { timeoutMs: 60_000 });
+  const id = await waitFor('photo.jpg spread to node2 and node3', async () => {
+    const file = JSON.parse((await two.mailmesh('files', 'list', '--json')).stdout).find((f) => f.name === 'photo.jpg');
+    const spread = await Promise.all(mesh.nodes.map(async (n) => (await fragmentCount(n)) > 0));
+    return file?.health.state === 'full' && spread.every(Boolean) && file.id;
+  }, { timeoutMs: 60_000, everyMs: 500 });
+  await one.killEngine();
+  const out = path.join(mesh.dir, 'photo.back');
+  await two.mailmesh('files', 'get', id, '-o', out);
+  assert.ok((await fs.readFile(out)).equals(photo), 'node2 restores the dropped file with node1 gone');
+});
+
+async function fragmentCount(node) {
+  const root = path.join(node.home, 'drive/fragments');
+  let count = 0;
+  for (const shard of await fs.readdir(root).catch(() => [])) count += (await fs.readdir(path.join(root, shard))).length;
+  return count;
+}
