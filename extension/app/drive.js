@@ -3,7 +3,7 @@
 // the engine's /bulk socket (shared/drive-client.js).
 
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
-import { downloadFile, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
+import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
 
 /** @param {Document} doc */
 export function showDrive(doc) {
@@ -17,17 +17,7 @@ export function showDrive(doc) {
   const render = () => {
     const query = search.value.trim().toLowerCase();
     renderFileList(list, files.filter((f) => f.name.toLowerCase().includes(query)), {
-      onDownload: async (file, button) => {
-        button.disabled = true;
-        try {
-          await downloadFile(file);
-          result.textContent = `${file.name} downloaded.`;
-        } catch (e) {
-          result.textContent = `${file.name} could not be downloaded: ${e.message}`;
-        } finally {
-          button.disabled = false;
-        }
-      },
+      onDownload: (file, button) => downloadWithStatus(file, button, result),
       onDelete: async (file) => {
         if (!confirm(`Delete ${file.name} from all your devices?`)) return;
         try {

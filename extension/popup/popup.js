@@ -3,7 +3,7 @@
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
-import { downloadFile, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
+import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 // Waking the worker also makes it (re)connect if Chrome had stopped it.
@@ -22,22 +22,12 @@ const result = document.getElementById('files-result');
 
 async function showFiles() {
   try {
-    renderFileList(document.getElementById('files'), await listFiles(), { onDownload: download, limit: 5 });
+    renderFileList(document.getElementById('files'), await listFiles(), {
+      onDownload: (file, button) => downloadWithStatus(file, button, result),
+      limit: 5,
+    });
   } catch (e) {
     result.textContent = e.message;
-  }
-}
-
-async function download(file, button) {
-  button.disabled = true;
-  result.textContent = `Fetching ${file.name}…`;
-  try {
-    await downloadFile(file);
-    result.textContent = `${file.name} downloaded.`;
-  } catch (e) {
-    result.textContent = `${file.name} could not be downloaded: ${e.message}`;
-  } finally {
-    button.disabled = false;
   }
 }
 

@@ -85,6 +85,23 @@ export async function downloadFile(file, onProgress = () => {}) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+/**
+ * A Download button's action: fetches the file and says in `status` how it
+ * went; the button is disabled meanwhile.
+ */
+export async function downloadWithStatus(file, button, status) {
+  button.disabled = true;
+  status.textContent = `Fetching ${file.name}…`;
+  try {
+    await downloadFile(file);
+    status.textContent = `${file.name} downloaded.`;
+  } catch (e) {
+    status.textContent = `${file.name} could not be downloaded: ${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 /** "3.2 MB" */
 export function formatSize(bytes) {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];

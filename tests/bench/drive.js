@@ -5,10 +5,9 @@
 // the engine and of the browser meanwhile. Writes bench/results/drive.json.
 
 import fs from 'node:fs';
-import path from 'node:path';
 import { LanMesh } from '../harness/lan-mesh.js';
-import { REPO } from '../harness/paths.js';
 import { waitFor } from '../harness/util.js';
+import { round1, round2, writeResults } from './results.js';
 
 const MIB = Number(process.env.BENCH_DRIVE_MIB ?? 1024);
 const RAW_MIB = Number(process.env.BENCH_RAW_MIB ?? 64);
@@ -101,13 +100,7 @@ try {
     notes: 'upload = page to engine, encoded and stored (spreading continues after); download = fragments from both nodes to the page',
     measured_at: new Date().toISOString(),
   };
-  console.table(results);
-  const file = path.join(REPO, 'bench/results/drive.json');
-  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`wrote ${path.relative(REPO, file)}`);
+  writeResults('drive', results);
 } finally {
   await mesh.stop();
 }
-
-function round1(x) { return Math.round(x * 10) / 10; }
-function round2(x) { return Math.round(x * 100) / 100; }

@@ -5,11 +5,9 @@
 // so that they see the same machine; the best of the rounds counts.
 // Prints a table and writes bench/results/link.json.
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { LanMesh } from '../harness/lan-mesh.js';
-import { REPO } from '../harness/paths.js';
 import { waitFor } from '../harness/util.js';
+import { round1, round2, writeResults } from './results.js';
 
 const MIB = Number(process.env.BENCH_LINK_MIB ?? 64);
 const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 3);
@@ -48,14 +46,7 @@ try {
     unit: 'Mbit/s',
     measured_at: new Date().toISOString(),
   };
-  console.table(results);
-  const file = path.join(REPO, 'bench/results/link.json');
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`wrote ${path.relative(REPO, file)}`);
+  writeResults('link', results);
 } finally {
   await mesh.stop();
 }
-
-function round1(x) { return Math.round(x * 10) / 10; }
-function round2(x) { return Math.round(x * 100) / 100; }

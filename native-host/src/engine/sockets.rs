@@ -84,16 +84,31 @@ fn admit(engine: &Engine, headers: &HeaderMap, token: &str) -> Result<(), (Statu
     Ok(())
 }
 
+/// Upgrades an admitted request to a socket served by `serve`.
+fn upgrade_admitted<F, Fut>(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    token: &str,
+    upgrade: WebSocketUpgrade,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, Arc<Engine>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Err(refused) = admit(&engine, headers, token) {
+        return refused.into_response();
+    }
+    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| serve(socket, engine))
+}
+
 pub async fn mesh_socket(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = admit(&engine, &headers, &query.token) {
-        return refused.into_response();
-    }
-    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| serve_mesh(socket, engine))
+    upgrade_admitted(engine, &headers, &query.token, upgrade, serve_mesh)
 }
 
 async fn serve_mesh(socket: WebSocket, engine: Arc<Engine>) {
@@ -170,10 +185,7 @@ pub async fn bulk_socket(
     Query(query): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = admit(&engine, &headers, &query.token) {
-        return refused.into_response();
-    }
-    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| super::transfers::serve_bulk(socket, engine))
+    upgrade_admitted(engine, &headers, &query.token, upgrade, super::transfers::serve_bulk)
 }
 
 /// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.
