@@ -345,6 +345,44 @@ impl Drive {
         Ok(true)
     }
 
+    /// After the network key changed (a device was removed), wraps every
+    /// file key again under the new key, so that what the removed device
+    /// may have kept of the old key opens nothing new. Idempotent: records
+    /// already under the new key are left alone, so an interrupted run is
+    /// finished by the next. Returns how many were rewrapped.
+    pub fn rewrap(&self, old: &NetworkKey, new: &NetworkKey) -> Result<usize, DriveError> {
+        let mut count = 0;
+        for mut record in self.index.files()? {
+            let bytes = hex::decode(&record.manifest).map_err(|_| DriveError::BadId(record.id.clone()))?;
+            let manifest = Manifest::decode(&bytes)?;
+            if manifest.open(new).is_ok() {
+                continue;
+            }
+            let Ok(file_key) = manifest.open(old) else {
+                tracing::warn!(file = %record.id, "a file opens with neither the old nor the new network key");
+                continue;
+            };
+            let fields = ManifestFields {
+                file_id: manifest.file_id,
+                content_hash: manifest.content_hash,
+                size: manifest.size,
+                params: manifest.params,
+                created_ms: manifest.created_ms,
+                modified_ms: manifest.modified_ms,
+                name: manifest.name.clone(),
+                media_type: manifest.media_type.clone(),
+                fragment_ids: manifest.fragment_ids.clone(),
+            };
+            let mut nonce = [0u8; 24];
+            getrandom::fill(&mut nonce).map_err(|e| DriveError::Open(io::Error::other(e.to_string())))?;
+            let resealed = Manifest::seal(fields, &file_key, new, nonce)?;
+            record.manifest = hex::encode(resealed.encode());
+            self.index.put_file(&manifest.file_id.0, &record)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Forgets a file and deletes its fragments here, leaving a tombstone
     /// dated `now_ms` so that no member brings it back.
     pub fn remove(&self, id: &str, now_ms: u64) -> Result<FileView, DriveError> {
@@ -482,6 +520,19 @@ mod tests {
         assert!(drive.list().unwrap().is_empty());
         assert!(matches!(drive.get(&network, &added.id, &out), Err(DriveError::NotFound(_))));
         assert!(matches!(drive.get(&network, "zz", &out), Err(DriveError::BadId(_))));
+    }
+
+    #[test]
+    fn a_new_network_key_rewraps_every_file_and_the_old_one_opens_nothing() {
+        let (dir, drive) = drive();
+        let (old, new) = (NetworkKey::from_bytes([7; 32]), NetworkKey::from_bytes([9; 32]));
+        let added = drive.add_bytes(&old, "a.txt", "text/plain", None, b"before the removal", 1).unwrap();
+        assert_eq!(drive.rewrap(&old, &new).unwrap(), 1);
+        assert_eq!(drive.rewrap(&old, &new).unwrap(), 0, "a second run has nothing to do");
+        let out = dir.path().join("a.txt");
+        drive.get(&new, &added.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"before the removal");
+        assert!(drive.get(&old, &added.id, &out).is_err(), "the old key opens nothing");
     }
 
     #[test]

@@ -377,7 +377,9 @@ impl Engine {
                 .find(|id| id.to_string() == removal.node_id)
                 .ok_or("that device is no longer a member")?;
             network.roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
-            network.key = NetworkKey::from_bytes(random());
+            let new_key = NetworkKey::from_bytes(random());
+            self.rewrap_drive(&network.key, &new_key);
+            network.key = new_key;
             let keys = network
                 .roster
                 .members()
@@ -397,6 +399,17 @@ impl Engine {
         self.send_mail(Kind::Rekey, "mailmesh: new network key", text, payload).await.map_err(|e| e.to_string())?;
         tracing::info!(node = %removal.node_id, "removed a device and rotated the network key");
         Ok(())
+    }
+
+    /// Rewraps the drive's file keys under a new network key (before the
+    /// key is saved: the rewrap is idempotent, so a crash in between is
+    /// finished when the rekey is handled again).
+    fn rewrap_drive(&self, old: &NetworkKey, new: &NetworkKey) {
+        match self.drive.rewrap(old, new) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "rewrapped the drive's file keys under the new network key"),
+            Err(e) => tracing::warn!("could not rewrap the drive under the new network key: {e}"),
+        }
     }
 
     async fn on_rekey(&self, payload: &[u8]) -> Result<(), String> {
@@ -420,7 +433,9 @@ impl Engine {
         if roster.was_removed(&self.secrets.node_id()) {
             return self.mark_removed(state, roster);
         }
-        network.key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
+        let new_key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
+        self.rewrap_drive(&network.key, &new_key);
+        network.key = new_key;
         network.roster = roster;
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
         state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
