@@ -28,6 +28,13 @@ pub struct Config {
     /// The LAN port of the host-to-host link, kept stable across restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_port: Option<u16>,
+    /// The mail folders whose attachments are imported (INBOX by default).
+    #[serde(default = "default_folders")]
+    pub mail_folders: Vec<String>,
+}
+
+fn default_folders() -> Vec<String> {
+    vec!["INBOX".to_string()]
 }
 
 #[derive(Debug, Error)]
@@ -79,6 +86,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 created_at: now_unix,
                 loopback_port: None,
                 link_port: None,
+                mail_folders: default_folders(),
             };
             write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
@@ -104,7 +112,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9) };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()] };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

@@ -95,7 +95,7 @@ pub struct Found {
 /// Every mailmesh mail in INBOX with a UID above `after`, oldest first.
 /// Opens INBOX read-only.
 pub async fn fetch_since(session: &mut ImapSession, host: &str, after: u32) -> Result<(Vec<Found>, u32), MailError> {
-    examine_inbox(session, host).await?;
+    examine(session, host, "INBOX").await?;
     let mut found = Vec::new();
     let mut last = after;
     for uid in uids_after(session, host, after, &format!("HEADER {HEADER} \"\"")).await? {
@@ -107,10 +107,10 @@ pub async fn fetch_since(session: &mut ImapSession, host: &str, after: u32) -> R
     Ok((found, last))
 }
 
-/// Opens INBOX read-only (EXAMINE: nothing in it can change, no flag is
+/// Opens a folder read-only (EXAMINE: nothing in it can change, no flag is
 /// set) and returns its UIDVALIDITY.
-pub async fn examine_inbox(session: &mut ImapSession, host: &str) -> Result<u32, MailError> {
-    let mailbox = session.examine("INBOX").await.map_err(|e| classify(host, e))?;
+pub async fn examine(session: &mut ImapSession, host: &str, folder: &str) -> Result<u32, MailError> {
+    let mailbox = session.examine(folder).await.map_err(|e| classify(host, e))?;
     Ok(mailbox.uid_validity.unwrap_or(0))
 }
 

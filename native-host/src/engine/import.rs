@@ -1,9 +1,10 @@
 //! Importing the attachments of the owner's mail into the drive.
 //!
-//! Every message in INBOX that is not a mailmesh mail is read once, in UID
+//! Every message in the watched folders (`mail_folders` in `config.json`,
+//! INBOX by default) that is not a mailmesh mail is read once, in UID
 //! order, with BODY.PEEK on a read-only (EXAMINE) session; each of its
 //! attachments becomes a drive file recording where it came from. The
-//! checkpoint (UIDVALIDITY, last UID) moves after each message, so a restart
+//! checkpoint (UIDVALIDITY, last UID, per folder) moves after each message, so a restart
 //! or a dropped connection neither skips nor repeats a message; if the
 //! server renumbers the mailbox (new UIDVALIDITY) everything is read again,
 //! and identical content is stored once anyway. A message that cannot be
@@ -12,11 +13,9 @@
 use crate::drive::attachments;
 use crate::drive::index::Checkpoint;
 use crate::mail::{imap, MailError};
-use crate::mailbox::{examine_inbox, fetch_raw, uids_after, HEADER};
+use crate::mailbox::{examine, fetch_raw, uids_after, HEADER};
 
 use super::{now_ms, Engine};
-
-const MAILBOX: &str = "INBOX";
 
 impl Engine {
     /// Imports what arrived since the checkpoint. Returns how many messages
@@ -26,28 +25,40 @@ impl Engine {
         let Some(network) = self.network_key().await else {
             return Ok((0, 0));
         };
-        let Some((account, password)) = self.state.lock().await.account.clone() else {
+        let (account, folders) = {
+            let state = self.state.lock().await;
+            (state.account.clone(), state.config.mail_folders.clone())
+        };
+        let Some((account, password)) = account else {
             return Ok((0, 0));
         };
         let host = account.imap.host.clone();
         let mut session = imap::connect(&account, &password).await.map_err(|e| e.to_string())?;
         let outcome = async {
             let text = |e: MailError| e.to_string();
-            let validity = examine_inbox(&mut session, &host).await.map_err(text)?;
             let index_error = |e: crate::drive::index::IndexError| e.to_string();
-            let mut checkpoint = match self.drive.index().checkpoint(MAILBOX).map_err(index_error)? {
-                Some(c) if c.uid_validity == validity => c,
-                _ => Checkpoint { uid_validity: validity, last_uid: 0 },
-            };
             let (mut messages, mut files) = (0, 0);
-            let criteria = format!("NOT HEADER {HEADER} \"\"");
-            for uid in uids_after(&mut session, &host, checkpoint.last_uid, &criteria).await.map_err(text)? {
-                if let Some(raw) = fetch_raw(&mut session, &host, uid).await.map_err(text)? {
-                    files += self.import_message(&network, uid, raw).await;
+            for folder in &folders {
+                let validity = match examine(&mut session, &host, folder).await {
+                    Ok(validity) => validity,
+                    Err(e) => {
+                        tracing::warn!(folder, "cannot open a watched folder: {e}");
+                        continue;
+                    }
+                };
+                let mut checkpoint = match self.drive.index().checkpoint(folder).map_err(index_error)? {
+                    Some(c) if c.uid_validity == validity => c,
+                    _ => Checkpoint { uid_validity: validity, last_uid: 0 },
+                };
+                let criteria = format!("NOT HEADER {HEADER} \"\"");
+                for uid in uids_after(&mut session, &host, checkpoint.last_uid, &criteria).await.map_err(text)? {
+                    if let Some(raw) = fetch_raw(&mut session, &host, uid).await.map_err(text)? {
+                        files += self.import_message(&network, uid, raw).await;
+                    }
+                    messages += 1;
+                    checkpoint.last_uid = uid;
+                    self.drive.index().set_checkpoint(folder, checkpoint).map_err(index_error)?;
                 }
-                messages += 1;
-                checkpoint.last_uid = uid;
-                self.drive.index().set_checkpoint(MAILBOX, checkpoint).map_err(index_error)?;
             }
             Ok::<_, String>((messages, files))
         }
