@@ -1,6 +1,6 @@
 // The app's drive section: drop or choose files (each with a progress
-// bar), search by name, download and delete. Uploads and downloads go over
-// the engine's /bulk socket (shared/drive-client.js).
+// bar), search by name, download, rename and delete. Uploads and downloads
+// go over the engine's /bulk socket (shared/drive-client.js).
 
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
@@ -18,6 +18,17 @@ export function showDrive(doc) {
     const query = search.value.trim().toLowerCase();
     renderFileList(list, files.filter((f) => f.name.toLowerCase().includes(query)), {
       onDownload: (file, button) => downloadWithStatus(file, button, result),
+      onRename: async (file) => {
+        const name = prompt(`New name for ${file.name}`, file.name);
+        if (!name || name === file.name) return;
+        try {
+          await callWorker({ type: RuntimeType.FILES_RENAME, fileId: file.id, name });
+          result.textContent = `Renamed to ${name}.`;
+          refresh();
+        } catch (e) {
+          result.textContent = e.message;
+        }
+      },
       onDelete: async (file) => {
         if (!confirm(`Delete ${file.name} from all your devices?`)) return;
         try {

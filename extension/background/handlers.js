@@ -43,6 +43,7 @@ export function makeHandlers(link) {
       return { files };
     },
     [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
+    [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),
     [RuntimeType.SOCKET_TOKEN]: async () => {
       link.connect();
       const { port, token } = await link.request(request.socketToken());

@@ -121,9 +121,9 @@ export function describeHealth(health) {
 
 /**
  * Renders files as rows <li data-file-id data-health> with a download
- * button (and, with `onDelete`, a delete button).
+ * button (and, with `onRename` / `onDelete`, rename and delete buttons).
  */
-export function renderFileList(list, files, { onDownload, onDelete, limit } = {}) {
+export function renderFileList(list, files, { onDownload, onRename, onDelete, limit } = {}) {
   if (!list) return;
   list.replaceChildren();
   const shown = limit ? files.slice(0, limit) : files;
@@ -144,6 +144,11 @@ export function renderFileList(list, files, { onDownload, onDelete, limit } = {}
     const download = Object.assign(document.createElement('button'), { className: 'download', textContent: 'Download' });
     download.addEventListener('click', () => onDownload?.(file, download));
     item.append(name, facts, download);
+    if (onRename) {
+      const rename = Object.assign(document.createElement('button'), { className: 'rename', textContent: 'Rename' });
+      rename.addEventListener('click', () => onRename(file));
+      item.append(rename);
+    }
     if (onDelete) {
       const remove = Object.assign(document.createElement('button'), { className: 'delete', textContent: 'Delete' });
       remove.addEventListener('click', () => onDelete(file));

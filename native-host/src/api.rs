@@ -70,6 +70,10 @@ pub enum Request {
     FilesRemove {
         file_id: String,
     },
+    FilesRename {
+        file_id: String,
+        name: String,
+    },
     /// Imports the attachments of mail not imported yet, now.
     MailSync,
     /// Scrubs and repairs the drive now (it also happens periodically).

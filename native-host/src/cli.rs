@@ -102,6 +102,8 @@ pub enum FilesCommand {
     },
     /// Delete a file from the drive.
     Rm { id: String },
+    /// Rename a file.
+    Mv { id: String, name: String },
     /// Check every stored fragment and re-create what is lost or damaged,
     /// now (the engine also does it periodically).
     Repair,
@@ -297,6 +299,7 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
         }
         FilesCommand::Rm { id } => serde_json::json!({"type": "files_remove", "file_id": id}),
         FilesCommand::Repair => serde_json::json!({"type": "files_repair"}),
+        FilesCommand::Mv { id, name } => serde_json::json!({"type": "files_rename", "file_id": id, "name": name}),
     };
     let reply = Control::connect(home).await?.request(request).await?;
     match (command, reply) {
@@ -314,6 +317,7 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
             println!("wrote {} ({} bytes) to {}", f.name, f.size, output.display())
         }
         (FilesCommand::Rm { .. }, Reply::File { file: f }) => println!("deleted {}", f.name),
+        (FilesCommand::Mv { .. }, Reply::File { file: f }) => println!("renamed to {}", f.name),
         (_, other) => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     }
     Ok(ExitCode::SUCCESS)

@@ -197,6 +197,12 @@ test('three machines: a mailed attachment reaches every node, survives one node 
   });
   t.diagnostic(`fragments held per node: ${held.join(', ')} of ${total}`);
 
+  // A rename on one node shows on the others.
+  await one.mailmesh('files', 'mv', id, 'Q3 report.bin');
+  await waitFor('the new name everywhere', async () =>
+    (await Promise.all(mesh.nodes.map(list))).every((l) => l.find((f) => f.id === id)?.name === 'Q3 report.bin'),
+  { timeoutMs: 15_000, everyMs: 250 });
+
   // Any node restores it; with one node gone, still; with two, a clear
   // error and no partial file; with one back, it works again.
   const out = (name) => path.join(mesh.dir, name);

@@ -45,6 +45,8 @@ export const request = {
   filesList: () => ({ type: 'files_list' }),
   /** @returns {{type: 'files_remove', file_id: string}} */
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
+  /** @returns {{type: 'files_rename', file_id: string, name: string}} */
+  filesRename: (fileId, name) => ({ type: 'files_rename', file_id: fileId, name }),
 };
 
 /**

@@ -13,6 +13,7 @@
  * @typedef {{type: 'socket_token'}} SocketToken
  * @typedef {{type: 'files_list'}} FilesList
  * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
+ * @typedef {{type: 'files_rename', fileId: string, name: string}} FilesRename
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
@@ -26,6 +27,7 @@ export const RuntimeType = {
   SOCKET_TOKEN: 'socket_token',
   FILES_LIST: 'files_list',
   FILES_REMOVE: 'files_remove',
+  FILES_RENAME: 'files_rename',
 };
 
 /**

@@ -34,6 +34,10 @@ pub struct FileRecord {
     pub blake3: String,
     pub media_type: String,
     pub added_ms: u64,
+    /// When the owner last renamed it (0: never); the latest rename wins on
+    /// every node.
+    #[serde(default)]
+    pub renamed_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     /// The sealed manifest (`mailmesh_core::drive::Manifest`), hex.
@@ -182,6 +186,7 @@ mod tests {
             blake3: "cd".repeat(32),
             media_type: "text/plain".into(),
             added_ms: 5,
+            renamed_ms: 0,
             origin: None,
             manifest: "00".into(),
         };

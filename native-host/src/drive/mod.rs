@@ -46,6 +46,8 @@ pub enum DriveError {
     BadId(String),
     #[error("{0} is the start of several file ids; give more of it")]
     Ambiguous(String),
+    #[error("a file name cannot be empty")]
+    BadName,
     #[error("this node is not in a network yet, so it cannot store files")]
     NoNetwork,
     #[error("cannot read {path}: {source}")]
@@ -224,6 +226,7 @@ impl Drive {
             blake3: content.to_string(),
             media_type: manifest.media_type.clone(),
             added_ms: now_ms,
+            renamed_ms: 0,
             origin,
             manifest: hex::encode(manifest.encode()),
         };
@@ -338,11 +341,38 @@ impl Drive {
         manifest.open(network)?;
         let id = manifest.file_id.0;
         let deleted_later = self.index.deleted_at(&id)?.is_some_and(|at| at >= record.added_ms);
-        if manifest.file_id.to_string() != record.id || self.index.file(&id)?.is_some() || deleted_later {
+        if manifest.file_id.to_string() != record.id || deleted_later {
             return Ok(false);
         }
-        self.index.put_file(&id, &record)?;
-        Ok(true)
+        match self.index.file(&id)? {
+            // Known: only a later rename changes anything.
+            Some(mut known) if record.renamed_ms > known.renamed_ms => {
+                known.name = record.name;
+                known.renamed_ms = record.renamed_ms;
+                self.index.put_file(&id, &known)?;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => {
+                self.index.put_file(&id, &record)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Gives a file another name (what lists show and downloads are called;
+    /// the sealed manifest keeps the name it was added under).
+    pub fn rename(&self, id: &str, name: &str, now_ms: u64) -> Result<FileView, DriveError> {
+        let name: String =
+            name.trim().chars().filter(|c| !c.is_control() && *c != '/' && *c != '\\').take(255).collect();
+        if name.is_empty() {
+            return Err(DriveError::BadName);
+        }
+        let (mut record, manifest) = self.record(id)?;
+        record.name = name;
+        record.renamed_ms = now_ms.max(record.renamed_ms + 1);
+        self.index.put_file(&manifest.file_id.0, &record)?;
+        Ok(self.view(record))
     }
 
     /// After the network key changed (a device was removed), wraps every
@@ -516,7 +546,10 @@ mod tests {
         assert_eq!(fs::read(&out).unwrap(), bytes);
         assert!(matches!(drive.get(&NetworkKey::from_bytes([8; 32]), &added.id, &out), Err(DriveError::Core(_))));
 
-        drive.remove(&added.id, 3).unwrap();
+        let renamed = drive.rename(&added.id[..10], "  holiday/../big.bin ", 3).unwrap();
+        assert_eq!(renamed.name, "holiday..big.bin", "no path in a name");
+        assert!(matches!(drive.rename(&added.id, " ", 4), Err(DriveError::BadName)));
+        drive.remove(&added.id, 5).unwrap();
         assert!(drive.list().unwrap().is_empty());
         assert!(matches!(drive.get(&network, &added.id, &out), Err(DriveError::NotFound(_))));
         assert!(matches!(drive.get(&network, "zz", &out), Err(DriveError::BadId(_))));

@@ -289,6 +289,14 @@ impl Engine {
         tokio::spawn(async move { engine.distribute(&file_id).await });
     }
 
+    /// Sends a file's record (after a rename) to every online member.
+    pub async fn announce_record(&self, file_id: &str) {
+        let file = file_id.to_string();
+        if let Ok((record, _)) = self.drive_blocking(move |drive| drive.record(&file)).await {
+            self.send_catalog(&self.mesh.online_members(), &Catalog { files: vec![record], deleted: Vec::new() }).await;
+        }
+    }
+
     /// Tells every online member a file was deleted.
     pub async fn announce_deletion(&self, file_id: &str, at_ms: u64) {
         let catalog = Catalog { files: Vec::new(), deleted: vec![(file_id.to_string(), at_ms)] };

@@ -65,6 +65,15 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
         }
+        Request::FilesRename { file_id, name } => {
+            match engine.drive_blocking(move |drive| drive.rename(&file_id, &name, now_ms())).await {
+                Ok(file) => {
+                    engine.announce_record(&file.id).await;
+                    one(file)
+                }
+                Err(e) => error(ErrorCode::DriveFailed, e),
+            }
+        }
         Request::FilesRepair => {
             engine.scrub_and_repair().await;
             match engine.list_files().await {
