@@ -7,6 +7,7 @@ import { request } from '../shared/messages/native.js';
 import { readState } from '../shared/host-state.js';
 import { isOwnPage } from '../shared/own-page.js';
 import { SLOW_REQUEST_TIMEOUT_MS } from './native-link.js';
+import { prepareDownload } from './downloads.js';
 
 /**
  * @param {import('./native-link.js').NativeLink} link
@@ -35,15 +36,17 @@ export function makeHandlers(link) {
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
     [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),
-    // A one-time token for the engine's loopback sockets; only our own pages
-    // ever get here (see listen), and the engine also checks their Origin.
     [RuntimeType.FILES_LIST]: async () => {
       link.connect();
       const { files } = await link.request(request.filesList());
       return { files };
     },
+    // Restoring a file may fetch fragments from every node: no hurry.
+    [RuntimeType.FILES_DOWNLOAD]: (m) => prepareDownload(link, m.fileId),
     [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
     [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),
+    // A one-time token for the engine's loopback sockets; only our own pages
+    // ever get here (see listen), and the engine also checks their Origin.
     [RuntimeType.SOCKET_TOKEN]: async () => {
       link.connect();
       const { port, token } = await link.request(request.socketToken());

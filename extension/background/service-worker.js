@@ -8,11 +8,20 @@ import { NativeLink } from './native-link.js';
 import { resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
+import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
 const link = new NativeLink();
 listen(makeHandlers(link));
+
+// Drive downloads: a hidden frame of one of our pages navigates here and
+// gets the file as an attachment (see downloads.js).
+self.addEventListener('fetch', (event) => {
+  const url = new URL(event.request.url);
+  if (url.origin !== self.location.origin || !url.pathname.startsWith(DOWNLOAD_PATH)) return;
+  event.respondWith(answerDownload(url.pathname.slice(DOWNLOAD_PATH.length)));
+});
 
 chrome.runtime.onInstalled.addListener(({ reason }) => {
   if (reason === chrome.runtime.OnInstalledReason.INSTALL) {

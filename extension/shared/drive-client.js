@@ -1,14 +1,16 @@
 // The drive from extension pages: list (native messaging, through the
-// service worker), upload and download (the engine's `/bulk` socket, so
-// bytes never pass through native messaging). See
-// native-host/src/engine/transfers.rs for the socket's commands.
+// service worker), upload (coded here in wasm, sent over the engine's
+// `/bulk` socket) and download (streamed by the service worker into a
+// Chrome download). See native-host/src/engine/transfers.rs for the
+// socket's commands and background/downloads.js for downloads.
 
 import { RuntimeType, callWorker } from './messages/runtime.js';
 import { openEngineSocket, sleep } from './loopback.js';
+import { bytesToHex, hexToBytes, loadCore } from './core.js';
+import { encodeBlob, hashBlob } from './drive-codec.js';
 
-const CHUNK = 256 * 1024;
 const HIGH_WATER = 8 * 1024 * 1024;
-const OP_PUT_DATA = 4;
+const OP_PUT_CHUNK = 5;
 
 /** @returns {Promise<object[]>} the files, newest first, with health */
 export async function listFiles() {
@@ -16,73 +18,105 @@ export async function listFiles() {
 }
 
 /**
- * Uploads a File/Blob; the engine encodes and spreads it.
+ * Adds a File/Blob to the drive: the page hashes it, the engine says which
+ * id and key its content has (or that the drive already holds it), the
+ * page encodes it chunk by chunk in wasm and sends the coded chunks; the
+ * engine verifies each, stores it and spreads the file.
  * @param {File} file
- * @param {(sent: number, total: number) => void} onProgress
+ * @param {(done: number, total: number) => void} onProgress bytes verified by the engine
  */
 export async function uploadFile(file, onProgress = () => {}) {
+  const core = await loadCore();
+  const contentHash = await hashBlob(core, file);
   const ws = await openEngineSocket('/bulk');
   try {
-    const done = new Promise((resolve, reject) => {
-      ws.onmessage = ({ data }) => {
-        if (typeof data !== 'string') return;
-        const message = JSON.parse(data);
-        if (message.type === 'file_added') resolve(message.file);
-        else if (message.type === 'error') reject(new Error(message.message));
-      };
-      ws.onclose = () => reject(new Error('the engine closed the connection'));
-    });
-    ws.send(JSON.stringify({ type: 'put_file', name: file.name, size: file.size }));
-    for (let offset = 0; offset < file.size; offset += CHUNK) {
-      const piece = new Uint8Array(await file.slice(offset, offset + CHUNK).arrayBuffer());
-      const message = new Uint8Array(piece.length + 1);
-      message[0] = OP_PUT_DATA;
-      message.set(piece, 1);
+    const replies = new ReplyQueue(ws);
+    ws.send(JSON.stringify({ type: 'put_coded', name: file.name, size: file.size, content_hash: bytesToHex(contentHash) }));
+    const coding = await replies.next();
+    if (coding.type === 'file_added') return coding.file;
+    encodeBlob(core, file, {
+      k: coding.k,
+      m: coding.m,
+      chunkSize: coding.chunk_size,
+      fileId: hexToBytes(coding.file_id),
+      fileKey: hexToBytes(coding.file_key),
+    }, async (chunk) => {
+      replies.throwIfFailed();
+      const bytes = chunk.bytes();
+      const message = new Uint8Array(9 + bytes.length);
+      message[0] = OP_PUT_CHUNK;
+      new DataView(message.buffer).setBigUint64(1, BigInt(chunk.index), true);
+      message.set(bytes, 9);
       while (ws.bufferedAmount > HIGH_WATER) await sleep(5);
       ws.send(message);
-      onProgress(Math.min(file.size, offset + piece.length - ws.bufferedAmount), file.size);
+    }).catch((e) => replies.fail(e)); // a file that cannot be read ends the wait below
+    for (;;) {
+      const reply = await replies.next();
+      if (reply.type === 'progress') onProgress(reply.bytes, file.size);
+      if (reply.type === 'file_added') {
+        onProgress(file.size, file.size);
+        return reply.file;
+      }
     }
-    onProgress(file.size, file.size);
-    return await done;
   } finally {
     ws.close();
   }
 }
 
-/**
- * Fetches a file from the drive (from whichever nodes hold it) and hands it
- * to the browser's download.
- * @param {{id: string, name: string, size: number, media_type: string}} file
- */
-export async function downloadFile(file, onProgress = () => {}) {
-  const ws = await openEngineSocket('/bulk');
-  const parts = [];
-  let received = 0;
-  try {
-    await new Promise((resolve, reject) => {
-      ws.onmessage = ({ data }) => {
-        if (typeof data !== 'string') {
-          parts.push(data);
-          received += data.byteLength;
-          onProgress(received, file.size);
-          return;
-        }
-        const message = JSON.parse(data);
-        if (message.type === 'file_end') resolve();
-        else if (message.type === 'error') reject(new Error(message.message));
-      };
-      ws.onclose = () => reject(new Error('the engine closed the connection'));
-      ws.send(JSON.stringify({ type: 'get_file', file_id: file.id }));
-    });
-  } finally {
-    ws.close();
+/** The engine's JSON replies in order; an `error` reply throws. */
+class ReplyQueue {
+  constructor(ws) {
+    this.queue = [];
+    this.waiting = null;
+    this.failure = null;
+    ws.onmessage = ({ data }) => {
+      if (typeof data === 'string') this.#settle(JSON.parse(data));
+    };
+    ws.onclose = () => this.#settle({ type: 'error', message: 'the engine closed the connection' });
   }
-  const url = URL.createObjectURL(new Blob(parts, { type: file.media_type || 'application/octet-stream' }));
-  const link = Object.assign(document.createElement('a'), { href: url, download: file.name });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+
+  /** Ends the queue with `error`: `next` throws it from now on. */
+  fail(error) {
+    this.failure ??= error;
+    this.#wake();
+  }
+
+  #settle(reply) {
+    if (reply.type === 'error') this.fail(new Error(reply.message));
+    else this.queue.push(reply);
+    this.#wake();
+  }
+
+  #wake() {
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.();
+  }
+
+  throwIfFailed() {
+    if (this.failure) throw this.failure;
+  }
+
+  async next() {
+    while (this.queue.length === 0) {
+      this.throwIfFailed();
+      await new Promise((resolve) => { this.waiting = resolve; });
+    }
+    return this.queue.shift();
+  }
+}
+
+/**
+ * Has Chrome download a file from the drive, streamed to disk. Resolves
+ * once the engine has restored the file and the download has started;
+ * throws the engine's words if it cannot be restored.
+ * @param {{id: string, name: string}} file
+ */
+export async function downloadFile(file) {
+  const { ticket } = await callWorker({ type: RuntimeType.FILES_DOWNLOAD, fileId: file.id });
+  const frame = Object.assign(document.createElement('iframe'), { hidden: true, src: `/download/${ticket}` });
+  document.body.append(frame);
+  setTimeout(() => frame.remove(), 60_000);
 }
 
 /**
@@ -94,7 +128,7 @@ export async function downloadWithStatus(file, button, status) {
   status.textContent = `Fetching ${file.name}…`;
   try {
     await downloadFile(file);
-    status.textContent = `${file.name} downloaded.`;
+    status.textContent = `${file.name} is being saved to your downloads.`;
   } catch (e) {
     status.textContent = `${file.name} could not be downloaded: ${e.message}`;
   } finally {

@@ -1,7 +1,8 @@
 // Streams a Blob (a File from a picker or a drop) through the wasm core
-// without holding the file in memory: one pass computes the content hash
-// (which fixes the convergent file id and key), a second pass encodes.
-// Memory stays at a few chunks whatever the file size.
+// without holding the file in memory: one pass computes the content hash,
+// which the engine turns into the file's id and key (only it holds the
+// network key); a second pass encodes. Memory stays at a few chunks
+// whatever the file size.
 
 /** Reads a Blob piece by piece, calling `onPiece(Uint8Array)` for each. */
 async function readBlob(blob, onPiece) {
@@ -25,16 +26,13 @@ export async function hashBlob(core, blob) {
 }
 
 /**
- * Encodes a Blob. `onChunk(chunk)` receives every coded chunk in order (a
- * wasm `Chunk`: `index`, `shardLen`, `shardCount`, `bytes()`, `ids()`); it
- * may be async, and reading waits for it, which gives backpressure.
- * Resolves to the values a manifest needs.
+ * Encodes a Blob under the id and key the engine gave for its content.
+ * `onChunk(chunk)` receives every coded chunk in order (a wasm `Chunk`:
+ * `index`, `bytes()`); it may be async, and reading waits for it, which
+ * gives backpressure.
+ * @param {{k: number, m: number, chunkSize: number, fileId: Uint8Array, fileKey: Uint8Array}} coding
  */
-export async function encodeBlob(core, blob, { k, m, chunkSize, networkKey }, onChunk) {
-  const contentHash = await hashBlob(core, blob);
-  const keys = core.convergentKeys(networkKey, contentHash, k, m, chunkSize);
-  const fileId = keys.slice(0, 32);
-  const fileKey = keys.slice(32);
+export async function encodeBlob(core, blob, { k, m, chunkSize, fileId, fileKey }, onChunk) {
   const encoder = new core.Encoder(k, m, chunkSize, fileId, fileKey, blob.size);
   try {
     const drain = async () => {
@@ -51,8 +49,7 @@ export async function encodeBlob(core, blob, { k, m, chunkSize, networkKey }, on
       encoder.push(piece);
       await drain();
     });
-    const ids = encoder.finish();
-    return { contentHash, fileId, fileKey, ids, size: blob.size };
+    encoder.finish();
   } finally {
     encoder.free();
   }

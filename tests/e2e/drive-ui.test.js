@@ -13,26 +13,14 @@ import { waitFor } from '../harness/util.js';
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
 
-/** Clicks a file's Download button in `page` and returns the bytes the page handed to the browser. */
+/** Clicks a file's Download button in `page` and returns the bytes Chrome saved. */
 async function downloadInPage(page, name) {
-  await page.evaluate(() => {
-    window.__blobs = [];
-    const original = URL.createObjectURL;
-    URL.createObjectURL = (blob) => {
-      window.__blobs.push(blob);
-      return original.call(URL, blob);
-    };
-  });
+  const download = page.waitForEvent('download', { timeout: 60_000 });
   await page.locator('li.file', { hasText: name }).locator('button.download').first().click();
-  const base64 = await waitFor(`${name} downloaded in the page`, () => page.evaluate(async () => {
-    const blob = window.__blobs?.[0];
-    if (!blob) return null;
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    let text = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(text);
-  }), { timeoutMs: 60_000, everyMs: 250 });
-  return Buffer.from(base64, 'base64');
+  const saved = await download;
+  assert.equal(saved.suggestedFilename(), name);
+  assert.equal(await saved.failure(), null);
+  return fs.readFile(await saved.path());
 }
 
 test('a mailed attachment shows in every popup and downloads intact elsewhere; a dropped file outlives its node', async (t) => {

@@ -12,6 +12,7 @@
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
  * @typedef {{type: 'socket_token'}} SocketToken
  * @typedef {{type: 'files_list'}} FilesList
+ * @typedef {{type: 'files_download', fileId: string}} FilesDownload — answered with {ticket, file} once the engine restored the file
  * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
  * @typedef {{type: 'files_rename', fileId: string, name: string}} FilesRename
  */
@@ -26,6 +27,7 @@ export const RuntimeType = {
   NODE_REMOVE: 'node_remove',
   SOCKET_TOKEN: 'socket_token',
   FILES_LIST: 'files_list',
+  FILES_DOWNLOAD: 'files_download',
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',
 };

@@ -24,8 +24,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use mailmesh_core::drive::{
-    convergent_keys, CodingParams, ContentHasher, FileDecoder, FileEncoder, FragmentId, Manifest, ManifestFields,
-    NetworkKey,
+    convergent_keys, CodingParams, ContentHash, ContentHasher, FileDecoder, FileEncoder, FileId, FileKey,
+    FileVerifier, FragmentId, Manifest, ManifestFields, NetworkKey,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -93,6 +93,36 @@ pub struct Health {
     pub fragments_total: usize,
     /// Fragments each chunk needs (k).
     pub needed_per_chunk: usize,
+}
+
+/// What [`Drive::begin_coded`] found.
+pub enum CodedStart {
+    /// The drive already holds this content; nothing needs to be sent.
+    Exists(FileView),
+    /// Send the chunks, coded under these.
+    Upload(CodedUpload),
+}
+
+/// A file being coded by the caller, chunk by chunk.
+pub struct CodedUpload {
+    verifier: FileVerifier,
+    pub file_id: FileId,
+    pub key: FileKey,
+    name: String,
+    size: u64,
+    content: ContentHash,
+    pub params: CodingParams,
+}
+
+impl CodedUpload {
+    /// Plaintext bytes accepted so far.
+    pub fn accepted_bytes(&self) -> u64 {
+        self.verifier.verified_bytes()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.verifier.remaining() == 0
+    }
 }
 
 pub struct Drive {
@@ -215,9 +245,70 @@ impl Drive {
             media_type: media_type.chars().take(127).collect(),
             fragment_ids,
         };
+        self.record_new(network, fields, &key, origin, now_ms)
+    }
+
+    /// Starts accepting a file the caller codes itself (a browser page):
+    /// the file's convergent id and key for the announced content, or the
+    /// file itself if the drive already has that content.
+    pub fn begin_coded(
+        &self,
+        network: &NetworkKey,
+        name: &str,
+        size: u64,
+        content: ContentHash,
+    ) -> Result<CodedStart, DriveError> {
+        let name = clean_name(name)?;
+        let (file_id, key) = convergent_keys(network, &content, &self.params);
+        if let Some(existing) = self.index.file(&file_id.0)? {
+            return Ok(CodedStart::Exists(self.view(existing)));
+        }
+        self.index.set_deleted(&file_id.0, None)?;
+        let verifier = FileVerifier::new(self.params, file_id, &key, size, content)?;
+        Ok(CodedStart::Upload(CodedUpload { verifier, file_id, key, name, size, content, params: self.params }))
+    }
+
+    /// Checks one coded chunk and stores its fragments.
+    pub fn accept_chunk(&self, upload: &mut CodedUpload, index: u64, coded: &[u8]) -> Result<(), DriveError> {
+        let ids = upload.verifier.push_chunk(index, coded)?;
+        let shard_len = coded.len() / ids.len().max(1);
+        for (id, bytes) in ids.iter().zip(coded.chunks(shard_len.max(1))) {
+            self.store.put(id, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Records a coded file once every chunk was accepted.
+    pub fn finish_coded(&self, network: &NetworkKey, upload: CodedUpload, now_ms: u64) -> Result<FileView, DriveError> {
+        let CodedUpload { verifier, file_id, key, name, size, content, params } = upload;
+        let fields = ManifestFields {
+            file_id,
+            content_hash: content,
+            size,
+            params,
+            created_ms: now_ms,
+            modified_ms: now_ms,
+            media_type: media_type_of(&name).into(),
+            name,
+            fragment_ids: verifier.finish()?,
+        };
+        self.record_new(network, fields, &key, None, now_ms)
+    }
+
+    /// Seals the manifest of a newly stored file and writes its record,
+    /// the last step of an add: until here the file does not exist.
+    fn record_new(
+        &self,
+        network: &NetworkKey,
+        fields: ManifestFields,
+        key: &FileKey,
+        origin: Option<Origin>,
+        now_ms: u64,
+    ) -> Result<FileView, DriveError> {
+        let (file_id, size, content) = (fields.file_id, fields.size, fields.content_hash);
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|e| DriveError::Open(io::Error::other(e.to_string())))?;
-        let manifest = Manifest::seal(fields, &key, network, nonce)?;
+        let manifest = Manifest::seal(fields, key, network, nonce)?;
         let record = FileRecord {
             version: RECORD_VERSION,
             id: file_id.to_string(),
@@ -363,11 +454,7 @@ impl Drive {
     /// Gives a file another name (what lists show and downloads are called;
     /// the sealed manifest keeps the name it was added under).
     pub fn rename(&self, id: &str, name: &str, now_ms: u64) -> Result<FileView, DriveError> {
-        let name: String =
-            name.trim().chars().filter(|c| !c.is_control() && *c != '/' && *c != '\\').take(255).collect();
-        if name.is_empty() {
-            return Err(DriveError::BadName);
-        }
+        let name = clean_name(name)?;
         let (mut record, manifest) = self.record(id)?;
         record.name = name;
         record.renamed_ms = now_ms.max(record.renamed_ms + 1);
@@ -501,6 +588,16 @@ fn each_block(mut reader: impl Read, mut f: impl FnMut(&[u8]) -> Result<(), Driv
     }
 }
 
+/// A name as the drive keeps it: no path, no control characters, at most
+/// 255 characters, not empty.
+fn clean_name(name: &str) -> Result<String, DriveError> {
+    let name: String = name.trim().chars().filter(|c| !c.is_control() && *c != '/' && *c != '\\').take(255).collect();
+    if name.is_empty() {
+        return Err(DriveError::BadName);
+    }
+    Ok(name)
+}
+
 /// A media type from a file name, for files added from disk.
 fn media_type_of(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
@@ -519,6 +616,8 @@ fn media_type_of(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use mailmesh_core::drive::EncodedChunk;
+
     use super::*;
 
     fn drive() -> (tempfile::TempDir, Drive) {
@@ -527,6 +626,52 @@ mod tests {
         home.ensure().unwrap();
         let drive = Drive::open(&home).unwrap();
         (dir, drive)
+    }
+
+    /// Codes `bytes` the way a browser page does, after `begin_coded`.
+    fn code_like_a_page(upload: &CodedUpload, bytes: &[u8]) -> Vec<EncodedChunk> {
+        let mut encoder = FileEncoder::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
+        encoder.push(bytes).unwrap();
+        std::iter::from_fn(|| encoder.poll_chunk()).collect()
+    }
+
+    fn content_of(bytes: &[u8]) -> ContentHash {
+        let mut hasher = ContentHasher::new();
+        hasher.update(bytes);
+        hasher.finalize()
+    }
+
+    #[test]
+    fn a_file_coded_by_a_page_is_kept_only_if_coded_right() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let begin = || drive.begin_coded(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
+
+        // A flipped bit in a parity fragment: refused, nothing recorded.
+        let CodedStart::Upload(mut upload) = begin() else { panic!("new content") };
+        let mut chunks = code_like_a_page(&upload, &bytes);
+        let last = chunks[0].bytes.len() - 1;
+        chunks[0].bytes[last] ^= 1;
+        assert!(matches!(
+            drive.accept_chunk(&mut upload, 0, &chunks[0].bytes),
+            Err(DriveError::Core(mailmesh_core::drive::DriveError::ParityMismatch { chunk: 0 }))
+        ));
+        assert!(drive.list().unwrap().is_empty());
+
+        let CodedStart::Upload(mut upload) = begin() else { panic!("still new") };
+        for chunk in code_like_a_page(&upload, &bytes) {
+            drive.accept_chunk(&mut upload, chunk.index, &chunk.bytes).unwrap();
+        }
+        assert!(upload.is_complete());
+        let file = drive.finish_coded(&network, upload, 1).unwrap();
+        assert_eq!(file.name, "notes..page.bin");
+        let added = drive.add_bytes(&network, "same.bin", "application/octet-stream", None, &bytes, 2).unwrap();
+        assert_eq!(added.id, file.id, "the engine codes the same content to the same file");
+        assert!(matches!(begin(), CodedStart::Exists(existing) if existing.id == file.id));
+        let out = dir.path().join("out.bin");
+        drive.get(&network, &file.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), bytes);
     }
 
     #[test]

@@ -29,8 +29,8 @@ use crate::mesh::extension_api::{decode_relayed, encode_relayed, FromExtension, 
 pub const TOKEN_TTL_MS: u64 = 60_000;
 /// Outstanding tokens at most; the oldest go first.
 const MAX_TOKENS: usize = 32;
-/// The largest message either socket accepts (a data frame plus headroom).
-const MAX_MESSAGE: usize = 1024 * 1024;
+/// The largest message `/mesh` accepts (a data frame plus headroom).
+const MAX_MESH_MESSAGE: usize = 1024 * 1024;
 
 #[derive(Default)]
 pub struct Tokens(Mutex<Vec<(String, u64)>>);
@@ -90,6 +90,7 @@ fn upgrade_admitted<F, Fut>(
     headers: &HeaderMap,
     token: &str,
     upgrade: WebSocketUpgrade,
+    max_message: usize,
     serve: F,
 ) -> Response
 where
@@ -99,7 +100,7 @@ where
     if let Err(refused) = admit(&engine, headers, token) {
         return refused.into_response();
     }
-    upgrade.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| serve(socket, engine))
+    upgrade.max_message_size(max_message).on_upgrade(move |socket| serve(socket, engine))
 }
 
 pub async fn mesh_socket(
@@ -108,7 +109,7 @@ pub async fn mesh_socket(
     Query(query): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_admitted(engine, &headers, &query.token, upgrade, serve_mesh)
+    upgrade_admitted(engine, &headers, &query.token, upgrade, MAX_MESH_MESSAGE, serve_mesh)
 }
 
 async fn serve_mesh(socket: WebSocket, engine: Arc<Engine>) {
@@ -185,7 +186,8 @@ pub async fn bulk_socket(
     Query(query): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade_admitted(engine, &headers, &query.token, upgrade, super::transfers::serve_bulk)
+    let max = super::transfers::MAX_BULK_MESSAGE;
+    upgrade_admitted(engine, &headers, &query.token, upgrade, max, super::transfers::serve_bulk)
 }
 
 /// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.

@@ -1,13 +1,23 @@
 //! Files to and from the browser over the `/bulk` socket.
 //!
-//! - Upload: `{"type":"put_file","name":…,"size":N}`, then binary messages
-//!   `[4][bytes …]` until N bytes came; the engine answers `progress`
-//!   messages as bytes land on disk, then `file_added` with the file (or
-//!   `error`). The bytes go to a temp file inside the home; only a complete
-//!   upload is added (and spread), so an interrupted one leaves nothing.
+//! - Upload, coded in the page (wasm-core), so plaintext never crosses the
+//!   socket: `{"type":"put_coded","name":…,"size":N,"content_hash":hex}`.
+//!   The engine answers `code_with` (`file_id`, `file_key`, `k`, `m`,
+//!   `chunk_size`: the file's convergent id and key, which only the engine
+//!   can derive from the network key) or, if the drive already has this
+//!   content, `file_added` at once. Then one binary message per chunk:
+//!   `[5][index u64 LE][the chunk's k + m fragments back to back]`. Each
+//!   chunk is verified (`FileVerifier`: parity, seal, and at the end the
+//!   content hash) before its fragments are stored, and answered with
+//!   `progress`; after the last, `file_added` (or `error`). The record is
+//!   written last, so an interrupted upload leaves no file behind.
 //! - Download: `{"type":"get_file","file_id":…}`; the engine restores the
-//!   file (fetching fragments from other nodes), then sends it in binary
-//!   messages of 256 KiB and `file_end` (or `error`).
+//!   file into a temp file (fetching fragments from other nodes), answers
+//!   `file_start` with the file, then sends it in binary messages of 256 KiB,
+//!   at most `WINDOW` ahead of the client's `{"type":"ack"}`s (one per
+//!   message it consumed), and `file_end` (or `error` instead of
+//!   `file_start`). The window keeps the browser's memory bounded whatever
+//!   the file size: a WebSocket has no flow control of its own on receive.
 //!
 //! The raw-byte operations of [`super::sockets`] (echo, discard, generate)
 //! share the socket.
@@ -15,50 +25,69 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
+use mailmesh_core::drive::ContentHash;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{now_ms, Engine};
+use crate::drive::{CodedStart, CodedUpload, DriveError};
 
-const OP_PUT_DATA: u8 = 4;
+const OP_PUT_CHUNK: u8 = 5;
+/// The largest message `/bulk` accepts: a coded chunk of the drive's
+/// default parameters (1 MiB of data, 1.5 MiB coded) with room to spare.
+pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
 const SEND_CHUNK: usize = 256 * 1024;
-/// How often an upload reports progress.
-const PROGRESS_EVERY: u64 = 1024 * 1024;
+/// Download messages in flight before the client acknowledges (4 MiB).
+const WINDOW: usize = 16;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Command {
-    PutFile { name: String, size: u64 },
+    PutCoded { name: String, size: u64, content_hash: String },
     GetFile { file_id: String },
-}
-
-struct Upload {
-    name: String,
-    size: u64,
-    received: u64,
-    reported: u64,
-    path: std::path::PathBuf,
-    file: tokio::fs::File,
+    Ack,
 }
 
 pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
     let mut discarded = 0u64;
-    let mut upload: Option<Upload> = None;
+    let mut upload: Option<CodedUpload> = None;
     while let Some(Ok(message)) = socket.recv().await {
         let outcome = match message {
-            Message::Binary(bytes) if bytes.first() == Some(&OP_PUT_DATA) => {
-                receive(&engine, &mut socket, &mut upload, &bytes[1..]).await
+            Message::Binary(bytes) if bytes.first() == Some(&OP_PUT_CHUNK) => {
+                match receive_chunk(&engine, &mut upload, &bytes[1..]).await {
+                    Ok(Some(reply_value)) => reply(&mut socket, reply_value).await,
+                    Ok(None) => Ok(()),
+                    Err(e) => {
+                        upload = None;
+                        reply(&mut socket, error(e)).await
+                    }
+                }
             }
             Message::Binary(bytes) => super::sockets::raw_operation(&mut socket, bytes, &mut discarded).await,
             Message::Text(text) => match serde_json::from_str::<Command>(text.as_str()) {
-                Ok(Command::PutFile { name, size }) => {
-                    start_upload(&engine, &mut socket, &mut upload, name, size).await
+                Ok(Command::PutCoded { name, size, content_hash }) => {
+                    upload = None;
+                    match begin_upload(&engine, name, size, &content_hash).await {
+                        Ok(CodedStart::Upload(started)) => {
+                            let answer = json!({
+                                "type": "code_with",
+                                "file_id": started.file_id.to_string(),
+                                "file_key": hex::encode(started.key.as_bytes()),
+                                "k": started.params.k(),
+                                "m": started.params.m(),
+                                "chunk_size": started.params.chunk_size(),
+                            });
+                            upload = Some(started);
+                            reply(&mut socket, answer).await
+                        }
+                        Ok(CodedStart::Exists(file)) => reply(&mut socket, json!({"type": "file_added", "file": file})).await,
+                        Err(e) => reply(&mut socket, error(e)).await,
+                    }
                 }
                 Ok(Command::GetFile { file_id }) => send_file(&engine, &mut socket, file_id).await,
-                Err(e) => {
-                    reply(&mut socket, json!({"type": "error", "message": format!("not a bulk command: {e}")})).await
-                }
+                Ok(Command::Ack) => Ok(()),
+                Err(e) => reply(&mut socket, json!({"type": "error", "message": format!("not a bulk command: {e}")})).await,
             },
             _ => Ok(()),
         };
@@ -66,90 +95,57 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
             break;
         }
     }
-    if let Some(upload) = upload {
-        let _ = tokio::fs::remove_file(&upload.path).await;
-    }
+}
+
+fn error(e: DriveError) -> serde_json::Value {
+    json!({"type": "error", "message": e.to_string()})
 }
 
 async fn reply(socket: &mut WebSocket, value: serde_json::Value) -> Result<(), ()> {
     socket.send(Message::Text(value.to_string().into())).await.map_err(|_| ())
 }
 
-async fn start_upload(
-    engine: &Engine,
-    socket: &mut WebSocket,
-    upload: &mut Option<Upload>,
-    name: String,
-    size: u64,
-) -> Result<(), ()> {
-    if let Some(old) = upload.take() {
-        let _ = tokio::fs::remove_file(&old.path).await;
-    }
-    let mut token = [0u8; 8];
-    let _ = getrandom::fill(&mut token);
-    let path = engine.drive.temp_dir().join(format!("upload-{}", hex::encode(token)));
-    match tokio::fs::File::create(&path).await {
-        Ok(file) => {
-            *upload = Some(Upload { name, size, received: 0, reported: 0, path, file });
-            if size == 0 {
-                return receive(engine, socket, upload, &[]).await;
-            }
-            Ok(())
-        }
-        Err(e) => reply(socket, json!({"type": "error", "message": format!("cannot store the upload: {e}")})).await,
-    }
+async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &str) -> Result<CodedStart, DriveError> {
+    let mut content = [0u8; 32];
+    hex::decode_to_slice(content_hash, &mut content).map_err(|_| DriveError::BadId(content_hash.chars().take(80).collect()))?;
+    let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
+    engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
 }
 
-async fn receive(engine: &Engine, socket: &mut WebSocket, upload: &mut Option<Upload>, data: &[u8]) -> Result<(), ()> {
-    let Some(current) = upload.as_mut() else {
-        return reply(socket, json!({"type": "error", "message": "data before put_file"})).await;
+/// Verifies and stores one chunk; after the last, records and spreads the
+/// file. Returns the reply to send, if any.
+async fn receive_chunk(
+    engine: &Engine,
+    upload: &mut Option<CodedUpload>,
+    message: &[u8],
+) -> Result<Option<serde_json::Value>, DriveError> {
+    let Some(mut current) = upload.take() else {
+        return Ok(Some(json!({"type": "error", "message": "a chunk arrived before put_coded"})));
     };
-    if current.received + data.len() as u64 > current.size {
-        let _ = tokio::fs::remove_file(&current.path).await;
-        *upload = None;
-        return reply(socket, json!({"type": "error", "message": "more bytes than announced"})).await;
-    }
-    if let Err(e) = current.file.write_all(data).await {
-        let _ = tokio::fs::remove_file(&current.path).await;
-        *upload = None;
-        return reply(
-            socket,
-            json!({"type": "error", "message": format!("cannot store the upload (disk full?): {e}")}),
-        )
-        .await;
-    }
-    current.received += data.len() as u64;
-    if current.received - current.reported >= PROGRESS_EVERY {
-        current.reported = current.received;
-        reply(socket, json!({"type": "progress", "bytes": current.received})).await?;
-    }
-    if current.received < current.size {
-        return Ok(());
-    }
-    let Some(done) = upload.take() else { return Ok(()) };
-    let _ = done.file.sync_all().await;
-    drop(done.file);
-    let Some(network) = engine.network_key().await else {
-        let _ = tokio::fs::remove_file(&done.path).await;
-        return reply(socket, json!({"type": "error", "message": crate::drive::DriveError::NoNetwork.to_string()}))
-            .await;
+    let (index, coded) = match message.split_first_chunk::<8>() {
+        Some((index, coded)) => (u64::from_le_bytes(*index), coded.to_vec()),
+        None => return Ok(Some(json!({"type": "error", "message": "a chunk message is too short"}))),
     };
-    let (path, name) = (done.path.clone(), done.name.clone());
-    let added = engine.drive_blocking(move |drive| drive.add_named(&network, &path, &name, now_ms())).await;
-    let _ = tokio::fs::remove_file(&done.path).await;
-    match added {
-        Ok(file) => {
-            engine.spread(file.id.clone());
-            reply(socket, json!({"type": "file_added", "file": file})).await
-        }
-        Err(e) => reply(socket, json!({"type": "error", "message": e.to_string()})).await,
+    let current = engine
+        .drive_blocking(move |drive| {
+            drive.accept_chunk(&mut current, index, &coded)?;
+            Ok(current)
+        })
+        .await?;
+    if !current.is_complete() {
+        let bytes = current.accepted_bytes();
+        *upload = Some(current);
+        return Ok(Some(json!({"type": "progress", "bytes": bytes})));
     }
+    let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
+    let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, current, now_ms())).await?;
+    engine.spread(file.id.clone());
+    Ok(Some(json!({"type": "file_added", "file": file})))
 }
 
 async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> Result<(), ()> {
     let Some(network) = engine.network_key().await else {
-        return reply(socket, json!({"type": "error", "message": crate::drive::DriveError::NoNetwork.to_string()}))
-            .await;
+        return reply(socket, error(DriveError::NoNetwork)).await;
     };
     let mut token = [0u8; 8];
     let _ = getrandom::fill(&mut token);
@@ -159,14 +155,26 @@ async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> 
         Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
     };
     let result = async {
+        reply(socket, json!({"type": "file_start", "file": file})).await?;
         let mut reader = tokio::fs::File::open(&path).await.map_err(|_| ())?;
         let mut buf = vec![0u8; SEND_CHUNK];
+        let mut in_flight = 0usize;
         loop {
+            while in_flight >= WINDOW {
+                match socket.recv().await {
+                    Some(Ok(Message::Text(text))) if matches!(serde_json::from_str(&text), Ok(Command::Ack)) => {
+                        in_flight -= 1
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return Err(()),
+                }
+            }
             let n = reader.read(&mut buf).await.map_err(|_| ())?;
             if n == 0 {
                 break;
             }
             socket.send(Message::Binary(buf[..n].to_vec().into())).await.map_err(|_| ())?;
+            in_flight += 1;
         }
         reply(socket, json!({"type": "file_end", "file": file})).await
     }

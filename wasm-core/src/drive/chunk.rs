@@ -97,6 +97,42 @@ impl Coder {
         Ok(EncodedChunk { index, shard_len, bytes, ids })
     }
 
+    /// Checks a chunk coded by someone else (a browser page) and returns its
+    /// plaintext: the right length, zero padding, parity that matches the
+    /// data shards, and a seal that authenticates under `cipher`. Sealing
+    /// and coding are deterministic, so a chunk that passes is byte for
+    /// byte what [`Coder::encode`] would have made of the same plaintext.
+    pub fn check(
+        &self,
+        cipher: &ChaCha20Poly1305,
+        file_id: &FileId,
+        index: u64,
+        last: bool,
+        plain_len: usize,
+        coded: &[u8],
+    ) -> Result<Vec<u8>, DriveError> {
+        let sealed_len = plain_len + TAG_LEN;
+        let shard_len = sealed_len.div_ceil(self.params.k());
+        let expected = shard_len * self.params.shards();
+        if coded.len() != expected {
+            return Err(DriveError::ChunkLength { chunk: index, got: coded.len(), expected });
+        }
+        if coded[sealed_len..shard_len * self.params.k()].iter().any(|&b| b != 0) {
+            return Err(DriveError::ParityMismatch { chunk: index });
+        }
+        let shards: Vec<&[u8]> = coded.chunks(shard_len).collect();
+        if !self.rs.verify(&shards).map_err(|e| DriveError::Internal(e.to_string()))? {
+            return Err(DriveError::ParityMismatch { chunk: index });
+        }
+        let mut plain = coded[..plain_len].to_vec();
+        let tag = Tag::clone_from_slice(&coded[plain_len..sealed_len]);
+        let ad = associated_data(file_id, index, last);
+        cipher
+            .decrypt_in_place_detached(&nonce(index), &ad, &mut plain, &tag)
+            .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;
+        Ok(plain)
+    }
+
     /// Restores chunk `index` from fragments given in shard order (`None` for
     /// missing ones). Each fragment used is checked against `ids` first; a
     /// fragment that does not match is treated as missing.

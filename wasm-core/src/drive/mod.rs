@@ -14,6 +14,8 @@
 //!   network), fragment ids, key wrapping.
 //! - [`chunk`]: sealing and coding of one chunk.
 //! - [`encoder`], [`decoder`]: streaming over a whole file.
+//! - [`verifier`]: accepting a file coded elsewhere (a browser page) only
+//!   if it is exactly what [`encoder`] would have made.
 //! - [`manifest`]: the versioned manifest format.
 //! - [`placement`]: fragment placement and repair plans.
 
@@ -24,6 +26,7 @@ pub mod keys;
 pub mod manifest;
 pub mod params;
 pub mod placement;
+pub mod verifier;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +38,7 @@ pub use encoder::FileEncoder;
 pub use keys::{convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey};
 pub use manifest::{Manifest, ManifestError, ManifestFields};
 pub use params::{CodingParams, ParamsError};
+pub use verifier::FileVerifier;
 
 /// Everything that can go wrong while coding or restoring a file, each with
 /// a message a user can act on.
@@ -60,6 +64,14 @@ pub enum DriveError {
     DamagedFragments { chunk: u64, damaged: usize, have: usize, need: usize },
     #[error("chunk {chunk} failed authentication: the file key is wrong or the fragments belong to another file")]
     ChunkAuthentication { chunk: u64 },
+    #[error("chunk {chunk} arrived out of order: chunk {expected} was expected next")]
+    ChunkOrder { chunk: u64, expected: u64 },
+    #[error("chunk {chunk} is {got} bytes where {expected} were expected")]
+    ChunkLength { chunk: u64, got: usize, expected: usize },
+    #[error("chunk {chunk} was coded wrongly: its parity or padding does not match its data")]
+    ParityMismatch { chunk: u64 },
+    #[error("the file's content does not match the hash it was announced with")]
+    ContentMismatch,
     #[error("the file key cannot be unwrapped: this node has a different network key, or the manifest was altered")]
     KeyUnwrap,
     #[error("internal error in the drive core: {0}")]

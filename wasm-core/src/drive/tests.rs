@@ -255,3 +255,63 @@ fn any_k_fragments_rebuild_the_lost_ones_exactly() {
         assert_eq!(rebuilt.bytes, chunk.bytes, "chunk {} comes back byte for byte", chunk.index);
     }
 }
+
+/// Feeds a file's chunks, as its encoder made them, to a verifier.
+fn verify(data: &[u8], params: CodingParams, tamper: impl Fn(u64, &mut Vec<u8>)) -> Result<Vec<FragmentId>, DriveError> {
+    let s = store(data, params, 4096);
+    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
+    let mut verifier = FileVerifier::new(params, s.manifest.file_id, &key, data.len() as u64, s.manifest.content_hash)?;
+    for chunk in &s.chunks {
+        let mut bytes = chunk.bytes.clone();
+        tamper(chunk.index, &mut bytes);
+        let ids = verifier.push_chunk(chunk.index, &bytes)?;
+        assert_eq!(ids, chunk.ids);
+    }
+    verifier.finish()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_verifier_accepts_exactly_what_the_encoder_made(params in params_strategy(), size in size_strategy()) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
+        let ids = verify(&data, params, |_, _| {}).unwrap();
+        prop_assert_eq!(ids, store(&data, params, 4096).manifest.fragment_ids);
+    }
+
+    #[test]
+    fn the_verifier_refuses_any_flipped_bit(params in params_strategy(), size in 1usize..20_000, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let result = verify(&data, params, |index, bytes| if index == 0 { let i = pos.index(bytes.len()); bytes[i] ^= 1 << bit; });
+        prop_assert!(result.is_err());
+    }
+}
+
+#[test]
+fn the_verifier_refuses_reordered_short_and_mislabelled_files() {
+    let params = CodingParams::new(2, 1, 4096).unwrap();
+    let data = vec![7u8; 10_000];
+    let s = store(&data, params, 4096);
+    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
+    let size = data.len() as u64;
+    let new = |content| FileVerifier::new(params, s.manifest.file_id, &key, size, content).unwrap();
+
+    let mut v = new(s.manifest.content_hash);
+    assert_eq!(v.push_chunk(1, &s.chunks[1].bytes), Err(DriveError::ChunkOrder { chunk: 1, expected: 0 }));
+    v.push_chunk(0, &s.chunks[0].bytes).unwrap();
+    assert_eq!(v.verified_bytes(), 4096);
+    assert!(matches!(v.finish(), Err(DriveError::SizeShort { declared: 10_000, got: 4096 })));
+
+    let mut short = s.chunks[0].bytes.clone();
+    short.pop();
+    assert!(matches!(new(s.manifest.content_hash).push_chunk(0, &short), Err(DriveError::ChunkLength { chunk: 0, .. })));
+
+    let mut other = ContentHasher::new();
+    other.update(b"something else");
+    let mut v = new(other.finalize());
+    for c in &s.chunks {
+        v.push_chunk(c.index, &c.bytes).unwrap();
+    }
+    assert_eq!(v.finish(), Err(DriveError::ContentMismatch));
+}
