@@ -9,7 +9,8 @@ import { openEngineSocket, sleep } from './loopback.js';
 import { bytesToHex, hexToBytes, loadCore } from './core.js';
 import { encodeBlob, hashBlob } from './drive-codec.js';
 
-const HIGH_WATER = 8 * 1024 * 1024;
+/** Coded chunks sent ahead of the engine's verification (about 6 MiB). */
+const CHUNKS_IN_FLIGHT = 4;
 const OP_PUT_CHUNK = 5;
 
 /** @returns {Promise<object[]>} the files, newest first, with health */
@@ -34,6 +35,9 @@ export async function uploadFile(file, onProgress = () => {}) {
     ws.send(JSON.stringify({ type: 'put_coded', name: file.name, size: file.size, content_hash: bytesToHex(contentHash) }));
     const coding = await replies.next();
     if (coding.type === 'file_added') return coding.file;
+    let message = null;
+    let sent = 0;
+    let verified = 0;
     encodeBlob(core, file, {
       k: coding.k,
       m: coding.m,
@@ -42,17 +46,24 @@ export async function uploadFile(file, onProgress = () => {}) {
       fileKey: hexToBytes(coding.file_key),
     }, async (chunk) => {
       replies.throwIfFailed();
-      const bytes = chunk.bytes();
-      const message = new Uint8Array(9 + bytes.length);
-      message[0] = OP_PUT_CHUNK;
-      new DataView(message.buffer).setBigUint64(1, BigInt(chunk.index), true);
-      message.set(bytes, 9);
-      while (ws.bufferedAmount > HIGH_WATER) await sleep(5);
-      ws.send(message);
+      // One buffer for every message: send() copies what it is given.
+      if (!message || message.length < 9 + chunk.byteLength) message = new Uint8Array(9 + chunk.byteLength);
+      const view = message.subarray(0, 9 + chunk.byteLength);
+      view[0] = OP_PUT_CHUNK;
+      new DataView(view.buffer).setBigUint64(1, BigInt(chunk.index), true);
+      chunk.copyInto(view, 9);
+      // Chrome's socket takes whatever it is given and queues it outside
+      // the page, so the engine's answers are the only real backpressure.
+      while (sent - verified >= CHUNKS_IN_FLIGHT) await sleep(2);
+      ws.send(view);
+      sent++;
     }).catch((e) => replies.fail(e)); // a file that cannot be read ends the wait below
     for (;;) {
       const reply = await replies.next();
-      if (reply.type === 'progress') onProgress(reply.bytes, file.size);
+      if (reply.type === 'progress') {
+        verified++;
+        onProgress(reply.bytes, file.size);
+      }
       if (reply.type === 'file_added') {
         onProgress(file.size, file.size);
         return reply.file;

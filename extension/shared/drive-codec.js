@@ -4,13 +4,20 @@
 // network key); a second pass encodes. Memory stays at a few chunks
 // whatever the file size.
 
-/** Reads a Blob piece by piece, calling `onPiece(Uint8Array)` for each. */
+const READ_BUFFER = 1024 * 1024;
+
+/**
+ * Reads a Blob piece by piece into one reused buffer (a BYOB reader), calling
+ * `onPiece(Uint8Array)` for each; the piece is only valid during the call.
+ */
 async function readBlob(blob, onPiece) {
-  const reader = blob.stream().getReader();
+  const reader = blob.stream().getReader({ mode: 'byob' });
+  let buffer = new ArrayBuffer(READ_BUFFER);
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read(new Uint8Array(buffer));
     if (done) return;
     await onPiece(value);
+    buffer = value.buffer;
   }
 }
 

@@ -1,10 +1,15 @@
 // `scripts/bench drive`: between two nodes on separate machines of a test
 // LAN, in one run: the raw RTCDataChannel rate between the two browsers,
-// then a large file uploaded in node1's drive page (until it is encoded
-// and spread), then downloaded in node2's popup; and the peak memory of
-// the engine and of the browser meanwhile. Writes bench/results/drive.json.
+// then a large file on disk chosen in node1's drive page (hashed and coded
+// in the page, verified and stored by the engine), then downloaded in
+// node2's popup into a Chrome download (restored from both nodes'
+// fragments, streamed to disk); and the peak memory of the engine and of
+// the browser meanwhile. Writes bench/results/drive.json.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { LanMesh } from '../harness/lan-mesh.js';
 import { waitFor } from '../harness/util.js';
 import { round1, round2, writeResults } from './results.js';
@@ -12,18 +17,30 @@ import { round1, round2, writeResults } from './results.js';
 const MIB = Number(process.env.BENCH_DRIVE_MIB ?? 1024);
 const RAW_MIB = Number(process.env.BENCH_RAW_MIB ?? 64);
 
-/** Peak resident memory (VmHWM, MB) of a process. */
-function peakOf(pid) {
+/** Resident memory now and at its peak (VmRSS, VmHWM; MB) of a process. */
+function memoryOf(pid) {
   try {
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return hwm ? Number(hwm[1]) / 1024 : 0;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+    return Math.max(field('VmRSS'), field('VmHWM'));
   } catch {
     return 0;
   }
 }
 
-/** The largest peak among `root` and all its descendants (the browser's processes). */
-function peakOfTree(root) {
+/** What a Chromium process is: its --type, or "browser" for the main one. */
+function kindOf(pid) {
+  try {
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return (args.find((a) => a.startsWith('--type='))?.slice(7) ?? 'browser')
+      + (args.includes('--extension-process') ? ' (extension)' : '');
+  } catch {
+    return 'gone';
+  }
+}
+
+/** `root` and all its descendants. */
+function treeOf(root) {
   const parent = new Map();
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
@@ -35,7 +52,63 @@ function peakOfTree(root) {
     for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === root) return true;
     return false;
   };
-  return Math.round(Math.max(0, ...[...parent.keys()].filter(inTree).map(peakOf)));
+  return [...parent.keys()].filter(inTree);
+}
+
+/**
+ * The largest resident size any one process of the given trees reached,
+ * sampled every 200 ms as well as read from VmHWM (Chromium resets VmHWM
+ * for its own metrics, so the peak alone can miss a high point).
+ */
+class PeakSampler {
+  constructor(roots) {
+    this.peak = { mb: 0, kind: '' };
+    const sample = () => {
+      for (const pid of roots.flatMap(treeOf)) {
+        const mb = memoryOf(pid);
+        if (mb > this.peak.mb) this.peak = { mb: Math.round(mb), kind: kindOf(pid) };
+      }
+    };
+    sample();
+    this.timer = setInterval(sample, 200);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    return this.peak;
+  }
+}
+
+/** Writes `mib` MiB of random bytes to `file`; resolves to their SHA-256. */
+async function writeRandomFile(file, mib) {
+  const hash = crypto.createHash('sha256');
+  async function* parts() {
+    for (let i = 0; i < mib; i++) {
+      const part = crypto.randomBytes(1024 * 1024);
+      hash.update(part);
+      yield part;
+    }
+  }
+  await pipeline(parts, fs.createWriteStream(file));
+  return hash.digest('hex');
+}
+
+async function hashFile(file) {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * Sets a file input to a file on disk through DevTools, so the page gets a
+ * disk-backed File (playwright sends files over 50 MB only to local browsers).
+ */
+async function chooseFile(page, selector, file) {
+  const cdp = await page.context().newCDPSession(page);
+  const { root } = await cdp.send('DOM.getDocument');
+  const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+  await cdp.send('DOM.setFileInputFiles', { nodeId, files: [file] });
+  await cdp.detach();
 }
 
 const mesh = await LanMesh.start(2);
@@ -51,22 +124,19 @@ try {
   if (raw.error) throw new Error(raw.error);
   console.log(`raw data channel: ${raw.mbps.toFixed(1)} Mbit/s`);
 
-  // Upload from node1's drive page: a file built in the page from random
-  // 4 MiB parts, timed until the engine has added it and spread it.
+  const engines = new PeakSampler(await Promise.all([one, two].map(async (n) => (await n.status()).engine_pid)));
+  const browsers = new PeakSampler([one.chromium.pid, two.chromium.pid]);
+
+  // Upload from node1's drive page: a random file on disk, chosen with the
+  // page's file input (so the page reads it from disk as a user's would),
+  // timed until the page shows it added.
+  const source = path.join(mesh.dir, 'bench.bin');
+  const sourceHash = await writeRandomFile(source, MIB);
   const app = await one.openPage('app/app.html#drive');
-  const uploadMs = await app.evaluate(async (mib) => {
-    const parts = [];
-    for (let i = 0; i < mib / 4; i++) {
-      const part = new Uint8Array(4 * 1024 * 1024);
-      for (let o = 0; o < part.length; o += 65536) crypto.getRandomValues(part.subarray(o, o + 65536));
-      parts.push(new Blob([part]));
-    }
-    const file = new File(parts, 'bench.bin');
-    const { uploadFile } = await import('../shared/drive-client.js');
-    const started = performance.now();
-    await uploadFile(file);
-    return performance.now() - started;
-  }, MIB);
+  let started = performance.now();
+  await chooseFile(app, '#drive-input', source);
+  await waitFor('the upload to finish', () => app.locator('.upload[data-done="true"]').count(), { timeoutMs: 1_800_000, everyMs: 50 });
+  const uploadMs = performance.now() - started;
   const id = await waitFor('the file spread to node2', async () => {
     const files = JSON.parse((await two.mailmesh('files', 'list', '--json')).stdout);
     const file = files.find((f) => f.name === 'bench.bin');
@@ -74,16 +144,17 @@ try {
   }, { timeoutMs: 600_000, everyMs: 500 });
   console.log(`upload (page → engine, encoded): ${uploadMs.toFixed(0)} ms`);
 
-  // Download in node2's popup, from both nodes' fragments.
-  const downloadMs = await popupTwo.evaluate(async (fileId) => {
-    const { downloadFile, listFiles } = await import('../shared/drive-client.js');
-    const file = (await listFiles()).find((f) => f.id === fileId);
-    URL.createObjectURL = () => 'blob:bench';
-    const started = performance.now();
-    await downloadFile(file);
-    return performance.now() - started;
-  }, id);
+  // Download in node2's popup, timed until Chrome has the whole file on disk.
+  await popupTwo.reload();
+  await waitFor('bench.bin in node2\'s popup', () => popupTwo.locator(`li.file[data-file-id="${id}"]`).count());
+  const download = popupTwo.waitForEvent('download', { timeout: 1_800_000 });
+  started = performance.now();
+  await popupTwo.locator(`li.file[data-file-id="${id}"] button.download`).click();
+  const saved = await (await download).path();
+  const downloadMs = performance.now() - started;
+  if (await hashFile(saved) !== sourceHash) throw new Error('the downloaded file differs from the uploaded one');
 
+  const browserPeak = browsers.stop();
   const bytes = MIB * 1024 * 1024;
   const mbps = (ms) => (bytes * 8) / (ms * 1000);
   const results = {
@@ -93,11 +164,12 @@ try {
     download_mbps: round1(mbps(downloadMs)),
     upload_vs_raw: round2(mbps(uploadMs) / raw.mbps),
     download_vs_raw: round2(mbps(downloadMs) / raw.mbps),
-    peak_rss_engine_mb: Math.round(Math.max(...(await Promise.all([one, two].map(async (n) => peakOf((await n.status()).engine_pid)))))),
-    peak_rss_browser_mb: Math.max(peakOfTree(one.chromium.pid), peakOfTree(two.chromium.pid)),
+    peak_rss_engine_mb: engines.stop().mb,
+    peak_rss_browser_mb: browserPeak.mb,
+    peak_rss_browser_process: browserPeak.kind,
     targets: { upload_vs_raw: 0.9, download_vs_raw: 0.9, peak_rss_mb: 300 },
     unit: 'Mbit/s',
-    notes: 'upload = page to engine, encoded and stored (spreading continues after); download = fragments from both nodes to the page',
+    notes: 'upload = a file on disk chosen in the page, hashed and coded in the page, verified and stored by the engine (spreading continues after); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked',
     measured_at: new Date().toISOString(),
   };
   writeResults('drive', results);

@@ -114,6 +114,22 @@ impl Chunk {
     pub fn bytes(&self) -> Vec<u8> {
         self.0.bytes.clone()
     }
+    /// Length of [`Chunk::bytes`].
+    #[wasm_bindgen(getter, js_name = byteLength)]
+    pub fn byte_length(&self) -> usize {
+        self.0.bytes.len()
+    }
+    /// Copies all fragments into `out` at `offset`, so a page can reuse one
+    /// buffer for every chunk instead of making garbage of each.
+    #[wasm_bindgen(js_name = copyInto)]
+    pub fn copy_into(&self, out: &js_sys::Uint8Array, offset: u32) -> Result<(), JsError> {
+        let end = offset as usize + self.0.bytes.len();
+        if end > out.length() as usize {
+            return Err(JsError::new("the buffer is too small for the chunk"));
+        }
+        out.subarray(offset, end as u32).copy_from(&self.0.bytes);
+        Ok(())
+    }
     /// All fragment ids (32 bytes each), in shard order.
     pub fn ids(&self) -> Vec<u8> {
         self.0.ids.iter().flat_map(|id| id.0).collect()

@@ -115,6 +115,12 @@ pub struct CodedUpload {
 }
 
 impl CodedUpload {
+    /// Checks the next coded chunk (see [`FileVerifier`]); returns the ids
+    /// of its fragments, in shard order, to store them under.
+    pub fn verify(&mut self, index: u64, coded: &[u8]) -> Result<Vec<FragmentId>, DriveError> {
+        Ok(self.verifier.push_chunk(index, coded)?)
+    }
+
     /// Plaintext bytes accepted so far.
     pub fn accepted_bytes(&self) -> u64 {
         self.verifier.verified_bytes()
@@ -270,7 +276,12 @@ impl Drive {
 
     /// Checks one coded chunk and stores its fragments.
     pub fn accept_chunk(&self, upload: &mut CodedUpload, index: u64, coded: &[u8]) -> Result<(), DriveError> {
-        let ids = upload.verifier.push_chunk(index, coded)?;
+        let ids = upload.verify(index, coded)?;
+        self.store_chunk(&ids, coded)
+    }
+
+    /// Stores the fragments of a verified chunk (`ids` in shard order).
+    pub fn store_chunk(&self, ids: &[FragmentId], coded: &[u8]) -> Result<(), DriveError> {
         let shard_len = coded.len() / ids.len().max(1);
         for (id, bytes) in ids.iter().zip(coded.chunks(shard_len.max(1))) {
             self.store.put(id, bytes)?;

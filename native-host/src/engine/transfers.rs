@@ -22,6 +22,7 @@
 //! The raw-byte operations of [`super::sockets`] (echo, discard, generate)
 //! share the socket.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -29,6 +30,7 @@ use mailmesh_core::drive::ContentHash;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
+use tokio::task::JoinHandle;
 
 use super::{now_ms, Engine};
 use crate::drive::{CodedStart, CodedUpload, DriveError};
@@ -38,6 +40,8 @@ const OP_PUT_CHUNK: u8 = 5;
 /// default parameters (1 MiB of data, 1.5 MiB coded) with room to spare.
 pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
 const SEND_CHUNK: usize = 256 * 1024;
+/// Chunks whose fragments may be being written while the next arrive.
+const STORES_IN_FLIGHT: usize = 4;
 /// Download messages in flight before the client acknowledges (4 MiB).
 const WINDOW: usize = 16;
 
@@ -51,11 +55,11 @@ enum Command {
 
 pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
     let mut discarded = 0u64;
-    let mut upload: Option<CodedUpload> = None;
+    let mut upload: Option<Receiving> = None;
     while let Some(Ok(message)) = socket.recv().await {
         let outcome = match message {
             Message::Binary(bytes) if bytes.first() == Some(&OP_PUT_CHUNK) => {
-                match receive_chunk(&engine, &mut upload, &bytes[1..]).await {
+                match receive_chunk(&engine, &mut upload, bytes).await {
                     Ok(Some(reply_value)) => reply(&mut socket, reply_value).await,
                     Ok(None) => Ok(()),
                     Err(e) => {
@@ -78,7 +82,7 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
                                 "m": started.params.m(),
                                 "chunk_size": started.params.chunk_size(),
                             });
-                            upload = Some(started);
+                            upload = Some(Receiving { upload: started, stores: VecDeque::new() });
                             reply(&mut socket, answer).await
                         }
                         Ok(CodedStart::Exists(file)) => reply(&mut socket, json!({"type": "file_added", "file": file})).await,
@@ -112,33 +116,59 @@ async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &s
     engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
 }
 
-/// Verifies and stores one chunk; after the last, records and spreads the
-/// file. Returns the reply to send, if any.
+/// An upload in progress: the verifier, and the fragment writes of chunks
+/// already verified. Writing (with its fsyncs) overlaps receiving and
+/// verifying the next chunks, which is what keeps an upload at the speed of
+/// the socket rather than of the disk's latency.
+pub struct Receiving {
+    upload: CodedUpload,
+    stores: VecDeque<JoinHandle<Result<(), DriveError>>>,
+}
+
+impl Receiving {
+    async fn wait_stores(&mut self, keep: usize) -> Result<(), DriveError> {
+        while self.stores.len() > keep {
+            if let Some(store) = self.stores.pop_front() {
+                store.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies one chunk and starts storing it; after the last, records and
+/// spreads the file. Returns the reply to send, if any.
 async fn receive_chunk(
     engine: &Engine,
-    upload: &mut Option<CodedUpload>,
-    message: &[u8],
+    upload: &mut Option<Receiving>,
+    message: axum::body::Bytes,
 ) -> Result<Option<serde_json::Value>, DriveError> {
     let Some(mut current) = upload.take() else {
         return Ok(Some(json!({"type": "error", "message": "a chunk arrived before put_coded"})));
     };
-    let (index, coded) = match message.split_first_chunk::<8>() {
-        Some((index, coded)) => (u64::from_le_bytes(*index), coded.to_vec()),
+    let index = match message.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        Some(index) => u64::from_le_bytes(index),
         None => return Ok(Some(json!({"type": "error", "message": "a chunk message is too short"}))),
     };
-    let current = engine
-        .drive_blocking(move |drive| {
-            drive.accept_chunk(&mut current, index, &coded)?;
-            Ok(current)
-        })
-        .await?;
-    if !current.is_complete() {
-        let bytes = current.accepted_bytes();
+    let coded = message.slice(9..);
+    let verify = {
+        let (mut verifying, coded) = (current.upload, coded.clone());
+        tokio::task::spawn_blocking(move || verifying.verify(index, &coded).map(|ids| (verifying, ids)))
+    };
+    let (verified, ids) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
+    current.upload = verified;
+    let drive = engine.drive.clone();
+    current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_chunk(&ids, &coded)));
+    current.wait_stores(STORES_IN_FLIGHT).await?;
+    if !current.upload.is_complete() {
+        let bytes = current.upload.accepted_bytes();
         *upload = Some(current);
         return Ok(Some(json!({"type": "progress", "bytes": bytes})));
     }
+    current.wait_stores(0).await?;
     let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
-    let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, current, now_ms())).await?;
+    let finished = current.upload;
+    let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, finished, now_ms())).await?;
     engine.spread(file.id.clone());
     Ok(Some(json!({"type": "file_added", "file": file})))
 }
