@@ -60,6 +60,15 @@ test('a mailed attachment shows in every popup and downloads intact elsewhere; a
   const out = path.join(mesh.dir, 'photo.back');
   await two.mailmesh('files', 'get', id, '-o', out);
   assert.ok((await fs.readFile(out)).equals(photo), 'node2 restores the dropped file with node1 gone');
+
+  // With node2 gone as well, node3's popup says why it cannot download.
+  await two.killEngine();
+  const popup = mesh.popups[2];
+  await popup.reload();
+  await popup.locator('li.file', { hasText: 'photo.jpg' }).locator('button.download').click();
+  await waitFor('the popup to explain the failed download', async () =>
+    /photo\.jpg could not be downloaded: .*fragments it needs/.test(await popup.locator('#files-result').textContent()),
+  { timeoutMs: 60_000, everyMs: 250 });
 });
 
 async function fragmentCount(node) {

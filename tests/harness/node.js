@@ -8,6 +8,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
@@ -46,6 +47,8 @@ export class MeshNode {
     this.host = host;
     this.home = path.join(dir, 'home');
     this.profile = path.join(dir, 'profile');
+    /** Where Chrome saves downloads when no DevTools client decides. */
+    this.downloads = path.join(dir, 'downloads');
   }
 
   /** Runs the mailmesh CLI for this node's home. */
@@ -69,7 +72,14 @@ export class MeshNode {
 
   async #start(extraArgs) {
     checkExtensionBuilt();
-    await fs.mkdir(this.profile, { recursive: true });
+    await fs.mkdir(path.join(this.profile, 'Default'), { recursive: true });
+    await fs.mkdir(this.downloads, { recursive: true });
+    const preferences = path.join(this.profile, 'Default/Preferences');
+    if (!existsSync(preferences)) {
+      await fs.writeFile(preferences, JSON.stringify({
+        download: { default_directory: this.downloads, prompt_for_download: false },
+      }));
+    }
     await this.mailmesh('install', '--user-data-dir', this.profile);
     this.cdpPort = this.lan ? NS_CDP_PORT : await freePort();
     const [command, args] = this.#where([CHROMIUM,
@@ -91,10 +101,26 @@ export class MeshNode {
     } else {
       this.cdpEndpoint = `http://127.0.0.1:${this.cdpPort}`;
     }
-    this.browser = await waitFor(`${this.name}'s Chromium DevTools`, async () => chromium.connectOverCDP(await this.#browserWs()), { timeoutMs: 30_000, everyMs: 250 });
-    this.context = this.browser.contexts()[0];
+    await this.attachDevTools();
     await waitFor(`${this.name}'s extension service worker`, () =>
       this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`)));
+  }
+
+  /**
+   * Connects playwright to the browser. A connected DevTools client records
+   * every WebSocket frame and response, which costs the browser process
+   * memory and time; benches detach while they measure.
+   */
+  async attachDevTools() {
+    this.browser = await waitFor(`${this.name}'s Chromium DevTools`, async () => chromium.connectOverCDP(await this.#browserWs()), { timeoutMs: 30_000, everyMs: 250 });
+    this.context = this.browser.contexts()[0];
+  }
+
+  /** Disconnects playwright; the browser and its pages go on. */
+  async detachDevTools() {
+    await this.browser.close();
+    this.browser = null;
+    this.context = null;
   }
 
   /**

@@ -12,8 +12,12 @@
 //! mid-upload is simply absent and can be added again; fragments it left
 //! behind are shared by content and harmless.
 //!
-//! Today every fragment of a file is kept on the node that added it;
-//! spreading them over the owner's nodes is the next step of issue 6.
+//! A file coded elsewhere (a browser page) comes in through
+//! `begin_coded` → `accept_chunk`/`verify` + `store_chunk` per chunk →
+//! `finish_coded`; wasm-core's `FileVerifier` makes sure it is exactly what
+//! the add path would have stored. Spreading fragments over the owner's
+//! nodes is the engine's job (`engine/drive_net.rs`); this module is one
+//! node's disk.
 
 pub mod attachments;
 pub mod index;
@@ -24,8 +28,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use mailmesh_core::drive::{
-    convergent_keys, CodingParams, ContentHash, ContentHasher, FileDecoder, FileEncoder, FileId, FileKey,
-    FileVerifier, FragmentId, Manifest, ManifestFields, NetworkKey,
+    convergent_keys, CodingParams, ContentHash, ContentHasher, FileDecoder, FileEncoder, FileId, FileKey, FileVerifier,
+    FragmentId, Manifest, ManifestFields, NetworkKey,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -95,7 +99,9 @@ pub struct Health {
     pub needed_per_chunk: usize,
 }
 
-/// What [`Drive::begin_coded`] found.
+/// What [`Drive::begin_coded`] found. Made once per upload and taken apart
+/// at once, so the variants' difference in size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CodedStart {
     /// The drive already holds this content; nothing needs to be sent.
     Exists(FileView),
@@ -179,6 +185,13 @@ impl Drive {
         let open =
             || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
         self.add(network, name, media_type_of(name), None, now_ms, open)
+    }
+
+    /// Bytes free for the drive on its filesystem (for an unprivileged
+    /// user), or `None` if the filesystem cannot tell.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let stats = rustix::fs::statvfs(&self.temp).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
     }
 
     /// Where uploads and downloads in progress are kept (inside the home,
@@ -657,7 +670,8 @@ mod tests {
         let (dir, drive) = drive();
         let network = NetworkKey::from_bytes([7; 32]);
         let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let begin = || drive.begin_coded(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
+        let begin =
+            || drive.begin_coded(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
 
         // A flipped bit in a parity fragment: refused, nothing recorded.
         let CodedStart::Upload(mut upload) = begin() else { panic!("new content") };

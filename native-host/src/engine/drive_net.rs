@@ -14,6 +14,9 @@
 //!   for the rest, chunk by chunk, only as many as needed.
 //! - **Inventory**: members tell each other which fragments they hold, so
 //!   health counts fragments on online nodes.
+//! - **Space**: members tell each other their free disk space when a link
+//!   comes up and at every maintenance pass; placement weighs nodes by it
+//!   (`candidates_by_space`) and gives a nearly full node nothing new.
 //!
 //! Messages are `Data` frames with `drive.*` topics; requests carry a 32-bit
 //! id the answer repeats.
@@ -23,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mailmesh_core::drive::placement::{place_chunk, Candidate};
+use mailmesh_core::drive::placement::{candidates_by_space, place_chunk, Candidate};
 use mailmesh_core::drive::{FragmentId, NetworkKey};
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
@@ -38,6 +41,7 @@ const INVENTORY: &str = "drive.inventory";
 const PUT: &str = "drive.put";
 const GET: &str = "drive.get";
 const REPLY: &str = "drive.reply";
+const SPACE: &str = "drive.space";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Fragment ids per inventory message (32 bytes each, under a frame).
 const INVENTORY_BATCH: usize = 7000;
@@ -57,6 +61,8 @@ pub struct DriveNet {
     next: AtomicU32,
     pending: Mutex<HashMap<u32, oneshot::Sender<Vec<u8>>>>,
     holders: Mutex<HashMap<FragmentId, HashSet<NodeId>>>,
+    /// Free bytes each member last reported.
+    space: Mutex<HashMap<NodeId, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,6 +104,11 @@ impl Engine {
                     let _ = waiting.send(body.to_vec());
                 }
             }
+            SPACE => {
+                if let Ok(free) = <[u8; 8]>::try_from(payload.as_slice()) {
+                    lock(&self.drive_net.space).insert(from, u64::from_le_bytes(free));
+                }
+            }
             _ => tracing::debug!(topic, "unknown drive message"),
         }
     }
@@ -116,6 +127,33 @@ impl Engine {
         }
         let inventory = self.drive_blocking(|drive| Ok(drive.store().list())).await.unwrap_or_default();
         self.send_inventory(&[peer], self.secrets.node_id(), &inventory).await;
+        self.send_space(&[peer]).await;
+    }
+
+    /// Tells `peers` how much room this node's drive has.
+    async fn send_space(&self, peers: &[NodeId]) {
+        let Some(free) = self.drive.free_bytes() else { return };
+        for peer in peers {
+            let payload = free.to_le_bytes().to_vec();
+            let _ = self.mesh.send_to(peer, Frame::Data { topic: SPACE.into(), payload }).await;
+        }
+    }
+
+    /// The roster's members as placement candidates, weighed by the free
+    /// space they reported (ours measured now); `None` outside a network.
+    async fn placement_candidates(&self) -> Option<Vec<Candidate>> {
+        let me = self.secrets.node_id();
+        let ours = self.drive.free_bytes().unwrap_or(u64::MAX);
+        let members: Vec<NodeId> = {
+            let state = self.state.lock().await;
+            state.enrollment.network()?.roster.members().iter().map(|e| e.node.node_id()).collect()
+        };
+        let space = lock(&self.drive_net.space);
+        let reported: Vec<(NodeId, Option<u64>)> = members
+            .into_iter()
+            .map(|node| (node, if node == me { Some(ours) } else { space.get(&node).copied() }))
+            .collect();
+        Some(candidates_by_space(&reported, ours))
     }
 
     /// Tells `peers` that `holder` stores `ids`.
@@ -245,11 +283,7 @@ impl Engine {
         let Ok((record, manifest)) = self.drive_blocking(move |drive| drive.record(&file)).await else { return };
         self.send_catalog(&self.mesh.online_members(), &Catalog { files: vec![record], deleted: Vec::new() }).await;
         let me = self.secrets.node_id();
-        let members: Vec<Candidate> = {
-            let state = self.state.lock().await;
-            let Some(network) = state.enrollment.network() else { return };
-            network.roster.members().iter().map(|e| Candidate { node: e.node.node_id(), free_bytes: 1 << 40 }).collect()
-        };
+        let Some(members) = self.placement_candidates().await else { return };
         let online: HashSet<NodeId> = self.mesh.online_members().into_iter().collect();
         let shards = manifest.params.shards();
         let mut placed: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();
@@ -356,6 +390,7 @@ pub async fn maintain(engine: std::sync::Arc<Engine>) {
             _ = engine.shutdown.cancelled() => return,
             _ = tokio::time::sleep(maintenance_every()) => {}
         }
+        engine.send_space(&engine.mesh.online_members()).await;
         engine.scrub_and_repair().await;
     }
 }
@@ -390,11 +425,7 @@ impl Engine {
         if only.is_none() && online.iter().min() != Some(&me) {
             return;
         }
-        let members: Vec<Candidate> = {
-            let state = self.state.lock().await;
-            let Some(n) = state.enrollment.network() else { return };
-            n.roster.members().iter().map(|e| Candidate { node: e.node.node_id(), free_bytes: 1 << 40 }).collect()
-        };
+        let Some(members) = self.placement_candidates().await else { return };
         let grace = repair_grace_ms();
         let records = self.drive_blocking(|drive| Ok(drive.index().files()?)).await.unwrap_or_default();
         let mut repaired: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();

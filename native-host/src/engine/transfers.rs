@@ -85,13 +85,17 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
                             upload = Some(Receiving { upload: started, stores: VecDeque::new() });
                             reply(&mut socket, answer).await
                         }
-                        Ok(CodedStart::Exists(file)) => reply(&mut socket, json!({"type": "file_added", "file": file})).await,
+                        Ok(CodedStart::Exists(file)) => {
+                            reply(&mut socket, json!({"type": "file_added", "file": file})).await
+                        }
                         Err(e) => reply(&mut socket, error(e)).await,
                     }
                 }
                 Ok(Command::GetFile { file_id }) => send_file(&engine, &mut socket, file_id).await,
                 Ok(Command::Ack) => Ok(()),
-                Err(e) => reply(&mut socket, json!({"type": "error", "message": format!("not a bulk command: {e}")})).await,
+                Err(e) => {
+                    reply(&mut socket, json!({"type": "error", "message": format!("not a bulk command: {e}")})).await
+                }
             },
             _ => Ok(()),
         };
@@ -111,7 +115,8 @@ async fn reply(socket: &mut WebSocket, value: serde_json::Value) -> Result<(), (
 
 async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &str) -> Result<CodedStart, DriveError> {
     let mut content = [0u8; 32];
-    hex::decode_to_slice(content_hash, &mut content).map_err(|_| DriveError::BadId(content_hash.chars().take(80).collect()))?;
+    hex::decode_to_slice(content_hash, &mut content)
+        .map_err(|_| DriveError::BadId(content_hash.chars().take(80).collect()))?;
     let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
     engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
 }

@@ -26,9 +26,9 @@ pub mod keys;
 pub mod manifest;
 pub mod params;
 pub mod placement;
-pub mod verifier;
 #[cfg(test)]
 mod tests;
+pub mod verifier;
 
 use thiserror::Error;
 

@@ -29,6 +29,30 @@ pub struct Candidate {
     pub free_bytes: u64,
 }
 
+/// A node with less free space than this takes no new fragments while
+/// another node can (1 GiB: room for the index, temp files and the OS).
+pub const MIN_FREE_BYTES: u64 = 1 << 30;
+
+/// Candidates from what each node reported of its free space (`None`: not
+/// heard yet, taken as `fallback`, this node's own). Weights are rounded
+/// down to a power of two, so placements stay put while free space drifts
+/// and only move when a node's space halves or doubles; nodes below
+/// [`MIN_FREE_BYTES`] are left out unless no node has that much.
+pub fn candidates_by_space(nodes: &[(NodeId, Option<u64>)], fallback: u64) -> Vec<Candidate> {
+    let weigh = |free: Option<u64>| {
+        let free = free.unwrap_or(fallback).max(1);
+        1u64 << (63 - free.leading_zeros())
+    };
+    let all: Vec<Candidate> =
+        nodes.iter().map(|(node, free)| Candidate { node: *node, free_bytes: weigh(*free) }).collect();
+    let roomy: Vec<Candidate> = all.iter().copied().filter(|c| c.free_bytes >= MIN_FREE_BYTES).collect();
+    if roomy.is_empty() {
+        all
+    } else {
+        roomy
+    }
+}
+
 fn score(node: &NodeId, file: &FileId, chunk: u64, free_bytes: u64) -> f64 {
     let mut h = blake3::Hasher::new();
     h.update(b"mailmesh placement v1").update(&file.0).update(&chunk.to_le_bytes()).update(node.as_bytes());
@@ -155,6 +179,21 @@ mod tests {
     use super::*;
     use crate::identity::NodeSecrets;
     use std::collections::HashMap;
+
+    #[test]
+    fn free_space_weighs_in_coarsely_and_a_full_node_is_left_out() {
+        let ids: Vec<NodeId> = nodes(3, 9).iter().map(|c| c.node).collect();
+        let gib = 1u64 << 30;
+        let reported = [(ids[0], Some(100 * gib)), (ids[1], Some(70 * gib)), (ids[2], Some(gib / 2))];
+        let candidates = candidates_by_space(&reported, 5 * gib);
+        assert_eq!(candidates.len(), 2, "the nearly full node takes nothing new");
+        assert_eq!(candidates[0].free_bytes, 64 * gib);
+        assert_eq!(candidates[1].free_bytes, 64 * gib, "70 and 100 GiB weigh the same");
+        let unknown = candidates_by_space(&[(ids[0], None)], 3 * gib);
+        assert_eq!(unknown[0].free_bytes, 2 * gib, "a node not heard from is taken to be like this one");
+        let all_full = candidates_by_space(&[(ids[0], Some(10)), (ids[1], Some(0))], 0);
+        assert_eq!(all_full.len(), 2, "with every node full, placement still has somewhere to go");
+    }
 
     fn nodes(n: usize, seed: u8) -> Vec<Candidate> {
         (0..n)

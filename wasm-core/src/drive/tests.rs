@@ -257,7 +257,11 @@ fn any_k_fragments_rebuild_the_lost_ones_exactly() {
 }
 
 /// Feeds a file's chunks, as its encoder made them, to a verifier.
-fn verify(data: &[u8], params: CodingParams, tamper: impl Fn(u64, &mut Vec<u8>)) -> Result<Vec<FragmentId>, DriveError> {
+fn verify(
+    data: &[u8],
+    params: CodingParams,
+    tamper: impl Fn(u64, &mut Vec<u8>),
+) -> Result<Vec<FragmentId>, DriveError> {
     let s = store(data, params, 4096);
     let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
     let mut verifier = FileVerifier::new(params, s.manifest.file_id, &key, data.len() as u64, s.manifest.content_hash)?;
@@ -305,7 +309,10 @@ fn the_verifier_refuses_reordered_short_and_mislabelled_files() {
 
     let mut short = s.chunks[0].bytes.clone();
     short.pop();
-    assert!(matches!(new(s.manifest.content_hash).push_chunk(0, &short), Err(DriveError::ChunkLength { chunk: 0, .. })));
+    assert!(matches!(
+        new(s.manifest.content_hash).push_chunk(0, &short),
+        Err(DriveError::ChunkLength { chunk: 0, .. })
+    ));
 
     let mut other = ContentHasher::new();
     other.update(b"something else");
