@@ -1,8 +1,10 @@
 // `scripts/demo.sh`: a local mail server and three mailmesh nodes, each on
 // its own machine of a test LAN, confirmed by mail; an attachment mailed to
-// the owner shows up in every node's drive. Headless Chromium: each node's
-// drive page is saved as a screenshot in demo-output/. With --keep, the
-// nodes stay up until Ctrl-C (their DevTools endpoints are printed).
+// the owner shows up in every node's drive. Each node's drive page is saved
+// as a screenshot in demo-output/; with MAILMESH_SHOW_BROWSERS (demo.sh sets
+// it when there is a display) the browsers are windows, left open for a
+// while at the end. With --keep, the nodes stay up until Ctrl-C (their
+// DevTools endpoints are printed).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -13,6 +15,8 @@ import { REPO } from '../harness/paths.js';
 import { waitFor } from '../harness/util.js';
 
 const keep = process.argv.includes('--keep');
+const windows = Boolean(process.env.MAILMESH_SHOW_BROWSERS);
+const LOOK_SECONDS = 30;
 const out = path.join(REPO, 'demo-output');
 const step = (text) => console.log(`\n▶ ${text}`);
 
@@ -49,6 +53,9 @@ try {
     step('the nodes stay up; Ctrl-C stops everything');
     for (const node of mesh.nodes) console.log(`  ${node.name}: DevTools ${node.cdpEndpoint}, home ${node.home}`);
     await new Promise((resolve) => process.once('SIGINT', resolve));
+  } else if (windows) {
+    step(`the windows close in ${LOOK_SECONDS} s (scripts/demo.sh --keep keeps them)`);
+    await new Promise((resolve) => setTimeout(resolve, LOOK_SECONDS * 1000));
   }
 } finally {
   step('stopping');

@@ -83,7 +83,8 @@ export class MeshNode {
     await this.mailmesh('install', '--user-data-dir', this.profile);
     this.cdpPort = this.lan ? NS_CDP_PORT : await freePort();
     const [command, args] = this.#where([CHROMIUM,
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      // Windows only when asked (scripts/demo.sh with a display).
+      ...(process.env.MAILMESH_SHOW_BROWSERS ? [] : ['--headless=new']), '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--no-default-browser-check', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-dev-shm-usage',
       `--user-data-dir=${this.profile}`,
