@@ -4,6 +4,7 @@ import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { showDrive } from './drive.js';
+import { showMail } from './mail.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 function showSection() {
@@ -20,6 +21,7 @@ function showSection() {
 window.addEventListener('hashchange', showSection);
 showSection();
 showDrive(document);
+showMail(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);

@@ -9,6 +9,8 @@ import { isOwnPage } from '../shared/own-page.js';
 import { SLOW_REQUEST_TIMEOUT_MS } from './native-link.js';
 import { prepareDownload } from './downloads.js';
 
+const MAIL_SEND_TIMEOUT_MS = 10 * 60_000;
+
 /**
  * @param {import('./native-link.js').NativeLink} link
  * @returns {Record<string, (message: any) => Promise<any>>}
@@ -45,6 +47,9 @@ export function makeHandlers(link) {
     [RuntimeType.FILES_DOWNLOAD]: (m) => prepareDownload(link, m.fileId),
     [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
     [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),
+    // Attachments are restored from the drive and the server may be slow
+    // to take a large mail.
+    [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.
     [RuntimeType.SOCKET_TOKEN]: async () => {

@@ -78,6 +78,16 @@ pub enum Request {
     MailSync,
     /// Scrubs and repairs the drive now (it also happens periodically).
     FilesRepair,
+    /// Sends a mail from the owner's account, with drive files attached.
+    MailSend {
+        to: Vec<String>,
+        subject: String,
+        #[serde(default)]
+        body: String,
+        /// Drive file ids (or unique starts of them).
+        #[serde(default)]
+        attachments: Vec<String>,
+    },
 }
 
 /// Account settings with the password, as the onboarding page and
@@ -207,6 +217,11 @@ pub enum Reply {
         messages: usize,
         /// Files added to the drive from them.
         imported: usize,
+    },
+    MailSent {
+        message_id: String,
+        /// How many recipients the server accepted.
+        recipients: usize,
     },
     Error {
         code: ErrorCode,

@@ -113,6 +113,20 @@ pub enum FilesCommand {
 pub enum MailCommand {
     /// Import the attachments of mail that arrived since the last import.
     Sync,
+    /// Send a mail from your account, with files from your drive attached.
+    Send {
+        /// A recipient; repeat for more.
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// A file with the text of the mail (`-` for standard input).
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+        /// A drive file id (or its start) to attach; repeat for more.
+        #[arg(long = "attach")]
+        attachments: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +277,24 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Files(command) => files(&home, command).await,
+            Command::Mail(MailCommand::Send { to, subject, body_file, attachments }) => {
+                let body = match body_file {
+                    None => String::new(),
+                    Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
+                    Some(path) => std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                };
+                let request = serde_json::json!({
+                    "type": "mail_send", "to": to, "subject": subject, "body": body, "attachments": attachments,
+                });
+                match Control::connect(&home).await?.request(request).await? {
+                    Reply::MailSent { message_id, recipients } => {
+                        println!("sent to {recipients} recipient(s), Message-ID {message_id}")
+                    }
+                    other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Mail(MailCommand::Sync) => {
                 match Control::connect(&home).await?.request(serde_json::json!({"type": "mail_sync"})).await? {
                     Reply::MailSynced { messages, imported } => {

@@ -10,6 +10,8 @@ import { freePort, stopChild, tempDir, waitForPort } from './util.js';
 import { reapStragglers } from './processes.js';
 
 export const MAIL_DOMAIN = 'mailmesh.test';
+/** An address the test Postfix refuses at RCPT time. */
+export const REFUSED_RECIPIENT = `refused@${MAIL_DOMAIN}`;
 
 const uidOf = (user) => Number(execFileSync('id', ['-u', user]).toString().trim());
 const gidOf = (user) => Number(execFileSync('id', ['-g', user]).toString().trim());
@@ -61,6 +63,8 @@ mynetworks = 127.0.0.0/8
 virtual_mailbox_domains = ${MAIL_DOMAIN}
 virtual_transport = lmtp:inet:127.0.0.1:${lmtpPort}
 smtpd_relay_restrictions = permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination
+# ${REFUSED_RECIPIENT} is refused at RCPT, for tests of what users see then.
+smtpd_recipient_restrictions = check_recipient_access inline:{ { ${REFUSED_RECIPIENT} = 550 5.1.1 <${REFUSED_RECIPIENT}>: Recipient address rejected: no such mailbox } }
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = inet:127.0.0.1:${authPort}

@@ -47,6 +47,8 @@ export const request = {
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
   /** @returns {{type: 'files_rename', file_id: string, name: string}} */
   filesRename: (fileId, name) => ({ type: 'files_rename', file_id: fileId, name }),
+  /** @returns {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} */
+  mailSend: ({ to, subject, body, attachments }) => ({ type: 'mail_send', to, subject, body, attachments }),
 };
 
 /**

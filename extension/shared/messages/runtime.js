@@ -15,6 +15,7 @@
  * @typedef {{type: 'files_download', fileId: string}} FilesDownload — answered with {ticket, file} once the engine restored the file
  * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
  * @typedef {{type: 'files_rename', fileId: string, name: string}} FilesRename
+ * @typedef {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} MailSend
  */
 export const RuntimeType = {
   GET_STATE: 'get_state',
@@ -30,6 +31,7 @@ export const RuntimeType = {
   FILES_DOWNLOAD: 'files_download',
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',
+  MAIL_SEND: 'mail_send',
 };
 
 /**

@@ -81,6 +81,12 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
         }
+        Request::MailSend { to, subject, body, attachments } => {
+            match engine.send_owner_mail(to, subject, body, attachments).await {
+                Ok(sent) => Reply::MailSent { message_id: sent.message_id, recipients: sent.recipients },
+                Err(e) => error(ErrorCode::MailFailed, e),
+            }
+        }
         Request::MailSync => match engine.import_mail().await {
             Ok((messages, imported)) => Reply::MailSynced { messages, imported },
             Err(e) => error(ErrorCode::MailFailed, e),

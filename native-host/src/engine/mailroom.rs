@@ -16,7 +16,7 @@ use crate::joining::{self, Issued, Joining, Removal, APPROVAL_TTL_MS};
 use crate::mail::MailError;
 use crate::mailbox::{self, Found, Kind};
 
-fn random<const N: usize>() -> [u8; N] {
+pub(super) fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     // Without randomness nothing secure can be made; such a machine is
     // broken, and zeros would be caught by every peer's checks anyway.

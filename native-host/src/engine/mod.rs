@@ -12,6 +12,7 @@ mod import;
 pub mod lock;
 mod loopback;
 mod mailroom;
+mod outbox;
 mod server;
 mod sockets;
 mod transfers;

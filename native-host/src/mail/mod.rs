@@ -6,6 +6,7 @@
 //! Every failure is classified into a [`MailError`] whose message says what
 //! went wrong in words a user understands.
 
+pub mod compose;
 pub mod error;
 pub mod imap;
 pub mod smtp;

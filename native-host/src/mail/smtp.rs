@@ -3,10 +3,12 @@
 
 use std::error::Error as _;
 
+use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::Path;
 
 use super::imap::CONNECT_TIMEOUT;
 use super::MailError;
@@ -84,6 +86,24 @@ pub async fn test_login(account: &Account, password: &Secret) -> Result<(), Mail
 /// Sends one message.
 pub async fn send(account: &Account, password: &Secret, message: Message) -> Result<(), MailError> {
     transport(account, password)?.send(message).await.map(|_| ()).map_err(|e| classify(account, e))
+}
+
+/// Sends a message already written to `path` (see `compose`) to the
+/// envelope's recipients. The file is mapped, not read, so a message with
+/// large attachments costs address space and page cache, not heap.
+pub async fn send_file(
+    account: &Account,
+    password: &Secret,
+    envelope: &Envelope,
+    path: &Path,
+) -> Result<(), MailError> {
+    let file = std::fs::File::open(path).map_err(|e| MailError::Protocol(format!("the composed mail is gone: {e}")))?;
+    // SAFETY: the file is the engine's own temp file (0600, inside the
+    // node's home), written completely before this and removed only after
+    // the send returns; nothing truncates or rewrites it while mapped.
+    let mapped = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| MailError::Protocol(format!("the composed mail cannot be read: {e}")))?;
+    transport(account, password)?.send_raw(envelope, &mapped).await.map(|_| ()).map_err(|e| classify(account, e))
 }
 
 /// The owner's address as a mailbox, for From and To.
