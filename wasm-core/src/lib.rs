@@ -16,6 +16,8 @@
 //! - [`join`]: the messages by which a new node joins through the mailbox.
 //! - [`peer`]: links between nodes — the authenticated handshake, the
 //!   encrypted host link, frames and liveness.
+//! - [`people`]: other people — verification by email challenge and the
+//!   contact book that pins what was verified.
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
@@ -24,6 +26,7 @@ pub mod drive;
 pub mod identity;
 pub mod join;
 pub mod peer;
+pub mod people;
 pub mod roster;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,487 @@
+//! Other people: is the node on the LAN that claims `bob@x` really run by
+//! whoever reads bob@x's mailbox? Verification by email challenge, and the
+//! contact book that pins what was verified.
+//!
+//! ```text
+//! Alice's node A ── Challenge (A, and for each of Bob's nodes seen: its id
+//!                   and a fresh nonce) ──▶ mail to bob@x
+//! Bob's node B   reads its own mailbox, finds the nonce for its own id
+//! B ── Answer (nonce, A, B, bob@x; signed with B's node key) ──▶ A, over
+//!      the LAN link whose handshake proved B's key
+//! A              the nonce is one A sent for B and is fresh, the address is
+//!                the one challenged, the signature is B's → B is verified
+//!                and pinned (trust on first verification)
+//! ```
+//!
+//! Only someone who reads bob@x's mail learns the nonce, so a node that
+//! merely claims the address never answers. The challenge mail is untrusted
+//! like all mail: answering it only proves, to the node that asked, what
+//! the answering node already claims. A node that appears later for an
+//! address with verified nodes is shown with a warning until it too is
+//! verified. All randomness and time are inputs; nothing here does IO.
+//!
+//! Every message is `magic | version u8 | fields`, little endian.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, Signer, Verifier, VerifyingKey};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::identity::{NodeId, NodeSecrets, NODE_ID_LEN};
+
+pub const PEOPLE_VERSION: u8 = 1;
+/// How long a challenge can be answered: mail may take a while, and the
+/// other person's node may be off when it arrives.
+pub const CHALLENGE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+/// Longest address or name kept (longer ones are refused, not cut).
+pub const MAX_TEXT: usize = 320;
+/// Most nodes one challenge names.
+pub const MAX_NODES_PER_CHALLENGE: usize = 64;
+
+const CHALLENGE_MAGIC: &[u8; 4] = b"MMCH";
+const ANSWER_MAGIC: &[u8; 4] = b"MMAN";
+const BOOK_MAGIC: &[u8; 4] = b"MMPB";
+const ANSWER_CONTEXT: &[u8] = b"mailmesh 2026-11 people answer v1";
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PeopleError {
+    #[error("the {0} is cut short or has extra bytes")]
+    Length(&'static str),
+    #[error("this is not a mailmesh {0}")]
+    BadMagic(&'static str),
+    #[error("the {0} has a version this mailmesh does not understand; update mailmesh")]
+    Version(&'static str),
+    #[error("a text field of the {0} is too long or not valid UTF-8")]
+    BadText(&'static str),
+    #[error("the {0} names too many nodes")]
+    TooMany(&'static str),
+    #[error("{0} is not a contact")]
+    UnknownPerson(String),
+    #[error("{0} is blocked")]
+    Blocked(String),
+    #[error("nothing to verify: every node of {0} that was seen is verified")]
+    NothingToVerify(String),
+    #[error("the answer comes from a node that was never asked")]
+    NotAsked,
+    #[error("the answer's proof does not match the challenge (wrong or old nonce, or another address)")]
+    WrongProof,
+    #[error("the challenge expired; verify again")]
+    Expired,
+    #[error("the answer is not signed by the node's key")]
+    BadSignature,
+}
+
+/// An address as compared and stored: trimmed, lowercase.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The challenge mailed to a person's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub from_node: NodeId,
+    pub from_email: String,
+    pub to_email: String,
+    /// For each node of the person to verify: its id and the nonce it must
+    /// send back.
+    pub nonces: Vec<(NodeId, [u8; 32])>,
+}
+
+impl Challenge {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = header(CHALLENGE_MAGIC);
+        out.extend_from_slice(self.from_node.as_bytes());
+        put_text(&mut out, &self.from_email);
+        put_text(&mut out, &self.to_email);
+        out.push(self.nonces.len() as u8);
+        for (node, nonce) in &self.nonces {
+            out.extend_from_slice(node.as_bytes());
+            out.extend_from_slice(nonce);
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Challenge, PeopleError> {
+        let mut r = Reader::new(bytes, CHALLENGE_MAGIC, "challenge")?;
+        let from_node = r.node_id()?;
+        let from_email = r.text()?;
+        let to_email = r.text()?;
+        let count = r.take(1)?[0] as usize;
+        if count > MAX_NODES_PER_CHALLENGE {
+            return Err(PeopleError::TooMany("challenge"));
+        }
+        let mut nonces = Vec::with_capacity(count);
+        for _ in 0..count {
+            nonces.push((r.node_id()?, r.array()?));
+        }
+        r.end()?;
+        Ok(Challenge { from_node, from_email, to_email, nonces })
+    }
+
+    /// On the challenged side: the answer this node gives, if the challenge
+    /// is for its owner's address and names this node.
+    pub fn answer(&self, me: &NodeSecrets, my_email: &str) -> Option<Answer> {
+        if normalize_email(&self.to_email) != normalize_email(my_email) {
+            return None;
+        }
+        let my_id = me.node_id();
+        let (_, nonce) = self.nonces.iter().find(|(node, _)| *node == my_id)?;
+        Some(Answer::sign(me, *nonce, self.from_node, my_email))
+    }
+}
+
+/// A node's proof that it read the challenge: sent over the LAN link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub nonce: [u8; 32],
+    pub challenger: NodeId,
+    pub responder: NodeId,
+    pub email: String,
+    pub signature: [u8; 64],
+}
+
+impl Answer {
+    fn signed_bytes(nonce: &[u8; 32], challenger: &NodeId, responder: &NodeId, email: &str) -> Vec<u8> {
+        let mut out = ANSWER_CONTEXT.to_vec();
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(challenger.as_bytes());
+        out.extend_from_slice(responder.as_bytes());
+        out.extend_from_slice(normalize_email(email).as_bytes());
+        out
+    }
+
+    pub fn sign(me: &NodeSecrets, nonce: [u8; 32], challenger: NodeId, email: &str) -> Answer {
+        let responder = me.node_id();
+        let signature = me.signing_key().sign(&Self::signed_bytes(&nonce, &challenger, &responder, email)).to_bytes();
+        Answer { nonce, challenger, responder, email: normalize_email(email), signature }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = header(ANSWER_MAGIC);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(self.challenger.as_bytes());
+        out.extend_from_slice(self.responder.as_bytes());
+        put_text(&mut out, &self.email);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Answer, PeopleError> {
+        let mut r = Reader::new(bytes, ANSWER_MAGIC, "answer")?;
+        let answer = Answer {
+            nonce: r.array()?,
+            challenger: r.node_id()?,
+            responder: r.node_id()?,
+            email: r.text()?,
+            signature: r.array()?,
+        };
+        r.end()?;
+        Ok(answer)
+    }
+
+    fn verify(&self, key: &[u8; 32]) -> Result<(), PeopleError> {
+        let key = VerifyingKey::from_bytes(key).map_err(|_| PeopleError::BadSignature)?;
+        let bytes = Self::signed_bytes(&self.nonce, &self.challenger, &self.responder, &self.email);
+        key.verify(&bytes, &Signature::from_bytes(&self.signature)).map_err(|_| PeopleError::BadSignature)
+    }
+}
+
+/// What is known of one node of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    Unverified,
+    /// A challenge went out; `nonce` must come back before `expires_ms`.
+    Pending {
+        nonce: [u8; 32],
+        expires_ms: u64,
+    },
+    Verified {
+        at_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The Ed25519 key the node's link handshake proved.
+    pub public_key: [u8; 32],
+    pub first_seen_ms: u64,
+    pub trust: Trust,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Person {
+    /// The owner's name for them (empty: show the address).
+    pub name: String,
+    pub blocked: bool,
+    pub devices: BTreeMap<NodeId, Device>,
+}
+
+impl Person {
+    pub fn is_verified(&self) -> bool {
+        self.devices.values().any(|d| matches!(d.trust, Trust::Verified { .. }))
+    }
+
+    /// A node appeared for this address after others were verified: it may
+    /// be a new device, or someone else claiming the address.
+    pub fn has_unverified_newcomer(&self) -> bool {
+        self.is_verified() && self.devices.values().any(|d| !matches!(d.trust, Trust::Verified { .. }))
+    }
+}
+
+/// How a sighting changed the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Nothing new.
+    Known,
+    /// A person or device not seen before; shown unverified.
+    New,
+    /// A device not seen before for an address with verified devices:
+    /// shown with a warning until verified.
+    NewDeviceOfVerified,
+}
+
+/// The contact book: everyone whose nodes were seen, keyed by address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Contacts {
+    people: BTreeMap<String, Person>,
+}
+
+impl Contacts {
+    pub fn people(&self) -> impl Iterator<Item = (&String, &Person)> {
+        self.people.iter()
+    }
+
+    pub fn person(&self, email: &str) -> Option<&Person> {
+        self.people.get(&normalize_email(email))
+    }
+
+    /// The person a node belongs to, by the key its link proved.
+    pub fn owner_of(&self, node: &NodeId) -> Option<(&String, &Person)> {
+        self.people.iter().find(|(_, p)| p.devices.contains_key(node))
+    }
+
+    /// A node claiming `email` with `public_key` was seen on the LAN.
+    pub fn seen(&mut self, email: &str, public_key: [u8; 32], now_ms: u64) -> Result<Seen, PeopleError> {
+        let email = normalize_email(email);
+        if email.is_empty() || email.len() > MAX_TEXT {
+            return Err(PeopleError::BadText("address"));
+        }
+        let node = NodeId::from_public_key(&public_key);
+        let person = self.people.entry(email).or_default();
+        if person.devices.contains_key(&node) {
+            return Ok(Seen::Known);
+        }
+        let warn = person.is_verified();
+        person.devices.insert(node, Device { public_key, first_seen_ms: now_ms, trust: Trust::Unverified });
+        Ok(if warn { Seen::NewDeviceOfVerified } else { Seen::New })
+    }
+
+    /// Starts verifying every unverified node of `email`: the challenge to
+    /// mail. `nonce` gives fresh randomness for each node.
+    pub fn challenge(
+        &mut self,
+        email: &str,
+        me: NodeId,
+        my_email: &str,
+        now_ms: u64,
+        mut nonce: impl FnMut() -> [u8; 32],
+    ) -> Result<Challenge, PeopleError> {
+        let key = normalize_email(email);
+        let person = self.people.get_mut(&key).ok_or_else(|| PeopleError::UnknownPerson(key.clone()))?;
+        if person.blocked {
+            return Err(PeopleError::Blocked(key));
+        }
+        let mut nonces = Vec::new();
+        for (node, device) in person.devices.iter_mut().take(MAX_NODES_PER_CHALLENGE) {
+            if matches!(device.trust, Trust::Verified { .. }) {
+                continue;
+            }
+            let fresh = nonce();
+            device.trust = Trust::Pending { nonce: fresh, expires_ms: now_ms.saturating_add(CHALLENGE_TTL_MS) };
+            nonces.push((*node, fresh));
+        }
+        if nonces.is_empty() {
+            return Err(PeopleError::NothingToVerify(key));
+        }
+        Ok(Challenge { from_node: me, from_email: normalize_email(my_email), to_email: key, nonces })
+    }
+
+    /// An answer arrived over the link of node `from` (whose handshake
+    /// proved its key). Returns the address now verified for that node.
+    pub fn handle_answer(
+        &mut self,
+        from: NodeId,
+        me: NodeId,
+        answer: &Answer,
+        now_ms: u64,
+    ) -> Result<String, PeopleError> {
+        if answer.responder != from || answer.challenger != me {
+            return Err(PeopleError::NotAsked);
+        }
+        let (email, device) = self
+            .people
+            .iter_mut()
+            .find_map(|(email, p)| p.devices.get_mut(&from).map(|d| (email.clone(), d)))
+            .ok_or(PeopleError::NotAsked)?;
+        let Trust::Pending { nonce, expires_ms } = device.trust else { return Err(PeopleError::NotAsked) };
+        if !bool::from(nonce.ct_eq(&answer.nonce)) || normalize_email(&answer.email) != email {
+            return Err(PeopleError::WrongProof);
+        }
+        if now_ms > expires_ms {
+            device.trust = Trust::Unverified;
+            return Err(PeopleError::Expired);
+        }
+        answer.verify(&device.public_key)?;
+        device.trust = Trust::Verified { at_ms: now_ms };
+        Ok(email)
+    }
+
+    pub fn rename(&mut self, email: &str, name: &str) -> Result<(), PeopleError> {
+        let name: String = name.trim().chars().filter(|c| !c.is_control()).collect();
+        if name.len() > MAX_TEXT {
+            return Err(PeopleError::BadText("name"));
+        }
+        self.person_mut(email)?.name = name;
+        Ok(())
+    }
+
+    pub fn set_blocked(&mut self, email: &str, blocked: bool) -> Result<(), PeopleError> {
+        self.person_mut(email)?.blocked = blocked;
+        Ok(())
+    }
+
+    /// Forgets a person and every pin; if their nodes are seen again they
+    /// start over as unverified.
+    pub fn remove(&mut self, email: &str) -> Result<Person, PeopleError> {
+        let key = normalize_email(email);
+        self.people.remove(&key).ok_or(PeopleError::UnknownPerson(key))
+    }
+
+    fn person_mut(&mut self, email: &str) -> Result<&mut Person, PeopleError> {
+        let key = normalize_email(email);
+        self.people.get_mut(&key).ok_or(PeopleError::UnknownPerson(key))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = header(BOOK_MAGIC);
+        out.extend_from_slice(&(self.people.len() as u32).to_le_bytes());
+        for (email, person) in &self.people {
+            put_text(&mut out, email);
+            put_text(&mut out, &person.name);
+            out.push(u8::from(person.blocked));
+            out.extend_from_slice(&(person.devices.len() as u32).to_le_bytes());
+            for device in person.devices.values() {
+                out.extend_from_slice(&device.public_key);
+                out.extend_from_slice(&device.first_seen_ms.to_le_bytes());
+                match &device.trust {
+                    Trust::Unverified => out.push(0),
+                    Trust::Pending { nonce, expires_ms } => {
+                        out.push(1);
+                        out.extend_from_slice(nonce);
+                        out.extend_from_slice(&expires_ms.to_le_bytes());
+                    }
+                    Trust::Verified { at_ms } => {
+                        out.push(2);
+                        out.extend_from_slice(&at_ms.to_le_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Contacts, PeopleError> {
+        let mut r = Reader::new(bytes, BOOK_MAGIC, "contact book")?;
+        let mut people = BTreeMap::new();
+        for _ in 0..r.u32()? {
+            let email = r.text()?;
+            let person_name = r.text()?;
+            let blocked = r.take(1)?[0] != 0;
+            let mut devices = BTreeMap::new();
+            for _ in 0..r.u32()? {
+                let public_key: [u8; 32] = r.array()?;
+                let first_seen_ms = r.u64()?;
+                let trust = match r.take(1)?[0] {
+                    0 => Trust::Unverified,
+                    1 => Trust::Pending { nonce: r.array()?, expires_ms: r.u64()? },
+                    2 => Trust::Verified { at_ms: r.u64()? },
+                    _ => return Err(PeopleError::Version("contact book")),
+                };
+                devices.insert(NodeId::from_public_key(&public_key), Device { public_key, first_seen_ms, trust });
+            }
+            people.insert(email, Person { name: person_name, blocked, devices });
+        }
+        r.end()?;
+        Ok(Contacts { people })
+    }
+}
+
+fn header(magic: &[u8; 4]) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.push(PEOPLE_VERSION);
+    out
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let bytes = &text.as_bytes()[..text.len().min(MAX_TEXT)];
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> Result<Reader<'a>, PeopleError> {
+        let mut r = Reader { bytes, what };
+        if r.take(4)? != magic {
+            return Err(PeopleError::BadMagic(what));
+        }
+        if r.take(1)?[0] != PEOPLE_VERSION {
+            return Err(PeopleError::Version(what));
+        }
+        Ok(r)
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PeopleError> {
+        if self.bytes.len() < n {
+            return Err(PeopleError::Length(self.what));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PeopleError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u32(&mut self) -> Result<u32, PeopleError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, PeopleError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn node_id(&mut self) -> Result<NodeId, PeopleError> {
+        Ok(NodeId::from_bytes(self.array::<NODE_ID_LEN>()?))
+    }
+    fn text(&mut self) -> Result<String, PeopleError> {
+        let len = u16::from_le_bytes(self.array()?) as usize;
+        if len > MAX_TEXT {
+            return Err(PeopleError::BadText(self.what));
+        }
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| PeopleError::BadText(self.what))
+    }
+    fn end(self) -> Result<(), PeopleError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(PeopleError::Length(self.what))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
