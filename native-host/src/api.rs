@@ -78,6 +78,23 @@ pub enum Request {
     MailSync,
     /// Scrubs and repairs the drive now (it also happens periodically).
     FilesRepair,
+    /// Other people seen on the LAN, with what is verified.
+    PeopleList,
+    /// Mails a person a challenge for their unverified nodes.
+    PeopleVerify {
+        email: String,
+    },
+    PeopleRename {
+        email: String,
+        name: String,
+    },
+    PeopleBlock {
+        email: String,
+        blocked: bool,
+    },
+    PeopleRemove {
+        email: String,
+    },
     /// Sends a mail from the owner's account, with drive files attached.
     MailSend {
         to: Vec<String>,
@@ -180,6 +197,7 @@ pub enum ErrorCode {
     MailFailed,
     ConfirmFailed,
     DriveFailed,
+    PeopleFailed,
     Internal,
 }
 
@@ -217,6 +235,9 @@ pub enum Reply {
         messages: usize,
         /// Files added to the drive from them.
         imported: usize,
+    },
+    People {
+        people: Vec<crate::engine::people::PersonView>,
     },
     MailSent {
         message_id: String,

@@ -75,13 +75,45 @@ pub enum Command {
     /// The drive: files stored encrypted across your devices.
     #[command(subcommand)]
     Files(FilesCommand),
-    /// Mail: import attachments now.
+    /// Mail: import attachments now, or send a mail.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Other people on your LAN: list, verify by email, rename, block.
+    #[command(subcommand)]
+    People(PeopleCommand),
     /// Confirm this node with the code from the confirmation mail.
     Confirm {
         /// The code, as in the mail (for example `abcd-efgh`).
         code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleCommand {
+    /// List the people whose devices were seen, and what is verified.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail them a challenge their devices answer over the LAN.
+    Verify {
+        email: String,
+    },
+    /// Give a person a name of your choice.
+    Rename {
+        email: String,
+        name: String,
+    },
+    /// Ignore a person's devices (no challenge, no verification).
+    Block {
+        email: String,
+    },
+    Unblock {
+        email: String,
+    },
+    /// Forget a person and what was verified.
+    Rm {
+        email: String,
     },
 }
 
@@ -277,6 +309,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Files(command) => files(&home, command).await,
+            Command::People(command) => people(&home, command).await,
             Command::Mail(MailCommand::Send { to, subject, body_file, attachments }) => {
                 let body = match body_file {
                     None => String::new(),
@@ -351,6 +384,36 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
         (FilesCommand::Rm { .. }, Reply::File { file: f }) => println!("deleted {}", f.name),
         (FilesCommand::Mv { .. }, Reply::File { file: f }) => println!("renamed to {}", f.name),
         (_, other) => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn people(home: &NodeHome, command: PeopleCommand) -> anyhow::Result<ExitCode> {
+    let request = match &command {
+        PeopleCommand::List { .. } => serde_json::json!({"type": "people_list"}),
+        PeopleCommand::Verify { email } => serde_json::json!({"type": "people_verify", "email": email}),
+        PeopleCommand::Rename { email, name } => {
+            serde_json::json!({"type": "people_rename", "email": email, "name": name})
+        }
+        PeopleCommand::Block { email } => serde_json::json!({"type": "people_block", "email": email, "blocked": true}),
+        PeopleCommand::Unblock { email } => {
+            serde_json::json!({"type": "people_block", "email": email, "blocked": false})
+        }
+        PeopleCommand::Rm { email } => serde_json::json!({"type": "people_remove", "email": email}),
+    };
+    let Reply::People { people } = Control::connect(home).await?.request(request).await? else {
+        anyhow::bail!("unexpected reply from the engine");
+    };
+    match command {
+        PeopleCommand::List { json: true } => println!("{}", serde_json::to_string_pretty(&people)?),
+        PeopleCommand::Verify { email } => println!("a challenge went to {email}; their devices answer by themselves"),
+        _ => {
+            for p in people {
+                let name = if p.name.is_empty() { String::new() } else { format!(" ({})", p.name) };
+                let blocked = if p.blocked { ", blocked" } else { "" };
+                println!("{}{name}  {}{blocked}, {} device(s)", p.email, p.state, p.devices.len());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

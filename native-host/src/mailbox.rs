@@ -11,7 +11,7 @@
 
 use futures_util::TryStreamExt;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -32,6 +32,9 @@ pub enum Kind {
     Welcome,
     Roster,
     Rekey,
+    /// Another person's node asks this owner's nodes to prove they read
+    /// this mailbox (see `mailmesh_core::people`).
+    Challenge,
 }
 
 impl Kind {
@@ -43,6 +46,7 @@ impl Kind {
             Kind::Welcome => "welcome",
             Kind::Roster => "roster",
             Kind::Rekey => "rekey",
+            Kind::Challenge => "challenge",
         }
     }
 
@@ -51,7 +55,7 @@ impl Kind {
         if version != "1" {
             return None;
         }
-        [Kind::JoinRequest, Kind::Approval, Kind::JoinProof, Kind::Welcome, Kind::Roster, Kind::Rekey]
+        [Kind::JoinRequest, Kind::Approval, Kind::JoinProof, Kind::Welcome, Kind::Roster, Kind::Rekey, Kind::Challenge]
             .into_iter()
             .find(|k| k.as_str() == kind)
     }
@@ -65,12 +69,24 @@ pub fn build(
     text: String,
     payload: Vec<u8>,
 ) -> Result<Message, MailError> {
+    build_to(account, owner_mailbox(account)?, kind, subject, text, payload)
+}
+
+/// Builds a mailmesh mail from the owner to `to`.
+pub fn build_to(
+    account: &Account,
+    to: Mailbox,
+    kind: Kind,
+    subject: &str,
+    text: String,
+    payload: Vec<u8>,
+) -> Result<Message, MailError> {
     let owner = owner_mailbox(account)?;
     let attachment = Attachment::new(format!("{}.mailmesh", kind.as_str()))
         .body(payload, ContentType::parse(MEDIA_TYPE).map_err(|e| MailError::Protocol(e.to_string()))?);
     Message::builder()
-        .from(owner.clone())
-        .to(owner)
+        .from(owner)
+        .to(to)
         .subject(subject)
         .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(HEADER), format!("{}/1", kind.as_str())))
         .multipart(MultiPart::mixed().singlepart(SinglePart::plain(text)).singlepart(attachment))

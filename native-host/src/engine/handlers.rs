@@ -81,6 +81,14 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
         }
+        Request::PeopleList => Reply::People { people: engine.people_list() },
+        Request::PeopleVerify { email } => match engine.verify_person(&email).await {
+            Ok(_) => Reply::People { people: engine.people_list() },
+            Err(e) => error(ErrorCode::PeopleFailed, e),
+        },
+        Request::PeopleRename { email, name } => people_edit(engine, |book| book.rename(&email, &name)),
+        Request::PeopleBlock { email, blocked } => people_edit(engine, |book| book.set_blocked(&email, blocked)),
+        Request::PeopleRemove { email } => people_edit(engine, |book| book.remove(&email).map(|_| ())),
         Request::MailSend { to, subject, body, attachments } => {
             match engine.send_owner_mail(to, subject, body, attachments).await {
                 Ok(sent) => Reply::MailSent { message_id: sent.message_id, recipients: sent.recipients },
@@ -148,6 +156,17 @@ async fn drive_call(
     match engine.drive_blocking(move |drive| op(drive, network)).await {
         Ok(reply) => reply,
         Err(e) => error(ErrorCode::DriveFailed, e),
+    }
+}
+
+/// Changes the contact book and answers with the new list.
+fn people_edit(
+    engine: &Engine,
+    edit: impl FnOnce(&mut mailmesh_core::people::Contacts) -> Result<(), mailmesh_core::people::PeopleError>,
+) -> Reply {
+    match engine.edit_people(edit) {
+        Ok(()) => Reply::People { people: engine.people_list() },
+        Err(e) => error(ErrorCode::PeopleFailed, e),
     }
 }
 

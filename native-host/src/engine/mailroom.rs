@@ -135,6 +135,7 @@ impl Engine {
             Kind::JoinProof => self.on_join_proof(&mail.payload).await,
             Kind::Welcome => self.on_welcome(&mail.payload).await,
             Kind::Rekey => self.on_rekey(&mail.payload).await,
+            Kind::Challenge => self.on_challenge_mail(&mail.payload).await,
         };
         if let Err(why) = outcome {
             tracing::info!(uid = mail.uid, kind = mail.kind.as_str(), "ignored a mail: {why}");

@@ -13,6 +13,7 @@ pub mod lock;
 mod loopback;
 mod mailroom;
 mod outbox;
+pub mod people;
 mod server;
 mod sockets;
 mod transfers;
@@ -58,6 +59,8 @@ pub struct Engine {
     pub mesh: Arc<Mesh>,
     pub drive: Arc<Drive>,
     pub drive_net: drive_net::DriveNet,
+    /// Other people: the contact book and answers waiting for a link.
+    pub people: std::sync::Mutex<people::People>,
     /// The engine itself, for work that outlives a borrow (blocking tasks).
     this: std::sync::Weak<Engine>,
     /// One import of mail at a time (the watcher's and `mail sync`).
@@ -200,6 +203,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let engine = Arc::new_cyclic(|this| Engine {
         this: this.clone(),
         drive_net: drive_net::DriveNet::default(),
+        people: std::sync::Mutex::new(people::People::load(&home)),
         home: home.clone(),
         secrets,
         started_at: now_unix(),
@@ -296,6 +300,14 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
             mesh::MeshEvent::Drive { from, topic, payload } => {
                 let engine = engine.clone();
                 tokio::spawn(async move { engine.on_drive_message(from, &topic, payload).await });
+            }
+            mesh::MeshEvent::StrangerUp(peer) => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_stranger_up(peer).await });
+            }
+            mesh::MeshEvent::People { from, topic, payload } => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_people_message(from, &topic, &payload).await });
             }
         }
     }

@@ -56,6 +56,9 @@ pub struct MeshIdentity {
 pub const ROSTER_TOPIC: &str = "mesh.roster";
 /// Topics with this prefix are for the engine's drive, not the extension.
 pub const DRIVE_PREFIX: &str = "drive.";
+/// Topics with this prefix are between people's engines (verification);
+/// the only frames taken from a node outside the network.
+pub const PEOPLE_PREFIX: &str = "people.";
 
 /// What the mesh tells the engine.
 #[derive(Debug)]
@@ -67,6 +70,11 @@ pub enum MeshEvent {
     MemberUp(NodeId),
     /// A drive message from a member.
     Drive { from: NodeId, topic: String, payload: Vec<u8> },
+    /// Another person's node linked up; its handshake proved its key and
+    /// carries the address it claims.
+    StrangerUp(PeerIdentity),
+    /// A `people.*` message from any node with a link.
+    People { from: NodeId, topic: String, payload: Vec<u8> },
 }
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
@@ -267,8 +275,18 @@ impl Mesh {
         }
         if peer.member && self.in_roster(&peer.node_id) {
             let _ = self.events.try_send(MeshEvent::MemberUp(peer.node_id));
+        } else if !peer.member {
+            let _ = self.events.try_send(MeshEvent::StrangerUp(peer.clone()));
         }
         self.publish_peers();
+    }
+
+    /// Sends a frame over whatever link `peer` has (member or not): for
+    /// `people.*` messages only.
+    pub async fn send_to_linked(&self, peer: &NodeId, frame: Frame) -> Result<(), MeshError> {
+        let link = self.table().entries.get(peer).and_then(|e| e.link.clone());
+        let link = link.ok_or_else(|| MeshError::NoLink(peer.to_string()))?;
+        link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(peer.to_string()))
     }
 
     /// When a node was last heard from (now, if its link is up).
@@ -322,6 +340,11 @@ impl Mesh {
                 if self.table().entries.get(peer).is_some_and(|e| e.member) {
                     let _ = self.events.send(MeshEvent::Roster(payload.clone())).await;
                 }
+                return;
+            }
+            if topic.starts_with(PEOPLE_PREFIX) {
+                let event = MeshEvent::People { from: *peer, topic: topic.clone(), payload: payload.clone() };
+                let _ = self.events.send(event).await;
                 return;
             }
         }

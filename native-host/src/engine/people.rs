@@ -1,0 +1,234 @@
+//! Other people on the LAN (issue 7): the contact book, verification by
+//! email challenge, and the `people_*` requests.
+//!
+//! ```text
+//! stranger link up ─▶ Contacts::seen (shown unverified, or a warning)
+//! people_verify ─▶ Contacts::challenge ─▶ mailmesh mail "challenge" to them
+//! their engine reads it in their mailbox ─▶ Challenge::answer ─▶
+//!   `people.answer` over the link (kept until the link is up)
+//! our engine ─▶ Contacts::handle_answer ─▶ verified and pinned
+//! ```
+//!
+//! The book lives in `people.bin` (0600) in the home and is written after
+//! every change.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use mailmesh_core::identity::NodeId;
+use mailmesh_core::peer::frame::Frame;
+use mailmesh_core::peer::handshake::PeerIdentity;
+use mailmesh_core::people::{normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Seen, Trust};
+use serde::{Deserialize, Serialize};
+
+use super::{now_ms, Engine};
+use crate::mailbox::{self, Kind};
+
+const ANSWER_TOPIC: &str = "people.answer";
+const BOOK_FILE: &str = "people.bin";
+
+/// The engine's people state: the book, and answers waiting for a link.
+#[derive(Default)]
+pub struct People {
+    book: Contacts,
+    waiting: HashMap<NodeId, Vec<Answer>>,
+}
+
+impl People {
+    /// The book saved in `home`, or an empty one (a damaged file is kept
+    /// aside, not lost, and the book starts over).
+    pub fn load(home: &crate::home::NodeHome) -> People {
+        let path = home.root().join(BOOK_FILE);
+        let book = match std::fs::read(&path) {
+            Ok(bytes) => Contacts::decode(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("the contact book cannot be read ({e}); it was moved aside and starts empty");
+                let _ = std::fs::rename(&path, path.with_extension("bin.damaged"));
+                Contacts::default()
+            }),
+            Err(_) => Contacts::default(),
+        };
+        People { book, waiting: HashMap::new() }
+    }
+}
+
+/// One person as `people_list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonView {
+    pub email: String,
+    pub name: String,
+    pub blocked: bool,
+    /// `verified` (some node verified, none new), `warning` (a node appeared
+    /// beside verified ones), `pending` (a challenge is out) or `unverified`.
+    pub state: String,
+    pub devices: Vec<DeviceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub node_id: String,
+    pub fingerprint: String,
+    /// `verified`, `pending` or `unverified`.
+    pub trust: String,
+    pub online: bool,
+}
+
+impl Engine {
+    fn people(&self) -> MutexGuard<'_, People> {
+        self.people.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save_book(&self, book: &Contacts) {
+        let path = self.home.root().join(BOOK_FILE);
+        if let Err(e) = crate::home::write_private(&path, &book.encode(), 0o600) {
+            tracing::warn!("cannot save the contact book: {e}");
+        }
+    }
+
+    /// Another person's node linked up: note it, and hand it any answer
+    /// that waited for this link.
+    pub async fn on_stranger_up(&self, peer: PeerIdentity) {
+        let own = self.state.lock().await.account.as_ref().map(|(a, _)| normalize_email(&a.email));
+        let waiting = {
+            let mut people = self.people();
+            if own.as_deref() != Some(normalize_email(&peer.email).as_str()) && !peer.email.trim().is_empty() {
+                match people.book.seen(&peer.email, peer.ed25519, now_ms()) {
+                    Ok(Seen::Known) => {}
+                    Ok(seen) => {
+                        if seen == Seen::NewDeviceOfVerified {
+                            tracing::warn!(email = %peer.email, node = %peer.node_id, "a new, unverified node claims a verified address");
+                        }
+                        let book = people.book.clone();
+                        self.save_book(&book);
+                    }
+                    Err(e) => tracing::info!(node = %peer.node_id, "ignoring a node's address: {e}"),
+                }
+            }
+            people.waiting.remove(&peer.node_id).unwrap_or_default()
+        };
+        for answer in waiting {
+            self.send_answer(answer).await;
+        }
+        let _ = self.events.send(crate::api::Reply::PeersChanged);
+    }
+
+    async fn send_answer(&self, answer: Answer) {
+        let to = answer.challenger;
+        let frame = Frame::Data { topic: ANSWER_TOPIC.into(), payload: answer.encode() };
+        if self.mesh.send_to_linked(&to, frame).await.is_err() {
+            // Not linked now: sent when that node's link comes up.
+            self.people().waiting.entry(to).or_default().push(answer);
+        }
+    }
+
+    /// A challenge mail in our owner's mailbox: answer it if it names us.
+    pub async fn on_challenge_mail(&self, payload: &[u8]) -> Result<(), String> {
+        let challenge = Challenge::decode(payload).map_err(|e| e.to_string())?;
+        let email = self.state.lock().await.account.as_ref().map(|(a, _)| a.email.clone()).ok_or("no account")?;
+        let answer = challenge.answer(&self.secrets, &email).ok_or("the challenge does not name this node")?;
+        tracing::info!(from = %challenge.from_email, "answering a verification challenge");
+        self.send_answer(answer).await;
+        Ok(())
+    }
+
+    /// A `people.*` message from a node's link.
+    pub async fn on_people_message(&self, from: NodeId, topic: &str, payload: &[u8]) {
+        if topic != ANSWER_TOPIC {
+            return;
+        }
+        let outcome = Answer::decode(payload).and_then(|answer| {
+            let mut people = self.people();
+            let verified = people.book.handle_answer(from, self.secrets.node_id(), &answer, now_ms())?;
+            let book = people.book.clone();
+            self.save_book(&book);
+            Ok(verified)
+        });
+        match outcome {
+            Ok(email) => {
+                tracing::info!(%email, node = %from, "verified");
+                let _ = self.events.send(crate::api::Reply::PeersChanged);
+            }
+            Err(e) => tracing::info!(node = %from, "refused an answer: {e}"),
+        }
+    }
+
+    /// Mails `email` a challenge for each of their unverified nodes.
+    pub async fn verify_person(&self, email: &str) -> Result<PersonView, String> {
+        let account = self.state.lock().await.account.clone().ok_or("no mail account is set up")?.0;
+        let challenge = {
+            let mut people = self.people();
+            let challenge = people
+                .book
+                .challenge(email, self.secrets.node_id(), &account.email, now_ms(), super::mailroom::random::<32>)
+                .map_err(|e| e.to_string())?;
+            let book = people.book.clone();
+            self.save_book(&book);
+            challenge
+        };
+        let to = challenge.to_email.parse().map_err(|_| format!("{email:?} is not an email address"))?;
+        let text = format!(
+            "{} asks to verify that the mailmesh devices on their network that say they are yours really are.\n\
+             Your mailmesh devices answer this by themselves; you can ignore this mail.\n",
+            account.email
+        );
+        let message =
+            mailbox::build_to(&account, to, Kind::Challenge, "mailmesh: verification", text, challenge.encode())
+                .map_err(|e| e.to_string())?;
+        let password = self.state.lock().await.account.clone().ok_or("no mail account is set up")?.1;
+        crate::mail::smtp::send(&account, &password, message).await.map_err(|e| e.to_string())?;
+        self.person_view(email).ok_or_else(|| format!("{email} is not a contact"))
+    }
+
+    /// Rename, block, unblock or forget a contact.
+    pub fn edit_people(&self, edit: impl FnOnce(&mut Contacts) -> Result<(), PeopleError>) -> Result<(), String> {
+        let mut people = self.people();
+        edit(&mut people.book).map_err(|e| e.to_string())?;
+        let book = people.book.clone();
+        self.save_book(&book);
+        Ok(())
+    }
+
+    pub fn people_list(&self) -> Vec<PersonView> {
+        let people = self.people();
+        people.book.people().map(|(email, person)| self.view(email, person)).collect()
+    }
+
+    fn person_view(&self, email: &str) -> Option<PersonView> {
+        let people = self.people();
+        let person = people.book.person(email)?;
+        Some(self.view(&normalize_email(email), person))
+    }
+
+    fn view(&self, email: &str, person: &Person) -> PersonView {
+        let devices: Vec<DeviceView> = person
+            .devices
+            .iter()
+            .map(|(node, device)| DeviceView {
+                node_id: node.to_string(),
+                fingerprint: node.fingerprint(),
+                trust: match device.trust {
+                    Trust::Unverified => "unverified",
+                    Trust::Pending { .. } => "pending",
+                    Trust::Verified { .. } => "verified",
+                }
+                .into(),
+                online: self.mesh.last_seen(node).is_some_and(|t| now_ms().saturating_sub(t) < 10_000),
+            })
+            .collect();
+        let state = if person.has_unverified_newcomer() {
+            "warning"
+        } else if person.is_verified() {
+            "verified"
+        } else if devices.iter().any(|d| d.trust == "pending") {
+            "pending"
+        } else {
+            "unverified"
+        };
+        PersonView {
+            email: email.to_string(),
+            name: person.name.clone(),
+            blocked: person.blocked,
+            state: state.into(),
+            devices,
+        }
+    }
+}
