@@ -5,6 +5,7 @@ import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { showDrive } from './drive.js';
 import { showMail } from './mail.js';
+import { showPeople } from './people.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 function showSection() {
@@ -22,6 +23,7 @@ window.addEventListener('hashchange', showSection);
 showSection();
 showDrive(document);
 showMail(document);
+showPeople(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);

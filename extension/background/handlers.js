@@ -49,6 +49,12 @@ export function makeHandlers(link) {
     [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),
     // Attachments are restored from the drive and the server may be slow
     // to take a large mail.
+    [RuntimeType.PEOPLE_LIST]: () => link.request(request.peopleList()),
+    // Sending the challenge mail waits on the SMTP server.
+    [RuntimeType.PEOPLE_VERIFY]: (m) => link.request(request.peopleVerify(m.email), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.PEOPLE_RENAME]: (m) => link.request(request.peopleRename(m.email, m.name)),
+    [RuntimeType.PEOPLE_BLOCK]: (m) => link.request(request.peopleBlock(m.email, m.blocked)),
+    [RuntimeType.PEOPLE_REMOVE]: (m) => link.request(request.peopleRemove(m.email)),
     [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.

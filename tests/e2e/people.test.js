@@ -3,7 +3,8 @@
 // a challenge mailed to Bob is answered by Bob's node over the LAN and Alice
 // pins him as verified (and the other way round). A third node that claims
 // Bob's address without reading his mailbox stays unverified, with a
-// warning beside Bob's verified node; rename, block and remove work.
+// warning beside Bob's verified node (also in the app page); rename, block
+// and remove work.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,6 +79,18 @@ test('a challenge mailed to a person is answered by their node only; pins, warni
   const malloryId = (await mallory.status()).node_id;
   assert.equal(bobs.devices.find((d) => d.node_id === malloryId).trust, 'pending', 'the claimant never answers');
   assert.equal(bobs.state, 'warning');
+
+  // The app page shows the same, and blocks from its button.
+  await alice.startBrowser();
+  const app = await alice.openPage('app/app.html#people');
+  const row = app.locator(`#people li[data-email="${bobAddress}"]`);
+  await waitFor('Bob in Alice\'s app, with the warning', async () => (await row.getAttribute('data-state')) === 'warning',
+    { timeoutMs: 30_000, everyMs: 250 });
+  await row.locator('button.block').click();
+  await waitFor('the block to show', async () => /blocked/.test(await row.textContent()), { timeoutMs: 10_000, everyMs: 250 });
+  assert.equal((await personIn(alice, bobAddress)).blocked, true);
+  await row.locator('button.block').click();
+  await waitFor('the unblock to show', async () => (await personIn(alice, bobAddress)).blocked === false, { timeoutMs: 10_000, everyMs: 250 });
 
   await alice.mailmesh('people', 'rename', bobAddress, 'Bob B.');
   assert.equal((await personIn(alice, bobAddress)).name, 'Bob B.');

@@ -47,6 +47,16 @@ export const request = {
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
   /** @returns {{type: 'files_rename', file_id: string, name: string}} */
   filesRename: (fileId, name) => ({ type: 'files_rename', file_id: fileId, name }),
+  /** @returns {{type: 'people_list'}} */
+  peopleList: () => ({ type: 'people_list' }),
+  /** @returns {{type: 'people_verify', email: string}} */
+  peopleVerify: (email) => ({ type: 'people_verify', email }),
+  /** @returns {{type: 'people_rename', email: string, name: string}} */
+  peopleRename: (email, name) => ({ type: 'people_rename', email, name }),
+  /** @returns {{type: 'people_block', email: string, blocked: boolean}} */
+  peopleBlock: (email, blocked) => ({ type: 'people_block', email, blocked }),
+  /** @returns {{type: 'people_remove', email: string}} */
+  peopleRemove: (email) => ({ type: 'people_remove', email }),
   /** @returns {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} */
   mailSend: ({ to, subject, body, attachments }) => ({ type: 'mail_send', to, subject, body, attachments }),
 };

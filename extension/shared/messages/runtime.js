@@ -15,6 +15,11 @@
  * @typedef {{type: 'files_download', fileId: string}} FilesDownload — answered with {ticket, file} once the engine restored the file
  * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
  * @typedef {{type: 'files_rename', fileId: string, name: string}} FilesRename
+ * @typedef {{type: 'people_list'}} PeopleList
+ * @typedef {{type: 'people_verify', email: string}} PeopleVerify
+ * @typedef {{type: 'people_rename', email: string, name: string}} PeopleRename
+ * @typedef {{type: 'people_block', email: string, blocked: boolean}} PeopleBlock
+ * @typedef {{type: 'people_remove', email: string}} PeopleRemove
  * @typedef {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} MailSend
  */
 export const RuntimeType = {
@@ -32,6 +37,11 @@ export const RuntimeType = {
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',
   MAIL_SEND: 'mail_send',
+  PEOPLE_LIST: 'people_list',
+  PEOPLE_VERIFY: 'people_verify',
+  PEOPLE_RENAME: 'people_rename',
+  PEOPLE_BLOCK: 'people_block',
+  PEOPLE_REMOVE: 'people_remove',
 };
 
 /**
