@@ -32,17 +32,14 @@ use x25519_dalek::{PublicKey as XPublicKey, StaticSecret};
 use crate::drive::NetworkKey;
 use crate::identity::{NodeId, NodePublic, NodeSecrets};
 use crate::roster::MAX_DEVICE_NAME;
+use crate::wire::{self, Reader, WireError};
 
 pub const JOIN_VERSION: u8 = 1;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum JoinError {
-    #[error("the {0} is cut short or has extra bytes")]
-    Length(&'static str),
-    #[error("this is not a mailmesh {0}")]
-    BadMagic(&'static str),
-    #[error("the {0} has a version this mailmesh does not understand; update mailmesh")]
-    Version(&'static str),
+    #[error(transparent)]
+    Wire(#[from] WireError),
     #[error("the device name is too long or not valid UTF-8")]
     BadName,
     #[error("the join request's signature does not match its key")]
@@ -53,54 +50,13 @@ pub enum JoinError {
     Unseal,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> Result<Reader<'a>, JoinError> {
-        let mut r = Reader { bytes, what };
-        if r.take(4)? != magic {
-            return Err(JoinError::BadMagic(what));
-        }
-        if r.take(1)?[0] != JOIN_VERSION {
-            return Err(JoinError::Version(what));
-        }
-        Ok(r)
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], JoinError> {
-        if self.bytes.len() < n {
-            return Err(JoinError::Length(self.what));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], JoinError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-    fn u64(&mut self) -> Result<u64, JoinError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-    fn node_id(&mut self) -> Result<NodeId, JoinError> {
-        Ok(NodeId::from_bytes(self.array()?))
-    }
-    fn end(self) -> Result<(), JoinError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(JoinError::Length(self.what))
-        }
-    }
-}
-
 fn header(magic: &[u8; 4]) -> Vec<u8> {
-    let mut out = magic.to_vec();
-    out.push(JOIN_VERSION);
-    out
+    wire::header(magic, JOIN_VERSION)
+}
+
+/// A reader of one join message (its errors convert into [`JoinError`]).
+fn reader<'a>(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> Result<Reader<'a>, JoinError> {
+    Ok(Reader::new(bytes, magic, JOIN_VERSION, what)?)
 }
 
 fn mac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
@@ -154,7 +110,7 @@ impl JoinRequest {
 
     /// Decodes and checks the signature.
     pub fn decode(bytes: &[u8]) -> Result<JoinRequest, JoinError> {
-        let mut r = Reader::new(bytes, JOIN_REQUEST, "join request")?;
+        let mut r = reader(bytes, JOIN_REQUEST, "join request")?;
         let node = NodePublic { ed25519: r.array()?, x25519: r.array()? };
         let join_secret = r.array()?;
         let loopback_port = u16::from_le_bytes(r.array()?);
@@ -221,7 +177,7 @@ impl Approval {
 
     /// Decodes and checks the MAC with this node's join secret.
     pub fn decode(bytes: &[u8], join_secret: &[u8; 32]) -> Result<Approval, JoinError> {
-        let mut r = Reader::new(bytes, APPROVAL, "approval")?;
+        let mut r = reader(bytes, APPROVAL, "approval")?;
         let approval = Approval {
             member: r.node_id()?,
             node: r.node_id()?,
@@ -274,7 +230,7 @@ impl JoinProof {
     /// Decodes without checking; the member checks with [`JoinProof::verify`]
     /// against the keys of the approval it issued.
     pub fn decode(bytes: &[u8]) -> Result<(JoinProof, [u8; 32]), JoinError> {
-        let mut r = Reader::new(bytes, JOIN_PROOF, "join proof")?;
+        let mut r = reader(bytes, JOIN_PROOF, "join proof")?;
         let proof = JoinProof { node: r.node_id()?, member: r.node_id()? };
         let tag = r.array()?;
         r.end()?;
@@ -355,12 +311,12 @@ impl Welcome {
 
     /// Decodes and checks the MAC with the approval key this node holds.
     pub fn decode(bytes: &[u8], approval_key: &[u8; 32]) -> Result<Welcome, JoinError> {
-        let mut r = Reader::new(bytes, WELCOME, "welcome")?;
+        let mut r = reader(bytes, WELCOME, "welcome")?;
         let node = r.node_id()?;
         let member = r.node_id()?;
         let len = u32::from_le_bytes(r.array()?) as usize;
         if len > MAX_ROSTER_BYTES {
-            return Err(JoinError::Length("welcome"));
+            return Err(WireError::Length("welcome").into());
         }
         let roster = r.take(len)?.to_vec();
         let welcome =
@@ -461,16 +417,16 @@ impl Rekey {
     /// Decodes; the signature is checked by [`Rekey::verify`] once the
     /// signer's key is known from the roster.
     pub fn decode(bytes: &[u8]) -> Result<(Rekey, [u8; 64]), JoinError> {
-        let mut r = Reader::new(bytes, REKEY, "new network key")?;
+        let mut r = reader(bytes, REKEY, "new network key")?;
         let signer = r.node_id()?;
         let len = u32::from_le_bytes(r.array()?) as usize;
         if len > MAX_ROSTER_BYTES {
-            return Err(JoinError::Length("new network key"));
+            return Err(WireError::Length("new network key").into());
         }
         let roster = r.take(len)?.to_vec();
         let count = u16::from_le_bytes(r.array()?) as usize;
         if count > MAX_REKEY_RECIPIENTS {
-            return Err(JoinError::Length("new network key"));
+            return Err(WireError::Length("new network key").into());
         }
         let mut keys = Vec::with_capacity(count.min(64));
         for _ in 0..count {

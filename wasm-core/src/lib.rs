@@ -19,6 +19,8 @@
 //! - [`people`]: other people — verification by email challenge and the
 //!   contact book that pins what was verified.
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
+//! - [`wire`]: the bounds-checked reader of `magic | version | fields`
+//!   messages.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
 pub mod confirm;
@@ -28,6 +30,7 @@ pub mod join;
 pub mod peer;
 pub mod people;
 pub mod roster;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

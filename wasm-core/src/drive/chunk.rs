@@ -124,13 +124,7 @@ impl Coder {
         if !self.rs.verify(&shards).map_err(|e| DriveError::Internal(e.to_string()))? {
             return Err(DriveError::ParityMismatch { chunk: index });
         }
-        let mut plain = coded[..plain_len].to_vec();
-        let tag = Tag::clone_from_slice(&coded[plain_len..sealed_len]);
-        let ad = associated_data(file_id, index, last);
-        cipher
-            .decrypt_in_place_detached(&nonce(index), &ad, &mut plain, &tag)
-            .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;
-        Ok(plain)
+        unseal(cipher, file_id, index, last, coded[..sealed_len].to_vec())
     }
 
     /// Restores chunk `index` from fragments given in shard order (`None` for
@@ -193,12 +187,24 @@ impl Coder {
             }
         }
         sealed.truncate(sealed_len);
-        let tag = Tag::clone_from_slice(&sealed[plain_len..]);
-        sealed.truncate(plain_len);
-        let ad = associated_data(file_id, index, last);
-        cipher
-            .decrypt_in_place_detached(&nonce(index), &ad, &mut sealed, &tag)
-            .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;
-        Ok(sealed)
+        unseal(cipher, file_id, index, last, sealed)
     }
+}
+
+/// Opens a sealed chunk (ciphertext then tag) in place.
+fn unseal(
+    cipher: &ChaCha20Poly1305,
+    file_id: &FileId,
+    index: u64,
+    last: bool,
+    mut sealed: Vec<u8>,
+) -> Result<Vec<u8>, DriveError> {
+    let plain_len = sealed.len().saturating_sub(TAG_LEN);
+    let tag = Tag::clone_from_slice(&sealed[plain_len..]);
+    sealed.truncate(plain_len);
+    let ad = associated_data(file_id, index, last);
+    cipher
+        .decrypt_in_place_detached(&nonce(index), &ad, &mut sealed, &tag)
+        .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;
+    Ok(sealed)
 }

@@ -28,7 +28,8 @@ use ed25519_dalek::{Signature, Signer, Verifier, VerifyingKey};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use crate::identity::{NodeId, NodeSecrets, NODE_ID_LEN};
+use crate::identity::{NodeId, NodeSecrets};
+use crate::wire::{self, Reader, WireError};
 
 pub const PEOPLE_VERSION: u8 = 1;
 /// How long a challenge can be answered: mail may take a while, and the
@@ -46,12 +47,8 @@ const ANSWER_CONTEXT: &[u8] = b"mailmesh 2026-11 people answer v1";
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PeopleError {
-    #[error("the {0} is cut short or has extra bytes")]
-    Length(&'static str),
-    #[error("this is not a mailmesh {0}")]
-    BadMagic(&'static str),
-    #[error("the {0} has a version this mailmesh does not understand; update mailmesh")]
-    Version(&'static str),
+    #[error(transparent)]
+    Wire(#[from] WireError),
     #[error("a text field of the {0} is too long or not valid UTF-8")]
     BadText(&'static str),
     #[error("the {0} names too many nodes")]
@@ -103,10 +100,10 @@ impl Challenge {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Challenge, PeopleError> {
-        let mut r = Reader::new(bytes, CHALLENGE_MAGIC, "challenge")?;
+        let mut r = reader(bytes, CHALLENGE_MAGIC, "challenge")?;
         let from_node = r.node_id()?;
-        let from_email = r.text()?;
-        let to_email = r.text()?;
+        let from_email = read_text(&mut r)?;
+        let to_email = read_text(&mut r)?;
         let count = r.take(1)?[0] as usize;
         if count > MAX_NODES_PER_CHALLENGE {
             return Err(PeopleError::TooMany("challenge"));
@@ -168,12 +165,12 @@ impl Answer {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Answer, PeopleError> {
-        let mut r = Reader::new(bytes, ANSWER_MAGIC, "answer")?;
+        let mut r = reader(bytes, ANSWER_MAGIC, "answer")?;
         let answer = Answer {
             nonce: r.array()?,
             challenger: r.node_id()?,
             responder: r.node_id()?,
-            email: r.text()?,
+            email: read_text(&mut r)?,
             signature: r.array()?,
         };
         r.end()?;
@@ -392,11 +389,11 @@ impl Contacts {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Contacts, PeopleError> {
-        let mut r = Reader::new(bytes, BOOK_MAGIC, "contact book")?;
+        let mut r = reader(bytes, BOOK_MAGIC, "contact book")?;
         let mut people = BTreeMap::new();
         for _ in 0..r.u32()? {
-            let email = r.text()?;
-            let person_name = r.text()?;
+            let email = read_text(&mut r)?;
+            let person_name = read_text(&mut r)?;
             let blocked = r.take(1)?[0] != 0;
             let mut devices = BTreeMap::new();
             for _ in 0..r.u32()? {
@@ -406,7 +403,7 @@ impl Contacts {
                     0 => Trust::Unverified,
                     1 => Trust::Pending { nonce: r.array()?, expires_ms: r.u64()? },
                     2 => Trust::Verified { at_ms: r.u64()? },
-                    _ => return Err(PeopleError::Version("contact book")),
+                    _ => return Err(WireError::Version("contact book").into()),
                 };
                 devices.insert(NodeId::from_public_key(&public_key), Device { public_key, first_seen_ms, trust });
             }
@@ -418,9 +415,7 @@ impl Contacts {
 }
 
 fn header(magic: &[u8; 4]) -> Vec<u8> {
-    let mut out = magic.to_vec();
-    out.push(PEOPLE_VERSION);
-    out
+    wire::header(magic, PEOPLE_VERSION)
 }
 
 fn put_text(out: &mut Vec<u8>, text: &str) {
@@ -429,58 +424,18 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(bytes);
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    what: &'static str,
+/// A reader of one people message (its errors convert into [`PeopleError`]).
+fn reader<'a>(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> Result<Reader<'a>, PeopleError> {
+    Ok(Reader::new(bytes, magic, PEOPLE_VERSION, what)?)
 }
 
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], magic: &[u8; 4], what: &'static str) -> Result<Reader<'a>, PeopleError> {
-        let mut r = Reader { bytes, what };
-        if r.take(4)? != magic {
-            return Err(PeopleError::BadMagic(what));
-        }
-        if r.take(1)?[0] != PEOPLE_VERSION {
-            return Err(PeopleError::Version(what));
-        }
-        Ok(r)
+/// A `u16` length and that many bytes of UTF-8, at most [`MAX_TEXT`].
+fn read_text(r: &mut Reader<'_>) -> Result<String, PeopleError> {
+    let len = u16::from_le_bytes(r.array()?) as usize;
+    if len > MAX_TEXT {
+        return Err(PeopleError::BadText(r.what));
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PeopleError> {
-        if self.bytes.len() < n {
-            return Err(PeopleError::Length(self.what));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], PeopleError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-    fn u32(&mut self) -> Result<u32, PeopleError> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Result<u64, PeopleError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-    fn node_id(&mut self) -> Result<NodeId, PeopleError> {
-        Ok(NodeId::from_bytes(self.array::<NODE_ID_LEN>()?))
-    }
-    fn text(&mut self) -> Result<String, PeopleError> {
-        let len = u16::from_le_bytes(self.array()?) as usize;
-        if len > MAX_TEXT {
-            return Err(PeopleError::BadText(self.what));
-        }
-        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| PeopleError::BadText(self.what))
-    }
-    fn end(self) -> Result<(), PeopleError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(PeopleError::Length(self.what))
-        }
-    }
+    String::from_utf8(r.take(len)?.to_vec()).map_err(|_| PeopleError::BadText(r.what))
 }
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! Reading and writing the `magic | version u8 | fields` messages of
+//! [`crate::join`] and [`crate::people`]: one bounds-checked reader, so no
+//! message parser indexes bytes it has not checked.
+
+use thiserror::Error;
+
+use crate::identity::{NodeId, NODE_ID_LEN};
+
+/// Why a message could not be read; each module turns it into its own error.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    #[error("the {0} is cut short or has extra bytes")]
+    Length(&'static str),
+    #[error("this is not a mailmesh {0}")]
+    BadMagic(&'static str),
+    #[error("the {0} has a version this mailmesh does not understand; update mailmesh")]
+    Version(&'static str),
+}
+
+/// `magic | version`, the start of every message.
+pub fn header(magic: &[u8; 4], version: u8) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.push(version);
+    out
+}
+
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pub what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the magic and version of a `what` and reads on after them.
+    pub fn new(bytes: &'a [u8], magic: &[u8; 4], version: u8, what: &'static str) -> Result<Reader<'a>, WireError> {
+        let mut r = Reader { bytes, what };
+        if r.take(4)? != magic {
+            return Err(WireError::BadMagic(what));
+        }
+        if r.take(1)?[0] != version {
+            return Err(WireError::Version(what));
+        }
+        Ok(r)
+    }
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.bytes.len() < n {
+            return Err(WireError::Length(self.what));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    pub fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    pub fn node_id(&mut self) -> Result<NodeId, WireError> {
+        Ok(NodeId::from_bytes(self.array::<NODE_ID_LEN>()?))
+    }
+    /// What is left, consuming it.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+    pub fn end(self) -> Result<(), WireError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Length(self.what))
+        }
+    }
+}
