@@ -340,14 +340,17 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Nodes(NodesCommand::Remove { node_id }) => {
                 let mut control = Control::connect(&home).await?;
                 control.request(serde_json::json!({"type": "node_remove", "node_id": node_id})).await?;
-                println!("A mail asks you to confirm the removal: open its link on this device, or run `mailmesh confirm CODE` here.");
+                println!("{REMOVAL_ASKED}");
                 Ok(ExitCode::SUCCESS)
-            }Command::Confirm { code } => {
+            }
+            Command::Confirm { code } => {
                 let mut control = Control::connect(&home).await?;
                 control.request(serde_json::json!({"type": "confirm_code", "code": code})).await?;
                 let status = status_of(&home).await?;
                 match status.network_id {
-                    Some(network) if status.enrollment == "enrolled" => println!("confirmed; network {network}"),_ => println!("approved; the device that sent the code will welcome this one shortly"),}
+                    Some(network) if status.enrollment == "enrolled" => println!("confirmed; network {network}"),
+                    _ => println!("{JOIN_APPROVED}"),
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -387,6 +390,10 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+const REMOVAL_ASKED: &str =
+    "A mail asks you to confirm the removal: open its link on this device, or run `mailmesh confirm CODE` here.";
+const JOIN_APPROVED: &str = "approved; the device that sent the code will welcome this one shortly";
 
 async fn people(home: &NodeHome, command: PeopleCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
