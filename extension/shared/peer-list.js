@@ -35,7 +35,7 @@ export function renderPeerList(list, peers) {
     name.textContent = peer.name || 'unnamed node';
     const who = document.createElement('span');
     who.className = 'peer-who muted';
-    who.textContent = peer.member ? '' : `${peer.email || 'someone'} · unverified`;
+    who.textContent = peer.member ? '' : `${peer.email || 'someone'} · ${peer.verified ? 'verified' : 'unverified'}`;
     const fingerprint = document.createElement('span');
     fingerprint.className = 'mono peer-fingerprint';
     fingerprint.textContent = peer.fingerprint;

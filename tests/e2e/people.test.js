@@ -56,6 +56,8 @@ test('a challenge mailed to a person is answered by their node only; pins, warni
   await waitFor('Bob verified on Alice\'s node', async () => (await personIn(alice, bobAddress))?.state === 'verified',
     { timeoutMs: 60_000, everyMs: 500 });
   assert.ok(await networks.bob.mailWith('mailmesh: verification'), 'the challenge went through Bob\'s mailbox');
+  const bobId = (await bob.status()).node_id;
+  assert.equal((await alice.status()).peers.find((p) => p.id === bobId)?.verified, true, 'status marks Bob\'s node verified');
 
   await bob.mailmesh('people', 'verify', aliceAddress);
   await waitFor('Alice verified on Bob\'s node', async () => (await personIn(bob, aliceAddress))?.state === 'verified',

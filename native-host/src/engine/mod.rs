@@ -94,7 +94,7 @@ impl Engine {
             network_key_id: state.enrollment.network().map(|n| n.key.key_id()),
             roster: state.enrollment.roster_view(),
             link_port: self.mesh.link_port,
-            peers: self.mesh.peers(),
+            peers: self.peers_with_trust(),
         }
     }
 

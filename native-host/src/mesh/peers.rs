@@ -34,6 +34,10 @@ pub struct PeerView {
     pub email: String,
     /// In the owner's network (proved the network key and is in the roster).
     pub member: bool,
+    /// Another person's node that answered our email challenge (set by the
+    /// engine from its contact book; always false for members).
+    #[serde(default)]
+    pub verified: bool,
     pub online: bool,
     /// Unix milliseconds of the last sign of life; `None` if never seen.
     pub last_seen: Option<u64>,
@@ -149,6 +153,7 @@ impl PeerTable {
                 name,
                 email: entry.email.clone(),
                 member: entry.member && in_roster,
+                verified: false,
                 online,
                 last_seen: if online { Some(now_ms) } else { entry.last_seen_ms },
                 rtt_ms,
@@ -163,6 +168,7 @@ impl PeerTable {
                     name: name.clone(),
                     email: String::new(),
                     member: true,
+                    verified: false,
                     online: false,
                     last_seen: None,
                     rtt_ms: None,
