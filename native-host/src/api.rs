@@ -95,6 +95,35 @@ pub enum Request {
     PeopleRemove {
         email: String,
     },
+    /// The conversations, newest first, with unread counts.
+    ChatList,
+    /// One conversation (its id, or for a direct one the other address).
+    ChatShow {
+        conversation: String,
+    },
+    /// Writes into a conversation, or to an address (a direct conversation).
+    ChatSend {
+        conversation: String,
+        text: String,
+    },
+    /// Marks a conversation read (read receipts go to its authors).
+    ChatRead {
+        conversation: String,
+    },
+    /// Starts a group of verified people.
+    ChatGroupCreate {
+        #[serde(default)]
+        title: String,
+        members: Vec<String>,
+    },
+    /// Adds and removes members of a group.
+    ChatGroupMembers {
+        conversation: String,
+        #[serde(default)]
+        add: Vec<String>,
+        #[serde(default)]
+        remove: Vec<String>,
+    },
     /// Sends a mail from the owner's account, with drive files attached.
     MailSend {
         to: Vec<String>,
@@ -180,6 +209,9 @@ pub struct Status {
     pub link_port: u16,
     /// Nodes on the LAN and the owner's devices, online or not.
     pub peers: Vec<PeerView>,
+    /// Chat messages from others not read yet, in all conversations.
+    #[serde(default)]
+    pub chat_unread: u32,
 }
 
 /// Stable, machine-readable error kinds; the message says it in words.
@@ -198,6 +230,7 @@ pub enum ErrorCode {
     ConfirmFailed,
     DriveFailed,
     PeopleFailed,
+    ChatFailed,
     Internal,
 }
 
@@ -239,6 +272,21 @@ pub enum Reply {
     People {
         people: Vec<crate::engine::people::PersonView>,
     },
+    Conversations {
+        conversations: Vec<crate::chat::ConversationView>,
+        unread: u32,
+    },
+    /// One conversation (nested: its `id` must not meet the envelope's).
+    Conversation {
+        conversation: Box<crate::engine::ChatDetail>,
+    },
+    ChatSent {
+        message: Box<crate::chat::MessageView>,
+    },
+    /// The conversation a request made or changed.
+    ChatDone {
+        conversation: String,
+    },
     MailSent {
         message_id: String,
         /// How many recipients the server accepted.
@@ -255,6 +303,8 @@ pub enum Reply {
     PeersChanged,
     /// Files were added, spread or deleted; `files_list` has the new view.
     FilesChanged,
+    /// Chat messages or receipts arrived or changed; `chat_list` has them.
+    ChatChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,

@@ -4,6 +4,8 @@
 //! extension's origin (`chrome-extension://…/`) as an argument; that is
 //! recognised before normal parsing and turns the process into the bridge.
 
+mod chat;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,6 +83,9 @@ pub enum Command {
     /// Other people on your LAN: list, verify by email, rename, block.
     #[command(subcommand)]
     People(PeopleCommand),
+    /// Chat with other people on your LAN.
+    #[command(subcommand)]
+    Chat(chat::ChatCommand),
     /// Confirm this node with the code from the confirmation mail.
     Confirm {
         /// The code, as in the mail (for example `abcd-efgh`).
@@ -310,6 +315,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Files(command) => files(&home, command).await,
             Command::People(command) => people(&home, command).await,
+            Command::Chat(command) => chat::run(&home, command).await,
             Command::Mail(MailCommand::Send { to, subject, body_file, attachments }) => {
                 let body = match body_file {
                     None => String::new(),

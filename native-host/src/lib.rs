@@ -19,6 +19,7 @@
 
 pub mod account;
 pub mod api;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod control;

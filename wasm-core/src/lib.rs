@@ -8,6 +8,8 @@
 //! socket, reads the clock or draws random numbers.
 //!
 //! Modules:
+//! - [`chat`]: messages and receipts between people, the rules for taking
+//!   one, and the sealed history on disk.
 //! - [`confirm`]: the rules of confirming a node by mailed link or code.
 //! - [`drive`]: the drive's data pipeline — chunk, seal, erasure-code,
 //!   address, manifest, placement.
@@ -23,6 +25,7 @@
 //!   messages.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
 
+pub mod chat;
 pub mod confirm;
 pub mod drive;
 pub mod identity;

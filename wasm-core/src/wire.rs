@@ -1,5 +1,5 @@
 //! Reading and writing the `magic | version u8 | fields` messages of
-//! [`crate::join`] and [`crate::people`]: one bounds-checked reader, so no
+//! [`crate::join`], [`crate::people`] and [`crate::chat`]: one bounds-checked reader, so no
 //! message parser indexes bytes it has not checked.
 
 use thiserror::Error;
@@ -62,6 +62,10 @@ impl<'a> Reader<'a> {
     }
     pub fn node_id(&mut self) -> Result<NodeId, WireError> {
         Ok(NodeId::from_bytes(self.array::<NODE_ID_LEN>()?))
+    }
+    /// How many bytes are left.
+    pub fn rest_len(&self) -> usize {
+        self.bytes.len()
     }
     /// What is left, consuming it.
     pub fn rest(&mut self) -> &'a [u8] {

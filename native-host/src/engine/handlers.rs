@@ -89,6 +89,35 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         Request::PeopleRename { email, name } => people_edit(engine, |book| book.rename(&email, &name)),
         Request::PeopleBlock { email, blocked } => people_edit(engine, |book| book.set_blocked(&email, blocked)),
         Request::PeopleRemove { email } => people_edit(engine, |book| book.remove(&email).map(|_| ())),
+        Request::ChatList => match engine.chat_list().await {
+            Ok(conversations) => {
+                let unread = conversations.iter().map(|c| c.unread).sum();
+                Reply::Conversations { conversations, unread }
+            }
+            Err(e) => error(ErrorCode::ChatFailed, e),
+        },
+        Request::ChatShow { conversation } => match engine.chat_show(&conversation).await {
+            Ok(detail) => Reply::Conversation { conversation: Box::new(detail) },
+            Err(e) => error(ErrorCode::ChatFailed, e),
+        },
+        Request::ChatSend { conversation, text } => match engine.chat_send(&conversation, &text).await {
+            Ok(message) => Reply::ChatSent { message: Box::new(message) },
+            Err(e) => error(ErrorCode::ChatFailed, e),
+        },
+        Request::ChatRead { conversation } => match engine.chat_read(&conversation).await {
+            Ok(()) => Reply::ChatDone { conversation },
+            Err(e) => error(ErrorCode::ChatFailed, e),
+        },
+        Request::ChatGroupCreate { title, members } => match engine.chat_group_create(&title, &members).await {
+            Ok(conversation) => Reply::ChatDone { conversation },
+            Err(e) => error(ErrorCode::ChatFailed, e),
+        },
+        Request::ChatGroupMembers { conversation, add, remove } => {
+            match engine.chat_group_members(&conversation, &add, &remove).await {
+                Ok(()) => Reply::ChatDone { conversation },
+                Err(e) => error(ErrorCode::ChatFailed, e),
+            }
+        }
         Request::MailSend { to, subject, body, attachments } => {
             match engine.send_owner_mail(to, subject, body, attachments).await {
                 Ok(sent) => Reply::MailSent { message_id: sent.message_id, recipients: sent.recipients },

@@ -6,6 +6,7 @@
 //! 0600, inside the 0700 home), the loopback HTTP endpoint and the LAN link
 //! port, and serve until `stop`, SIGTERM or SIGINT.
 
+mod chat_net;
 mod drive_net;
 mod handlers;
 mod import;
@@ -14,6 +15,7 @@ mod loopback;
 mod mailroom;
 mod outbox;
 pub mod people;
+pub use chat_net::ConversationDetail as ChatDetail;
 mod server;
 mod sockets;
 mod transfers;
@@ -59,6 +61,10 @@ pub struct Engine {
     pub mesh: Arc<Mesh>,
     pub drive: Arc<Drive>,
     pub drive_net: drive_net::DriveNet,
+    /// The chat history and its replication state.
+    pub chat: std::sync::Mutex<chat_net::ChatState>,
+    /// Wakes the chat delivery loop.
+    pub chat_wake: tokio::sync::Notify,
     /// Other people: the contact book and answers waiting for a link.
     pub people: std::sync::Mutex<people::People>,
     /// The engine itself, for work that outlives a borrow (blocking tasks).
@@ -71,6 +77,7 @@ pub struct Engine {
 
 impl Engine {
     pub async fn status(&self) -> Status {
+        let chat_unread = self.chat_unread().await;
         let public = self.secrets.public();
         let id = public.node_id();
         let state = self.state.lock().await;
@@ -95,6 +102,7 @@ impl Engine {
             roster: state.enrollment.roster_view(),
             link_port: self.mesh.link_port,
             peers: self.peers_with_trust(),
+            chat_unread,
         }
     }
 
@@ -204,6 +212,11 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         this: this.clone(),
         drive_net: drive_net::DriveNet::default(),
         people: std::sync::Mutex::new(people::People::load(&home)),
+        chat: std::sync::Mutex::new(chat_net::ChatState::new(crate::chat::History::load(
+            home.root().join(chat_net::HISTORY_FILE),
+            mailmesh_core::chat::history_key(&secrets),
+        ))),
+        chat_wake: tokio::sync::Notify::new(),
         home: home.clone(),
         secrets,
         started_at: now_unix(),
@@ -235,8 +248,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
     let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
     let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
+    let chat = tokio::spawn(chat_net::deliver_loop(engine.clone()));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -295,7 +309,10 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
             }
             mesh::MeshEvent::MemberUp(peer) => {
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.on_member_up(peer).await });
+                tokio::spawn(async move {
+                    engine.on_member_up_chat(peer).await;
+                    engine.on_member_up(peer).await;
+                });
             }
             mesh::MeshEvent::Drive { from, topic, payload } => {
                 let engine = engine.clone();
@@ -308,6 +325,10 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
             mesh::MeshEvent::People { from, topic, payload } => {
                 let engine = engine.clone();
                 tokio::spawn(async move { engine.on_people_message(from, &topic, &payload).await });
+            }
+            mesh::MeshEvent::Chat { from, member, topic, payload } => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_chat_frame(from, member, &topic, &payload).await });
             }
         }
     }

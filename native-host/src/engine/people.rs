@@ -30,7 +30,7 @@ const BOOK_FILE: &str = "people.bin";
 /// The engine's people state: the book, and answers waiting for a link.
 #[derive(Default)]
 pub struct People {
-    book: Contacts,
+    pub(super) book: Contacts,
     waiting: HashMap<NodeId, Vec<Answer>>,
 }
 
@@ -123,6 +123,8 @@ impl Engine {
         for answer in waiting {
             self.send_answer(answer).await;
         }
+        // Chat waiting for this person goes now.
+        self.chat_wake.notify_one();
         let _ = self.events.send(crate::api::Reply::PeersChanged);
     }
 

@@ -60,6 +60,10 @@ pub const DRIVE_PREFIX: &str = "drive.";
 /// the only frames taken from a node outside the network.
 pub const PEOPLE_PREFIX: &str = "people.";
 
+/// Topics with this prefix are chat between engines: messages and receipts
+/// between people, history replication between members.
+pub const CHAT_PREFIX: &str = "chat.";
+
 /// What the mesh tells the engine.
 #[derive(Debug)]
 pub enum MeshEvent {
@@ -75,6 +79,8 @@ pub enum MeshEvent {
     StrangerUp(PeerIdentity),
     /// A `people.*` message from any node with a link.
     People { from: NodeId, topic: String, payload: Vec<u8> },
+    /// A `chat.*` message; `member` says whether it came over a member link.
+    Chat { from: NodeId, member: bool, topic: String, payload: Vec<u8> },
 }
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
@@ -289,6 +295,17 @@ impl Mesh {
         link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(peer.to_string()))
     }
 
+    /// Other people's nodes with a link up now, and the address each one's
+    /// handshake claimed.
+    pub fn linked_strangers(&self) -> Vec<(NodeId, String)> {
+        self.table()
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.member && e.link.is_some())
+            .map(|(id, e)| (*id, e.email.clone()))
+            .collect()
+    }
+
     /// When a node was last heard from (now, if its link is up).
     pub fn last_seen(&self, id: &NodeId) -> Option<u64> {
         let table = self.table();
@@ -344,6 +361,12 @@ impl Mesh {
             }
             if topic.starts_with(PEOPLE_PREFIX) {
                 let event = MeshEvent::People { from: *peer, topic: topic.clone(), payload: payload.clone() };
+                let _ = self.events.send(event).await;
+                return;
+            }
+            if topic.starts_with(CHAT_PREFIX) {
+                let member = self.is_member_link(peer);
+                let event = MeshEvent::Chat { from: *peer, member, topic: topic.clone(), payload: payload.clone() };
                 let _ = self.events.send(event).await;
                 return;
             }

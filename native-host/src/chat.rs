@@ -1,0 +1,623 @@
+//! The owner's chat history: one automerge document that every node of the
+//! owner keeps and replicates to the others over their member links, sealed
+//! on disk with the node's history key (`chat.bin`, 0600).
+//!
+//! Everything sits at the document's root as plain values under
+//! structured keys, never in nested objects: two nodes that add the same
+//! thing independently (both of Bob's nodes receiving one message) then
+//! write the same keys, which automerge merges, instead of making two
+//! competing objects of which one would hide the other's later edits.
+//!
+//! ```text
+//! m/<conv>/<sent_at as 16 hex>/<msg id>  bytes  the ChatMessage as sent
+//! i/<msg id>                             str    its m/ key
+//! v/<msg id>                             bool   its sender was verified when it arrived
+//! p/<msg id>/<email>                     bool   not yet delivered to email (author side)
+//! d/<msg id>/<email>, r/<msg id>/<email> u64    delivered to / read by email, at
+//! o/<d|r>/<msg id>/<email>               u64    a receipt owed to the author email
+//! c/<conv>/kind                          str    "direct" or "group"
+//! c/<conv>/peer                          str    the other address (direct)
+//! c/<conv>/group, c/<conv>/group_at      bytes, u64   the latest member list seen
+//! c/<conv>/read                          u64    read up to this send time (ours)
+//! ```
+//!
+//! Keys under `m/<conv>/` sort by send time then id, which is the order of
+//! [`mailmesh_core::chat::order_key`]: a conversation reads in one range
+//! scan, in the same order on every node.
+
+use std::path::PathBuf;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ReadDoc, ScalarValue, ScalarValueRef, ValueRef, ROOT};
+use mailmesh_core::chat::{
+    open_history, seal_history, ChatMessage, ConversationId, Group, MessageId, MessageKind, Receipt, ReceiptKind,
+};
+use mailmesh_core::people::normalize_email;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("cannot save the chat history: {0}")]
+    Save(#[from] std::io::Error),
+    #[error("the system's random number generator failed")]
+    Random,
+    #[error("a replication message from another node could not be read: {0}")]
+    Sync(String),
+    #[error("the chat history could not be changed: {0}")]
+    Doc(#[from] automerge::AutomergeError),
+}
+
+/// A conversation as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    /// The other address of a direct conversation.
+    pub peer: Option<String>,
+    pub group: Option<Group>,
+    /// The send time of the group list above (a later list wins).
+    pub group_at: u64,
+    pub read_up_to: u64,
+}
+
+impl Conversation {
+    pub fn title(&self) -> String {
+        match (&self.group, &self.peer) {
+            (Some(group), _) if !group.title.is_empty() => group.title.clone(),
+            (Some(group), _) => group.members.join(", "),
+            (None, Some(peer)) => peer.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// One message with what its author's side knows of its fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub author: String,
+    pub sent_at: u64,
+    /// `text`, or `members` for a change of a group's members.
+    pub kind: String,
+    pub text: String,
+    /// Whether the sender's node was verified when the message arrived
+    /// (always true for our own).
+    pub verified: bool,
+    /// Addresses it has not reached yet.
+    pub pending: Vec<String>,
+    pub delivered: Vec<String>,
+    pub read: Vec<String>,
+}
+
+/// One row of the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    /// `direct` or `group`.
+    pub kind: String,
+    pub title: String,
+    /// Everyone in it, us included.
+    pub members: Vec<String>,
+    pub unread: u32,
+    pub last_at: u64,
+    pub last_text: String,
+}
+
+/// A receipt this node still owes an author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub kind: ReceiptKind,
+    pub message: MessageId,
+    pub to: String,
+    pub at_ms: u64,
+}
+
+pub struct History {
+    doc: AutoCommit,
+    path: PathBuf,
+    key: [u8; 32],
+}
+
+impl History {
+    /// The history saved at `path`, or an empty one. A file that does not
+    /// open is moved aside (not lost) and the history starts over; the
+    /// other nodes of the owner then give it back by replication.
+    pub fn load(path: PathBuf, key: [u8; 32]) -> History {
+        let doc = std::fs::read(&path).ok().and_then(|bytes| {
+            let loaded = open_history(&key, &bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|plain| AutoCommit::load(&plain).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(doc) => Some(doc),
+                Err(why) => {
+                    tracing::warn!("the chat history cannot be read ({why}); it was moved aside and starts empty");
+                    let _ = std::fs::rename(&path, path.with_extension("bin.damaged"));
+                    None
+                }
+            }
+        });
+        History { doc: doc.unwrap_or_default(), path, key }
+    }
+
+    pub fn save(&mut self) -> Result<(), HistoryError> {
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|_| HistoryError::Random)?;
+        let sealed = seal_history(&self.key, nonce, &self.doc.save());
+        crate::home::write_private(&self.path, &sealed, 0o600)?;
+        Ok(())
+    }
+
+    // --- reading -------------------------------------------------------
+
+    fn scalar(&self, key: &str) -> Option<ScalarValue> {
+        match self.doc.get(ROOT, key).ok()?? {
+            (automerge::Value::Scalar(value), _) => Some(value.into_owned()),
+            _ => None,
+        }
+    }
+
+    fn u64(&self, key: &str) -> Option<u64> {
+        match self.scalar(key)? {
+            ScalarValue::Uint(v) => Some(v),
+            ScalarValue::Int(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        match self.scalar(key)? {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+
+    fn bytes(&self, key: &str) -> Option<Vec<u8>> {
+        match self.scalar(key)? {
+            ScalarValue::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The keys under `prefix`, in order, with their values.
+    fn range(&self, prefix: &str) -> Vec<(String, ValueRef<'_>)> {
+        let end = format!("{prefix}\u{10ffff}");
+        self.doc.map_range(ROOT, prefix.to_string()..end).map(|item| (item.key.into_owned(), item.value)).collect()
+    }
+
+    /// The last path component of the keys under `prefix`.
+    fn names(&self, prefix: &str) -> Vec<String> {
+        self.range(prefix).into_iter().map(|(k, _)| k[prefix.len()..].to_string()).collect()
+    }
+
+    pub fn conversation(&self, id: &ConversationId) -> Option<Conversation> {
+        let base = format!("c/{id}/");
+        let kind = self.text(&format!("{base}kind"))?;
+        let group = self
+            .bytes(&format!("{base}group"))
+            .and_then(|b| ChatMessage::decode(&b).ok())
+            .and_then(|m| m.group)
+            .filter(|_| kind == "group");
+        Some(Conversation {
+            id: *id,
+            peer: self.text(&format!("{base}peer")),
+            group,
+            group_at: self.u64(&format!("{base}group_at")).unwrap_or(0),
+            read_up_to: self.u64(&format!("{base}read")).unwrap_or(0),
+        })
+    }
+
+    pub fn conversation_ids(&self) -> Vec<ConversationId> {
+        let mut ids: Vec<ConversationId> =
+            self.range("c/").into_iter().filter_map(|(k, _)| k.get(2..34).and_then(|id| id.parse().ok())).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// A conversation's messages, in order.
+    pub fn messages(&self, conversation: &ConversationId) -> Vec<ChatMessage> {
+        self.range(&format!("m/{conversation}/"))
+            .into_iter()
+            .filter_map(|(_, value)| match value {
+                ValueRef::Scalar(ScalarValueRef::Bytes(bytes)) => ChatMessage::decode(&bytes).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn message(&self, id: &MessageId) -> Option<ChatMessage> {
+        let key = self.text(&format!("i/{id}"))?;
+        ChatMessage::decode(&self.bytes(&key)?).ok()
+    }
+
+    pub fn view(&self, message: &ChatMessage) -> MessageView {
+        let id = message.id;
+        MessageView {
+            id: id.to_string(),
+            author: message.author.clone(),
+            sent_at: message.sent_at_ms,
+            kind: match message.kind {
+                MessageKind::Text => "text",
+                MessageKind::Members => "members",
+            }
+            .into(),
+            text: message.text.clone(),
+            verified: !matches!(self.scalar(&format!("v/{id}")), Some(ScalarValue::Boolean(false))),
+            pending: self.names(&format!("p/{id}/")),
+            delivered: self.names(&format!("d/{id}/")),
+            read: self.names(&format!("r/{id}/")),
+        }
+    }
+
+    fn unread_in(&self, conversation: &Conversation, me: &str) -> u32 {
+        self.messages(&conversation.id)
+            .iter()
+            .filter(|m| m.author != me && m.sent_at_ms > conversation.read_up_to)
+            .count() as u32
+    }
+
+    pub fn summaries(&self, me: &str) -> Vec<ConversationView> {
+        let me = normalize_email(me);
+        let mut list: Vec<ConversationView> = self
+            .conversation_ids()
+            .iter()
+            .filter_map(|id| self.conversation(id))
+            .map(|c| {
+                let messages = self.messages(&c.id);
+                let last = messages.last();
+                ConversationView {
+                    id: c.id.to_string(),
+                    kind: if c.group.is_some() { "group" } else { "direct" }.into(),
+                    title: c.title(),
+                    members: match (&c.group, &c.peer) {
+                        (Some(g), _) => g.members.clone(),
+                        (None, Some(peer)) => vec![me.clone(), peer.clone()],
+                        (None, None) => vec![me.clone()],
+                    },
+                    unread: self.unread_in(&c, &me),
+                    last_at: last.map_or(0, |m| m.sent_at_ms),
+                    last_text: last.map(|m| m.text.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| b.last_at.cmp(&a.last_at).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+
+    pub fn unread_total(&self, me: &str) -> u32 {
+        self.summaries(me).iter().map(|c| c.unread).sum()
+    }
+
+    /// Messages waiting for delivery, with the addresses still to reach.
+    pub fn pending(&self) -> Vec<(ChatMessage, Vec<String>)> {
+        let mut out: Vec<(ChatMessage, Vec<String>)> = Vec::new();
+        for name in self.names("p/") {
+            let Some((id, email)) = name.split_once('/') else { continue };
+            let Ok(id) = id.parse::<MessageId>() else { continue };
+            match out.last_mut() {
+                Some((m, emails)) if m.id == id => emails.push(email.to_string()),
+                _ => {
+                    if let Some(message) = self.message(&id) {
+                        out.push((message, vec![email.to_string()]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn owed(&self) -> Vec<Owed> {
+        self.range("o/")
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let mut parts = key.splitn(4, '/').skip(1);
+                let kind = match parts.next()? {
+                    "d" => ReceiptKind::Delivered,
+                    "r" => ReceiptKind::Read,
+                    _ => return None,
+                };
+                let message = parts.next()?.parse().ok()?;
+                let to = parts.next()?.to_string();
+                let at_ms = match value {
+                    ValueRef::Scalar(ScalarValueRef::Uint(v)) => v,
+                    _ => 0,
+                };
+                Some(Owed { kind, message, to, at_ms })
+            })
+            .collect()
+    }
+
+    // --- changing ------------------------------------------------------
+
+    fn put(&mut self, key: &str, value: impl Into<ScalarValue>) -> Result<(), HistoryError> {
+        self.doc.put(ROOT, key, value)?;
+        Ok(())
+    }
+
+    fn message_key(message: &ChatMessage) -> String {
+        format!("m/{}/{:016x}/{}", message.conversation, message.sent_at_ms, message.id)
+    }
+
+    /// Records a conversation's kind and, if newer than what we have, its
+    /// group list (carried by `message`).
+    fn note_conversation(&mut self, message: &ChatMessage, peer: Option<&str>) -> Result<(), HistoryError> {
+        let base = format!("c/{}/", message.conversation);
+        let known = self.conversation(&message.conversation);
+        match (&message.group, peer) {
+            (Some(_), _) if known.as_ref().is_none_or(|c| message.sent_at_ms >= c.group_at) => {
+                self.put(&format!("{base}kind"), "group")?;
+                self.put(&format!("{base}group"), ScalarValue::Bytes(message.encode()))?;
+                self.put(&format!("{base}group_at"), message.sent_at_ms)?;
+            }
+            (None, Some(peer)) if known.is_none() => {
+                self.put(&format!("{base}kind"), "direct")?;
+                self.put(&format!("{base}peer"), normalize_email(peer))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A message we wrote: stored, pending for each of `recipients`.
+    pub fn add_own(
+        &mut self,
+        message: &ChatMessage,
+        peer: Option<&str>,
+        recipients: &[String],
+    ) -> Result<(), HistoryError> {
+        self.note_conversation(message, peer)?;
+        let key = Self::message_key(message);
+        self.put(&key, ScalarValue::Bytes(message.encode()))?;
+        self.put(&format!("i/{}", message.id), key)?;
+        for to in recipients {
+            self.put(&format!("p/{}/{to}", message.id), true)?;
+        }
+        // What we answered, we read.
+        self.read_up_to(&message.conversation, &message.author, message.sent_at_ms, message.sent_at_ms)?;
+        Ok(())
+    }
+
+    /// A message from someone else, checked by the caller. Returns whether
+    /// it was new. A delivered receipt is owed either way: the author
+    /// resends until one reaches it.
+    pub fn add_incoming(&mut self, message: &ChatMessage, verified: bool, at_ms: u64) -> Result<bool, HistoryError> {
+        let id = message.id;
+        self.put(&format!("o/d/{id}/{}", message.author), at_ms)?;
+        if self.message(&id).is_some() {
+            return Ok(false);
+        }
+        let peer = message.group.is_none().then_some(message.author.as_str());
+        self.note_conversation(message, peer)?;
+        let key = Self::message_key(message);
+        self.put(&key, ScalarValue::Bytes(message.encode()))?;
+        self.put(&format!("i/{id}"), key)?;
+        self.put(&format!("v/{id}"), verified)?;
+        Ok(true)
+    }
+
+    /// A receipt from `reader` (already checked against the link) for
+    /// messages of ours. Returns whether anything changed.
+    pub fn on_receipt(&mut self, receipt: &Receipt, me: &str) -> Result<bool, HistoryError> {
+        let reader = normalize_email(&receipt.reader);
+        let mut changed = false;
+        for id in &receipt.messages {
+            let Some(message) = self.message(id) else { continue };
+            let peer = self.conversation(&message.conversation).and_then(|c| c.peer);
+            let pending = format!("p/{id}/{reader}");
+            // A member removed by this very message was sent it too.
+            let was_sent = message.recipients(peer.as_deref()).contains(&reader) || self.scalar(&pending).is_some();
+            if message.author != me || !was_sent {
+                continue;
+            }
+            let kinds: &[&str] = match receipt.kind {
+                ReceiptKind::Delivered => &["d"],
+                // Read implies delivered.
+                ReceiptKind::Read => &["d", "r"],
+            };
+            for kind in kinds {
+                let key = format!("{kind}/{id}/{reader}");
+                if self.u64(&key).is_none() {
+                    self.put(&key, receipt.at_ms)?;
+                    changed = true;
+                }
+            }
+            if self.scalar(&pending).is_some() {
+                self.doc.delete(ROOT, pending.as_str())?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A receipt was handed to a link of its addressee.
+    pub fn paid(&mut self, owed: &Owed) -> Result<(), HistoryError> {
+        let kind = match owed.kind {
+            ReceiptKind::Delivered => "d",
+            ReceiptKind::Read => "r",
+        };
+        self.doc.delete(ROOT, format!("o/{kind}/{}/{}", owed.message, owed.to).as_str())?;
+        Ok(())
+    }
+
+    fn advance_read(&mut self, conversation: &ConversationId, up_to: u64) -> Result<bool, HistoryError> {
+        let key = format!("c/{conversation}/read");
+        if self.u64(&key).is_some_and(|r| r >= up_to) {
+            return Ok(false);
+        }
+        self.put(&key, up_to)?;
+        Ok(true)
+    }
+
+    /// The owner opened a conversation: everything in it is read, and a
+    /// read receipt is owed to the author of each message not read before.
+    pub fn mark_read(&mut self, conversation: &ConversationId, me: &str, at_ms: u64) -> Result<bool, HistoryError> {
+        let Some(last) = self.messages(conversation).last().map(|m| m.sent_at_ms) else { return Ok(false) };
+        self.read_up_to(conversation, me, last, at_ms)
+    }
+
+    /// Marks read what `me` had before `up_to` (answering is reading too).
+    fn read_up_to(
+        &mut self,
+        conversation: &ConversationId,
+        me: &str,
+        up_to: u64,
+        at_ms: u64,
+    ) -> Result<bool, HistoryError> {
+        let Some(known) = self.conversation(conversation) else { return Ok(false) };
+        let newly_read: Vec<ChatMessage> = self
+            .messages(conversation)
+            .into_iter()
+            .filter(|m| m.author != me && m.sent_at_ms > known.read_up_to && m.sent_at_ms <= up_to)
+            .collect();
+        for m in newly_read {
+            self.put(&format!("o/r/{}/{}", m.id, m.author), at_ms)?;
+        }
+        self.advance_read(conversation, up_to)
+    }
+
+    // --- replication ---------------------------------------------------
+
+    /// What to send a member next, if anything.
+    pub fn sync_message(&mut self, state: &mut sync::State) -> Option<Vec<u8>> {
+        self.doc.sync().generate_sync_message(state).map(|m| m.encode())
+    }
+
+    /// Takes a member's sync message; returns whether the history changed.
+    pub fn receive_sync(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<bool, HistoryError> {
+        let message = sync::Message::decode(bytes).map_err(|e| HistoryError::Sync(e.to_string()))?;
+        let before = self.doc.get_heads();
+        self.doc.sync().receive_sync_message(state, message).map_err(|e| HistoryError::Sync(e.to_string()))?;
+        Ok(self.doc.get_heads() != before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailmesh_core::chat::direct_conversation;
+
+    use super::*;
+
+    fn history(dir: &tempfile::TempDir, name: &str) -> History {
+        History::load(dir.path().join(name), [1; 32])
+    }
+
+    fn text(id: u8, from: &str, to: &str, at: u64) -> ChatMessage {
+        ChatMessage::text(MessageId([id; 16]), direct_conversation(from, to), from, at, &format!("m{id}"), None)
+            .unwrap()
+    }
+
+    fn bob() -> Vec<String> {
+        vec!["bob@y.org".into()]
+    }
+
+    /// Runs the sync protocol between two histories until both are quiet.
+    fn sync_pair(a: &mut History, b: &mut History) {
+        let (mut sa, mut sb) = (sync::State::new(), sync::State::new());
+        for _ in 0..20 {
+            let from_a = a.sync_message(&mut sa);
+            let from_b = b.sync_message(&mut sb);
+            if from_a.is_none() && from_b.is_none() {
+                return;
+            }
+            if let Some(m) = from_a {
+                b.receive_sync(&mut sb, &m).unwrap();
+            }
+            if let Some(m) = from_b {
+                a.receive_sync(&mut sa, &m).unwrap();
+            }
+        }
+        panic!("sync did not settle");
+    }
+
+    #[test]
+    fn a_conversation_reads_in_send_order_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = history(&dir, "chat.bin");
+        h.add_own(&text(2, "alice@x.org", "bob@y.org", 20), Some("bob@y.org"), &bob()).unwrap();
+        h.add_incoming(&text(1, "bob@y.org", "alice@x.org", 10), true, 30).unwrap();
+        h.add_own(&text(3, "alice@x.org", "bob@y.org", 20), Some("bob@y.org"), &bob()).unwrap();
+        h.save().unwrap();
+        let h = history(&dir, "chat.bin");
+        let conv = direct_conversation("alice@x.org", "bob@y.org");
+        let texts: Vec<String> = h.messages(&conv).into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["m1", "m2", "m3"]);
+        assert_eq!(h.conversation(&conv).unwrap().peer.as_deref(), Some("bob@y.org"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("chat.bin")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_damaged_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("chat.bin"), b"garbage").unwrap();
+        let h = history(&dir, "chat.bin");
+        assert!(h.conversation_ids().is_empty());
+        assert!(dir.path().join("chat.bin.damaged").exists());
+    }
+
+    #[test]
+    fn receipts_clear_pending_and_unread_counts_follow_the_read_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = history(&dir, "a");
+        let mine = text(1, "alice@x.org", "bob@y.org", 10);
+        h.add_own(&mine, Some("bob@y.org"), &bob()).unwrap();
+        assert_eq!(h.pending().len(), 1);
+        let receipt =
+            Receipt { kind: ReceiptKind::Read, reader: "bob@y.org".into(), at_ms: 11, messages: vec![mine.id] };
+        // A receipt from someone the message was not for changes nothing.
+        let stranger = Receipt { reader: "mallory@z.org".into(), ..receipt.clone() };
+        assert!(!h.on_receipt(&stranger, "alice@x.org").unwrap());
+        assert!(h.on_receipt(&receipt, "alice@x.org").unwrap());
+        assert!(h.pending().is_empty());
+        let view = h.view(&mine);
+        assert_eq!((view.delivered, view.read), (vec!["bob@y.org".to_string()], vec!["bob@y.org".to_string()]));
+
+        let theirs = text(2, "bob@y.org", "alice@x.org", 12);
+        assert!(h.add_incoming(&theirs, true, 13).unwrap());
+        assert!(!h.add_incoming(&theirs, true, 14).unwrap(), "a second delivery is the same message");
+        assert_eq!(h.unread_total("alice@x.org"), 1);
+        h.mark_read(&mine.conversation, "alice@x.org", 15).unwrap();
+        assert_eq!(h.unread_total("alice@x.org"), 0);
+        let owed: Vec<_> = h.owed().into_iter().map(|o| (o.kind, o.to)).collect();
+        assert_eq!(owed, [(ReceiptKind::Delivered, "bob@y.org".into()), (ReceiptKind::Read, "bob@y.org".into())]);
+    }
+
+    #[test]
+    fn two_nodes_that_both_received_a_message_agree_after_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut b1, mut b2) = (history(&dir, "b1"), history(&dir, "b2"));
+        let first = text(1, "alice@x.org", "bob@y.org", 10);
+        b1.add_incoming(&first, true, 11).unwrap();
+        b2.add_incoming(&first, true, 12).unwrap();
+        b2.add_incoming(&text(2, "alice@x.org", "bob@y.org", 20), true, 21).unwrap();
+        b1.mark_read(&first.conversation, "bob@y.org", 30).unwrap();
+        sync_pair(&mut b1, &mut b2);
+        let conv = first.conversation;
+        assert_eq!(b1.messages(&conv), b2.messages(&conv));
+        assert_eq!(b1.messages(&conv).len(), 2);
+        assert_eq!(b1.summaries("bob@y.org"), b2.summaries("bob@y.org"));
+    }
+
+    #[test]
+    fn a_later_group_list_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = history(&dir, "g");
+        let conv = ConversationId([7; 16]);
+        let mut message = text(1, "alice@x.org", "bob@y.org", 10);
+        message.conversation = conv;
+        message.group = Some(Group::new("trip", ["alice@x.org", "bob@y.org", "carol@z.org"]).unwrap());
+        h.add_incoming(&message, true, 11).unwrap();
+        let mut later = message.clone();
+        later.id = MessageId([2; 16]);
+        later.sent_at_ms = 20;
+        later.group = Some(Group::new("trip", ["alice@x.org", "bob@y.org"]).unwrap());
+        h.add_incoming(&later, true, 21).unwrap();
+        let mut stale = message.clone();
+        stale.id = MessageId([3; 16]);
+        stale.sent_at_ms = 15;
+        h.add_incoming(&stale, true, 22).unwrap();
+        assert_eq!(h.conversation(&conv).unwrap().group.unwrap().members.len(), 2);
+    }
+}

@@ -1,0 +1,103 @@
+//! `mailmesh chat …`: conversations with other people from the terminal,
+//! each subcommand one request to the running engine.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::api::Reply;
+use crate::control::Control;
+use crate::home::NodeHome;
+
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// List the conversations, newest first, with unread counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a conversation (its id, or the other person's address).
+    Show {
+        conversation: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write to a person (by address) or into a conversation (by id).
+    Send {
+        conversation: String,
+        /// The text; several words are joined by spaces.
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Mark a conversation read (its authors get read receipts).
+    Read { conversation: String },
+    /// Start a group with verified people; prints the group's id.
+    Group {
+        #[arg(long, default_value = "")]
+        title: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Add or remove members of a group.
+    Members {
+        conversation: String,
+        #[arg(long, value_name = "EMAIL")]
+        add: Vec<String>,
+        #[arg(long, value_name = "EMAIL")]
+        remove: Vec<String>,
+    },
+}
+
+pub async fn run(home: &NodeHome, command: ChatCommand) -> anyhow::Result<ExitCode> {
+    let request = match &command {
+        ChatCommand::List { .. } => serde_json::json!({"type": "chat_list"}),
+        ChatCommand::Show { conversation, .. } => {
+            serde_json::json!({"type": "chat_show", "conversation": conversation})
+        }
+        ChatCommand::Send { conversation, text } => {
+            serde_json::json!({"type": "chat_send", "conversation": conversation, "text": text.join(" ")})
+        }
+        ChatCommand::Read { conversation } => serde_json::json!({"type": "chat_read", "conversation": conversation}),
+        ChatCommand::Group { title, members } => {
+            serde_json::json!({"type": "chat_group_create", "title": title, "members": members})
+        }
+        ChatCommand::Members { conversation, add, remove } => serde_json::json!({
+            "type": "chat_group_members", "conversation": conversation, "add": add, "remove": remove,
+        }),
+    };
+    let reply = Control::connect(home).await?.request(request).await?;
+    match (command, reply) {
+        (ChatCommand::List { json: true }, Reply::Conversations { conversations, .. }) => {
+            println!("{}", serde_json::to_string_pretty(&conversations)?)
+        }
+        (ChatCommand::List { .. }, Reply::Conversations { conversations, .. }) => {
+            for c in conversations {
+                let unread = if c.unread > 0 { format!(" ({} unread)", c.unread) } else { String::new() };
+                println!("{}  {}{unread}  {}", c.id, c.title, c.last_text);
+            }
+        }
+        (ChatCommand::Show { json: true, .. }, Reply::Conversation { conversation }) => {
+            println!("{}", serde_json::to_string_pretty(&conversation)?)
+        }
+        (ChatCommand::Show { .. }, Reply::Conversation { conversation }) => {
+            println!("{} ({})", conversation.summary.title, conversation.summary.members.join(", "));
+            for m in conversation.messages {
+                let fate = if !m.pending.is_empty() {
+                    " [waiting]"
+                } else if !m.read.is_empty() {
+                    " [read]"
+                } else if !m.delivered.is_empty() {
+                    " [delivered]"
+                } else {
+                    ""
+                };
+                let unverified = if m.verified { "" } else { " (unverified)" };
+                println!("{}{unverified}: {}{fate}", m.author, m.text);
+            }
+        }
+        (ChatCommand::Send { .. }, Reply::ChatSent { message }) => println!("sent {}", message.id),
+        (_, Reply::ChatDone { conversation }) => println!("{conversation}"),
+        (_, other) => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,103 @@
+// Issue 7, chat: three people on one LAN (Alice with two nodes, Bob and
+// Carol with one each), verified by real email challenges. Messages go both
+// ways with delivered and read receipts; Alice's history is the same on both
+// of her nodes; a message written while Bob is stopped reaches him when he
+// starts, from Alice's other node even though the one that wrote it is off;
+// a group of three talks, and a member removed from it hears nothing more.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PeopleLan } from '../harness/people-lan.js';
+import { waitFor } from '../harness/util.js';
+
+const show = async (node, conversation) =>
+  JSON.parse((await node.mailmesh('chat', 'show', conversation, '--json')).stdout);
+const list = async (node) => JSON.parse((await node.mailmesh('chat', 'list', '--json')).stdout);
+const texts = (conversation) => conversation.messages.map((m) => m.text);
+/** Waits until `node` has a message with `text` in `conversation`; returns it. */
+const arrives = (node, conversation, text) => waitFor(`"${text}" on ${node.name}`, async () =>
+  (await show(node, conversation)).messages.find((m) => m.text === text), { timeoutMs: 30_000, everyMs: 250 });
+
+test('chat: both ways, receipts, replicated history, offline delivery, groups', async (t) => {
+  const lan = await PeopleLan.start({ alice: 2, bob: 1, carol: 1 });
+  t.after(async () => assert.deepEqual(await lan.stop(), [], 'nothing left running'));
+  const { alice1, alice2, bob1, carol1 } = lan.nodes;
+  const { alice, bob, carol } = lan.email;
+
+  await waitFor('Alice to see Bob', async () => (await PeopleLan.person(alice1, bob))?.devices.length === 1,
+    { timeoutMs: 30_000, everyMs: 500 });
+  await assert.rejects(alice1.mailmesh('chat', 'send', bob, 'too early'), /no verified device yet/,
+    'nothing goes to a person not verified');
+
+  await lan.verify(alice1, 'bob');
+  await lan.verify(alice2, 'bob');
+  await lan.verify(alice1, 'carol');
+  await lan.verify(bob1, 'alice', 2);
+  await lan.verify(bob1, 'carol');
+  await lan.verify(carol1, 'alice', 2);
+  await lan.verify(carol1, 'bob');
+
+  // One to one, both ways.
+  await alice1.mailmesh('chat', 'send', bob, 'hello', 'Bob');
+  const got = await arrives(bob1, alice, 'hello Bob');
+  assert.equal(got.author, alice);
+  assert.equal(got.verified, true);
+  await waitFor('the delivered receipt on Alice\'s node', async () =>
+    (await show(alice1, bob)).messages[0].delivered.includes(bob), { timeoutMs: 30_000, everyMs: 250 });
+  await bob1.mailmesh('chat', 'send', alice, 'hello Alice');
+  await arrives(alice1, bob, 'hello Alice');
+  await arrives(alice2, bob, 'hello Alice');
+  assert.equal((await alice1.status()).chat_unread, 1, 'Bob\'s answer is unread');
+  await alice1.mailmesh('chat', 'read', bob);
+  assert.equal((await alice1.status()).chat_unread, 0);
+  await waitFor('the read mark on Alice\'s other node', async () => (await alice2.status()).chat_unread === 0,
+    { timeoutMs: 30_000, everyMs: 250 });
+  await bob1.mailmesh('chat', 'read', alice);
+  await waitFor('Bob\'s read receipt at Alice', async () =>
+    (await show(alice1, bob)).messages[0].read.includes(bob), { timeoutMs: 30_000, everyMs: 250 });
+
+  // While Bob is stopped: Alice writes from one node, that node stops too,
+  // and her other node delivers when Bob is back.
+  await bob1.mailmesh('stop');
+  await alice1.mailmesh('chat', 'send', bob, 'while you were away');
+  await waitFor('the pending message on Alice\'s other node', async () =>
+    (await show(alice2, bob)).messages.find((m) => m.text === 'while you were away')?.pending.includes(bob),
+  { timeoutMs: 30_000, everyMs: 250 });
+  await alice1.mailmesh('stop');
+  await bob1.startEngine();
+  await arrives(bob1, alice, 'while you were away');
+  await waitFor('delivery noted on Alice\'s other node', async () =>
+    (await show(alice2, bob)).messages.find((m) => m.text === 'while you were away').delivered.includes(bob),
+  { timeoutMs: 30_000, everyMs: 250 });
+  await alice1.startEngine();
+  const strip = (c) => c.messages.map(({ id, author, sent_at, text, pending, delivered }) =>
+    ({ id, author, sent_at, text, pending, delivered }));
+  await waitFor('the same history on both of Alice\'s nodes', async () =>
+    JSON.stringify(strip(await show(alice1, bob))) === JSON.stringify(strip(await show(alice2, bob))),
+  { timeoutMs: 30_000, everyMs: 250 });
+  assert.deepEqual(texts(await show(alice1, bob)), ['hello Bob', 'hello Alice', 'while you were away'],
+    'one order on every node');
+  assert.deepEqual(texts(await show(bob1, alice)), ['hello Bob', 'hello Alice', 'while you were away']);
+
+  // A group of three.
+  const { stdout } = await alice1.mailmesh('chat', 'group', '--title', 'trip', bob, carol);
+  const group = stdout.trim();
+  await alice1.mailmesh('chat', 'send', group, 'group hello');
+  await arrives(bob1, group, 'group hello');
+  await arrives(carol1, group, 'group hello');
+  const onCarol = (await list(carol1)).find((c) => c.id === group);
+  assert.equal(onCarol.title, 'trip');
+  assert.deepEqual(onCarol.members, [alice, bob, carol].sort());
+  await carol1.mailmesh('chat', 'send', group, 'carol here');
+  await arrives(alice1, group, 'carol here');
+  await arrives(bob1, group, 'carol here');
+
+  await alice1.mailmesh('chat', 'members', group, '--remove', carol);
+  await waitFor('Carol to learn she was removed', async () =>
+    !(await list(carol1)).find((c) => c.id === group).members.includes(carol), { timeoutMs: 30_000, everyMs: 250 });
+  await alice1.mailmesh('chat', 'send', group, 'after Carol left');
+  await arrives(bob1, group, 'after Carol left');
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  assert.ok(!texts(await show(carol1, group)).includes('after Carol left'), 'a removed member hears nothing more');
+  await assert.rejects(carol1.mailmesh('chat', 'send', group, 'still here?'), /no longer a member/);
+});
