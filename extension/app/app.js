@@ -3,13 +3,15 @@
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
+import { showChat } from './chat.js';
 import { showDrive } from './drive.js';
 import { showMail } from './mail.js';
 import { showPeople } from './people.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 function showSection() {
-  const name = location.hash.slice(1) || 'nodes';
+  // `#chat/<id>` is the chat section with a conversation open.
+  const name = location.hash.slice(1).split('/')[0] || 'nodes';
   for (const section of document.querySelectorAll('main > section')) {
     section.classList.toggle('active', section.dataset.section === name);
   }
@@ -24,6 +26,7 @@ showSection();
 showDrive(document);
 showMail(document);
 showPeople(document);
+showChat(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);

@@ -55,6 +55,12 @@ export function makeHandlers(link) {
     [RuntimeType.PEOPLE_RENAME]: (m) => link.request(request.peopleRename(m.email, m.name)),
     [RuntimeType.PEOPLE_BLOCK]: (m) => link.request(request.peopleBlock(m.email, m.blocked)),
     [RuntimeType.PEOPLE_REMOVE]: (m) => link.request(request.peopleRemove(m.email)),
+    [RuntimeType.CHAT_LIST]: () => link.request(request.chatList()),
+    [RuntimeType.CHAT_SHOW]: (m) => link.request(request.chatShow(m.conversation)),
+    [RuntimeType.CHAT_SEND]: (m) => link.request(request.chatSend(m.conversation, m.text)),
+    [RuntimeType.CHAT_READ]: (m) => link.request(request.chatRead(m.conversation)),
+    [RuntimeType.CHAT_GROUP_CREATE]: (m) => link.request(request.chatGroupCreate(m.title, m.members)),
+    [RuntimeType.CHAT_GROUP_MEMBERS]: (m) => link.request(request.chatGroupMembers(m.conversation, m.add ?? [], m.remove ?? [])),
     [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.

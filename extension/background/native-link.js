@@ -16,7 +16,12 @@ const REQUEST_TIMEOUT_MS = 15_000;
 export const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
 export class NativeLink {
-  constructor() {
+  /**
+   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void}} hooks
+   *   called with every fresh status, and when the engine says chat changed
+   */
+  constructor(hooks = {}) {
+    this.hooks = hooks;
     /** @type {chrome.runtime.Port | null} */
     this.port = null;
     this.nextId = 1;
@@ -89,6 +94,10 @@ export class NativeLink {
     }
     if (message?.type === reply.ENGINE_STATE) this.onEngineState(message);
     if (message?.type === reply.STATUS_CHANGED || message?.type === reply.PEERS_CHANGED) this.refreshSoon();
+    if (message?.type === reply.CHAT_CHANGED) {
+      this.refreshSoon();
+      this.hooks.onChatChanged?.();
+    }
   }
 
   async onEngineState(event) {
@@ -116,6 +125,7 @@ export class NativeLink {
       const status = await this.request(request.status());
       this.backoff = BACKOFF_MIN_MS;
       await updateState({ connection: 'connected', engine: 'up', hostVersion: hello.host_version, status, error: null });
+      this.hooks.onStatus?.(status);
     } catch (e) {
       await updateState({ connection: 'disconnected', error: String(e?.message ?? e) });
     }

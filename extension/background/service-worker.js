@@ -9,10 +9,14 @@ import { resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
 import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
+import { onChatChanged, showUnread } from './chat-alerts.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
-const link = new NativeLink();
+const link = new NativeLink({
+  onStatus: (status) => showUnread(status.chat_unread ?? 0),
+  onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
+});
 listen(makeHandlers(link));
 
 // Drive downloads: a hidden frame of one of our pages navigates here and

@@ -11,7 +11,14 @@ callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);
   renderPeerList(document.getElementById('peers'), state.status?.peers);
+  renderUnread(state.status?.chat_unread ?? 0);
 });
+
+function renderUnread(count) {
+  const unread = document.getElementById('chat-unread');
+  unread.dataset.count = String(count);
+  unread.textContent = count ? `${count} unread message${count === 1 ? '' : 's'}` : 'No unread messages';
+}
 // Round-trip times and files change without an event here: re-read them.
 setInterval(() => {
   callWorker({ type: RuntimeType.REFRESH }).catch(() => {});
@@ -57,5 +64,7 @@ document.getElementById('start-engine').addEventListener('click', () =>
   }));
 document.getElementById('open-app').addEventListener('click', () =>
   chrome.tabs.create({ url: chrome.runtime.getURL('app/app.html') }));
+document.getElementById('open-chat').addEventListener('click', () =>
+  chrome.tabs.create({ url: chrome.runtime.getURL('app/app.html#chat') }));
 document.getElementById('open-setup').addEventListener('click', () =>
   chrome.tabs.create({ url: chrome.runtime.getURL('onboarding/onboarding.html') }));

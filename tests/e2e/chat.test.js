@@ -4,6 +4,9 @@
 // of her nodes; a message written while Bob is stopped reaches him when he
 // starts, from Alice's other node even though the one that wrote it is off;
 // a group of three talks, and a member removed from it hears nothing more.
+// In the browser: the unread count on the icon and in the popup, a
+// notification while no app page is open, and the app's chat section shows,
+// reads (a read receipt goes back) and sends.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,4 +103,42 @@ test('chat: both ways, receipts, replicated history, offline delivery, groups', 
   await new Promise((resolve) => setTimeout(resolve, 4_000));
   assert.ok(!texts(await show(carol1, group)).includes('after Carol left'), 'a removed member hears nothing more');
   await assert.rejects(carol1.mailmesh('chat', 'send', group, 'still here?'), /no longer a member/);
+
+  // The extension: Bob's browser with no app page open, all read so far.
+  await bob1.mailmesh('chat', 'read', group);
+  await bob1.mailmesh('chat', 'read', alice);
+  assert.equal((await bob1.status()).chat_unread, 0);
+  await bob1.startBrowser();
+  const worker = () => bob1.serviceWorker();
+  await alice1.mailmesh('chat', 'send', bob, 'ping from Alice');
+  await arrives(bob1, alice, 'ping from Alice');
+  await waitFor('the unread count on Bob\'s icon', async () =>
+    (await (await worker()).evaluate(() => chrome.action.getBadgeText({}))) === '1', { timeoutMs: 30_000, everyMs: 250 });
+  const notifications = await waitFor('a notification for the message', async () => {
+    const all = await (await worker()).evaluate(() => chrome.notifications.getAll());
+    return Object.keys(all).length ? all : null;
+  }, { timeoutMs: 30_000, everyMs: 250 });
+  assert.ok(Object.keys(notifications).some((id) => id.startsWith('chat:')));
+  const popup = await bob1.openPage('popup/popup.html');
+  await waitFor('the unread count in the popup', async () =>
+    (await popup.locator('#chat-unread').getAttribute('data-count')) === '1', { timeoutMs: 30_000, everyMs: 250 });
+  await popup.close();
+
+  const app = await bob1.openPage('app/app.html#chat');
+  const direct = (await list(bob1)).find((c) => c.kind === 'direct' && c.members.includes(alice)).id;
+  await app.locator(`#chat-list li[data-id="${direct}"]`).click();
+  await waitFor('Alice\'s message in Bob\'s app', async () =>
+    (await app.locator('#chat-messages li .text').allTextContents()).includes('ping from Alice'),
+  { timeoutMs: 30_000, everyMs: 250 });
+  await waitFor('the read receipt for the message Bob saw in the app', async () =>
+    (await show(alice1, bob)).messages.find((m) => m.text === 'ping from Alice').read.includes(bob),
+  { timeoutMs: 30_000, everyMs: 250 });
+  await waitFor('the icon to clear', async () =>
+    (await (await worker()).evaluate(() => chrome.action.getBadgeText({}))) === '', { timeoutMs: 30_000, everyMs: 250 });
+  await app.fill('#chat-text', 'typed in the app');
+  await app.click('#chat-compose button[type="submit"]');
+  await arrives(alice1, bob, 'typed in the app');
+  await waitFor('the receipt shown in Bob\'s app', async () =>
+    (await app.locator('#chat-messages li.mine').last().getAttribute('data-state')) !== 'pending',
+  { timeoutMs: 30_000, everyMs: 250 });
 });

@@ -135,6 +135,12 @@ export class MeshNode {
     return ws.toString();
   }
 
+  /** The extension's service worker as it runs now (Chrome may restart it). */
+  serviceWorker() {
+    return waitFor(`${this.name}'s extension service worker`, () =>
+      this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`)));
+  }
+
   extensionUrl(page) {
     return `chrome-extension://${EXTENSION_ID}/${page}`;
   }

@@ -57,6 +57,18 @@ export const request = {
   peopleBlock: (email, blocked) => ({ type: 'people_block', email, blocked }),
   /** @returns {{type: 'people_remove', email: string}} */
   peopleRemove: (email) => ({ type: 'people_remove', email }),
+  /** @returns {{type: 'chat_list'}} */
+  chatList: () => ({ type: 'chat_list' }),
+  /** @returns {{type: 'chat_show', conversation: string}} a conversation id, or an address */
+  chatShow: (conversation) => ({ type: 'chat_show', conversation }),
+  /** @returns {{type: 'chat_send', conversation: string, text: string}} */
+  chatSend: (conversation, text) => ({ type: 'chat_send', conversation, text }),
+  /** @returns {{type: 'chat_read', conversation: string}} */
+  chatRead: (conversation) => ({ type: 'chat_read', conversation }),
+  /** @returns {{type: 'chat_group_create', title: string, members: string[]}} */
+  chatGroupCreate: (title, members) => ({ type: 'chat_group_create', title, members }),
+  /** @returns {{type: 'chat_group_members', conversation: string, add: string[], remove: string[]}} */
+  chatGroupMembers: (conversation, add, remove) => ({ type: 'chat_group_members', conversation, add, remove }),
   /** @returns {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} */
   mailSend: ({ to, subject, body, attachments }) => ({ type: 'mail_send', to, subject, body, attachments }),
 };
@@ -76,6 +88,11 @@ export const request = {
  * @typedef {{type: 'status_changed'}} StatusChangedEvent
  * @typedef {{type: 'peers_changed'}} PeersChangedEvent
  * @typedef {{type: 'socket_token', port: number, token: string}} SocketTokenReply
+ * @typedef {{type: 'chat_changed'}} ChatChangedEvent — `chat_list` has the new view
+ * @typedef {{id: string, kind: 'direct' | 'group', title: string, members: string[], unread: number,
+ *   last_at: number, last_text: string}} ConversationView
+ * @typedef {{id: string, author: string, sent_at: number, kind: 'text' | 'members', text: string,
+ *   verified: boolean, pending: string[], delivered: string[], read: string[]}} MessageView
  * @typedef {{id: string, fingerprint: string, name: string, email: string, member: boolean,
  *   online: boolean, last_seen: number | null, rtt_ms: number | null,
  *   path: 'webrtc' | 'relay' | null}} PeerView
@@ -91,6 +108,7 @@ export const reply = {
   STATUS_CHANGED: 'status_changed',
   PEERS_CHANGED: 'peers_changed',
   FILES_CHANGED: 'files_changed',
+  CHAT_CHANGED: 'chat_changed',
   FILES: 'files',
   FILE: 'file',
   SOCKET_TOKEN: 'socket_token',

@@ -20,6 +20,12 @@
  * @typedef {{type: 'people_rename', email: string, name: string}} PeopleRename
  * @typedef {{type: 'people_block', email: string, blocked: boolean}} PeopleBlock
  * @typedef {{type: 'people_remove', email: string}} PeopleRemove
+ * @typedef {{type: 'chat_list'}} ChatList
+ * @typedef {{type: 'chat_show', conversation: string}} ChatShow
+ * @typedef {{type: 'chat_send', conversation: string, text: string}} ChatSend
+ * @typedef {{type: 'chat_read', conversation: string}} ChatRead
+ * @typedef {{type: 'chat_group_create', title: string, members: string[]}} ChatGroupCreate
+ * @typedef {{type: 'chat_group_members', conversation: string, add: string[], remove: string[]}} ChatGroupMembers
  * @typedef {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} MailSend
  */
 export const RuntimeType = {
@@ -42,6 +48,12 @@ export const RuntimeType = {
   PEOPLE_RENAME: 'people_rename',
   PEOPLE_BLOCK: 'people_block',
   PEOPLE_REMOVE: 'people_remove',
+  CHAT_LIST: 'chat_list',
+  CHAT_SHOW: 'chat_show',
+  CHAT_SEND: 'chat_send',
+  CHAT_READ: 'chat_read',
+  CHAT_GROUP_CREATE: 'chat_group_create',
+  CHAT_GROUP_MEMBERS: 'chat_group_members',
 };
 
 /**
