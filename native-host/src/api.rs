@@ -124,6 +124,32 @@ pub enum Request {
         #[serde(default)]
         remove: Vec<String>,
     },
+    /// Offers a person a file: one on the engine's disk (`path`) or a drive
+    /// file (`file_id`).
+    SendFile {
+        to: String,
+        #[serde(default)]
+        path: Option<String>,
+        #[serde(default)]
+        file_id: Option<String>,
+    },
+    /// Transfers coming and going, newest first.
+    SendList,
+    /// Takes an offered file into the drive (`drive`) or a folder
+    /// (`downloads`: `dir`, or the Downloads folder).
+    SendAccept {
+        transfer: String,
+        to: String,
+        #[serde(default)]
+        dir: Option<String>,
+    },
+    /// Refuses an offered file; nothing of it is kept.
+    SendDecline {
+        transfer: String,
+    },
+    SendCancel {
+        transfer: String,
+    },
     /// Sends a mail from the owner's account, with drive files attached.
     MailSend {
         to: Vec<String>,
@@ -231,6 +257,7 @@ pub enum ErrorCode {
     DriveFailed,
     PeopleFailed,
     ChatFailed,
+    SendFailed,
     Internal,
 }
 
@@ -287,6 +314,12 @@ pub enum Reply {
     ChatDone {
         conversation: String,
     },
+    Transfers {
+        transfers: Vec<crate::engine::TransferView>,
+    },
+    Transfer {
+        transfer: Box<crate::engine::TransferView>,
+    },
     MailSent {
         message_id: String,
         /// How many recipients the server accepted.
@@ -305,6 +338,8 @@ pub enum Reply {
     FilesChanged,
     /// Chat messages or receipts arrived or changed; `chat_list` has them.
     ChatChanged,
+    /// A transfer was offered, answered or ended; `send_list` has them.
+    TransfersChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,

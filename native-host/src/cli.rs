@@ -5,6 +5,7 @@
 //! recognised before normal parsing and turns the process into the bridge.
 
 mod chat;
+mod send;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,9 @@ pub enum Command {
     /// Other people on your LAN: list, verify by email, rename, block.
     #[command(subcommand)]
     People(PeopleCommand),
+    /// Send files directly to people on your LAN.
+    #[command(subcommand)]
+    Send(send::SendCommand),
     /// Chat with other people on your LAN.
     #[command(subcommand)]
     Chat(chat::ChatCommand),
@@ -316,6 +320,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Files(command) => files(&home, command).await,
             Command::People(command) => people(&home, command).await,
             Command::Chat(command) => chat::run(&home, command).await,
+            Command::Send(command) => send::run(&home, command).await,
             Command::Mail(MailCommand::Send { to, subject, body_file, attachments }) => {
                 let body = match body_file {
                     None => String::new(),

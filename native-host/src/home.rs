@@ -112,3 +112,9 @@ pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     drop(file);
     fs::rename(&tmp, path)
 }
+
+/// Opens (creating it, mode 0600) a file to append to.
+pub fn open_private_append(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path)
+}

@@ -38,6 +38,7 @@ pub mod mailbox;
 pub mod mesh;
 pub mod native_host;
 pub mod spawn;
+pub mod transfer_store;
 
 /// The version of the host binary, reported to the extension and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -54,6 +54,12 @@ export class Lan {
     ip('link', 'set', this.hosts[i].outer, 'up');
   }
 
+  /** Limits what host `i` sends to `mbit` megabits a second (tc tbf). */
+  limitRate(i, mbit) {
+    execFileSync('ip', ['netns', 'exec', this.hosts[i].ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root',
+      'tbf', 'rate', `${mbit}mbit`, 'burst', '64kbit', 'latency', '400ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
   /** Drops every UDP packet between hosts `i` and `j` (both directions). */
   blockUdp(i, j) {
     for (const [from, to] of [[i, j], [j, i]]) {

@@ -21,6 +21,8 @@
 //! - [`people`]: other people — verification by email challenge and the
 //!   contact book that pins what was verified.
 //! - [`roster`]: the signed list of the owner's nodes and the network id.
+//! - [`transfer`]: direct file send between people — offer, sealed chunks,
+//!   acknowledgements and resume.
 //! - [`wire`]: the bounds-checked reader of `magic | version | fields`
 //!   messages.
 //! - `wasm` (only on `wasm32`): the JavaScript-facing bindings.
@@ -33,6 +35,7 @@ pub mod join;
 pub mod peer;
 pub mod people;
 pub mod roster;
+pub mod transfer;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]

@@ -79,3 +79,36 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+/// A 16-byte id written as 32 lowercase hex digits.
+macro_rules! id16 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 16]);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::wire::WireError;
+            fn from_str(text: &str) -> Result<$name, crate::wire::WireError> {
+                let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                    .decode(text.trim().as_bytes())
+                    .map_err(|_| crate::wire::WireError::Length(stringify!($name)))?;
+                let bytes: [u8; 16] = bytes.try_into().map_err(|_| crate::wire::WireError::Length(stringify!($name)))?;
+                Ok($name(bytes))
+            }
+        }
+    };
+}
+pub(crate) use id16;

@@ -92,7 +92,7 @@ impl Engine {
     }
 
     /// Whether `email` has a verified device and is not blocked.
-    fn check_verified(&self, email: &str) -> Result<(), ChatNetError> {
+    pub(super) fn check_verified(&self, email: &str) -> Result<(), ChatNetError> {
         let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
         match people.book.person(email) {
             Some(person) if person.blocked => Err(ChatNetError::Blocked(email.into())),
@@ -257,7 +257,7 @@ impl Engine {
     }
 
     /// The address a stranger link proved, unless that person is blocked.
-    fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
+    pub(super) fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
         let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
         let (email, person) = people.book.owner_of(from)?;
         if person.blocked {
@@ -342,6 +342,26 @@ impl Engine {
         }
     }
 
+    /// Other people's nodes linked now, by the address they proved (blocked
+    /// people left out): those verified for it, and all of them.
+    pub(super) fn linked_people(&self) -> (BTreeMap<String, Vec<NodeId>>, BTreeMap<String, Vec<NodeId>>) {
+        let linked = self.mesh.linked_strangers();
+        let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+        let mut trusted: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+        let mut any: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+        for (node, claimed) in linked {
+            let Some((email, person)) = people.book.owner_of(&node) else { continue };
+            if person.blocked || *email != normalize_email(&claimed) {
+                continue;
+            }
+            any.entry(email.clone()).or_default().push(node);
+            if matches!(person.devices.get(&node).map(|d| &d.trust), Some(Trust::Verified { .. })) {
+                trusted.entry(email.clone()).or_default().push(node);
+            }
+        }
+        (trusted, any)
+    }
+
     /// Tries every pending message and owed receipt on the links up now.
     pub async fn deliver_chat(&self) {
         let Ok(me) = self.my_email().await else { return };
@@ -352,23 +372,7 @@ impl Engine {
         if pending.is_empty() && owed.is_empty() {
             return;
         }
-        let linked = self.mesh.linked_strangers();
-        let (trusted, any) = {
-            let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
-            let mut trusted: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
-            let mut any: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
-            for (node, claimed) in linked {
-                let Some((email, person)) = people.book.owner_of(&node) else { continue };
-                if person.blocked || *email != normalize_email(&claimed) {
-                    continue;
-                }
-                any.entry(email.clone()).or_default().push(node);
-                if matches!(person.devices.get(&node).map(|d| &d.trust), Some(Trust::Verified { .. })) {
-                    trusted.entry(email.clone()).or_default().push(node);
-                }
-            }
-            (trusted, any)
-        };
+        let (trusted, any) = self.linked_people();
         let mut sends: Vec<(NodeId, Frame)> = Vec::new();
         for (message, emails) in &pending {
             let payload = message.encode();

@@ -118,6 +118,24 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::ChatFailed, e),
             }
         }
+        Request::SendFile { to, path, file_id } => match engine.send_file(&to, path, file_id).await {
+            Ok(transfer) => Reply::Transfer { transfer: Box::new(transfer) },
+            Err(e) => error(ErrorCode::SendFailed, e),
+        },
+        Request::SendList => Reply::Transfers { transfers: engine.send_list() },
+        Request::SendAccept { transfer, to, dir } => {
+            let destination = match (to.as_str(), dir) {
+                ("drive", _) => crate::transfer_store::Destination::Drive,
+                ("downloads", Some(dir)) => crate::transfer_store::Destination::Folder { path: dir.into() },
+                ("downloads", None) => crate::transfer_store::Destination::Folder { path: downloads_dir(engine) },
+                (other, _) => {
+                    return error(ErrorCode::SendFailed, format!("{other:?} is not \"drive\" or \"downloads\""))
+                }
+            };
+            transfers_reply(engine, engine.send_accept(&transfer, destination).await)
+        }
+        Request::SendDecline { transfer } => transfers_reply(engine, engine.send_decline(&transfer).await),
+        Request::SendCancel { transfer } => transfers_reply(engine, engine.send_cancel(&transfer).await),
         Request::MailSend { to, subject, body, attachments } => {
             match engine.send_owner_mail(to, subject, body, attachments).await {
                 Ok(sent) => Reply::MailSent { message_id: sent.message_id, recipients: sent.recipients },
@@ -197,6 +215,19 @@ fn people_edit(
         Ok(()) => Reply::People { people: engine.people_list() },
         Err(e) => error(ErrorCode::PeopleFailed, e),
     }
+}
+
+fn transfers_reply(engine: &Engine, outcome: Result<(), super::direct_send::SendError>) -> Reply {
+    match outcome {
+        Ok(()) => Reply::Transfers { transfers: engine.send_list() },
+        Err(e) => error(ErrorCode::SendFailed, e),
+    }
+}
+
+/// The owner's Downloads folder, or one in the node's home if the system
+/// names none.
+fn downloads_dir(engine: &Engine) -> std::path::PathBuf {
+    dirs::download_dir().unwrap_or_else(|| engine.home.root().join("downloads"))
 }
 
 fn error(code: ErrorCode, e: impl std::fmt::Display) -> Reply {

@@ -7,6 +7,7 @@
 //! port, and serve until `stop`, SIGTERM or SIGINT.
 
 mod chat_net;
+mod direct_send;
 mod drive_net;
 mod handlers;
 mod import;
@@ -16,6 +17,7 @@ mod mailroom;
 mod outbox;
 pub mod people;
 pub use chat_net::ConversationDetail as ChatDetail;
+pub use direct_send::TransferView;
 mod server;
 mod sockets;
 mod transfers;
@@ -65,6 +67,10 @@ pub struct Engine {
     pub chat: std::sync::Mutex<chat_net::ChatState>,
     /// Wakes the chat delivery loop.
     pub chat_wake: tokio::sync::Notify,
+    /// Direct file sends, coming and going.
+    pub sends: std::sync::Mutex<direct_send::Sends>,
+    /// `send.*` frames, handled in order by `direct_send::run`.
+    pub send_inbox: tokio::sync::mpsc::Sender<(mailmesh_core::identity::NodeId, Vec<u8>)>,
     /// Other people: the contact book and answers waiting for a link.
     pub people: std::sync::Mutex<people::People>,
     /// The engine itself, for work that outlives a borrow (blocking tasks).
@@ -207,6 +213,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let (mesh, mesh_events) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
+    let (send_inbox, send_frames) = tokio::sync::mpsc::channel(256);
     let mesh = Arc::new(mesh);
     let engine = Arc::new_cyclic(|this| Engine {
         this: this.clone(),
@@ -217,6 +224,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
             mailmesh_core::chat::history_key(&secrets),
         ))),
         chat_wake: tokio::sync::Notify::new(),
+        sends: std::sync::Mutex::new(direct_send::Sends::load(home.root())),
+        send_inbox,
         home: home.clone(),
         secrets,
         started_at: now_unix(),
@@ -249,8 +258,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
     let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
     let chat = tokio::spawn(chat_net::deliver_loop(engine.clone()));
+    let sends = tokio::spawn(direct_send::run(engine.clone(), send_frames));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, sends] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -325,6 +335,10 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
             mesh::MeshEvent::People { from, topic, payload } => {
                 let engine = engine.clone();
                 tokio::spawn(async move { engine.on_people_message(from, &topic, &payload).await });
+            }
+            // In order, and waiting here is the backpressure of a transfer.
+            mesh::MeshEvent::Send { from, payload } => {
+                let _ = engine.send_inbox.send((from, payload)).await;
             }
             mesh::MeshEvent::Chat { from, member, topic, payload } => {
                 let engine = engine.clone();

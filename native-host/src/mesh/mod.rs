@@ -64,6 +64,9 @@ pub const PEOPLE_PREFIX: &str = "people.";
 /// between people, history replication between members.
 pub const CHAT_PREFIX: &str = "chat.";
 
+/// Topics with this prefix are direct file sends between people.
+pub const SEND_PREFIX: &str = "send.";
+
 /// What the mesh tells the engine.
 #[derive(Debug)]
 pub enum MeshEvent {
@@ -79,6 +82,8 @@ pub enum MeshEvent {
     StrangerUp(PeerIdentity),
     /// A `people.*` message from any node with a link.
     People { from: NodeId, topic: String, payload: Vec<u8> },
+    /// A `send.*` message from another person's node.
+    Send { from: NodeId, payload: Vec<u8> },
     /// A `chat.*` message; `member` says whether it came over a member link.
     Chat { from: NodeId, member: bool, topic: String, payload: Vec<u8> },
 }
@@ -362,6 +367,12 @@ impl Mesh {
             if topic.starts_with(PEOPLE_PREFIX) {
                 let event = MeshEvent::People { from: *peer, topic: topic.clone(), payload: payload.clone() };
                 let _ = self.events.send(event).await;
+                return;
+            }
+            if topic.starts_with(SEND_PREFIX) {
+                if !self.is_member_link(peer) {
+                    let _ = self.events.send(MeshEvent::Send { from: *peer, payload: payload.clone() }).await;
+                }
                 return;
             }
             if topic.starts_with(CHAT_PREFIX) {

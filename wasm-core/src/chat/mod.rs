@@ -23,9 +23,6 @@
 //! Every message is `magic | version u8 | fields`, little endian; texts
 //! are `len u32 | UTF-8`. All randomness and time are inputs.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use thiserror::Error;
@@ -76,42 +73,11 @@ pub enum ChatError {
     History,
 }
 
-macro_rules! id16 {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub [u8; 16]);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({self})", stringify!($name))
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ChatError;
-            fn from_str(text: &str) -> Result<$name, ChatError> {
-                let bytes = data_encoding::HEXLOWER_PERMISSIVE
-                    .decode(text.trim().as_bytes())
-                    .map_err(|_| ChatError::BadText(stringify!($name)))?;
-                let bytes: [u8; 16] = bytes.try_into().map_err(|_| ChatError::BadText(stringify!($name)))?;
-                Ok($name(bytes))
-            }
-        }
-    };
-}
-
-id16!(
+crate::wire::id16!(
     /// Names one conversation, the same on every node of every participant.
     ConversationId
 );
-id16!(
+crate::wire::id16!(
     /// Names one message: drawn at random by the author's node.
     MessageId
 );

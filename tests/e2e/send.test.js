@@ -1,0 +1,110 @@
+// Issue 7, direct file send: Alice offers Bob files over the LAN (her
+// link slowed so that "the middle" lasts). Bob's cable pulled mid-transfer,
+// Bob's engine killed mid-transfer, Alice's engine killed mid-transfer: each
+// time it goes on from the last verified chunk and the bytes arrive
+// identical. Declining leaves nothing behind. In the browser, Bob sees the
+// offer with progress and takes a file into his drive.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { PeopleLan } from '../harness/people-lan.js';
+import { waitFor } from '../harness/util.js';
+
+const MiB = 1024 * 1024;
+const transfers = async (node) => JSON.parse((await node.mailmesh('send', 'list', '--json')).stdout);
+const transfer = async (node, name) => (await transfers(node)).find((t) => t.name === name);
+const sha = async (file) => crypto.createHash('sha256').update(await fs.readFile(file)).digest('hex');
+
+test('direct send: resumes after a cut cable and either side restarting; decline keeps nothing', async (t) => {
+  const lan = await PeopleLan.start({ alice: 1, bob: 1 });
+  t.after(async () => assert.deepEqual(await lan.stop(), [], 'nothing left running'));
+  const { alice1, bob1 } = lan.nodes;
+  const { alice, bob } = lan.email;
+  await lan.verify(alice1, 'bob');
+  await waitFor('Bob to see Alice', async () => (await PeopleLan.person(bob1, alice))?.devices.length === 1,
+    { timeoutMs: 30_000, everyMs: 500 });
+  lan.lan.limitRate(alice1.host, 24);
+  const saveTo = path.join(bob1.dir, 'received');
+
+  /** A file of random bytes in Alice's directory. */
+  const makeFile = async (name, size) => {
+    const file = path.join(alice1.dir, name);
+    await fs.writeFile(file, crypto.randomBytes(size));
+    return file;
+  };
+  /** Alice offers `file`; Bob accepts it into `saveTo`; returns its id. */
+  const offerAndAccept = async (file) => {
+    const name = path.basename(file);
+    await alice1.mailmesh('send', 'file', bob, file);
+    const offered = await waitFor(`the offer of ${name} at Bob`, () => transfer(bob1, name),
+      { timeoutMs: 30_000, everyMs: 250 });
+    assert.equal(offered.state, 'offered');
+    assert.equal(offered.peer, alice);
+    assert.equal(offered.size, (await fs.stat(file)).size);
+    await bob1.mailmesh('send', 'accept', offered.id, '--save-to', saveTo);
+    return offered.id;
+  };
+  const midway = (name) => waitFor(`${name} to be under way`, async () => {
+    const t = await transfer(bob1, name);
+    return t.done > 2 * MiB && t.done < t.size && t;
+  }, { timeoutMs: 60_000, everyMs: 100 });
+  const arrived = async (file) => {
+    const name = path.basename(file);
+    const done = await waitFor(`${name} to arrive`, async () => {
+      const t = await transfer(bob1, name);
+      assert.notEqual(t.state, 'failed', t.detail);
+      return t.state === 'done' && t;
+    }, { timeoutMs: 120_000, everyMs: 250 });
+    assert.equal(await sha(done.saved_as), await sha(file), `${name} arrived byte for byte`);
+    await waitFor(`${name} done on Alice's side`, async () => (await transfer(alice1, name)).state === 'done',
+      { timeoutMs: 30_000, everyMs: 250 });
+  };
+
+  // Bob's cable pulled in the middle.
+  const first = await makeFile('cable.bin', 16 * MiB);
+  await offerAndAccept(first);
+  const before = await midway('cable.bin');
+  assert.ok(before.rate_bps > 0 && before.eta_secs !== null, 'speed and time left while it runs');
+  lan.lan.cut(bob1.host);
+  // Long enough for both engines to give the link up (6.5 s of silence).
+  await new Promise((resolve) => setTimeout(resolve, 9_000));
+  const during = await transfer(bob1, 'cable.bin');
+  assert.ok(during.done < during.size, 'nothing arrives while the cable is out');
+  lan.lan.reconnect(bob1.host);
+  await arrived(first);
+
+  // Bob's engine killed in the middle, then started again.
+  const second = await makeFile('receiver-crash.bin', 12 * MiB);
+  await offerAndAccept(second);
+  await midway('receiver-crash.bin');
+  await bob1.killEngine();
+  await bob1.startEngine();
+  await arrived(second);
+
+  // Alice's engine killed in the middle, then started again.
+  const third = await makeFile('sender-crash.bin', 12 * MiB);
+  await offerAndAccept(third);
+  const held = await midway('sender-crash.bin');
+  await alice1.killEngine();
+  await alice1.startEngine();
+  const after = await transfer(bob1, 'sender-crash.bin');
+  assert.ok(after.done >= held.done, 'what Bob held before the restart is kept');
+  await arrived(third);
+
+  // Declined: nothing of it stays on Bob's side.
+  const fourth = await makeFile('unwanted.bin', 2 * MiB);
+  await alice1.mailmesh('send', 'file', bob, fourth);
+  const offered = await waitFor('the unwanted offer', () => transfer(bob1, 'unwanted.bin'), { timeoutMs: 30_000, everyMs: 250 });
+  await bob1.mailmesh('send', 'decline', offered.id);
+  await waitFor('Alice to hear it was declined', async () => (await transfer(alice1, 'unwanted.bin')).state === 'declined',
+    { timeoutMs: 30_000, everyMs: 250 });
+  assert.equal(await transfer(bob1, 'unwanted.bin'), undefined);
+  const left = await fs.readdir(path.join(bob1.home, 'transfers'));
+  assert.deepEqual(left.filter((f) => f.startsWith(offered.id)), [], 'no record and no part file kept');
+  assert.ok(!(await fs.readdir(saveTo)).includes('unwanted.bin'));
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  assert.equal(await transfer(bob1, 'unwanted.bin'), undefined, 'a declined offer is not shown again');
+});
