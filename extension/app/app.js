@@ -7,6 +7,7 @@ import { showChat } from './chat.js';
 import { showDrive } from './drive.js';
 import { showMail } from './mail.js';
 import { showPeople } from './people.js';
+import { showTransfers } from './transfers.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 function showSection() {
@@ -25,7 +26,8 @@ window.addEventListener('hashchange', showSection);
 showSection();
 showDrive(document);
 showMail(document);
-showPeople(document);
+const transfers = showTransfers(document);
+showPeople(document, { onSendFile: (email) => transfers.pickFileFor(email) });
 showChat(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {

@@ -11,8 +11,11 @@ const STATE_WORDS = {
   warning: 'a new, unverified device claims this address',
 };
 
-/** @param {Document} doc */
-export function showPeople(doc) {
+/**
+ * @param {Document} doc
+ * @param {{onSendFile: (email: string) => void}} actions
+ */
+export function showPeople(doc, { onSendFile }) {
   const list = doc.getElementById('people');
   const result = doc.getElementById('people-result');
 
@@ -51,6 +54,8 @@ export function showPeople(doc) {
       item.append(who, facts,
         button('Verify', 'verify', () => act({ type: RuntimeType.PEOPLE_VERIFY, email: person.email },
           `A verification mail went to ${person.email}; their devices answer by themselves.`)),
+        ...(person.state === 'verified' && !person.blocked
+          ? [button('Send file…', 'send-file', () => onSendFile(person.email))] : []),
         button('Rename', 'rename', () => {
           const name = prompt(`Name for ${person.email}`, person.name);
           if (name !== null) act({ type: RuntimeType.PEOPLE_RENAME, email: person.email, name }, 'Renamed.');

@@ -61,6 +61,12 @@ export function makeHandlers(link) {
     [RuntimeType.CHAT_READ]: (m) => link.request(request.chatRead(m.conversation)),
     [RuntimeType.CHAT_GROUP_CREATE]: (m) => link.request(request.chatGroupCreate(m.title, m.members)),
     [RuntimeType.CHAT_GROUP_MEMBERS]: (m) => link.request(request.chatGroupMembers(m.conversation, m.add ?? [], m.remove ?? [])),
+    // Restoring a drive file to offer it may fetch fragments from every node.
+    [RuntimeType.SEND_FILE]: (m) => link.request(request.sendFile(m.to, m.fileId), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.SEND_LIST]: () => link.request(request.sendList()),
+    [RuntimeType.SEND_ACCEPT]: (m) => link.request(request.sendAccept(m.transfer, m.to)),
+    [RuntimeType.SEND_DECLINE]: (m) => link.request(request.sendDecline(m.transfer)),
+    [RuntimeType.SEND_CANCEL]: (m) => link.request(request.sendCancel(m.transfer)),
     [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.

@@ -17,8 +17,8 @@ export const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
 export class NativeLink {
   /**
-   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void}} hooks
-   *   called with every fresh status, and when the engine says chat changed
+   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void, onTransfersChanged?: () => void}} hooks
+   *   called with every fresh status, and when the engine says chat or transfers changed
    */
   constructor(hooks = {}) {
     this.hooks = hooks;
@@ -98,6 +98,7 @@ export class NativeLink {
       this.refreshSoon();
       this.hooks.onChatChanged?.();
     }
+    if (message?.type === reply.TRANSFERS_CHANGED) this.hooks.onTransfersChanged?.();
   }
 
   async onEngineState(event) {

@@ -9,13 +9,14 @@ import { resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
 import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
-import { onChatChanged, showUnread } from './chat-alerts.js';
+import { onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
 const link = new NativeLink({
   onStatus: (status) => showUnread(status.chat_unread ?? 0),
   onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
+  onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),
 });
 listen(makeHandlers(link));
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { blake3 } from '@noble/hashes/blake3.js';
 import { PeopleLan } from '../harness/people-lan.js';
 import { waitFor } from '../harness/util.js';
 
@@ -107,4 +108,37 @@ test('direct send: resumes after a cut cable and either side restarting; decline
   assert.ok(!(await fs.readdir(saveTo)).includes('unwanted.bin'));
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   assert.equal(await transfer(bob1, 'unwanted.bin'), undefined, 'a declined offer is not shown again');
+
+  // In Bob's browser: the offer waits for his answer there, with progress,
+  // and goes into his drive; a file he picks goes the other way.
+  await lan.verify(bob1, 'alice');
+  await bob1.startBrowser();
+  const app = await bob1.openPage('app/app.html#people');
+  const photo = await makeFile('photo.bin', 3 * MiB);
+  await alice1.mailmesh('send', 'file', bob, photo);
+  const row = app.locator('#transfers li[data-name="photo.bin"]');
+  await waitFor('the offer in Bob\'s app', async () => (await row.getAttribute('data-state')) === 'offered',
+    { timeoutMs: 30_000, everyMs: 250 });
+  await row.locator('button.accept-drive').click();
+  await waitFor('the file done in Bob\'s app', async () => (await row.getAttribute('data-state')) === 'done',
+    { timeoutMs: 60_000, everyMs: 250 });
+  const hash = Buffer.from(blake3(await fs.readFile(photo))).toString('hex');
+  const files = JSON.parse((await bob1.mailmesh('files', 'list', '--json')).stdout);
+  assert.ok(files.some((f) => f.name === 'photo.bin' && f.blake3 === hash), 'the file is in Bob\'s drive, byte for byte');
+
+  const picked = path.join(bob1.dir, 'from-bob.bin');
+  await fs.writeFile(picked, crypto.randomBytes(MiB + 17));
+  await app.locator(`#people li[data-email="${alice}"] button.send-file`).click();
+  await app.setInputFiles('#send-input', picked);
+  const incoming = await waitFor('Bob\'s offer at Alice', () => transfer(alice1, 'from-bob.bin'), { timeoutMs: 60_000, everyMs: 250 });
+  const aliceDir = path.join(alice1.dir, 'received');
+  await alice1.mailmesh('send', 'accept', incoming.id, '--save-to', aliceDir);
+  const got = await waitFor('Bob\'s file at Alice', async () => {
+    const t = await transfer(alice1, 'from-bob.bin');
+    return t.state === 'done' && t;
+  }, { timeoutMs: 60_000, everyMs: 250 });
+  assert.equal(await sha(got.saved_as), await sha(picked));
+  await waitFor('done in Bob\'s app', async () =>
+    (await app.locator('#transfers li[data-name="from-bob.bin"]').getAttribute('data-state')) === 'done',
+  { timeoutMs: 30_000, everyMs: 250 });
 });

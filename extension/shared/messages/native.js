@@ -69,6 +69,16 @@ export const request = {
   chatGroupCreate: (title, members) => ({ type: 'chat_group_create', title, members }),
   /** @returns {{type: 'chat_group_members', conversation: string, add: string[], remove: string[]}} */
   chatGroupMembers: (conversation, add, remove) => ({ type: 'chat_group_members', conversation, add, remove }),
+  /** @returns {{type: 'send_file', to: string, file_id: string}} a drive file to a person */
+  sendFile: (to, fileId) => ({ type: 'send_file', to, file_id: fileId }),
+  /** @returns {{type: 'send_list'}} */
+  sendList: () => ({ type: 'send_list' }),
+  /** @returns {{type: 'send_accept', transfer: string, to: 'drive' | 'downloads'}} */
+  sendAccept: (transfer, to) => ({ type: 'send_accept', transfer, to }),
+  /** @returns {{type: 'send_decline', transfer: string}} */
+  sendDecline: (transfer) => ({ type: 'send_decline', transfer }),
+  /** @returns {{type: 'send_cancel', transfer: string}} */
+  sendCancel: (transfer) => ({ type: 'send_cancel', transfer }),
   /** @returns {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} */
   mailSend: ({ to, subject, body, attachments }) => ({ type: 'mail_send', to, subject, body, attachments }),
 };
@@ -88,6 +98,9 @@ export const request = {
  * @typedef {{type: 'status_changed'}} StatusChangedEvent
  * @typedef {{type: 'peers_changed'}} PeersChangedEvent
  * @typedef {{type: 'socket_token', port: number, token: string}} SocketTokenReply
+ * @typedef {{id: string, direction: 'in' | 'out', peer: string, name: string, size: number, done: number,
+ *   state: 'offered' | 'active' | 'done' | 'declined' | 'cancelled' | 'failed', detail: string,
+ *   rate_bps: number, eta_secs: number | null, saved_as: string | null}} TransferView
  * @typedef {{type: 'chat_changed'}} ChatChangedEvent — `chat_list` has the new view
  * @typedef {{id: string, kind: 'direct' | 'group', title: string, members: string[], unread: number,
  *   last_at: number, last_text: string}} ConversationView
@@ -109,6 +122,7 @@ export const reply = {
   PEERS_CHANGED: 'peers_changed',
   FILES_CHANGED: 'files_changed',
   CHAT_CHANGED: 'chat_changed',
+  TRANSFERS_CHANGED: 'transfers_changed',
   FILES: 'files',
   FILE: 'file',
   SOCKET_TOKEN: 'socket_token',

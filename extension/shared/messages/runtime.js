@@ -26,6 +26,11 @@
  * @typedef {{type: 'chat_read', conversation: string}} ChatRead
  * @typedef {{type: 'chat_group_create', title: string, members: string[]}} ChatGroupCreate
  * @typedef {{type: 'chat_group_members', conversation: string, add: string[], remove: string[]}} ChatGroupMembers
+ * @typedef {{type: 'send_file', to: string, fileId: string}} SendFile
+ * @typedef {{type: 'send_list'}} SendList
+ * @typedef {{type: 'send_accept', transfer: string, to: 'drive' | 'downloads'}} SendAccept
+ * @typedef {{type: 'send_decline', transfer: string}} SendDecline
+ * @typedef {{type: 'send_cancel', transfer: string}} SendCancel
  * @typedef {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} MailSend
  */
 export const RuntimeType = {
@@ -54,6 +59,11 @@ export const RuntimeType = {
   CHAT_READ: 'chat_read',
   CHAT_GROUP_CREATE: 'chat_group_create',
   CHAT_GROUP_MEMBERS: 'chat_group_members',
+  SEND_FILE: 'send_file',
+  SEND_LIST: 'send_list',
+  SEND_ACCEPT: 'send_accept',
+  SEND_DECLINE: 'send_decline',
+  SEND_CANCEL: 'send_cancel',
 };
 
 /**

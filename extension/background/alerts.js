@@ -1,6 +1,7 @@
-// Tells the owner about chat while they are elsewhere: the unread count on
-// the toolbar icon, and a notification for a new message when no app page
-// is open (an open app page shows it itself).
+// Tells the owner what happened while they are elsewhere: the unread chat
+// count on the toolbar icon, and a notification for a new message or a
+// file offered to them when no app page is open (an open app page shows
+// it itself).
 //
 // What was already announced is kept in chrome.storage.session, since this
 // worker may be stopped between two messages.
@@ -9,6 +10,7 @@ import { request } from '../shared/messages/native.js';
 import { updateState } from './state-store.js';
 
 const NOTIFIED_KEY = 'chatNotifiedAt';
+const OFFERS_KEY = 'offersNotified';
 const APP_URL = chrome.runtime.getURL('app/app.html');
 
 /** Shows `count` unread messages on the icon (nothing for none). */
@@ -38,18 +40,38 @@ export async function onChatChanged(link) {
   if (!fresh.length) return;
   await chrome.storage.session.set({ [NOTIFIED_KEY]: Math.max(...fresh.map((c) => c.last_at)) });
   if (await appPageOpen()) return;
-  for (const c of fresh) {
-    chrome.notifications.create(`chat:${c.id}`, {
-      type: 'basic',
-      iconUrl: chrome.runtime.getURL('icons/icon-128.png'),
-      title: c.title,
-      message: c.last_text.slice(0, 200),
-    });
-  }
+  for (const c of fresh) notify(`chat:${c.id}`, c.title, c.last_text);
+}
+
+/**
+ * Transfers changed: a file newly offered to the owner gets a notification
+ * unless the app page is open.
+ * @param {import('./native-link.js').NativeLink} link
+ */
+export async function onTransfersChanged(link) {
+  const { transfers } = await link.request(request.sendList());
+  const offers = transfers.filter((t) => t.direction === 'in' && t.state === 'offered');
+  const known = new Set((await chrome.storage.session.get(OFFERS_KEY))[OFFERS_KEY] ?? []);
+  const fresh = offers.filter((t) => !known.has(t.id));
+  if (!fresh.length) return;
+  await chrome.storage.session.set({ [OFFERS_KEY]: [...known, ...fresh.map((t) => t.id)] });
+  if (await appPageOpen()) return;
+  for (const t of fresh) notify(`send:${t.id}`, `${t.peer} offers you a file`, `${t.name} (${(t.size / 1e6).toFixed(1)} MB)`);
+}
+
+function notify(id, title, message) {
+  chrome.notifications.create(id, {
+    type: 'basic',
+    iconUrl: chrome.runtime.getURL('icons/icon-128.png'),
+    title,
+    message: message.slice(0, 200),
+  });
 }
 
 chrome.notifications.onClicked.addListener((id) => {
-  if (!id.startsWith('chat:')) return;
-  chrome.tabs.create({ url: `${APP_URL}#chat/${id.slice(5)}` });
+  const [kind, what] = id.split(':');
+  const page = { chat: `#chat/${what}`, send: '#people' }[kind];
+  if (!page) return;
+  chrome.tabs.create({ url: `${APP_URL}${page}` });
   chrome.notifications.clear(id);
 });
