@@ -3,6 +3,7 @@
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
+import { showCalls } from './calls.js';
 import { showChat } from './chat.js';
 import { showDrive } from './drive.js';
 import { showMail } from './mail.js';
@@ -29,6 +30,7 @@ showMail(document);
 const transfers = showTransfers(document);
 showPeople(document, { onSendFile: (email) => transfers.pickFileFor(email) });
 showChat(document);
+showCalls(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);

@@ -59,6 +59,20 @@ export async function onTransfersChanged(link) {
   for (const t of fresh) notify(`send:${t.id}`, `${t.peer} offers you a file`, `${t.name} (${(t.size / 1e6).toFixed(1)} MB)`);
 }
 
+/**
+ * Calls changed: a new invitation gets a notification (click to join).
+ * @param {import('./native-link.js').NativeLink} link
+ */
+export async function onCallsChanged(link) {
+  const { calls } = await link.request(request.callsList());
+  const key = 'callsNotified';
+  const known = new Set((await chrome.storage.session.get(key))[key] ?? []);
+  const fresh = calls.filter((c) => !c.joined && !known.has(c.room));
+  if (!fresh.length) return;
+  await chrome.storage.session.set({ [key]: [...known, ...fresh.map((c) => c.room)] });
+  for (const c of fresh) notify(`call:${c.room}`, `${c.invited_by} is calling`, c.title || c.members.join(', '));
+}
+
 function notify(id, title, message) {
   chrome.notifications.create(id, {
     type: 'basic',
@@ -70,8 +84,12 @@ function notify(id, title, message) {
 
 chrome.notifications.onClicked.addListener((id) => {
   const [kind, what] = id.split(':');
-  const page = { chat: `#chat/${what}`, send: '#people' }[kind];
-  if (!page) return;
-  chrome.tabs.create({ url: `${APP_URL}${page}` });
+  const url = {
+    chat: `${APP_URL}#chat/${what}`,
+    send: `${APP_URL}#people`,
+    call: chrome.runtime.getURL(`call/call.html#room=${encodeURIComponent(what)}`),
+  }[kind];
+  if (!url) return;
+  chrome.tabs.create({ url });
   chrome.notifications.clear(id);
 });

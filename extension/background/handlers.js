@@ -67,6 +67,7 @@ export function makeHandlers(link) {
     [RuntimeType.SEND_ACCEPT]: (m) => link.request(request.sendAccept(m.transfer, m.to)),
     [RuntimeType.SEND_DECLINE]: (m) => link.request(request.sendDecline(m.transfer)),
     [RuntimeType.SEND_CANCEL]: (m) => link.request(request.sendCancel(m.transfer)),
+    [RuntimeType.CALLS_LIST]: () => link.request(request.callsList()),
     [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.

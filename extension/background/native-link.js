@@ -17,8 +17,9 @@ export const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
 export class NativeLink {
   /**
-   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void, onTransfersChanged?: () => void}} hooks
-   *   called with every fresh status, and when the engine says chat or transfers changed
+   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void, onTransfersChanged?: () => void,
+   *   onCallsChanged?: () => void}} hooks
+   *   called with every fresh status, and when the engine says chat, transfers or calls changed
    */
   constructor(hooks = {}) {
     this.hooks = hooks;
@@ -99,6 +100,7 @@ export class NativeLink {
       this.hooks.onChatChanged?.();
     }
     if (message?.type === reply.TRANSFERS_CHANGED) this.hooks.onTransfersChanged?.();
+    if (message?.type === reply.CALLS_CHANGED) this.hooks.onCallsChanged?.();
   }
 
   async onEngineState(event) {

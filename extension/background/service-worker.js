@@ -9,7 +9,7 @@ import { resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
 import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
-import { onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
+import { onCallsChanged, onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
@@ -17,6 +17,7 @@ const link = new NativeLink({
   onStatus: (status) => showUnread(status.chat_unread ?? 0),
   onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
   onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),
+  onCallsChanged: () => onCallsChanged(link).catch((e) => console.warn('mailmesh: call alert', e)),
 });
 listen(makeHandlers(link));
 

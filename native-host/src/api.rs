@@ -150,6 +150,8 @@ pub enum Request {
     SendCancel {
         transfer: String,
     },
+    /// Call rooms we started or were invited to.
+    CallsList,
     /// Sends a mail from the owner's account, with drive files attached.
     MailSend {
         to: Vec<String>,
@@ -314,6 +316,9 @@ pub enum Reply {
     ChatDone {
         conversation: String,
     },
+    Calls {
+        calls: Vec<crate::engine::RoomView>,
+    },
     Transfers {
         transfers: Vec<crate::engine::TransferView>,
     },
@@ -340,6 +345,8 @@ pub enum Reply {
     ChatChanged,
     /// A transfer was offered, answered or ended; `send_list` has them.
     TransfersChanged,
+    /// Someone invited us to a call, or a call page joined or left one.
+    CallsChanged,
     /// Pushed by the bridge, without an id, when the engine comes or goes.
     EngineState {
         state: EngineState,

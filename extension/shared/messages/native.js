@@ -79,6 +79,8 @@ export const request = {
   sendDecline: (transfer) => ({ type: 'send_decline', transfer }),
   /** @returns {{type: 'send_cancel', transfer: string}} */
   sendCancel: (transfer) => ({ type: 'send_cancel', transfer }),
+  /** @returns {{type: 'calls_list'}} */
+  callsList: () => ({ type: 'calls_list' }),
   /** @returns {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} */
   mailSend: ({ to, subject, body, attachments }) => ({ type: 'mail_send', to, subject, body, attachments }),
 };
@@ -101,6 +103,8 @@ export const request = {
  * @typedef {{id: string, direction: 'in' | 'out', peer: string, name: string, size: number, done: number,
  *   state: 'offered' | 'active' | 'done' | 'declined' | 'cancelled' | 'failed', detail: string,
  *   rate_bps: number, eta_secs: number | null, saved_as: string | null}} TransferView
+ * @typedef {{room: string, title: string, members: string[], invited_by: string, at: number,
+ *   joined: boolean}} RoomView
  * @typedef {{type: 'chat_changed'}} ChatChangedEvent — `chat_list` has the new view
  * @typedef {{id: string, kind: 'direct' | 'group', title: string, members: string[], unread: number,
  *   last_at: number, last_text: string}} ConversationView
@@ -123,6 +127,7 @@ export const reply = {
   FILES_CHANGED: 'files_changed',
   CHAT_CHANGED: 'chat_changed',
   TRANSFERS_CHANGED: 'transfers_changed',
+  CALLS_CHANGED: 'calls_changed',
   FILES: 'files',
   FILE: 'file',
   SOCKET_TOKEN: 'socket_token',

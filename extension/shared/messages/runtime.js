@@ -31,6 +31,7 @@
  * @typedef {{type: 'send_accept', transfer: string, to: 'drive' | 'downloads'}} SendAccept
  * @typedef {{type: 'send_decline', transfer: string}} SendDecline
  * @typedef {{type: 'send_cancel', transfer: string}} SendCancel
+ * @typedef {{type: 'calls_list'}} CallsList
  * @typedef {{type: 'mail_send', to: string[], subject: string, body: string, attachments: string[]}} MailSend
  */
 export const RuntimeType = {
@@ -64,6 +65,7 @@ export const RuntimeType = {
   SEND_ACCEPT: 'send_accept',
   SEND_DECLINE: 'send_decline',
   SEND_CANCEL: 'send_cancel',
+  CALLS_LIST: 'calls_list',
 };
 
 /**

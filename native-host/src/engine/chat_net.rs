@@ -86,7 +86,7 @@ impl Engine {
         self.chat.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn my_email(&self) -> Result<String, ChatNetError> {
+    pub(super) async fn my_email(&self) -> Result<String, ChatNetError> {
         let state = self.state.lock().await;
         state.account.as_ref().map(|(a, _)| normalize_email(&a.email)).ok_or(ChatNetError::NoAccount)
     }

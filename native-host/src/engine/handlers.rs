@@ -122,6 +122,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Ok(transfer) => Reply::Transfer { transfer: Box::new(transfer) },
             Err(e) => error(ErrorCode::SendFailed, e),
         },
+        Request::CallsList => Reply::Calls { calls: engine.calls_list() },
         Request::SendList => Reply::Transfers { transfers: engine.send_list() },
         Request::SendAccept { transfer, to, dir } => {
             let destination = match (to.as_str(), dir) {

@@ -40,6 +40,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
         .route("/remove/{token}", get(confirm_page).post(remove))
         .route("/mesh", get(super::sockets::mesh_socket))
         .route("/bulk", get(super::sockets::bulk_socket))
+        .route("/call", get(super::calls::call_socket))
         .with_state(engine);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");

@@ -6,6 +6,7 @@
 //! 0600, inside the 0700 home), the loopback HTTP endpoint and the LAN link
 //! port, and serve until `stop`, SIGTERM or SIGINT.
 
+mod calls;
 mod chat_net;
 mod direct_send;
 mod drive_net;
@@ -16,6 +17,7 @@ mod loopback;
 mod mailroom;
 mod outbox;
 pub mod people;
+pub use calls::RoomView;
 pub use chat_net::ConversationDetail as ChatDetail;
 pub use direct_send::TransferView;
 mod server;
@@ -67,6 +69,8 @@ pub struct Engine {
     pub chat: std::sync::Mutex<chat_net::ChatState>,
     /// Wakes the chat delivery loop.
     pub chat_wake: tokio::sync::Notify,
+    /// Call rooms and the call pages' signaling.
+    pub calls: std::sync::Mutex<calls::Calls>,
     /// Direct file sends, coming and going.
     pub sends: std::sync::Mutex<direct_send::Sends>,
     /// `send.*` frames, handled in order by `direct_send::run`.
@@ -225,6 +229,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         ))),
         chat_wake: tokio::sync::Notify::new(),
         sends: std::sync::Mutex::new(direct_send::Sends::load(home.root())),
+        calls: std::sync::Mutex::new(calls::Calls::default()),
         send_inbox,
         home: home.clone(),
         secrets,
@@ -339,6 +344,10 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
             // In order, and waiting here is the backpressure of a transfer.
             mesh::MeshEvent::Send { from, payload } => {
                 let _ = engine.send_inbox.send((from, payload)).await;
+            }
+            mesh::MeshEvent::Call { from, payload } => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.on_call_frame(from, &payload).await });
             }
             mesh::MeshEvent::Chat { from, member, topic, payload } => {
                 let engine = engine.clone();

@@ -6,6 +6,7 @@
 //! - `/bulk`: bulk bytes to and from the engine in binary frames. Today it
 //!   offers `echo`, `discard` and `generate` (the loopback benchmark and
 //!   tests); the drive adds its operations here.
+//! - `/call`: a call page's signaling ([`super::calls`]).
 //!
 //! Any web page can try to open `ws://127.0.0.1:<port>`, so both check, before
 //! upgrading, that the `Origin` is this extension and that the request
@@ -69,6 +70,12 @@ pub struct TokenQuery {
     token: String,
 }
 
+impl TokenQuery {
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 /// The origin check and token redemption both sockets share.
 fn admit(engine: &Engine, headers: &HeaderMap, token: &str) -> Result<(), (StatusCode, &'static str)> {
     let ours = format!("chrome-extension://{}", crate::EXTENSION_ID);
@@ -85,7 +92,7 @@ fn admit(engine: &Engine, headers: &HeaderMap, token: &str) -> Result<(), (Statu
 }
 
 /// Upgrades an admitted request to a socket served by `serve`.
-fn upgrade_admitted<F, Fut>(
+pub(super) fn upgrade_admitted<F, Fut>(
     engine: Arc<Engine>,
     headers: &HeaderMap,
     token: &str,

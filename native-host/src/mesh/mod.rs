@@ -64,6 +64,8 @@ pub const PEOPLE_PREFIX: &str = "people.";
 /// between people, history replication between members.
 pub const CHAT_PREFIX: &str = "chat.";
 
+/// Topics with this prefix are call signaling between people.
+pub const CALL_PREFIX: &str = "call.";
 /// Topics with this prefix are direct file sends between people.
 pub const SEND_PREFIX: &str = "send.";
 
@@ -82,6 +84,8 @@ pub enum MeshEvent {
     StrangerUp(PeerIdentity),
     /// A `people.*` message from any node with a link.
     People { from: NodeId, topic: String, payload: Vec<u8> },
+    /// A `call.*` message from another person's node.
+    Call { from: NodeId, payload: Vec<u8> },
     /// A `send.*` message from another person's node.
     Send { from: NodeId, payload: Vec<u8> },
     /// A `chat.*` message; `member` says whether it came over a member link.
@@ -367,6 +371,12 @@ impl Mesh {
             if topic.starts_with(PEOPLE_PREFIX) {
                 let event = MeshEvent::People { from: *peer, topic: topic.clone(), payload: payload.clone() };
                 let _ = self.events.send(event).await;
+                return;
+            }
+            if topic.starts_with(CALL_PREFIX) {
+                if !self.is_member_link(peer) {
+                    let _ = self.events.send(MeshEvent::Call { from: *peer, payload: payload.clone() }).await;
+                }
                 return;
             }
             if topic.starts_with(SEND_PREFIX) {
