@@ -108,7 +108,7 @@ impl Engine {
                 r
             })
             .collect();
-        list.sort_by(|a, b| b.at.cmp(&a.at));
+        list.sort_by_key(|r| std::cmp::Reverse(r.at));
         list
     }
 
