@@ -1,0 +1,60 @@
+// A client of a node's control socket (engine.sock, JSON lines), for
+// benchmarks that must time requests and the engine's pushed events
+// without a CLI process starting per call.
+
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+
+export class Control {
+  /** Connects to the engine of `home`. */
+  static connect(home) {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(path.join(home, 'engine.sock'), () => resolve(new Control(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  constructor(socket) {
+    this.socket = socket;
+    this.nextId = 1;
+    this.pending = new Map();
+    /** @type {Set<(event: object) => void>} */
+    this.listeners = new Set();
+    readline.createInterface({ input: socket }).on('line', (line) => {
+      const message = JSON.parse(line);
+      const waiting = message.id != null && this.pending.get(message.id);
+      if (waiting) {
+        this.pending.delete(message.id);
+        if (message.type === 'error') waiting.reject(new Error(message.message));
+        else waiting.resolve(message);
+      } else {
+        for (const listener of this.listeners) listener(message);
+      }
+    });
+  }
+
+  request(message) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.write(`${JSON.stringify({ ...message, id })}\n`);
+    });
+  }
+
+  /** Resolves with the next pushed event of `type` that `check` accepts. */
+  next(type, check = () => true) {
+    return new Promise((resolve) => {
+      const listener = (event) => {
+        if (event.type !== type || !check(event)) return;
+        this.listeners.delete(listener);
+        resolve(event);
+      };
+      this.listeners.add(listener);
+    });
+  }
+
+  close() {
+    this.socket.end();
+  }
+}
