@@ -29,7 +29,9 @@ showDrive(document);
 showMail(document);
 const transfers = showTransfers(document);
 showPeople(document, { onSendFile: (email) => transfers.pickFileFor(email) });
-showChat(document);
+showChat(document, {
+  onSendFile: (email) => transfers.pickFileFor(email, (text) => { document.getElementById('chat-result').textContent = text; }),
+});
 showCalls(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {

@@ -18,8 +18,11 @@ function fate(message) {
 
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
-/** @param {Document} doc */
-export function showChat(doc) {
+/**
+ * @param {Document} doc
+ * @param {{onSendFile: (email: string) => void}} actions files go by direct send
+ */
+export function showChat(doc, { onSendFile }) {
   const $ = (id) => doc.getElementById(id);
   const result = $('chat-result');
   let me = null;
@@ -102,6 +105,9 @@ export function showChat(doc) {
 
   function renderMembers(conversation) {
     const group = conversation.kind === 'group';
+    const peer = conversation.members.find((m) => m !== me);
+    $('chat-send-file').hidden = group || !peer;
+    $('chat-send-file').onclick = () => onSendFile(peer);
     $('chat-member-edit').hidden = !group;
     if (!group) {
       $('chat-members').textContent = '';

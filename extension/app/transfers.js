@@ -29,6 +29,7 @@ export function showTransfers(doc) {
   const result = doc.getElementById('transfers-result');
   const input = doc.getElementById('send-input');
   let sendTo = null;
+  let report = (text) => { result.textContent = text; };
 
   const button = (label, className, onClick) => {
     const b = Object.assign(doc.createElement('button'), { textContent: label, className });
@@ -80,22 +81,23 @@ export function showTransfers(doc) {
     input.value = '';
     if (!file || !sendTo) return;
     try {
-      result.textContent = `Adding ${file.name} to your drive…`;
+      report(`Adding ${file.name} to your drive…`);
       const added = await uploadFile(file);
       await callWorker({ type: RuntimeType.SEND_FILE, to: sendTo, fileId: added.id });
-      result.textContent = `${file.name} offered to ${sendTo}.`;
+      report(`${file.name} offered to ${sendTo}; its progress is under People.`);
       refresh();
     } catch (e) {
-      result.textContent = `${file.name} was not sent: ${e.message}`;
+      report(`${file.name} was not sent: ${e.message}`);
     }
   });
 
   refresh();
   setInterval(refresh, REFRESH_MS);
   return {
-    /** Asks for a file and offers it to `email`. */
-    pickFileFor(email) {
+    /** Asks for a file and offers it to `email`, reporting to `say`. */
+    pickFileFor(email, say = (text) => { result.textContent = text; }) {
       sendTo = email;
+      report = say;
       input.click();
     },
   };

@@ -117,34 +117,61 @@ pub struct History {
     doc: AutoCommit,
     path: PathBuf,
     key: [u8; 32],
+    /// Records in the file since it was last written whole (or
+    /// `COMPACT_AFTER` when the next save must write it whole).
+    records: usize,
 }
 
+/// Appended records after which the file is written whole again.
+const COMPACT_AFTER: usize = 256;
+
 impl History {
-    /// The history saved at `path`, or an empty one. A file that does not
-    /// open is moved aside (not lost) and the history starts over; the
-    /// other nodes of the owner then give it back by replication.
+    /// The history saved at `path`, or an empty one. The file is a run of
+    /// records (`len u32 | sealed`): a whole save, then the changes made
+    /// since, each sealed on its own. A torn last record (a crash while
+    /// appending) is dropped; a file whose first record does not open is
+    /// moved aside (not lost) and the history starts over, and the
+    /// owner's other nodes give it back by replication.
     pub fn load(path: PathBuf, key: [u8; 32]) -> History {
-        let doc = std::fs::read(&path).ok().and_then(|bytes| {
-            let loaded = open_history(&key, &bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|plain| AutoCommit::load(&plain).map_err(|e| e.to_string()));
-            match loaded {
-                Ok(doc) => Some(doc),
-                Err(why) => {
-                    tracing::warn!("the chat history cannot be read ({why}); it was moved aside and starts empty");
-                    let _ = std::fs::rename(&path, path.with_extension("bin.damaged"));
-                    None
-                }
+        let mut history = History { doc: AutoCommit::new(), path, key, records: 0 };
+        let Ok(bytes) = std::fs::read(&history.path) else { return history };
+        let (plain, records) = open_records(&key, &bytes);
+        match AutoCommit::load(&plain) {
+            Ok(doc) if records > 0 => {
+                history.doc = doc;
+                // The first save after a load writes the file whole: it
+                // drops any torn tail, and automerge's record of what was
+                // saved starts afresh with a loaded document.
+                history.records = COMPACT_AFTER.max(records);
             }
-        });
-        History { doc: doc.unwrap_or_default(), path, key }
+            loaded => {
+                let why = loaded.err().map_or_else(|| "no readable record".to_string(), |e| e.to_string());
+                tracing::warn!("the chat history cannot be read ({why}); it was moved aside and starts empty");
+                let _ = std::fs::rename(&history.path, history.path.with_extension("bin.damaged"));
+            }
+        }
+        history
     }
 
+    /// Appends what changed since the last save (or, now and then, writes
+    /// the whole history anew), so a message costs a small write.
     pub fn save(&mut self) -> Result<(), HistoryError> {
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|_| HistoryError::Random)?;
-        let sealed = seal_history(&self.key, nonce, &self.doc.save());
-        crate::home::write_private(&self.path, &sealed, 0o600)?;
+        if self.records == 0 || self.records >= COMPACT_AFTER {
+            let record = frame_record(&seal_history(&self.key, nonce, &self.doc.save()));
+            crate::home::write_private(&self.path, &record, 0o600)?;
+            self.records = 1;
+            return Ok(());
+        }
+        let changes = self.doc.save_incremental();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut file = crate::home::open_private_append(&self.path)?;
+        std::io::Write::write_all(&mut file, &frame_record(&seal_history(&self.key, nonce, &changes)))?;
+        file.sync_data()?;
+        self.records += 1;
         Ok(())
     }
 
@@ -491,6 +518,28 @@ impl History {
     }
 }
 
+fn frame_record(sealed: &[u8]) -> Vec<u8> {
+    let mut out = (sealed.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(sealed);
+    out
+}
+
+/// The plaintext of every record that opens, in order, up to the first
+/// that does not (a torn tail), and how many opened.
+fn open_records(key: &[u8; 32], mut bytes: &[u8]) -> (Vec<u8>, usize) {
+    let mut plain = Vec::new();
+    let mut records = 0;
+    while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some((record, rest)) = rest.split_at_checked(len) else { break };
+        let Ok(opened) = open_history(key, record) else { break };
+        plain.extend_from_slice(&opened);
+        records += 1;
+        bytes = rest;
+    }
+    (plain, records)
+}
+
 #[cfg(test)]
 mod tests {
     use mailmesh_core::chat::direct_conversation;
@@ -546,6 +595,29 @@ mod tests {
             &std::fs::metadata(dir.path().join("chat.bin")).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn appended_changes_load_back_and_a_torn_tail_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = history(&dir, "chat.bin");
+        for i in 0..5u8 {
+            h.add_own(&text(i, "alice@x.org", "bob@y.org", 10 + i as u64), Some("bob@y.org"), &bob()).unwrap();
+            h.save().unwrap();
+        }
+        let path = dir.path().join("chat.bin");
+        let conv = direct_conversation("alice@x.org", "bob@y.org");
+        assert_eq!(history(&dir, "chat.bin").messages(&conv).len(), 5);
+        // A crash while appending: half a record at the end.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&1000u32.to_le_bytes());
+        bytes.extend_from_slice(b"half");
+        std::fs::write(&path, bytes).unwrap();
+        let mut again = history(&dir, "chat.bin");
+        assert_eq!(again.messages(&conv).len(), 5);
+        again.add_own(&text(9, "alice@x.org", "bob@y.org", 99), Some("bob@y.org"), &bob()).unwrap();
+        again.save().unwrap();
+        assert_eq!(history(&dir, "chat.bin").messages(&conv).len(), 6, "the torn tail does not hide what follows");
     }
 
     #[test]

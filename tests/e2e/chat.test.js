@@ -4,6 +4,7 @@
 // of her nodes; a message written while Bob is stopped reaches him when he
 // starts, from Alice's other node even though the one that wrote it is off;
 // a group of three talks, and a member removed from it hears nothing more.
+// Bob verified on one of Alice's devices is verified on the other too.
 // In the browser: the unread count on the icon and in the popup, a
 // notification while no app page is open, and the app's chat section shows,
 // reads (a read receipt goes back) and sends.
@@ -33,7 +34,9 @@ test('chat: both ways, receipts, replicated history, offline delivery, groups', 
     'nothing goes to a person not verified');
 
   await lan.verify(alice1, 'bob');
-  await lan.verify(alice2, 'bob');
+  // Verified on one of Alice's devices is verified on both.
+  await waitFor('Bob verified on Alice\'s other device too', async () =>
+    (await PeopleLan.person(alice2, bob))?.state === 'verified', { timeoutMs: 30_000, everyMs: 250 });
   await lan.verify(alice1, 'carol');
   await lan.verify(bob1, 'alice', 2);
   await lan.verify(bob1, 'carol');

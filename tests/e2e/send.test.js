@@ -7,6 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -108,6 +109,24 @@ test('direct send: resumes after a cut cable and either side restarting; decline
   assert.ok(!(await fs.readdir(saveTo)).includes('unwanted.bin'));
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   assert.equal(await transfer(bob1, 'unwanted.bin'), undefined, 'a declined offer is not shown again');
+
+  // Bob's disk fills up midway: both sides say so, and no torn file stays.
+  const transfersDir = path.join(bob1.home, 'transfers');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', transfersDir]);
+  try {
+    const big = await makeFile('too-big.bin', 8 * MiB);
+    await offerAndAccept(big);
+    const failed = await waitFor('the full disk to stop it', async () => {
+      const t = await transfer(bob1, 'too-big.bin');
+      return t.state === 'failed' && t;
+    }, { timeoutMs: 60_000, everyMs: 250 });
+    assert.match(failed.detail, /disk full/);
+    await waitFor('Alice told why', async () => /disk full/.test((await transfer(alice1, 'too-big.bin')).detail),
+      { timeoutMs: 30_000, everyMs: 250 });
+    assert.ok(!(await fs.readdir(transfersDir)).some((f) => f.endsWith('.part')), 'no part file kept');
+  } finally {
+    execFileSync('umount', ['-l', transfersDir]);
+  }
 
   // In Bob's browser: the offer waits for his answer there, with progress,
   // and goes into his drive; a file he picks goes the other way.

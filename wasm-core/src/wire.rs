@@ -15,6 +15,14 @@ pub enum WireError {
     BadMagic(&'static str),
     #[error("the {0} has a version this mailmesh does not understand; update mailmesh")]
     Version(&'static str),
+    #[error("a text of the {0} is too long or not valid UTF-8")]
+    Text(&'static str),
+}
+
+/// Appends `len u32 | UTF-8`, the text field of chat and transfer messages.
+pub fn put_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// `magic | version`, the start of every message.
@@ -59,6 +67,14 @@ impl<'a> Reader<'a> {
     }
     pub fn u64(&mut self) -> Result<u64, WireError> {
         Ok(u64::from_le_bytes(self.array()?))
+    }
+    /// A `len u32 | UTF-8` text of at most `max` bytes (see [`put_text`]).
+    pub fn text(&mut self, max: usize) -> Result<String, WireError> {
+        let len = self.u32()? as usize;
+        if len > max {
+            return Err(WireError::Text(self.what));
+        }
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| WireError::Text(self.what))
     }
     pub fn node_id(&mut self) -> Result<NodeId, WireError> {
         Ok(NodeId::from_bytes(self.array::<NODE_ID_LEN>()?))

@@ -602,22 +602,31 @@ impl Engine {
             let Some(machine) = t.machine.as_mut() else { return Ok(()) };
             match machine.handle_chunk(index, sealed) {
                 Ok(Received::Append { plain, next }) => {
-                    if t.file.is_none() {
-                        t.file = Some(crate::home::open_private_append(&part)?);
+                    if let Err(e) = append(&mut t.file, &part, &plain) {
+                        // Nothing torn stays (and the space comes back); say why in words.
+                        t.file = None;
+                        let _ = std::fs::remove_file(&part);
+                        let why = format!("cannot write the file on the receiving device: {e} (is its disk full?)");
+                        close(&mut t.record, TransferState::Failed, &why);
+                        t.machine = None;
+                        let record = t.record.clone();
+                        sends.save(&record);
+                        self.transfers_changed();
+                        Some(TransferMessage::Cancel { id, reason: why })
+                    } else {
+                        t.meter.note(machine.done_bytes());
+                        t.last_heard = Instant::now();
+                        if machine.is_complete() {
+                            t.finishing = true;
+                        }
+                        Some(TransferMessage::Ack { id, next })
                     }
-                    if let Some(file) = t.file.as_mut() {
-                        file.write_all(&plain)?;
-                    }
-                    t.meter.note(machine.done_bytes());
-                    t.last_heard = Instant::now();
-                    if machine.is_complete() {
-                        t.finishing = true;
-                    }
-                    Some(TransferMessage::Ack { id, next })
                 }
-                // Ahead of a gap, or damaged: ask for what follows what we hold.
+                // Ahead of a gap (after a break) or already held: the sender
+                // rewinds when we ask (`resume_quiet`) or its acks stall.
                 Ok(Received::Ignore) | Err(_) if index > machine.next => None,
                 Ok(Received::Ignore) => None,
+                // The very chunk we wait for, damaged: ask for it again.
                 Err(e) => {
                     tracing::info!(transfer = %id, "{e}; asking again");
                     Some(TransferMessage::Accept { id, next: machine.next })
@@ -716,6 +725,17 @@ impl Engine {
                 Ok(file.id)
             }
         }
+    }
+}
+
+/// Appends verified bytes to a transfer's part file (opened on first use).
+fn append(file: &mut Option<std::fs::File>, part: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if file.is_none() {
+        *file = Some(crate::home::open_private_append(part)?);
+    }
+    match file.as_mut() {
+        Some(f) => f.write_all(bytes),
+        None => Ok(()),
     }
 }
 

@@ -326,6 +326,7 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
                 let engine = engine.clone();
                 tokio::spawn(async move {
                     engine.on_member_up_chat(peer).await;
+                    engine.share_pins(Some(peer)).await;
                     engine.on_member_up(peer).await;
                 });
             }

@@ -18,13 +18,15 @@ use std::sync::MutexGuard;
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::peer::handshake::PeerIdentity;
-use mailmesh_core::people::{normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Seen, Trust};
+use mailmesh_core::people::{normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Pins, Seen, Trust};
 use serde::{Deserialize, Serialize};
 
 use super::{now_ms, Engine};
 use crate::mailbox::{self, Kind};
 
 const ANSWER_TOPIC: &str = "people.answer";
+/// Verified nodes, handed between the owner's own nodes (member links only).
+const PINS_TOPIC: &str = "people.pins";
 const BOOK_FILE: &str = "people.bin";
 
 /// The engine's people state: the book, and answers waiting for a link.
@@ -149,9 +151,15 @@ impl Engine {
 
     /// A `people.*` message from a node's link.
     pub async fn on_people_message(&self, from: NodeId, topic: &str, payload: &[u8]) {
-        if topic != ANSWER_TOPIC {
-            return;
+        match topic {
+            ANSWER_TOPIC => self.on_answer(from, payload).await,
+            // Only one of the owner's own nodes may vouch for someone.
+            PINS_TOPIC if self.mesh.online_members().contains(&from) => self.on_pins(from, payload),
+            _ => {}
         }
+    }
+
+    async fn on_answer(&self, from: NodeId, payload: &[u8]) {
         let outcome = Answer::decode(payload).and_then(|answer| {
             let mut people = self.people();
             let verified = people.book.handle_answer(from, self.secrets.node_id(), &answer, now_ms())?;
@@ -163,8 +171,45 @@ impl Engine {
             Ok(email) => {
                 tracing::info!(%email, node = %from, "verified");
                 let _ = self.events.send(crate::api::Reply::PeersChanged);
+                self.share_pins(None).await;
             }
             Err(e) => tracing::info!(node = %from, "refused an answer: {e}"),
+        }
+    }
+
+    fn on_pins(&self, from: NodeId, payload: &[u8]) {
+        let pins = match Pins::decode(payload) {
+            Ok(pins) => pins,
+            Err(e) => return tracing::info!(node = %from, "refused pins: {e}"),
+        };
+        let changed = {
+            let mut people = self.people();
+            let changed = pins.0.iter().fold(false, |changed, pin| people.book.adopt_pin(pin) | changed);
+            if changed {
+                let book = people.book.clone();
+                self.save_book(&book);
+            }
+            changed
+        };
+        if changed {
+            tracing::info!(node = %from, "took verified people from another of our devices");
+            let _ = self.events.send(crate::api::Reply::PeersChanged);
+            self.chat_wake.notify_one();
+        }
+    }
+
+    /// Hands the people we verified to our other nodes (or one of them), so
+    /// that a person verified on one device is verified on all.
+    pub async fn share_pins(&self, to: Option<NodeId>) {
+        let pins = self.people().book.verified_pins();
+        if pins.0.is_empty() {
+            return;
+        }
+        let payload = pins.encode();
+        let members = to.map_or_else(|| self.mesh.online_members(), |m| vec![m]);
+        for member in members {
+            let frame = Frame::Data { topic: PINS_TOPIC.into(), payload: payload.clone() };
+            let _ = self.mesh.send_to(&member, frame).await;
         }
     }
 

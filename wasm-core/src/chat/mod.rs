@@ -188,21 +188,21 @@ impl ChatMessage {
         let mut out = wire::header(MESSAGE_MAGIC, CHAT_VERSION);
         out.extend_from_slice(&self.id.0);
         out.extend_from_slice(&self.conversation.0);
-        put_text(&mut out, &self.author);
+        wire::put_text(&mut out, &self.author);
         out.extend_from_slice(&self.sent_at_ms.to_le_bytes());
         out.push(match self.kind {
             MessageKind::Text => 0,
             MessageKind::Members => 1,
         });
-        put_text(&mut out, &self.text);
+        wire::put_text(&mut out, &self.text);
         match &self.group {
             None => out.push(0),
             Some(group) => {
                 out.push(1);
-                put_text(&mut out, &group.title);
+                wire::put_text(&mut out, &group.title);
                 out.extend_from_slice(&(group.members.len() as u32).to_le_bytes());
                 for member in &group.members {
-                    put_text(&mut out, member);
+                    wire::put_text(&mut out, member);
                 }
             }
         }
@@ -213,23 +213,23 @@ impl ChatMessage {
         let mut r = Reader::new(bytes, MESSAGE_MAGIC, CHAT_VERSION, "chat message")?;
         let id = MessageId(r.array()?);
         let conversation = ConversationId(r.array()?);
-        let author = take_text(&mut r, MAX_NAME)?;
+        let author = r.text(MAX_NAME)?;
         let sent_at_ms = r.u64()?;
         let kind = match r.array::<1>()?[0] {
             0 => MessageKind::Text,
             1 => MessageKind::Members,
             _ => return Err(ChatError::UnknownKind("chat message")),
         };
-        let text = take_text(&mut r, MAX_TEXT)?;
+        let text = r.text(MAX_TEXT)?;
         let group = match r.array::<1>()?[0] {
             0 => None,
             1 => {
-                let title = take_text(&mut r, MAX_NAME)?;
+                let title = r.text(MAX_NAME)?;
                 let count = r.u32()? as usize;
                 if count > MAX_MEMBERS {
                     return Err(ChatError::TooMany("group"));
                 }
-                let members = (0..count).map(|_| take_text(&mut r, MAX_NAME)).collect::<Result<Vec<_>, _>>()?;
+                let members = (0..count).map(|_| r.text(MAX_NAME)).collect::<Result<Vec<_>, _>>()?;
                 let group = Group::new(&title, &members)?;
                 // Only the canonical form is accepted, so that equal
                 // messages are equal bytes on every node.
@@ -313,7 +313,7 @@ impl Receipt {
             ReceiptKind::Delivered => 0,
             ReceiptKind::Read => 1,
         });
-        put_text(&mut out, &self.reader);
+        wire::put_text(&mut out, &self.reader);
         out.extend_from_slice(&self.at_ms.to_le_bytes());
         out.extend_from_slice(&(self.messages.len() as u32).to_le_bytes());
         for id in &self.messages {
@@ -329,7 +329,7 @@ impl Receipt {
             1 => ReceiptKind::Read,
             _ => return Err(ChatError::UnknownKind("chat receipt")),
         };
-        let reader = take_text(&mut r, MAX_NAME)?;
+        let reader = r.text(MAX_NAME)?;
         let at_ms = r.u64()?;
         let count = r.u32()? as usize;
         if count > MAX_RECEIPT_IDS {
@@ -369,19 +369,4 @@ pub fn open_history(key: &[u8; 32], bytes: &[u8]) -> Result<Vec<u8>, ChatError> 
     XChaCha20Poly1305::new(key.into())
         .decrypt(XNonce::from_slice(&nonce), Payload { msg: sealed, aad: header })
         .map_err(|_| ChatError::History)
-}
-
-fn put_text(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn take_text(r: &mut Reader<'_>, max: usize) -> Result<String, ChatError> {
-    let what = r.what;
-    let len = r.u32()? as usize;
-    if len > max {
-        return Err(ChatError::BadText(what));
-    }
-    let bytes = r.take(len)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| ChatError::BadText(what))
 }

@@ -43,6 +43,9 @@ pub const MAX_NODES_PER_CHALLENGE: usize = 64;
 const CHALLENGE_MAGIC: &[u8; 4] = b"MMCH";
 const ANSWER_MAGIC: &[u8; 4] = b"MMAN";
 const BOOK_MAGIC: &[u8; 4] = b"MMPB";
+const PINS_MAGIC: &[u8; 4] = b"MMPN";
+/// Most pins one message carries.
+pub const MAX_PINS: usize = 4096;
 const ANSWER_CONTEXT: &[u8] = b"mailmesh 2026-11 people answer v1";
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -360,6 +363,50 @@ impl Contacts {
         self.people.get_mut(&key).ok_or(PeopleError::UnknownPerson(key))
     }
 
+    /// Every node verified in this book, to hand the owner's other nodes.
+    pub fn verified_pins(&self) -> Pins {
+        let pins = self
+            .people
+            .iter()
+            .flat_map(|(email, person)| {
+                person.devices.values().filter_map(move |d| match d.trust {
+                    Trust::Verified { at_ms } => Some(Pin { email: email.clone(), public_key: d.public_key, at_ms }),
+                    _ => None,
+                })
+            })
+            .take(MAX_PINS)
+            .collect();
+        Pins(pins)
+    }
+
+    /// Takes a pin from another node of the same owner (over a member
+    /// link: as trusted as our own verification). A node is added if never
+    /// seen, or made verified if seen with the very same key. Returns
+    /// whether the book changed.
+    pub fn adopt_pin(&mut self, pin: &Pin) -> bool {
+        let email = normalize_email(&pin.email);
+        if email.is_empty() || email.len() > MAX_TEXT {
+            return false;
+        }
+        let node = NodeId::from_public_key(&pin.public_key);
+        // A node belongs to one address: a pin for it under another wins
+        // only where we never saw it.
+        if self.owner_of(&node).is_some_and(|(owner, _)| *owner != email) {
+            return false;
+        }
+        let person = self.people.entry(email).or_default();
+        let device = person.devices.entry(node).or_insert(Device {
+            public_key: pin.public_key,
+            first_seen_ms: pin.at_ms,
+            trust: Trust::Unverified,
+        });
+        if device.public_key != pin.public_key || matches!(device.trust, Trust::Verified { .. }) {
+            return false;
+        }
+        device.trust = Trust::Verified { at_ms: pin.at_ms };
+        true
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = header(BOOK_MAGIC);
         out.extend_from_slice(&(self.people.len() as u32).to_le_bytes());
@@ -411,6 +458,44 @@ impl Contacts {
         }
         r.end()?;
         Ok(Contacts { people })
+    }
+}
+
+/// One verified node of a person, as the owner's nodes share them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub email: String,
+    pub public_key: [u8; 32],
+    pub at_ms: u64,
+}
+
+/// The pins one node hands another of the same owner.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pins(pub Vec<Pin>);
+
+impl Pins {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = header(PINS_MAGIC);
+        out.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
+        for pin in &self.0 {
+            put_text(&mut out, &pin.email);
+            out.extend_from_slice(&pin.public_key);
+            out.extend_from_slice(&pin.at_ms.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Pins, PeopleError> {
+        let mut r = reader(bytes, PINS_MAGIC, "pins")?;
+        let count = r.u32()? as usize;
+        if count > MAX_PINS {
+            return Err(PeopleError::TooMany("pins"));
+        }
+        let pins = (0..count)
+            .map(|_| Ok(Pin { email: read_text(&mut r)?, public_key: r.array()?, at_ms: r.u64()? }))
+            .collect::<Result<Vec<_>, PeopleError>>()?;
+        r.end()?;
+        Ok(Pins(pins))
     }
 }
 

@@ -155,3 +155,32 @@ proptest! {
         let _ = Contacts::decode(&prefixed);
     }
 }
+
+#[test]
+fn pins_from_another_node_of_the_owner_verify_the_same_key_only() {
+    let bob = node(2);
+    let bob_key = bob.public().ed25519;
+    let mut first = Contacts::default();
+    first.seen("bob@x.org", bob_key, 1).unwrap();
+    let mut pins = Pins(vec![Pin { email: "bob@x.org".into(), public_key: bob_key, at_ms: 5 }]);
+    // Our own book, where Bob's node was seen but not verified yet.
+    assert!(first.adopt_pin(&pins.0[0]));
+    assert!(first.person("bob@x.org").unwrap().is_verified());
+    assert!(!first.adopt_pin(&pins.0[0]), "once is enough");
+    assert_eq!(first.verified_pins(), pins);
+    // A book that never saw Bob learns his node, verified.
+    let mut second = Contacts::default();
+    assert!(second.adopt_pin(&pins.0[0]));
+    assert_eq!(second.owner_of(&bob.node_id()).map(|(e, _)| e.as_str()), Some("bob@x.org"));
+    // A pin cannot move a node we know under one address to another.
+    pins.0[0].email = "mallory@x.org".into();
+    assert!(!second.adopt_pin(&pins.0[0]));
+}
+
+proptest! {
+    #[test]
+    fn pins_round_trip(pins in proptest::collection::vec(("[a-z]{1,8}@x\\.org", any::<[u8; 32]>(), any::<u64>()), 0..8)) {
+        let pins = Pins(pins.into_iter().map(|(email, public_key, at_ms)| Pin { email, public_key, at_ms }).collect());
+        prop_assert_eq!(Pins::decode(&pins.encode()), Ok(pins));
+    }
+}

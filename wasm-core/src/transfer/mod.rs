@@ -217,9 +217,9 @@ impl TransferMessage {
         out.extend_from_slice(&self.id().0);
         match self {
             TransferMessage::Offer(o) => {
-                put_text(&mut out, &o.name);
+                wire::put_text(&mut out, &o.name);
                 out.extend_from_slice(&o.size.to_le_bytes());
-                put_text(&mut out, &o.media_type);
+                wire::put_text(&mut out, &o.media_type);
                 out.extend_from_slice(&o.chunk_size.to_le_bytes());
                 out.extend_from_slice(&o.content_hash);
                 out.extend_from_slice(&o.key);
@@ -231,7 +231,7 @@ impl TransferMessage {
                 out.extend_from_slice(&index.to_le_bytes());
                 out.extend_from_slice(sealed);
             }
-            TransferMessage::Cancel { reason, .. } => put_text(&mut out, reason),
+            TransferMessage::Cancel { reason, .. } => wire::put_text(&mut out, reason),
             TransferMessage::Decline { .. } | TransferMessage::Done { .. } => {}
         }
         out
@@ -243,9 +243,9 @@ impl TransferMessage {
         let id = TransferId(r.array()?);
         let message = match tag {
             0 => {
-                let name = take_text(&mut r)?;
+                let name = r.text(MAX_NAME)?;
                 let size = r.u64()?;
-                let media_type = take_text(&mut r)?;
+                let media_type = r.text(MAX_NAME)?;
                 let chunk_size = r.u32()?;
                 let content_hash = r.array()?;
                 let key = r.array()?;
@@ -262,7 +262,7 @@ impl TransferMessage {
             }
             4 => TransferMessage::Ack { id, next: r.u64()? },
             5 => TransferMessage::Done { id },
-            6 => TransferMessage::Cancel { id, reason: take_text(&mut r)? },
+            6 => TransferMessage::Cancel { id, reason: r.text(MAX_NAME)? },
             _ => return Err(TransferError::UnknownMessage),
         };
         r.end()?;
@@ -379,17 +379,4 @@ impl Incoming {
             Err(TransferError::WrongContent)
         }
     }
-}
-
-fn put_text(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn take_text(r: &mut Reader<'_>) -> Result<String, TransferError> {
-    let len = r.u32()? as usize;
-    if len > MAX_NAME {
-        return Err(TransferError::BadText);
-    }
-    String::from_utf8(r.take(len)?.to_vec()).map_err(|_| TransferError::BadText)
 }
