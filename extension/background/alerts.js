@@ -26,13 +26,23 @@ async function appPageOpen() {
 }
 
 /**
- * The engine said chat changed: pages re-read it, and each conversation
- * with a message from someone else newer than the last one announced gets
- * a notification unless the app page is open.
+ * The engine said chat changed: pages re-read it, and new messages may
+ * deserve a notification.
  * @param {import('./native-link.js').NativeLink} link
  */
 export async function onChatChanged(link) {
   await updateState({ chatChangedAt: Date.now() });
+  await announceNewMessages(link);
+}
+
+/**
+ * Each conversation with a message from someone else newer than the last
+ * one announced gets a notification, unless the app page is open. Called
+ * on every change and with every status that shows unread messages, so a
+ * message that came before this worker attached is announced too.
+ * @param {import('./native-link.js').NativeLink} link
+ */
+export async function announceNewMessages(link) {
   const { conversations } = await link.request(request.chatList());
   const stored = await chrome.storage.session.get(NOTIFIED_KEY);
   const since = stored[NOTIFIED_KEY] ?? Date.now() - 60_000;

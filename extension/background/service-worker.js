@@ -9,12 +9,15 @@ import { resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
 import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
-import { onCallsChanged, onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
+import { announceNewMessages, onCallsChanged, onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
 const link = new NativeLink({
-  onStatus: (status) => showUnread(status.chat_unread ?? 0),
+  onStatus: (status) => {
+    showUnread(status.chat_unread ?? 0);
+    if (status.chat_unread > 0) announceNewMessages(link).catch((e) => console.warn('mailmesh: chat alert', e));
+  },
   onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
   onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),
   onCallsChanged: () => onCallsChanged(link).catch((e) => console.warn('mailmesh: call alert', e)),

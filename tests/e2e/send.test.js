@@ -111,8 +111,12 @@ test('direct send: resumes after a cut cable and either side restarting; decline
   assert.equal(await transfer(bob1, 'unwanted.bin'), undefined, 'a declined offer is not shown again');
 
   // Bob's disk fills up midway: both sides say so, and no torn file stays.
+  // The engine runs in a mount namespace of its own (ip netns exec), so
+  // the small filesystem is mounted in there.
   const transfersDir = path.join(bob1.home, 'transfers');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', transfersDir]);
+  const inBobsEngine = async (...argv) => execFileSync('nsenter',
+    ['-t', String((await bob1.status()).engine_pid), '-m', '--', ...argv]).toString();
+  await inBobsEngine('mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', transfersDir);
   try {
     const big = await makeFile('too-big.bin', 8 * MiB);
     await offerAndAccept(big);
@@ -123,9 +127,9 @@ test('direct send: resumes after a cut cable and either side restarting; decline
     assert.match(failed.detail, /disk full/);
     await waitFor('Alice told why', async () => /disk full/.test((await transfer(alice1, 'too-big.bin')).detail),
       { timeoutMs: 30_000, everyMs: 250 });
-    assert.ok(!(await fs.readdir(transfersDir)).some((f) => f.endsWith('.part')), 'no part file kept');
+    assert.doesNotMatch(await inBobsEngine('ls', transfersDir), /\.part/, 'no part file kept');
   } finally {
-    execFileSync('umount', ['-l', transfersDir]);
+    await inBobsEngine('umount', '-l', transfersDir);
   }
 
   // In Bob's browser: the offer waits for his answer there, with progress,

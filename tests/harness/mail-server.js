@@ -144,9 +144,17 @@ export class MailServer {
    *   also listen on that address (for nodes in network namespaces).
    */
   static async start(root, options = {}) {
-    const server = new MailServer();
-    await server.#start(root, options);
-    return server;
+    // A port found free can be taken by someone else before the servers
+    // bind it; then try again with other ports.
+    for (let attempt = 1; ; attempt++) {
+      const server = new MailServer();
+      try {
+        await server.#start(root, options);
+        return server;
+      } catch (e) {
+        if (attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+      }
+    }
   }
 
   async #start(dir, { tls = false, host = '127.0.0.1' } = {}) {
