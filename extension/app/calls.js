@@ -16,13 +16,21 @@ export function showCalls(doc) {
     return node;
   };
 
+  let shownPeople = '';
+
   async function refresh() {
     const { people } = await callWorker({ type: RuntimeType.PEOPLE_LIST });
     const verified = people.filter((p) => p.state === 'verified' && !p.blocked);
-    const list = doc.getElementById('call-people');
-    const checked = new Set([...list.querySelectorAll('input:checked')].map((i) => i.value));
-    list.replaceChildren(...verified.map((p) => el('li', {}, el('label', {},
-      el('input', { type: 'checkbox', value: p.email, checked: checked.has(p.email) }), ` ${p.name || p.email}`))));
+    // Re-rendered only when it changes, so a click never meets a list
+    // being replaced, and ticks stay.
+    const key = JSON.stringify(verified.map((p) => [p.email, p.name]));
+    if (key !== shownPeople) {
+      shownPeople = key;
+      const list = doc.getElementById('call-people');
+      const checked = new Set([...list.querySelectorAll('input:checked')].map((i) => i.value));
+      list.replaceChildren(...verified.map((p) => el('li', {}, el('label', {},
+        el('input', { type: 'checkbox', value: p.email, checked: checked.has(p.email) }), ` ${p.name || p.email}`))));
+    }
     const { calls } = await callWorker({ type: RuntimeType.CALLS_LIST });
     doc.getElementById('calls').replaceChildren(...(calls.length ? calls.map((c) => {
       const join = el('button', { textContent: c.joined ? 'Open' : 'Join', className: 'join' });

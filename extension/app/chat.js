@@ -55,15 +55,24 @@ export function showChat(doc, { onSendFile }) {
     }));
   }
 
+  let shownPeople = '';
+
   async function refreshPeople() {
     const all = (await callWorker({ type: RuntimeType.PEOPLE_LIST })).people;
     people = all.filter((p) => p.state === 'verified' && !p.blocked);
+    // Re-rendered only when it changes: a choice being made stays made.
+    const key = JSON.stringify(people.map((p) => [p.email, p.name]));
+    if (key === shownPeople) return;
+    shownPeople = key;
+    const ticked = new Set([...$('chat-group-people').querySelectorAll('input:checked')].map((i) => i.value));
+    const chosen = $('chat-new-person').value;
     const label = (p) => (p.name ? `${p.name} <${p.email}>` : p.email);
     const options = people.map((p) => el('option', { value: p.email, textContent: label(p) }));
     $('chat-new-person').replaceChildren(...(options.length ? options
       : [el('option', { value: '', textContent: 'Verify someone under People first' })]));
     $('chat-group-people').replaceChildren(...people.map((p) => el('li', {},
-      el('label', {}, el('input', { type: 'checkbox', value: p.email }), ` ${label(p)}`))));
+      el('label', {}, el('input', { type: 'checkbox', value: p.email, checked: ticked.has(p.email) }), ` ${label(p)}`))));
+    if (people.some((p) => p.email === chosen)) $('chat-new-person').value = chosen;
   }
 
   async function refreshConversation() {
@@ -123,7 +132,9 @@ export function showChat(doc, { onSendFile }) {
       return el('span', {}, chip, ' ');
     }));
     const addable = people.filter((p) => !conversation.members.includes(p.email));
+    const chosen = $('chat-member-add').value;
     $('chat-member-add').replaceChildren(...addable.map((p) => el('option', { value: p.email, textContent: p.email })));
+    if (addable.some((p) => p.email === chosen)) $('chat-member-add').value = chosen;
   }
 
   async function editMembers(add, remove) {

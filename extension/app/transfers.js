@@ -45,7 +45,13 @@ export function showTransfers(doc) {
     }
   };
 
+  let shown = '';
+
   function render(transfers) {
+    // Unchanged, nothing is replaced (a button being clicked stays put).
+    const key = JSON.stringify(transfers);
+    if (key === shown) return;
+    shown = key;
     if (!transfers.length) {
       list.replaceChildren(Object.assign(doc.createElement('li'), { className: 'muted', textContent: 'Nothing sent or received yet.' }));
       return;

@@ -224,13 +224,13 @@ impl Engine {
 
     pub fn send_list(&self) -> Vec<TransferView> {
         let sends = self.sends();
-        let mut list: Vec<(u64, TransferView)> = sends
-            .out
-            .values()
-            .map(|t| (t.record.created_ms, view(&t.record, t.machine.as_ref().map_or(0, |m| m.done_bytes()), &t.meter)))
-            .chain(sends.inc.values().map(|t| {
-                (t.record.created_ms, view(&t.record, t.machine.as_ref().map_or(0, |m| m.done_bytes()), &t.meter))
-            }))
+        let outgoing =
+            sends.out.values().map(|t| (&t.record, t.machine.as_ref().map_or(0, Outgoing::done_bytes), &t.meter));
+        let incoming =
+            sends.inc.values().map(|t| (&t.record, t.machine.as_ref().map_or(0, Incoming::done_bytes), &t.meter));
+        let mut list: Vec<(u64, TransferView)> = outgoing
+            .chain(incoming)
+            .map(|(record, done, meter)| (record.created_ms, view(record, done, meter)))
             .collect();
         list.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
         list.into_iter().map(|(_, v)| v).collect()
@@ -270,7 +270,9 @@ impl Engine {
             (None, Some(file_id)) => {
                 let network = self.network_key().await.ok_or(crate::drive::DriveError::NoNetwork)?;
                 let copy = self.sends().store()?.source_copy(&id);
-                let file = self.restore(network, file_id, copy.clone()).await?;
+                let file = self.restore(network, file_id, copy.clone()).await.inspect_err(|_| {
+                    let _ = std::fs::remove_file(&copy);
+                })?;
                 (copy, true, file.name, file.media_type)
             }
             _ => return Err(SendError::Source),
