@@ -3,10 +3,13 @@
 // authenticated WebRTC data channel when there is one, through the two
 // engines' LAN link (the relay) when there is not.
 //
-// It keeps one PeerLink to every online member of the owner's network and
+// It keeps one PeerLink to every online member of the owner's network, and
+// to every online node of a verified person (for chat: the engine hands
+// those frames here to go browser to browser, and takes what arrives), and
 // makes a new one, with backoff, whenever a link fails or the network
 // changes. The engine's peer list (pushed over the mesh socket) says who is
-// online; signaling and the channel handshake also go through the engine.
+// online and verified; signaling and the channel handshake also go through
+// the engine.
 
 import { EngineSocket } from './engine-socket.js';
 import { PeerLink } from './peer-link.js';
@@ -34,6 +37,8 @@ export class Mesh {
     this.topics = new Map();
     /** @type {Map<string, (from: string, payload: object) => void>} other signal kinds (benchmarks) */
     this.signalHandlers = new Map();
+    /** Frames carried for the engine, per peer (shown by `mesh.state`). */
+    this.carried = new Map();
     this.socket = new EngineSocket('/mesh', {
       onMessage: (m) => this.onEngine(m),
       onBinary: (b) => this.onRelayed(b),
@@ -92,6 +97,14 @@ export class Mesh {
         if (link?.session === message.channel) link.sendHandshake(fromBase64(message.data));
         break;
       }
+      case FromEngine.FORWARD: {
+        // The engine's own traffic (chat) for a person's node.
+        const link = this.links.get(message.to);
+        if (link?.isUp) {
+          link.send(fromBase64(message.frame)).then(() => this.count(message.to, 'sent'), () => {});
+        }
+        break;
+      }
       case FromEngine.CHANNEL_RESULT: {
         const link = this.links.get(message.peer);
         if (link?.session === message.channel) link.onHandshakeResult(message.ok, message.error);
@@ -108,7 +121,7 @@ export class Mesh {
       if (!this.peers.get(id)?.online) link.close('the peer went offline');
     }
     for (const peer of this.peers.values()) {
-      if (!peer.member || !peer.online || this.links.has(peer.id)) continue;
+      if (!linkable(peer) || this.links.has(peer.id)) continue;
       if (this.nodeId > peer.id) {
         // The other side offers; tell it we are here, in case its offer
         // went out before this document was listening.
@@ -130,7 +143,7 @@ export class Mesh {
 
   async onSignal(from, payload) {
     const peer = this.peers.get(from);
-    if (!peer?.member || typeof payload?.kind !== 'string') return;
+    if (!peer || !linkable(peer) || typeof payload?.kind !== 'string') return;
     const link = this.links.get(from);
     switch (payload.kind) {
       case 'offer':
@@ -199,7 +212,30 @@ export class Mesh {
 
   deliver(peer, frame) {
     if (frame.kind !== 'data') return;
+    if (frame.topic.startsWith(ENGINE_PREFIX) && !this.peers.get(peer)?.member) {
+      // Chat from a person's node: the engine keeps it.
+      const bytes = this.core.encodeDataFrame(frame.topic, frame.takePayload());
+      this.socket.sendJson(toEngine.deliver(peer, toBase64(bytes)));
+      this.count(peer, 'received');
+      return;
+    }
+    // The page-level services (echo, benchmarks) are for our own devices.
+    if (!this.peers.get(peer)?.member) return;
     const handler = this.topics.get(frame.topic);
     if (handler) handler(peer, frame.takePayload());
   }
+
+  count(peer, way) {
+    const counts = this.carried.get(peer) ?? { sent: 0, received: 0 };
+    counts[way] += 1;
+    this.carried.set(peer, counts);
+  }
+}
+
+/** Topics between engines that a person's channel carries. */
+const ENGINE_PREFIX = 'chat.';
+
+/** Whom to keep a link to: online members, and online verified people. */
+function linkable(peer) {
+  return peer.online && (peer.member || peer.verified);
 }

@@ -20,7 +20,7 @@ const handlers = {
   [MeshType.STATE]: async () => ({
     nodeId: mesh.nodeId,
     socket: mesh.socket.isOpen,
-    peers: [...mesh.peers.values()].map((p) => ({ ...p, link: mesh.pathTo(p.id) })),
+    peers: [...mesh.peers.values()].map((p) => ({ ...p, link: mesh.pathTo(p.id), carried: mesh.carried.get(p.id) ?? null })),
   }),
   [MeshType.ECHO]: (m) => echo.check(m.peer, m.size ?? 1024),
   [MeshType.BENCH]: (m) => bench.run(m.peer, m.bytes, m.mode),

@@ -7,7 +7,9 @@
 // Bob verified on one of Alice's devices is verified on the other too.
 // In the browser: the unread count on the icon and in the popup, a
 // notification while no app page is open, and the app's chat section shows,
-// reads (a read receipt goes back) and sends.
+// reads (a read receipt goes back) and sends. With both browsers up, chat
+// goes over a data channel between them; with UDP blocked between the two
+// machines, over the engines' link instead.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,4 +146,24 @@ test('chat: both ways, receipts, replicated history, offline delivery, groups', 
   await waitFor('the receipt shown in Bob\'s app', async () =>
     (await app.locator('#chat-messages li.mine').last().getAttribute('data-state')) !== 'pending',
   { timeoutMs: 30_000, everyMs: 250 });
+
+  // Alice's browser too: chat takes the data channel between the browsers.
+  await alice1.startBrowser();
+  const bobId = (await bob1.status()).node_id;
+  const pathTo = async (node, id) => (await node.status()).peers.find((p) => p.id === id)?.path;
+  await waitFor('a data channel from Alice to Bob', async () => (await pathTo(alice1, bobId)) === 'webrtc',
+    { timeoutMs: 60_000, everyMs: 250 });
+  const carried = async () => (await app.evaluate(() => chrome.runtime.sendMessage({ type: 'mesh.state' })))
+    .peers.find((p) => p.email === alice && p.link === 'webrtc')?.carried?.received ?? 0;
+  const before = await carried();
+  await alice1.mailmesh('chat', 'send', bob, 'over the data channel');
+  await arrives(bob1, alice, 'over the data channel');
+  assert.ok(await carried() > before, 'the message came over the data channel');
+
+  // No UDP between the two machines: the channel goes, the relay carries on.
+  lan.lan.blockUdp(alice1.host, bob1.host);
+  await waitFor('the channel to give up', async () => (await pathTo(alice1, bobId)) === 'relay',
+    { timeoutMs: 60_000, everyMs: 250 });
+  await alice1.mailmesh('chat', 'send', bob, 'over the relay');
+  await arrives(bob1, alice, 'over the relay');
 });

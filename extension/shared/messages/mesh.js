@@ -12,6 +12,8 @@ export const FromEngine = {
   SIGNAL: 'signal',
   CHANNEL_MESSAGE: 'channel_message',
   CHANNEL_RESULT: 'channel_result',
+  /** {to, frame: base64}: the engine's frame for a person's node, to put on the channel. */
+  FORWARD: 'forward',
 };
 
 /** Messages to the engine. */
@@ -27,6 +29,8 @@ export const toEngine = {
     remote_fingerprint: remoteFingerprint,
   }),
   channelMessage: (peer, channel, data) => ({ type: 'channel_message', peer, channel, data }),
+  /** A frame (base64) from a person's node, for the engine. */
+  deliver: (from, frame) => ({ type: 'deliver', from, frame }),
   /** @param {'webrtc' | null} path */
   path: (peer, path, rttMs) => ({ type: 'path', peer, path, rtt_ms: rttMs ?? null }),
 };

@@ -383,7 +383,7 @@ impl Engine {
             }
         }
         for (node, frame) in sends {
-            let _ = self.mesh.send_to_linked(&node, frame).await;
+            let _ = self.mesh.send_to_person(&node, frame).await;
         }
         // Receipts: one per (kind, addressee), to every linked node of theirs.
         let mut batches: BTreeMap<(u8, String), Vec<Owed>> = BTreeMap::new();
@@ -403,7 +403,7 @@ impl Engine {
                 let mut sent = false;
                 for node in nodes {
                     let frame = Frame::Data { topic: RECEIPT_TOPIC.into(), payload: receipt.encode() };
-                    sent |= self.mesh.send_to_linked(node, frame).await.is_ok();
+                    sent |= self.mesh.send_to_person(node, frame).await.is_ok();
                 }
                 if sent {
                     paid.extend(chunk.iter().cloned());

@@ -244,6 +244,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         importing: Mutex::new(()),
         socket_tokens: sockets::Tokens::default(),
     });
+    engine.mesh.set_trusted_people(engine.people.lock().unwrap_or_else(|p| p.into_inner()).trusted());
     tracing::info!(
         node_id = %engine.secrets.node_id(),
         pid = std::process::id(),

@@ -53,6 +53,22 @@ impl People {
     }
 }
 
+/// The nodes verified for some address, of people not blocked.
+pub fn trusted_nodes(book: &Contacts) -> std::collections::HashSet<NodeId> {
+    book.people()
+        .filter(|(_, p)| !p.blocked)
+        .flat_map(|(_, p)| {
+            p.devices.iter().filter(|(_, d)| matches!(d.trust, Trust::Verified { .. })).map(|(id, _)| *id)
+        })
+        .collect()
+}
+
+impl People {
+    pub fn trusted(&self) -> std::collections::HashSet<NodeId> {
+        trusted_nodes(&self.book)
+    }
+}
+
 /// One person as `people_list` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonView {
@@ -80,6 +96,7 @@ impl Engine {
     }
 
     fn save_book(&self, book: &Contacts) {
+        self.mesh.set_trusted_people(trusted_nodes(book));
         let path = self.home.root().join(BOOK_FILE);
         if let Err(e) = crate::home::write_private(&path, &book.encode(), 0o600) {
             tracing::warn!("cannot save the contact book: {e}");

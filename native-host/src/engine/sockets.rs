@@ -177,6 +177,15 @@ fn on_mesh_message(engine: &Engine, message: FromExtension) {
         }
         FromExtension::ChannelMessage { peer, channel, data } => mesh.channel_message(&peer, &channel, &data),
         FromExtension::Path { peer, path, rtt_ms } => mesh.set_path(&peer, path, rtt_ms),
+        FromExtension::Deliver { from, frame } => {
+            let delivered = data_encoding::BASE64
+                .decode(frame.as_bytes())
+                .map_err(|_| crate::mesh::MeshError::BadFrame("not base64".into()))
+                .and_then(|frame| mesh.from_person_channel(&from, &frame));
+            if let Err(e) = delivered {
+                tracing::info!("ignoring a frame from the extension: {e}");
+            }
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! engines the DTLS fingerprints from the SDP and then pass handshake
 //! messages between the channel and the engine. The engines run the core's
 //! [`Handshake`] with those fingerprints bound in; only if it proves the
-//! expected member does the extension start using the channel. The node's
+//! expected member (or verified person's node, for chat) does the
+//! extension start using the channel. The node's
 //! keys never leave the engine.
 
 use std::collections::HashMap;
@@ -39,7 +40,8 @@ impl Mesh {
         let key = (peer.to_string(), channel.to_string());
         let outcome = (|| {
             let expected = peer.parse::<NodeId>().map_err(|_| MeshError::BadNodeId(peer.to_string()))?;
-            if !self.in_roster(&expected) {
+            let member = self.in_roster(&expected);
+            if !member && !self.is_trusted_person(&expected) {
                 return Err(MeshError::NotMember(peer.to_string()));
             }
             let binding = match role {
@@ -48,8 +50,12 @@ impl Mesh {
             };
             let handshake = match role {
                 ChannelRole::Initiator => Some(
-                    Handshake::initiate(&self.secrets, self.handshake_config(binding.clone()), self.seed()?)
-                        .map_err(|e| MeshError::Handshake(e.to_string()))?,
+                    Handshake::initiate(
+                        &self.secrets,
+                        self.handshake_config_for(binding.clone(), member),
+                        self.seed()?,
+                    )
+                    .map_err(|e| MeshError::Handshake(e.to_string()))?,
                 ),
                 ChannelRole::Responder => None,
             };
@@ -80,7 +86,7 @@ impl Mesh {
             match pending.handshake.as_mut() {
                 Some(handshake) => handshake.handle_message(&bytes).map_err(|e| e.to_string()),
                 None => {
-                    let config = self.handshake_config(pending.binding.clone());
+                    let config = self.handshake_config_for(pending.binding.clone(), self.in_roster(&pending.expected));
                     let seed = self.seed().map_err(|e| e.to_string())?;
                     let handshake =
                         Handshake::accept(&self.secrets, config, &bytes, seed).map_err(|e| e.to_string())?;
@@ -105,10 +111,13 @@ impl Mesh {
             let finished = handshake.peer().map(|peer| {
                 if peer.node_id != pending.expected {
                     Err(format!("the channel reached {} instead of {}", peer.node_id, pending.expected))
-                } else if !peer.member || !self.in_roster(&peer.node_id) {
-                    Err("the peer is not a member of your network".to_string())
-                } else {
+                } else if self.in_roster(&peer.node_id) && peer.member {
                     Ok(())
+                } else if !peer.member && self.is_trusted_person(&peer.node_id) {
+                    // Another person's node, verified by email challenge.
+                    Ok(())
+                } else {
+                    Err("the peer is neither a member of your network nor a verified person".to_string())
                 }
             });
             (out, finished)

@@ -35,6 +35,9 @@ pub enum FromExtension {
     },
     /// A handshake message that arrived on the data channel (base64).
     ChannelMessage { peer: String, channel: String, data: String },
+    /// A frame (base64) that arrived on the data channel from another
+    /// person's node, for the engine (chat).
+    Deliver { from: String, frame: String },
     /// How the extension reaches `peer` now: `webrtc` with the channel's
     /// round-trip time, or `null` when its channel closed.
     Path {
@@ -71,12 +74,23 @@ pub enum ToExtension {
         ok: bool,
         error: Option<String>,
     },
+    /// A frame for the engine of another person's node `to`, to put on the
+    /// data channel (chat goes browser to browser when it can).
+    Forward {
+        to: String,
+        #[serde(serialize_with = "as_base64")]
+        frame: Vec<u8>,
+    },
     /// Relayed traffic from `from` (sent as a binary frame).
     #[serde(skip)]
     Relayed {
         from: String,
         frame: Vec<u8>,
     },
+}
+
+fn as_base64<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&data_encoding::BASE64.encode(bytes))
 }
 
 /// Packs a relayed frame for a binary WebSocket message.

@@ -122,6 +122,9 @@ pub struct Mesh {
     peers: Mutex<PeerTable>,
     pub to_extension: broadcast::Sender<ToExtension>,
     pub channels: channel::Channels,
+    /// Other people's nodes verified (and not blocked) in the contact book:
+    /// they get data channels and signaling like members, for chat.
+    trusted_people: Mutex<std::collections::HashSet<NodeId>>,
     /// Rosters, link news and drive messages for the engine.
     events: mpsc::Sender<MeshEvent>,
 }
@@ -138,6 +141,7 @@ impl Mesh {
             peers: Mutex::new(PeerTable::default()),
             to_extension: broadcast::channel(1024).0,
             channels: channel::Channels::default(),
+            trusted_people: Mutex::default(),
             events,
         };
         (mesh, events_rx)
@@ -179,10 +183,34 @@ impl Mesh {
         self.publish_peers();
     }
 
+    /// The engine names the verified people's nodes (after every change of
+    /// the contact book); the extension is told who to link to.
+    pub fn set_trusted_people(&self, nodes: std::collections::HashSet<NodeId>) {
+        let changed = {
+            let mut trusted = self.trusted_people.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *trusted != nodes;
+            *trusted = nodes;
+            changed
+        };
+        if changed {
+            self.publish_peers();
+        }
+    }
+
+    pub fn is_trusted_person(&self, id: &NodeId) -> bool {
+        self.trusted_people.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
     pub fn handshake_config(&self, binding: Vec<u8>) -> HandshakeConfig {
+        self.handshake_config_for(binding, true)
+    }
+
+    /// The handshake for a link with a member (with the network key) or with
+    /// another person's node (plain Noise XX, as on a stranger LAN link).
+    pub fn handshake_config_for(&self, binding: Vec<u8>, member: bool) -> HandshakeConfig {
         let identity = self.identity.borrow();
         HandshakeConfig {
-            network_psk: identity.psk,
+            network_psk: if member { identity.psk } else { None },
             binding,
             name: identity.name.clone(),
             email: identity.email.clone(),
@@ -212,7 +240,11 @@ impl Mesh {
 
     pub fn peers(&self) -> Vec<PeerView> {
         let identity = self.identity.borrow().clone();
-        self.table().view(&identity.roster, &self.secrets.node_id(), now_ms())
+        let mut peers = self.table().view(&identity.roster, &self.secrets.node_id(), now_ms());
+        for peer in peers.iter_mut().filter(|p| !p.member) {
+            peer.verified = peer.id.parse().is_ok_and(|id| self.is_trusted_person(&id));
+        }
+        peers
     }
 
     pub fn publish_peers(&self) {
@@ -392,7 +424,8 @@ impl Mesh {
                 return;
             }
         }
-        if !self.is_member_link(peer) {
+        let person_signal = matches!(frame, Frame::Signal(_)) && self.is_trusted_person(peer);
+        if !self.is_member_link(peer) && !person_signal {
             tracing::debug!(%peer, "ignoring a frame from a node outside the network");
             return;
         }
@@ -434,9 +467,56 @@ impl Mesh {
         Ok((id, link))
     }
 
+    /// The LAN link to a verified person's node.
+    fn person_link(&self, to: &str) -> Result<(NodeId, LinkHandle), MeshError> {
+        let id = to.parse::<NodeId>().map_err(|_| MeshError::BadNodeId(to.to_string()))?;
+        if !self.is_trusted_person(&id) {
+            return Err(MeshError::NotMember(to.to_string()));
+        }
+        let link = self.table().link(&id).cloned().ok_or_else(|| MeshError::NoLink(to.to_string()))?;
+        Ok((id, link))
+    }
+
+    /// Whether a data channel (proved by the engine's handshake) reaches
+    /// `id` now, as the extension last said.
+    fn has_channel(&self, id: &NodeId) -> bool {
+        self.table().entries.get(id).is_some_and(|e| e.channel_rtt_ms.is_some())
+    }
+
+    /// Sends a frame to a verified person's node: over the data channel
+    /// between the two browsers when there is one, else over the LAN link
+    /// (the relay).
+    pub async fn send_to_person(&self, to: &NodeId, frame: Frame) -> Result<(), MeshError> {
+        if self.is_trusted_person(to) && self.has_channel(to) {
+            if let Ok(bytes) = frame.encode() {
+                // Someone listens when a channel is up: the extension said so.
+                if self.to_extension.send(ToExtension::Forward { to: to.to_string(), frame: bytes }).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        self.send_to_linked(to, frame).await
+    }
+
+    /// A frame that came over a data channel from another person's node:
+    /// taken as if from its link, for chat only.
+    pub fn from_person_channel(&self, from: &str, frame: &[u8]) -> Result<(), MeshError> {
+        let id = from.parse::<NodeId>().map_err(|_| MeshError::BadNodeId(from.to_string()))?;
+        if !self.is_trusted_person(&id) || !self.has_channel(&id) {
+            return Err(MeshError::NotMember(from.to_string()));
+        }
+        match Frame::decode(frame).map_err(|e| MeshError::BadFrame(e.to_string()))? {
+            Frame::Data { topic, payload } if topic.starts_with(CHAT_PREFIX) => {
+                let event = MeshEvent::Chat { from: id, member: false, topic, payload };
+                self.events.try_send(event).map_err(|_| MeshError::NoLink(from.to_string()))
+            }
+            _ => Err(MeshError::BadFrame("only chat comes from a person's channel".into())),
+        }
+    }
+
     /// Sends our extension's signaling to a peer's extension.
     pub fn signal(&self, to: &str, payload: &serde_json::Value) -> Result<(), MeshError> {
-        let (_, link) = self.member_link(to)?;
+        let (_, link) = self.member_link(to).or_else(|_| self.person_link(to))?;
         let bytes = serde_json::to_vec(payload).map_err(|e| MeshError::BadFrame(e.to_string()))?;
         send(&link, Frame::Signal(bytes), to)
     }
