@@ -13,10 +13,15 @@ import { announceNewMessages, onCallsChanged, onChatChanged, onTransfersChanged,
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
 
+// The unread count last shown; a fresh worker starts from none, so what
+// came before it attached is announced too.
+let unreadShown = 0;
 const link = new NativeLink({
   onStatus: (status) => {
-    showUnread(status.chat_unread ?? 0);
-    if (status.chat_unread > 0) announceNewMessages(link).catch((e) => console.warn('mailmesh: chat alert', e));
+    const unread = status.chat_unread ?? 0;
+    showUnread(unread);
+    if (unread > unreadShown) announceNewMessages(link).catch((e) => console.warn('mailmesh: chat alert', e));
+    unreadShown = unread;
   },
   onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
   onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),

@@ -117,6 +117,9 @@ pub struct History {
     doc: AutoCommit,
     path: PathBuf,
     key: [u8; 32],
+    /// The conversation list for an address, until the next change: status
+    /// and list requests come far more often than messages.
+    summaries: std::cell::RefCell<Option<(String, Vec<ConversationView>)>>,
     /// Records in the file since it was last written whole (or
     /// `COMPACT_AFTER` when the next save must write it whole).
     records: usize,
@@ -133,7 +136,7 @@ impl History {
     /// moved aside (not lost) and the history starts over, and the
     /// owner's other nodes give it back by replication.
     pub fn load(path: PathBuf, key: [u8; 32]) -> History {
-        let mut history = History { doc: AutoCommit::new(), path, key, records: 0 };
+        let mut history = History { doc: AutoCommit::new(), path, key, records: 0, summaries: Default::default() };
         let Ok(bytes) = std::fs::read(&history.path) else { return history };
         let (plain, records) = open_records(&key, &bytes);
         match AutoCommit::load(&plain) {
@@ -285,6 +288,18 @@ impl History {
 
     pub fn summaries(&self, me: &str) -> Vec<ConversationView> {
         let me = normalize_email(me);
+        if let Some((cached_for, list)) = &*self.summaries.borrow() {
+            if *cached_for == me {
+                return list.clone();
+            }
+        }
+        let list = self.compute_summaries(&me);
+        *self.summaries.borrow_mut() = Some((me, list.clone()));
+        list
+    }
+
+    fn compute_summaries(&self, me: &str) -> Vec<ConversationView> {
+        let me = me.to_string();
         let mut list: Vec<ConversationView> = self
             .conversation_ids()
             .iter()
@@ -357,8 +372,19 @@ impl History {
     // --- changing ------------------------------------------------------
 
     fn put(&mut self, key: &str, value: impl Into<ScalarValue>) -> Result<(), HistoryError> {
+        self.changed();
         self.doc.put(ROOT, key, value)?;
         Ok(())
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), HistoryError> {
+        self.changed();
+        self.doc.delete(ROOT, key)?;
+        Ok(())
+    }
+
+    fn changed(&self) {
+        self.summaries.borrow_mut().take();
     }
 
     fn message_key(message: &ChatMessage) -> String {
@@ -449,7 +475,7 @@ impl History {
                 }
             }
             if self.scalar(&pending).is_some() {
-                self.doc.delete(ROOT, pending.as_str())?;
+                self.delete(&pending)?;
                 changed = true;
             }
         }
@@ -462,7 +488,7 @@ impl History {
             ReceiptKind::Delivered => "d",
             ReceiptKind::Read => "r",
         };
-        self.doc.delete(ROOT, format!("o/{kind}/{}/{}", owed.message, owed.to).as_str())?;
+        self.delete(&format!("o/{kind}/{}/{}", owed.message, owed.to))?;
         Ok(())
     }
 
@@ -514,7 +540,11 @@ impl History {
         let message = sync::Message::decode(bytes).map_err(|e| HistoryError::Sync(e.to_string()))?;
         let before = self.doc.get_heads();
         self.doc.sync().receive_sync_message(state, message).map_err(|e| HistoryError::Sync(e.to_string()))?;
-        Ok(self.doc.get_heads() != before)
+        let changed = self.doc.get_heads() != before;
+        if changed {
+            self.changed();
+        }
+        Ok(changed)
     }
 }
 

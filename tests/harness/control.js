@@ -42,6 +42,42 @@ export class Control {
     });
   }
 
+  /**
+   * Resolves once `check()` (async) is true, checking again after every
+   * pushed event of `type`; an event that comes while a check runs leads
+   * to one more check, so none is missed.
+   */
+  until(type, check) {
+    return new Promise((resolve, reject) => {
+      let running = false;
+      let again = false;
+      const run = async () => {
+        if (running) {
+          again = true;
+          return;
+        }
+        running = true;
+        try {
+          do {
+            again = false;
+            if (await check()) {
+              this.listeners.delete(listener);
+              resolve();
+              return;
+            }
+          } while (again);
+        } catch (e) {
+          this.listeners.delete(listener);
+          reject(e);
+        } finally {
+          running = false;
+        }
+      };
+      const listener = (event) => { if (event.type === type) run(); };
+      this.listeners.add(listener);
+    });
+  }
+
   /** Resolves with the next pushed event of `type` that `check` accepts. */
   next(type, check = () => true) {
     return new Promise((resolve) => {

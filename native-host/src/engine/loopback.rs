@@ -42,6 +42,11 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
         .route("/bulk", get(super::sockets::bulk_socket))
         .route("/call", get(super::calls::call_socket))
         .with_state(engine);
+    // Small messages (signaling, chat frames for the data channels) must
+    // not wait for Nagle's algorithm to meet the browser's delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!("the loopback endpoint stopped: {e}");
     }
