@@ -1,6 +1,7 @@
 // The app's calls section: start a call with verified people, and join
 // one you are invited to. Each call runs in its own tab (call/call.html).
 
+import { element } from '../shared/dom.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 const REFRESH_MS = 2000;
@@ -10,11 +11,7 @@ const callPage = (hash) => chrome.tabs.create({ url: chrome.runtime.getURL(`call
 /** @param {Document} doc */
 export function showCalls(doc) {
   const result = doc.getElementById('calls-result');
-  const el = (tag, props = {}, ...children) => {
-    const node = Object.assign(doc.createElement(tag), props);
-    node.append(...children);
-    return node;
-  };
+  const el = (...args) => element(doc, ...args);
 
   let shownPeople = '';
 

@@ -4,6 +4,7 @@
 // sends what the owner writes. `#chat/<conversation id>` opens one.
 
 import { watchState } from '../shared/host-state.js';
+import { element } from '../shared/dom.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 const REFRESH_MS = 3000;
@@ -31,11 +32,7 @@ export function showChat(doc, { onSendFile }) {
   let people = [];
   let lastChange = 0;
 
-  const el = (tag, props = {}, ...children) => {
-    const node = Object.assign(doc.createElement(tag), props);
-    node.append(...children);
-    return node;
-  };
+  const el = (...args) => element(doc, ...args);
   const say = (e) => { result.textContent = e?.message ?? String(e); };
 
   const isOpen = () => doc.visibilityState === 'visible' && $('section-chat').classList.contains('active');

@@ -111,7 +111,9 @@ impl Engine {
             network_key_id: state.enrollment.network().map(|n| n.key.key_id()),
             roster: state.enrollment.roster_view(),
             link_port: self.mesh.link_port,
-            peers: self.peers_with_trust(),
+            // Other people's nodes come marked verified from the mesh's
+            // trusted set, which the contact book keeps current.
+            peers: self.mesh.peers(),
             chat_unread,
         }
     }

@@ -103,21 +103,6 @@ impl Engine {
         }
     }
 
-    /// The mesh's peers, other people's nodes marked verified where the
-    /// contact book says so.
-    pub fn peers_with_trust(&self) -> Vec<crate::mesh::peers::PeerView> {
-        let mut peers = self.mesh.peers();
-        let people = self.people();
-        for peer in peers.iter_mut().filter(|p| !p.member) {
-            let Ok(id) = peer.id.parse::<NodeId>() else { continue };
-            peer.verified = people
-                .book
-                .owner_of(&id)
-                .is_some_and(|(_, p)| matches!(p.devices.get(&id).map(|d| &d.trust), Some(Trust::Verified { .. })));
-        }
-        peers
-    }
-
     /// Another person's node linked up: note it, and hand it any answer
     /// that waited for this link.
     pub async fn on_stranger_up(&self, peer: PeerIdentity) {
