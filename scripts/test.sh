@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each step says when it starts (seconds since this script began), so a
+# CI log shows where the time goes.
+step() { printf '\n\033[1m== %s\033[0m (at %ds)\n' "$*" "$SECONDS"; }
 
 step "rustfmt"
 cargo fmt --all --check
@@ -23,4 +25,7 @@ step "end-to-end tests"
 cargo build -p mailmesh-host --bin mailmesh --examples
 [ -d tests/node_modules ] || (cd tests && npm ci)
 cd tests
-node --test --test-concurrency=1 e2e/
+# Waits inside the tests give up after a stretch of idle machine time
+# (harness/idle-time.js); the per-test timeout is the backstop for a hang
+# that keeps the machine busy.
+node --test --test-concurrency=1 --test-timeout=900000 e2e/

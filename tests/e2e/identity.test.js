@@ -3,18 +3,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Cluster } from '../harness/cluster.js';
 import { MailServer } from '../harness/mail-server.js';
 import { fetchInbox, unfoldQuotedPrintable } from '../harness/mail-client.js';
 import { mailmeshBin } from '../harness/paths.js';
+import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-const run = promisify(execFile);
 
 /** Waits for the confirmation mail for `device` and returns its link and code. */
 async function confirmationMail(mail, user, password, device) {
@@ -31,7 +29,7 @@ async function confirmationMail(mail, user, password, device) {
 /** A home with an engine started from the CLI, for tests without a browser. */
 async function cliNode(dir, env = {}) {
   const home = path.join(dir, 'home');
-  const mm = (...args) => run(mailmeshBin(), ['--home', home, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+  const mm = (...args) => runCommand(mailmeshBin(), ['--home', home, ...args], { env: { ...process.env, ...env } });
   await mm('run', '--detach');
   return { home, mm, stop: () => mm('stop').catch(() => {}) };
 }

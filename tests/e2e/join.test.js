@@ -4,19 +4,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { MailServer } from '../harness/mail-server.js';
 import { fetchInbox, inboxFlags, mailmeshMessage, sendMail, unfoldQuotedPrintable } from '../harness/mail-client.js';
 import { mailmeshBin } from '../harness/paths.js';
 import { processesUsing } from '../harness/processes.js';
+import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-const run = promisify(execFile);
 const PASSWORD = 'owner-pw';
 const CODE = /^ {4}([a-z0-9]{4}-[a-z0-9]{4})$/m;
 
@@ -41,7 +39,7 @@ async function setup(t) {
 
   const node = (name) => {
     const home = path.join(dir, name);
-    const mm = (...args) => run(mailmeshBin(), ['--home', home, ...args], { timeout: 60_000 }).then((r) => r.stdout);
+    const mm = (...args) => runCommand(mailmeshBin(), ['--home', home, ...args]).then((r) => r.stdout);
     const n = {
       name, home, mm,
       status: async () => JSON.parse(await mm('status', '--json')),

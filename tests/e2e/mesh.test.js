@@ -7,14 +7,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { MeshNode } from '../harness/node.js';
 import { LanMesh } from '../harness/lan-mesh.js';
 import { impostorBin } from '../harness/paths.js';
+import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
 /** A mesh of `count` nodes on `hosts` machines, stopped after the test. */
@@ -37,7 +36,6 @@ function echo(page, peer, size) {
   return page.evaluate(({ peer, size }) => chrome.runtime.sendMessage({ type: 'mesh.echo', peer, size }), { peer, size });
 }
 
-const run = promisify(execFile);
 
 /** What each node knows, for a failure message. */
 async function explain(nodes, popups) {
@@ -149,7 +147,7 @@ test('an impostor without the network key gets no link and no data; the real nod
   // carrying signaling and data, and garbage.
   const [command, args] = lan.exec(2, [impostorBin(), `${nodes[0].ip}:${(await nodes[0].status()).link_port}`,
     victim.node_id, victim.network_key_id, '4']);
-  const { stdout } = await run(command, args, { timeout: 60_000 });
+  const { stdout } = await runCommand(command, args);
   const report = JSON.parse(stdout);
   t.diagnostic(`impostor: ${stdout.trim()}`);
   assert.equal(report.member_link, false, 'no member link without the network key');

@@ -2,6 +2,7 @@
 // message and to look into a mailbox the way any mail client would.
 
 import net from 'node:net';
+import { IdleDeadline } from './idle-time.js';
 
 /** A line-oriented conversation on a socket. */
 class Conversation {
@@ -22,7 +23,7 @@ class Conversation {
 
   /** Resolves with everything up to and including the first line matching `re`. */
   async until(re, timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = new IdleDeadline(timeoutMs);
     for (;;) {
       const lines = this.buffer.split('\r\n');
       for (let i = 0; i < lines.length - 1; i++) {
@@ -34,7 +35,7 @@ class Conversation {
       }
       if (this.error) throw this.error;
       if (this.closed) throw new Error(`connection closed while waiting for ${re}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got ${this.buffer}`);
+      if (deadline.passed) throw new Error(`timed out waiting for ${re}; got ${this.buffer}`);
       await new Promise((r) => { this.waiters.push(r); setTimeout(r, 200); });
     }
   }

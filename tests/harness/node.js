@@ -6,18 +6,17 @@
 // own network namespace, browser and engine alike, and a small forwarder
 // in the namespace carries the DevTools connection.
 
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, EXTENSION_DIR, EXTENSION_ID, checkExtensionBuilt, mailmeshBin } from './paths.js';
 import { freePort, stopChild, waitFor } from './util.js';
 import { reapStragglers } from './processes.js';
+import { runCommand } from './idle-time.js';
 
-const run = promisify(execFile);
 const FORWARDER = fileURLToPath(new URL('./cdp-forward.js', import.meta.url));
 /** Ports inside a node's own namespace, where nothing else listens. */
 const NS_CDP_PORT = 9222;
@@ -51,9 +50,9 @@ export class MeshNode {
     this.downloads = path.join(dir, 'downloads');
   }
 
-  /** Runs the mailmesh CLI for this node's home. */
+  /** Runs the mailmesh CLI for this node's home (as long as the machine is busy with it). */
   mailmesh(...args) {
-    return run(mailmeshBin(), ['--home', this.home, ...args], { timeout: 30_000 });
+    return runCommand(mailmeshBin(), ['--home', this.home, ...args]);
   }
 
   /** The command (and its arguments) that runs `argv` where this node lives. */
@@ -170,7 +169,7 @@ export class MeshNode {
 
   async startEngine() {
     const [command, args] = this.#where([mailmeshBin(), '--home', this.home, 'run', '--detach']);
-    await run(command, args, { timeout: 30_000 });
+    await runCommand(command, args);
   }
 
   /**

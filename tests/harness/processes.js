@@ -3,6 +3,7 @@
 // leaves nothing behind.
 
 import fs from 'node:fs';
+import { IdleDeadline } from './idle-time.js';
 
 /** Pids of live (non-zombie) processes whose cmdline or cwd contains `dir`. */
 export function processesUsing(dir) {
@@ -24,12 +25,13 @@ export function processesUsing(dir) {
 }
 
 /**
- * Waits up to `timeoutMs` for every process using `dir` to end, then kills
- * what is left. Returns the processes that had to be killed.
+ * Waits for every process using `dir` to end (up to `timeoutMs` of idle
+ * machine time), then kills what is left. Returns the processes that had
+ * to be killed.
  */
 export async function reapStragglers(dir, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = new IdleDeadline(timeoutMs);
+  while (!deadline.passed) {
     if (processesUsing(dir).length === 0) return [];
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -4,6 +4,7 @@ import net from 'node:net';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { IdleDeadline } from './idle-time.js';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort() {
@@ -21,13 +22,14 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Polls `check` until it returns a truthy value (returned) or `timeoutMs`
- * passes (throws with `what` in the message).
+ * Polls `check` until it returns a truthy value (returned) or the machine
+ * has sat idle for `timeoutMs` meanwhile (throws with `what` in the
+ * message; see idle-time.js for why idle time).
  */
 export async function waitFor(what, check, { timeoutMs = 15_000, everyMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = new IdleDeadline(timeoutMs);
   let last;
-  while (Date.now() < deadline) {
+  while (!deadline.passed) {
     try {
       const value = await check();
       if (value) return value;
