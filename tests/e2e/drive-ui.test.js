@@ -9,13 +9,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { LanMesh } from '../harness/lan-mesh.js';
 import { sendMail } from '../harness/mail-client.js';
+import { within } from '../harness/idle-time.js';
 import { waitFor } from '../harness/util.js';
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
 
 /** Clicks a file's Download button in `page` and returns the bytes Chrome saved. */
 async function downloadInPage(page, name) {
-  const download = page.waitForEvent('download', { timeout: 60_000 });
+  const download = within('the download to start', page.waitForEvent('download', { timeout: 0 }), { timeoutMs: 60_000 });
   await page.locator('li.file', { hasText: name }).locator('button.download').first().click();
   const saved = await download;
   assert.equal(saved.suggestedFilename(), name);

@@ -13,7 +13,6 @@ import { mailmeshBin } from '../harness/paths.js';
 import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-
 /** Waits for the confirmation mail for `device` and returns its link and code. */
 async function confirmationMail(mail, user, password, device) {
   const body = await waitFor('the confirmation mail', async () => {

@@ -37,7 +37,9 @@ test('a mail from the app carries a drive file to the recipient byte for byte; e
   { timeoutMs: 60_000, everyMs: 500 });
 
   const app = await two.openPage('app/app.html#mail');
-  await app.locator(`#mail-files li[data-file-id="${fileId}"] input`).check({ timeout: 30_000 });
+  const attach = app.locator(`#mail-files li[data-file-id="${fileId}"] input`);
+  await waitFor('report.bin in the mail form', () => attach.count(), { timeoutMs: 30_000, everyMs: 250 });
+  await attach.check();
   await app.fill('#mail-to', bob);
   await app.fill('#mail-subject', 'Quarterly report — final');
   await app.fill('#mail-body', 'Hi Bob,\nthe report is attached.\n');

@@ -36,7 +36,6 @@ function echo(page, peer, size) {
   return page.evaluate(({ peer, size }) => chrome.runtime.sendMessage({ type: 'mesh.echo', peer, size }), { peer, size });
 }
 
-
 /** What each node knows, for a failure message. */
 async function explain(nodes, popups) {
   const lines = [];

@@ -48,6 +48,26 @@ export class IdleDeadline {
   }
 }
 
+/**
+ * Resolves as `promise` does, or rejects once the machine has sat idle for
+ * `timeoutMs` meanwhile: for a browser event that has no condition to poll
+ * (give the call itself `{ timeout: 0 }`).
+ */
+export async function within(what, promise, { timeoutMs = 15_000 } = {}) {
+  const deadline = new IdleDeadline(timeoutMs);
+  let watch;
+  const gaveUp = new Promise((_, reject) => {
+    watch = setInterval(() => {
+      if (deadline.passed) reject(new Error(`timed out waiting for ${what}`));
+    }, 250);
+  });
+  try {
+    return await Promise.race([promise, gaveUp]);
+  } finally {
+    clearInterval(watch);
+  }
+}
+
 /** How long a CLI command may leave the machine idle before it counts as hung. */
 export const COMMAND_IDLE_LIMIT_MS = 60_000;
 
