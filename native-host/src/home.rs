@@ -99,18 +99,20 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically with the given mode: a temporary file
 /// in the same directory, fsync, then rename, so a crash never leaves a
-/// half-written key or config behind.
+/// half-written key or config behind. Each call has a temp file of its own
+/// (a dot file, which directory scans skip): two writers of one path, such
+/// as an import and a member storing the same fragment, never truncate or
+/// rename each other's.
 pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-    // The mode given to open() is filtered by the umask; set it explicitly.
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new().prefix(".").suffix(".tmp").tempfile_in(dir)?;
+    // Set explicitly: a mode given at creation is filtered by the umask.
+    file.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Opens (creating it, mode 0600) a file to append to.

@@ -234,11 +234,12 @@ function hasOpen(pid, file) {
   });
 }
 
-/** The fragment files a node stores. */
+/** The fragment files a node stores (named by their id; not a write's temp file). */
 async function fragmentFiles(node) {
   const root = path.join(node.home, 'drive/fragments');
   const shards = await fs.readdir(root).catch(() => []);
-  const files = await Promise.all(shards.map(async (s) => (await fs.readdir(path.join(root, s))).map((f) => path.join(root, s, f))));
+  const files = await Promise.all(shards.map(async (s) => (await fs.readdir(path.join(root, s)))
+    .filter((f) => /^[0-9a-f]{64}$/.test(f)).map((f) => path.join(root, s, f))));
   return files.flat();
 }
 

@@ -149,4 +149,26 @@ mod tests {
         assert_eq!(store.scrub().unwrap(), vec![id.to_string()]);
         assert!(matches!(store.get(&id), Err(StoreError::Missing(_))));
     }
+
+    #[test]
+    fn the_same_fragment_stored_at_once_by_many_writers_is_stored_once_and_every_writer_succeeds() {
+        // An import and a member's put can write one fragment together;
+        // neither may fail nor leave a torn or stray file.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path().join("fragments")).unwrap();
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let id = FragmentId::of(&bytes);
+        for _round in 0..20 {
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (0..8).map(|_| s.spawn(|| store.put(&id, &bytes))).collect();
+                for writer in writers {
+                    writer.join().unwrap().unwrap();
+                }
+            });
+            assert_eq!(store.get(&id).unwrap(), bytes);
+            let files: Vec<_> = fs::read_dir(store.path(&id).parent().unwrap()).unwrap().collect();
+            assert_eq!(files.len(), 1, "only the fragment itself is left");
+            store.remove(&id).unwrap();
+        }
+    }
 }
