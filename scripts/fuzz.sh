@@ -6,17 +6,16 @@
 #
 # A short run (up to a minute a target) only shows that every target builds
 # and survives some hundred thousand inputs, so it builds unoptimised: an
-# optimised build of the native host's target compiles the whole engine with
-# one codegen unit and took ten minutes of a two-core CI run. A hunt builds
-# optimised. Both fuzz workspaces share one target directory, so mailmesh-core
-# and its dependencies are compiled once.
+# optimised build uses one codegen unit, which once took ten minutes of a
+# two-core CI run. A hunt builds optimised. Both fuzz workspaces share one
+# target directory, so what they have in common is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 if [ "$seconds" -le 60 ]; then build=(--dev); else build=(--release); fi
 target_dir="$PWD/target/fuzz"
 export RUSTC_BOOTSTRAP=1
-for crate in wasm-core native-host; do
+for crate in wasm-core api; do
   for target in $(cd "$crate" && cargo fuzz list); do
     echo "fuzzing $crate/$target for ${seconds}s"
     (cd "$crate" && cargo fuzz run "${build[@]}" --target-dir "$target_dir" "$target" -- \

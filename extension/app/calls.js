@@ -2,9 +2,9 @@
 // one you are invited to. Each call runs in its own tab (call/call.html).
 
 import { element } from '../shared/dom.js';
+import { onEngineChange } from '../shared/host-state.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
-const REFRESH_MS = 2000;
 
 const callPage = (hash) => chrome.tabs.create({ url: chrome.runtime.getURL(`call/call.html#${hash}`) });
 
@@ -51,5 +51,5 @@ export function showCalls(doc) {
   });
   const tick = () => refresh().catch((e) => { result.textContent = e.message; });
   tick();
-  setInterval(tick, REFRESH_MS);
+  onEngineChange(['calls', 'peers'], tick);
 }

@@ -3,11 +3,10 @@
 // (replicated to every device of the owner); this page only shows it and
 // sends what the owner writes. `#chat/<conversation id>` opens one.
 
-import { watchState } from '../shared/host-state.js';
+import { onEngineChange, watchState } from '../shared/host-state.js';
 import { element } from '../shared/dom.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
-const REFRESH_MS = 3000;
 
 /** Words for where one of our messages is. */
 function fate(message) {
@@ -30,7 +29,6 @@ export function showChat(doc, { onSendFile }) {
   let current = null;
   /** @type {object[]} verified people, for new chats and groups */
   let people = [];
-  let lastChange = 0;
 
   const el = (...args) => element(doc, ...args);
   const say = (e) => { result.textContent = e?.message ?? String(e); };
@@ -194,16 +192,10 @@ export function showChat(doc, { onSendFile }) {
   doc.addEventListener('visibilitychange', () => { if (isOpen()) refreshConversation().catch(say); });
   watchState((state) => {
     me = state.status?.account_email?.toLowerCase() ?? me;
-    if (state.chatChangedAt && state.chatChangedAt !== lastChange) {
-      lastChange = state.chatChangedAt;
-      refresh();
-    }
   });
+  onEngineChange(['chat'], refresh);
+  onEngineChange(['peers'], () => refreshPeople().catch(() => {}));
   refreshPeople().catch(say);
   openFromHash();
   refresh();
-  setInterval(() => {
-    refresh();
-    refreshPeople().catch(() => {});
-  }, REFRESH_MS);
 }

@@ -2,6 +2,7 @@
 // bar), search by name, download, rename and delete. Uploads and downloads
 // go over the engine's /bulk socket (shared/drive-client.js).
 
+import { onEngineChange } from '../shared/host-state.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
 
@@ -87,5 +88,6 @@ export function showDrive(doc) {
   });
   search.addEventListener('input', render);
   refresh();
-  setInterval(refresh, 5000);
+  // Health counts fragments on online nodes: peers coming and going change it.
+  onEngineChange(['files', 'peers'], refresh);
 }

@@ -2,6 +2,7 @@
 // verified, and the actions on a contact (verify by email, rename, block,
 // remove). The engine keeps the contact book; this page only shows it.
 
+import { onEngineChange } from '../shared/host-state.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 const STATE_WORDS = {
@@ -76,5 +77,5 @@ export function showPeople(doc, { onSendFile }) {
     result.textContent = e.message;
   });
   refresh();
-  setInterval(refresh, 3000);
+  onEngineChange(['peers'], refresh);
 }

@@ -4,9 +4,9 @@
 // drive first and offered from there.
 
 import { uploadFile } from '../shared/drive-client.js';
+import { onEngineChange } from '../shared/host-state.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
-const REFRESH_MS = 1000;
 
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 
@@ -98,7 +98,7 @@ export function showTransfers(doc) {
   });
 
   refresh();
-  setInterval(refresh, REFRESH_MS);
+  onEngineChange(['transfers'], refresh);
   return {
     /** Asks for a file and offers it to `email`, reporting to `say`. */
     pickFileFor(email, say = (text) => { result.textContent = text; }) {

@@ -7,7 +7,6 @@
 // worker may be stopped between two messages.
 
 import { request } from '../shared/messages/native.js';
-import { updateState } from './state-store.js';
 
 const NOTIFIED_KEY = 'chatNotifiedAt';
 const OFFERS_KEY = 'offersNotified';
@@ -26,12 +25,11 @@ async function appPageOpen() {
 }
 
 /**
- * The engine said chat changed: pages re-read it, and new messages may
- * deserve a notification.
+ * The engine said chat changed: new messages may deserve a notification.
+ * (Pages re-read chat through `onEngineChange`.)
  * @param {import('./native-link.js').NativeLink} link
  */
 export async function onChatChanged(link) {
-  await updateState({ chatChangedAt: Date.now() });
   await announceNewMessages(link);
 }
 

@@ -7,6 +7,16 @@
 // with the reply of the same id; events without an id update the state.
 
 import { HOST_NAME, request, reply } from '../shared/messages/native.js';
+
+/** The engine's change events, by the name pages watch them under. */
+const CHANGE_KINDS = {
+  [reply.FILES_CHANGED]: 'files',
+  [reply.CHAT_CHANGED]: 'chat',
+  [reply.TRANSFERS_CHANGED]: 'transfers',
+  [reply.CALLS_CHANGED]: 'calls',
+  [reply.PEERS_CHANGED]: 'peers',
+  [reply.STATUS_CHANGED]: 'status',
+};
 import { updateState } from './state-store.js';
 
 const BACKOFF_MIN_MS = 250;
@@ -17,7 +27,8 @@ export const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
 export class NativeLink {
   /**
-   * @param {{onStatus?: (status: object) => void, onChatChanged?: () => void, onTransfersChanged?: () => void,
+   * @param {{onStatus?: (status: object) => void, onChanged?: (kind: string) => void,
+   *   onChatChanged?: () => void, onTransfersChanged?: () => void,
    *   onCallsChanged?: () => void}} hooks
    *   called with every fresh status, and when the engine says chat, transfers or calls changed
    */
@@ -101,6 +112,8 @@ export class NativeLink {
     }
     if (message?.type === reply.TRANSFERS_CHANGED) this.hooks.onTransfersChanged?.();
     if (message?.type === reply.CALLS_CHANGED) this.hooks.onCallsChanged?.();
+    const kind = CHANGE_KINDS[message?.type];
+    if (kind) this.hooks.onChanged?.(kind);
   }
 
   async onEngineState(event) {

@@ -5,7 +5,7 @@
 // start, and the state pages need lives in chrome.storage.session.
 
 import { NativeLink } from './native-link.js';
-import { resetState } from './state-store.js';
+import { markChanged, resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
 import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
@@ -23,6 +23,7 @@ const link = new NativeLink({
     if (unread > unreadShown) announceNewMessages(link).catch((e) => console.warn('mailmesh: chat alert', e));
     unreadShown = unread;
   },
+  onChanged: (kind) => markChanged(kind),
   onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
   onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),
   onCallsChanged: () => onCallsChanged(link).catch((e) => console.warn('mailmesh: call alert', e)),

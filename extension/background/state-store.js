@@ -7,12 +7,15 @@ import { STATE_KEY, initialState, readState } from '../shared/host-state.js';
 let chain = Promise.resolve();
 
 /**
- * Merges `patch` into the stored state.
- * @param {Partial<import('../shared/host-state.js').HostState>} patch
+ * Merges `patch` into the stored state (a function gets the current state
+ * and returns the patch).
+ * @param {Partial<import('../shared/host-state.js').HostState>
+ *   | ((state: import('../shared/host-state.js').HostState) => object)} patch
  */
 export function updateState(patch) {
   chain = chain.then(async () => {
-    const next = { ...(await readState()), ...patch, updatedAt: Date.now() };
+    const current = await readState();
+    const next = { ...current, ...(typeof patch === 'function' ? patch(current) : patch), updatedAt: Date.now() };
     await chrome.storage.session.set({ [STATE_KEY]: next });
   }).catch((e) => console.warn('mailmesh: cannot store state', e));
   return chain;
@@ -21,4 +24,13 @@ export function updateState(patch) {
 /** Starts a fresh record, as a newly started worker knows nothing yet. */
 export function resetState() {
   return updateState(initialState());
+}
+
+/**
+ * Records that the engine said `kind` changed ('files', 'chat', …), where
+ * pages watching it see it (shared/host-state.js `onEngineChange`).
+ * @param {string} kind
+ */
+export function markChanged(kind) {
+  return updateState((state) => ({ changed: { ...state.changed, [kind]: Date.now() } }));
 }

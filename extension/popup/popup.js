@@ -1,6 +1,6 @@
 // The popup: connection state and this node at a glance, plus shortcuts.
 
-import { watchState } from '../shared/host-state.js';
+import { onEngineChange, watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
@@ -19,11 +19,10 @@ function renderUnread(count) {
   unread.dataset.count = String(count);
   unread.textContent = count ? `${count} unread message${count === 1 ? '' : 's'}` : 'No unread messages';
 }
-// Round-trip times and files change without an event here: re-read them.
-setInterval(() => {
-  callWorker({ type: RuntimeType.REFRESH }).catch(() => {});
-  showFiles();
-}, 3000);
+// Round-trip times change without an event: re-read them now and then.
+setInterval(() => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}), 3000);
+// Files (and their health, which counts online nodes) when the engine says.
+onEngineChange(['files', 'peers'], () => showFiles());
 
 const result = document.getElementById('files-result');
 

@@ -11,7 +11,6 @@ import { encodeBlob, hashBlob } from './drive-codec.js';
 
 /** Coded chunks sent ahead of the engine's verification (about 6 MiB). */
 const CHUNKS_IN_FLIGHT = 4;
-const OP_PUT_CHUNK = 5;
 
 /** @returns {Promise<object[]>} the files, newest first, with health */
 export async function listFiles() {
@@ -46,12 +45,11 @@ export async function uploadFile(file, onProgress = () => {}) {
       fileKey: hexToBytes(coding.file_key),
     }, async (chunk) => {
       replies.throwIfFailed();
-      // One buffer for every message: send() copies what it is given.
-      if (!message || message.length < 9 + chunk.byteLength) message = new Uint8Array(9 + chunk.byteLength);
-      const view = message.subarray(0, 9 + chunk.byteLength);
-      view[0] = OP_PUT_CHUNK;
-      new DataView(view.buffer).setBigUint64(1, BigInt(chunk.index), true);
-      chunk.copyInto(view, 9);
+      // One buffer for every message: send() copies what it is given. The
+      // core frames it (drive::upload), as the engine reads it.
+      if (!message || message.length < chunk.framedLength) message = new Uint8Array(chunk.framedLength);
+      const view = message.subarray(0, chunk.framedLength);
+      chunk.copyFramedInto(view);
       // Chrome's socket takes whatever it is given and queues it outside
       // the page, so the engine's answers are the only real backpressure.
       while (sent - verified >= CHUNKS_IN_FLIGHT) await sleep(2);

@@ -14,6 +14,7 @@ export const STATE_KEY = 'host';
  *   hostVersion: string | null,
  *   status: import('./messages/native.js').StatusReply | null,
  *   error: string | null,
+ *   changed?: Record<string, number>,
  *   updatedAt: number,
  * }} HostState
  */
@@ -38,4 +39,20 @@ export async function watchState(onState) {
     if (area === 'session' && changes[STATE_KEY]?.newValue) onState(changes[STATE_KEY].newValue);
   });
   onState(await readState());
+}
+
+/**
+ * Calls `refresh` whenever the engine reports a change of one of `kinds`
+ * ('files', 'chat', 'transfers', 'calls', 'peers', 'status') or comes back
+ * up, so a page shows what is new without asking over and over.
+ * @param {string[]} kinds
+ * @param {() => void} refresh
+ */
+export function onEngineChange(kinds, refresh) {
+  let seen = null;
+  return watchState((state) => {
+    const now = [state.engine, ...kinds.map((kind) => state.changed?.[kind] ?? 0)].join();
+    if (seen !== null && now !== seen) refresh();
+    seen = now;
+  });
 }

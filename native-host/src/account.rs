@@ -6,69 +6,15 @@
 //! onboarding page or the CLI to the engine once and never back; [`Secret`]
 //! keeps it out of `Debug` output and therefore out of logs.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::api::account::NotAnEmail;
+use crate::api::{Account, Secret};
 use crate::home::{write_private, NodeHome};
-
-/// How a connection to a mail server is secured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Security {
-    /// TLS from the first byte (IMAPS 993, SMTPS 465).
-    Tls,
-    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
-    Starttls,
-    /// No encryption: only for a server on this machine or in tests.
-    Plain,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Server {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-}
-
-/// A string that never shows itself in `Debug` output.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Secret {
-        Secret(s)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-/// The account settings, without the password.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Account {
-    pub email: String,
-    pub imap: Server,
-    pub smtp: Server,
-    pub user: String,
-    /// A PEM file of extra trusted CA certificates (self-hosted servers).
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    /// The user explicitly chose to accept certificates nobody vouches for.
-    #[serde(default)]
-    pub accept_invalid_certs: bool,
-}
 
 #[derive(Debug, Error)]
 pub enum AccountError {
@@ -78,23 +24,8 @@ pub enum AccountError {
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not a valid account file: {source}")]
     Invalid { path: PathBuf, source: serde_json::Error },
-    #[error("{0:?} is not an email address")]
-    BadEmail(String),
-}
-
-impl Account {
-    pub fn validate(&self) -> Result<(), AccountError> {
-        let ok = !self.email.contains(char::is_whitespace)
-            && self.email.split_once('@').is_some_and(|(user, domain)| {
-                let has_dot = domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.');
-                !user.is_empty() && (has_dot || domain == "localhost")
-            });
-        if ok {
-            Ok(())
-        } else {
-            Err(AccountError::BadEmail(self.email.clone()))
-        }
-    }
+    #[error(transparent)]
+    BadEmail(#[from] NotAnEmail),
 }
 
 fn account_file(home: &NodeHome) -> PathBuf {
@@ -131,6 +62,7 @@ pub fn load(home: &NodeHome) -> Result<Option<(Account, Secret)>, AccountError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{Security, Server};
     use std::os::unix::fs::PermissionsExt;
 
     fn account() -> Account {
@@ -161,14 +93,5 @@ mod tests {
         assert_eq!(back, account());
         assert_eq!(pw.expose(), "hunter2");
         assert_eq!(format!("{pw:?}"), "Secret(…)");
-    }
-
-    #[test]
-    fn email_addresses_are_checked() {
-        let mut a = account();
-        a.email = "not an address".into();
-        assert!(a.validate().is_err());
-        a.email = "owner@mailmesh.test".into();
-        assert!(a.validate().is_ok());
     }
 }

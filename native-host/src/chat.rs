@@ -27,6 +27,7 @@
 
 use std::path::PathBuf;
 
+use crate::api::{ConversationView, MessageView};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ScalarValue, ScalarValueRef, ValueRef, ROOT};
@@ -34,7 +35,6 @@ use mailmesh_core::chat::{
     open_history, seal_history, ChatMessage, ConversationId, Group, MessageId, MessageKind, Receipt, ReceiptKind,
 };
 use mailmesh_core::people::normalize_email;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -70,38 +70,6 @@ impl Conversation {
             (None, None) => String::new(),
         }
     }
-}
-
-/// One message with what its author's side knows of its fate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageView {
-    pub id: String,
-    pub author: String,
-    pub sent_at: u64,
-    /// `text`, or `members` for a change of a group's members.
-    pub kind: String,
-    pub text: String,
-    /// Whether the sender's node was verified when the message arrived
-    /// (always true for our own).
-    pub verified: bool,
-    /// Addresses it has not reached yet.
-    pub pending: Vec<String>,
-    pub delivered: Vec<String>,
-    pub read: Vec<String>,
-}
-
-/// One row of the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationView {
-    pub id: String,
-    /// `direct` or `group`.
-    pub kind: String,
-    pub title: String,
-    /// Everyone in it, us included.
-    pub members: Vec<String>,
-    pub unread: u32,
-    pub last_at: u64,
-    pub last_text: String,
 }
 
 /// A receipt this node still owes an author.
@@ -159,8 +127,7 @@ impl History {
     /// Appends what changed since the last save (or, now and then, writes
     /// the whole history anew), so a message costs a small write.
     pub fn save(&mut self) -> Result<(), HistoryError> {
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|_| HistoryError::Random)?;
+        let nonce: [u8; 24] = crate::rng::bytes().map_err(|_| HistoryError::Random)?;
         if self.records == 0 || self.records >= COMPACT_AFTER {
             let record = frame_record(&seal_history(&self.key, nonce, &self.doc.save()));
             crate::home::write_private(&self.path, &record, 0o600)?;

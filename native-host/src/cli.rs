@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::account::{Account, Security, Server};
 use crate::api::Reply;
+use crate::api::{Account, AccountInput, Request, Secret, Security, Server};
 use crate::control::Control;
 use crate::home::NodeHome;
 use crate::install::Browser;
@@ -328,9 +328,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     Some(path) => std::fs::read_to_string(&path)
                         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
                 };
-                let request = serde_json::json!({
-                    "type": "mail_send", "to": to, "subject": subject, "body": body, "attachments": attachments,
-                });
+                let request = Request::MailSend { to, subject, body, attachments };
                 match Control::connect(&home).await?.request(request).await? {
                     Reply::MailSent { message_id, recipients } => {
                         println!("sent to {recipients} recipient(s), Message-ID {message_id}")
@@ -340,7 +338,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Mail(MailCommand::Sync) => {
-                match Control::connect(&home).await?.request(serde_json::json!({"type": "mail_sync"})).await? {
+                match Control::connect(&home).await?.request(Request::MailSync).await? {
                     Reply::MailSynced { messages, imported } => {
                         println!("read {messages} new messages, imported {imported} files")
                     }
@@ -350,13 +348,13 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Nodes(NodesCommand::Remove { node_id }) => {
                 let mut control = Control::connect(&home).await?;
-                control.request(serde_json::json!({"type": "node_remove", "node_id": node_id})).await?;
+                control.request(Request::NodeRemove { node_id }).await?;
                 println!("{REMOVAL_ASKED}");
                 Ok(ExitCode::SUCCESS)
             }
             Command::Confirm { code } => {
                 let mut control = Control::connect(&home).await?;
-                control.request(serde_json::json!({"type": "confirm_code", "code": code})).await?;
+                control.request(Request::ConfirmCode { code }).await?;
                 let status = status_of(&home).await?;
                 match status.network_id {
                     Some(network) if status.enrollment == "enrolled" => println!("confirmed; network {network}"),
@@ -371,14 +369,12 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCode> {
     let absolute = |path: &std::path::Path| std::path::absolute(path).map(|p| p.display().to_string());
     let request = match &command {
-        FilesCommand::List { .. } => serde_json::json!({"type": "files_list"}),
-        FilesCommand::Add { path } => serde_json::json!({"type": "files_add", "path": absolute(path)?}),
-        FilesCommand::Get { id, output } => {
-            serde_json::json!({"type": "files_get", "file_id": id, "path": absolute(output)?})
-        }
-        FilesCommand::Rm { id } => serde_json::json!({"type": "files_remove", "file_id": id}),
-        FilesCommand::Repair => serde_json::json!({"type": "files_repair"}),
-        FilesCommand::Mv { id, name } => serde_json::json!({"type": "files_rename", "file_id": id, "name": name}),
+        FilesCommand::List { .. } => Request::FilesList,
+        FilesCommand::Add { path } => Request::FilesAdd { path: absolute(path)? },
+        FilesCommand::Get { id, output } => Request::FilesGet { file_id: id.clone(), path: absolute(output)? },
+        FilesCommand::Rm { id } => Request::FilesRemove { file_id: id.clone() },
+        FilesCommand::Repair => Request::FilesRepair,
+        FilesCommand::Mv { id, name } => Request::FilesRename { file_id: id.clone(), name: name.clone() },
     };
     let reply = Control::connect(home).await?.request(request).await?;
     match (command, reply) {
@@ -408,16 +404,12 @@ const JOIN_APPROVED: &str = "approved; the device that sent the code will welcom
 
 async fn people(home: &NodeHome, command: PeopleCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
-        PeopleCommand::List { .. } => serde_json::json!({"type": "people_list"}),
-        PeopleCommand::Verify { email } => serde_json::json!({"type": "people_verify", "email": email}),
-        PeopleCommand::Rename { email, name } => {
-            serde_json::json!({"type": "people_rename", "email": email, "name": name})
-        }
-        PeopleCommand::Block { email } => serde_json::json!({"type": "people_block", "email": email, "blocked": true}),
-        PeopleCommand::Unblock { email } => {
-            serde_json::json!({"type": "people_block", "email": email, "blocked": false})
-        }
-        PeopleCommand::Rm { email } => serde_json::json!({"type": "people_remove", "email": email}),
+        PeopleCommand::List { .. } => Request::PeopleList,
+        PeopleCommand::Verify { email } => Request::PeopleVerify { email: email.clone() },
+        PeopleCommand::Rename { email, name } => Request::PeopleRename { email: email.clone(), name: name.clone() },
+        PeopleCommand::Block { email } => Request::PeopleBlock { email: email.clone(), blocked: true },
+        PeopleCommand::Unblock { email } => Request::PeopleBlock { email: email.clone(), blocked: false },
+        PeopleCommand::Rm { email } => Request::PeopleRemove { email: email.clone() },
     };
     let Reply::People { people } = Control::connect(home).await?.request(request).await? else {
         anyhow::bail!("unexpected reply from the engine");
@@ -438,7 +430,7 @@ async fn people(home: &NodeHome, command: PeopleCommand) -> anyhow::Result<ExitC
 
 async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {
     let mut control = Control::connect(home).await?;
-    match control.request(serde_json::json!({"type": "status"})).await? {
+    match control.request(Request::Status).await? {
         Reply::Status(status) => Ok(*status),
         other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     }
@@ -466,19 +458,19 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
     account.validate()?;
     crate::spawn::ensure_engine(home).await?;
     let mut control = Control::connect(home).await?;
-    let mut input = serde_json::to_value(&account)?;
-    input["password"] = password.into();
-    let request = serde_json::json!({"type": "account_save", "account": input, "device_name": args.device_name});
+    let email = account.email.clone();
+    let account = AccountInput { account, password: Secret::new(password) };
+    let request = Request::AccountSave { account, device_name: args.device_name };
     let reply = control.request(request).await?;
     if matches!(&reply, Reply::Enrollment(view) if view.state == "awaiting_approval") {
         println!(
             "Your mailmesh network exists already: this device asked to join it. One of your devices will mail {} a code; run `mailmesh confirm CODE` with it here.",
-            account.email
+            email
         );
     } else {
         println!(
             "A confirmation mail was sent to {}. Open its link on this device, or run `mailmesh confirm CODE` with the code from it.",
-            account.email
+            email
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -487,7 +479,7 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
 async fn stop(home: &NodeHome) -> anyhow::Result<ExitCode> {
     let mut control = Control::connect(home).await?;
     let pid = status_of(home).await?.engine_pid;
-    control.request(serde_json::json!({"type": "stop"})).await?;
+    control.request(Request::Stop).await?;
     // Wait until the socket is gone, so a following `run` cannot race it.
     for _ in 0..100 {
         if Control::connect(home).await.is_err() {

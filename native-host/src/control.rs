@@ -7,7 +7,7 @@ use thiserror::Error;
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LinesCodec};
 
-use crate::api::{Reply, ReplyEnvelope};
+use crate::api::{Reply, ReplyEnvelope, Request};
 use crate::home::NodeHome;
 
 #[derive(Debug, Error)]
@@ -36,14 +36,12 @@ impl Control {
         Ok(Control { lines: Framed::new(stream, LinesCodec::new()), next_id: 1 })
     }
 
-    /// Sends one request (a JSON object with a `type`) and waits for its reply.
-    pub async fn request(&mut self, mut request: serde_json::Value) -> Result<Reply, ControlError> {
+    /// Sends one request and waits for its reply.
+    pub async fn request(&mut self, request: Request) -> Result<Reply, ControlError> {
         let id = self.next_id;
         self.next_id += 1;
-        if let Some(obj) = request.as_object_mut() {
-            obj.insert("id".into(), id.into());
-        }
-        self.lines.send(request.to_string()).await.map_err(|e| ControlError::Io(e.to_string()))?;
+        let line = request.encode_line(id);
+        self.lines.send(line).await.map_err(|e| ControlError::Io(e.to_string()))?;
         loop {
             let line = match self.lines.next().await {
                 Some(Ok(line)) => line,

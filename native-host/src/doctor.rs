@@ -52,7 +52,7 @@ pub async fn diagnose(home: &NodeHome, user_data_dir: Option<&Path>) -> Vec<Find
     }
     findings.extend(check_home(home));
     match Control::connect(home).await {
-        Ok(mut control) => match control.request(serde_json::json!({"type": "ping"})).await {
+        Ok(mut control) => match control.request(crate::api::Request::Ping).await {
             Ok(_) => findings.push(Finding::ok("the engine is running and answers")),
             Err(e) => findings.push(Finding::bad(
                 format!("the engine does not answer: {e}"),

@@ -20,10 +20,10 @@ use mailmesh_core::confirm::{code_text, token_text, ConfirmError, PendingConfirm
 use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::identity::NodeSecrets;
 use mailmesh_core::roster::{Roster, RosterError};
-use serde::Serialize;
 use thiserror::Error;
 
-use crate::account::Account;
+use crate::api::Account;
+use crate::api::RosterMember;
 use crate::home::{write_private, NodeHome};
 use crate::joining::{load_joining, Joining};
 use crate::mail::smtp::owner_mailbox;
@@ -69,16 +69,6 @@ pub enum Enrollment {
     Removed(Roster),
 }
 
-/// What clients are shown of the enrollment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct RosterMember {
-    pub node_id: String,
-    pub fingerprint: String,
-    pub device_name: String,
-    pub added_ms: u64,
-    pub signed_by: String,
-}
-
 fn files(home: &NodeHome) -> (PathBuf, PathBuf, PathBuf) {
     (home.root().join("confirmation.bin"), home.root().join("network.key"), home.root().join("roster.bin"))
 }
@@ -93,12 +83,6 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), EnrollError> {
     write_private(path, bytes, 0o600).map_err(|source| EnrollError::Io { path: path.to_path_buf(), source })
-}
-
-fn random<const N: usize>() -> Result<[u8; N], EnrollError> {
-    let mut out = [0u8; N];
-    getrandom::fill(&mut out).map_err(|e| EnrollError::Random(e.to_string()))?;
-    Ok(out)
 }
 
 impl Enrollment {
@@ -175,8 +159,10 @@ impl Enrollment {
         let (pending_file, key_file, roster_file) = files(home);
         write(&pending_file, &pending.encode())?;
         outcome?;
-        let network =
-            Network { key: NetworkKey::from_bytes(random()?), roster: Roster::genesis(me, device_name, now_ms)? };
+        let network = Network {
+            key: NetworkKey::from_bytes(crate::rng::bytes().map_err(|e| EnrollError::Random(e.to_string()))?),
+            roster: Roster::genesis(me, device_name, now_ms)?,
+        };
         write(&key_file, network.key.as_bytes())?;
         write(&roster_file, &network.roster.encode())?;
         let _ = fs::remove_file(pending_file);
@@ -270,8 +256,8 @@ pub fn start_confirmation(
     mail: ConfirmationMail<'_>,
     now_ms: u64,
 ) -> Result<(PendingConfirmation, Message), EnrollError> {
-    let token = token_text(&random()?);
-    let code = code_text(&random()?);
+    let token = token_text(&crate::rng::bytes().map_err(|e| EnrollError::Random(e.to_string()))?);
+    let code = code_text(&crate::rng::bytes().map_err(|e| EnrollError::Random(e.to_string()))?);
     let ttl = confirm_ttl_ms();
     let pending = PendingConfirmation::new(&token, &code, now_ms, ttl);
     let link = format!("http://127.0.0.1:{}/confirm/{token}", mail.loopback_port);

@@ -56,9 +56,7 @@ pub fn load_or_create(home: &NodeHome) -> Result<NodeSecrets, KeyError> {
 }
 
 fn random_seed() -> Result<[u8; 32], KeyError> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(seed)
+    crate::rng::bytes().map_err(|e| KeyError::Random(e.to_string()))
 }
 
 #[cfg(test)]

@@ -15,19 +15,22 @@
 //! mailmesh status / stop ───────────────────────────────┼──▶ engine.sock ──▶ engine
 //! ```
 //!
-//! The JSON messages on both hops are the same typed [`api`] messages.
+//! The JSON messages on both hops are the same typed [`api`] messages, from
+//! the `mailmesh-api` crate (a leaf: it imports nothing of this crate).
+
+pub use mailmesh_api as api;
+pub use mailmesh_api::framing;
 
 pub mod account;
-pub mod api;
 pub mod chat;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod drive;
 pub mod engine;
 pub mod enroll;
-pub mod framing;
 pub mod home;
 pub mod identity;
 pub mod install;
@@ -37,7 +40,9 @@ pub mod mail;
 pub mod mailbox;
 pub mod mesh;
 pub mod native_host;
+pub mod rng;
 pub mod spawn;
+pub mod sync;
 pub mod transfer_store;
 
 /// The version of the host binary, reported to the extension and the CLI.

@@ -15,7 +15,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::account::Account;
+use crate::api::Account;
 use crate::mail::imap::{classify, ImapSession};
 use crate::mail::smtp::owner_mailbox;
 use crate::mail::MailError;
@@ -165,7 +165,7 @@ pub async fn fetch_raw(session: &mut ImapSession, host: &str, uid: u32) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{Security, Server};
+    use crate::api::{Security, Server};
 
     #[test]
     fn a_built_mail_parses_back() {

@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LinesCodec};
 
 use crate::api::{self, EngineState, ErrorCode, Reply, ReplyEnvelope};
+use crate::clock::now_unix;
 use crate::control::connect_socket;
-use crate::engine::now_unix;
 use crate::framing::{self, Decoded, FrameDecoder, FrameError};
 use crate::home::NodeHome;
 use crate::spawn;

@@ -130,6 +130,22 @@ impl Chunk {
         out.subarray(offset, end as u32).copy_from(&self.0.bytes);
         Ok(())
     }
+    /// Length of the `/bulk` message [`Chunk::copy_framed_into`] writes.
+    #[wasm_bindgen(getter, js_name = framedLength)]
+    pub fn framed_length(&self) -> usize {
+        drive::upload::HEADER_LEN + self.0.bytes.len()
+    }
+    /// Writes the chunk as the `/bulk` upload message (`drive::upload`) into
+    /// `out` from its start, reusing the page's buffer.
+    #[wasm_bindgen(js_name = copyFramedInto)]
+    pub fn copy_framed_into(&self, out: &js_sys::Uint8Array) -> Result<(), JsError> {
+        if self.framed_length() > out.length() as usize {
+            return Err(JsError::new("the buffer is too small for the chunk"));
+        }
+        let header = drive::upload::put_chunk_header(self.0.index);
+        out.subarray(0, header.len() as u32).copy_from(&header);
+        self.copy_into(out, header.len() as u32)
+    }
     /// All fragment ids (32 bytes each), in shard order.
     pub fn ids(&self) -> Vec<u8> {
         self.0.ids.iter().flat_map(|id| id.0).collect()

@@ -1,5 +1,6 @@
 // Typed messages between the service worker and the native host (engine).
-// Mirrors native-host/src/api.rs: keep the two in step.
+// Mirrors the mailmesh-api crate (api/src): api/tests/extension_messages.rs
+// fails when a request or reply there has no counterpart here.
 
 /** Bumped with api::PROTOCOL_VERSION when a message changes incompatibly. */
 export const PROTOCOL_VERSION = 1;
@@ -31,6 +32,8 @@ export const request = {
   ping: () => ({ type: 'ping' }),
   /** @returns {StartEngineRequest} */
   startEngine: () => ({ type: 'start_engine' }),
+  /** @returns {{type: 'stop'}} stops the engine (`mailmesh stop`) */
+  stop: () => ({ type: 'stop' }),
   /** @returns {AccountTestRequest} */
   accountTest: (account) => ({ type: 'account_test', account }),
   /** @returns {AccountSaveRequest} */
@@ -43,6 +46,14 @@ export const request = {
   socketToken: () => ({ type: 'socket_token' }),
   /** @returns {{type: 'files_list'}} */
   filesList: () => ({ type: 'files_list' }),
+  /** @returns {{type: 'files_add', path: string}} a file on the engine's disk (pages upload over /bulk) */
+  filesAdd: (path) => ({ type: 'files_add', path }),
+  /** @returns {{type: 'files_get', file_id: string, path: string}} restores to the engine's disk */
+  filesGet: (fileId, path) => ({ type: 'files_get', file_id: fileId, path }),
+  /** @returns {{type: 'files_repair'}} scrubs and repairs now */
+  filesRepair: () => ({ type: 'files_repair' }),
+  /** @returns {{type: 'mail_sync'}} imports new mail's attachments now */
+  mailSync: () => ({ type: 'mail_sync' }),
   /** @returns {{type: 'files_remove', file_id: string}} */
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
   /** @returns {{type: 'files_rename', file_id: string, name: string}} */
@@ -131,4 +142,16 @@ export const reply = {
   FILES: 'files',
   FILE: 'file',
   SOCKET_TOKEN: 'socket_token',
+  STOPPING: 'stopping',
+  REMOVAL_REQUESTED: 'removal_requested',
+  MAIL_SYNCED: 'mail_synced',
+  PEOPLE: 'people',
+  CONVERSATIONS: 'conversations',
+  CONVERSATION: 'conversation',
+  CHAT_SENT: 'chat_sent',
+  CHAT_DONE: 'chat_done',
+  CALLS: 'calls',
+  TRANSFERS: 'transfers',
+  TRANSFER: 'transfer',
+  MAIL_SENT: 'mail_sent',
 };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::api::Reply;
+use crate::api::{Reply, Request};
 use crate::control::Control;
 use crate::home::NodeHome;
 
@@ -50,20 +50,18 @@ pub enum ChatCommand {
 
 pub async fn run(home: &NodeHome, command: ChatCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
-        ChatCommand::List { .. } => serde_json::json!({"type": "chat_list"}),
-        ChatCommand::Show { conversation, .. } => {
-            serde_json::json!({"type": "chat_show", "conversation": conversation})
-        }
+        ChatCommand::List { .. } => Request::ChatList,
+        ChatCommand::Show { conversation, .. } => Request::ChatShow { conversation: conversation.clone() },
         ChatCommand::Send { conversation, text } => {
-            serde_json::json!({"type": "chat_send", "conversation": conversation, "text": text.join(" ")})
+            Request::ChatSend { conversation: conversation.clone(), text: text.join(" ") }
         }
-        ChatCommand::Read { conversation } => serde_json::json!({"type": "chat_read", "conversation": conversation}),
+        ChatCommand::Read { conversation } => Request::ChatRead { conversation: conversation.clone() },
         ChatCommand::Group { title, members } => {
-            serde_json::json!({"type": "chat_group_create", "title": title, "members": members})
+            Request::ChatGroupCreate { title: title.clone(), members: members.clone() }
         }
-        ChatCommand::Members { conversation, add, remove } => serde_json::json!({
-            "type": "chat_group_members", "conversation": conversation, "add": add, "remove": remove,
-        }),
+        ChatCommand::Members { conversation, add, remove } => {
+            Request::ChatGroupMembers { conversation: conversation.clone(), add: add.clone(), remove: remove.clone() }
+        }
     };
     let reply = Control::connect(home).await?.request(request).await?;
     match (command, reply) {

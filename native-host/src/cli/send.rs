@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::api::Reply;
+use crate::api::{Reply, Request, TransferView};
 use crate::control::Control;
-use crate::engine::TransferView;
 use crate::home::NodeHome;
 
 #[derive(Debug, Subcommand)]
@@ -47,15 +46,15 @@ pub enum SendCommand {
 pub async fn run(home: &NodeHome, command: SendCommand) -> anyhow::Result<ExitCode> {
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p).display().to_string();
     let request = match &command {
-        SendCommand::File { to, path, drive_file } => serde_json::json!({
-            "type": "send_file", "to": to, "path": path.clone().map(absolute), "file_id": drive_file,
-        }),
-        SendCommand::List { .. } => serde_json::json!({"type": "send_list"}),
-        SendCommand::Accept { transfer, to, save_to } => serde_json::json!({
-            "type": "send_accept", "transfer": transfer, "to": to, "dir": save_to.clone().map(absolute),
-        }),
-        SendCommand::Decline { transfer } => serde_json::json!({"type": "send_decline", "transfer": transfer}),
-        SendCommand::Cancel { transfer } => serde_json::json!({"type": "send_cancel", "transfer": transfer}),
+        SendCommand::File { to, path, drive_file } => {
+            Request::SendFile { to: to.clone(), path: path.clone().map(absolute), file_id: drive_file.clone() }
+        }
+        SendCommand::List { .. } => Request::SendList,
+        SendCommand::Accept { transfer, to, save_to } => {
+            Request::SendAccept { transfer: transfer.clone(), to: to.to_string(), dir: save_to.clone().map(absolute) }
+        }
+        SendCommand::Decline { transfer } => Request::SendDecline { transfer: transfer.clone() },
+        SendCommand::Cancel { transfer } => Request::SendCancel { transfer: transfer.clone() },
     };
     match (command, Control::connect(home).await?.request(request).await?) {
         (_, Reply::Transfer { transfer }) => {

@@ -8,6 +8,7 @@
 //! words, non-ASCII) are mail-parser's job. A message that cannot be parsed
 //! at all is an error the caller logs and skips.
 
+use crate::api::Origin;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use thiserror::Error;
 
@@ -20,16 +21,6 @@ pub struct Attachment {
     pub name: String,
     pub media_type: String,
     pub bytes: Vec<u8>,
-}
-
-/// Where an imported file came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Origin {
-    pub message_id: String,
-    pub from: String,
-    pub subject: String,
-    /// RFC 3339, as the mail's `Date` says.
-    pub date: String,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::attachments::Origin;
+use crate::api::Origin;
 
 /// File id (32 bytes) → [`FileRecord`] as JSON.
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");

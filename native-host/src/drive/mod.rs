@@ -31,12 +31,11 @@ use mailmesh_core::drive::{
     convergent_keys, CodingParams, ContentHash, ContentHasher, FileDecoder, FileEncoder, FileId, FileKey, FileVerifier,
     FragmentId, Manifest, ManifestFields, NetworkKey,
 };
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use self::attachments::Origin;
 use self::index::{FileRecord, Index, IndexError, RECORD_VERSION};
 use self::store::{FragmentStore, StoreError};
+use crate::api::{FileView, Health, Origin};
 use crate::home::NodeHome;
 
 /// How much is read from a source at a time.
@@ -72,31 +71,6 @@ pub enum DriveError {
     Index(#[from] IndexError),
     #[error("the drive directory cannot be opened: {0}")]
     Open(io::Error),
-}
-
-/// A file as clients see it (`mailmesh files list --json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileView {
-    pub id: String,
-    pub name: String,
-    pub size: u64,
-    pub blake3: String,
-    pub media_type: String,
-    pub added_ms: u64,
-    pub origin: Option<Origin>,
-    pub health: Health,
-}
-
-/// Fragments present vs needed, over the whole file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Health {
-    /// `full` (every fragment present), `degraded` (readable, some lost) or
-    /// `unreadable` (some chunk has fewer than k fragments).
-    pub state: String,
-    pub fragments_present: usize,
-    pub fragments_total: usize,
-    /// Fragments each chunk needs (k).
-    pub needed_per_chunk: usize,
 }
 
 /// What [`Drive::begin_coded`] found. Made once per upload and taken apart
@@ -330,8 +304,7 @@ impl Drive {
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
         let (file_id, size, content) = (fields.file_id, fields.size, fields.content_hash);
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|e| DriveError::Open(io::Error::other(e.to_string())))?;
+        let nonce: [u8; 24] = crate::rng::bytes().map_err(|e| DriveError::Open(io::Error::other(e)))?;
         let manifest = Manifest::seal(fields, key, network, nonce)?;
         let record = FileRecord {
             version: RECORD_VERSION,
@@ -514,8 +487,7 @@ impl Drive {
                 media_type: manifest.media_type.clone(),
                 fragment_ids: manifest.fragment_ids.clone(),
             };
-            let mut nonce = [0u8; 24];
-            getrandom::fill(&mut nonce).map_err(|e| DriveError::Open(io::Error::other(e.to_string())))?;
+            let nonce: [u8; 24] = crate::rng::bytes().map_err(|e| DriveError::Open(io::Error::other(e)))?;
             let resealed = Manifest::seal(fields, &file_key, new, nonce)?;
             record.manifest = hex::encode(resealed.encode());
             self.index.put_file(&manifest.file_id.0, &record)?;

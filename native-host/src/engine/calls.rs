@@ -30,8 +30,9 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::sockets::{upgrade_admitted, TokenQuery};
-use super::{now_ms, Engine};
-use crate::api::Reply;
+use super::Engine;
+use crate::api::{Reply, RoomView};
+use crate::clock::now_ms;
 
 pub const TOPIC: &str = "call.signal";
 /// Largest signaling message (an SDP with many candidates fits easily).
@@ -40,19 +41,6 @@ const MAX_SIGNAL: usize = 64 * 1024;
 const MAX_MEMBERS: usize = 16;
 /// An invitation not joined within this long is dropped from the list.
 const INVITE_TTL_MS: u64 = 10 * 60 * 1000;
-
-/// A room as this engine knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomView {
-    pub room: String,
-    pub title: String,
-    /// Everyone invited, us included.
-    pub members: Vec<String>,
-    pub invited_by: String,
-    pub at: u64,
-    /// Whether a call page of ours is in the room now.
-    pub joined: bool,
-}
 
 /// What the engine hands the call pages: signaling from a peer, tagged
 /// with the room and the node it came from.
@@ -91,7 +79,7 @@ struct Signal {
 
 impl Engine {
     fn calls(&self) -> MutexGuard<'_, Calls> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.calls)
     }
 
     /// Rooms we were invited to or started, newest first.

@@ -29,9 +29,10 @@ use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::people::{normalize_email, Trust};
 
-use super::{now_ms, Engine};
-use crate::api::Reply;
-use crate::chat::{ConversationView, History, HistoryError, MessageView, Owed};
+use super::Engine;
+use crate::api::{ConversationDetail, ConversationView, MessageView, Reply};
+use crate::chat::{History, HistoryError, Owed};
+use crate::clock::now_ms;
 
 const MESSAGE_TOPIC: &str = "chat.msg";
 const RECEIPT_TOPIC: &str = "chat.receipt";
@@ -73,17 +74,9 @@ pub enum ChatNetError {
     History(#[from] HistoryError),
 }
 
-/// A conversation with its messages, as `chat_show` answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConversationDetail {
-    #[serde(flatten)]
-    pub summary: ConversationView,
-    pub messages: Vec<MessageView>,
-}
-
 impl Engine {
     fn chat(&self) -> MutexGuard<'_, ChatState> {
-        self.chat.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.chat)
     }
 
     pub(super) async fn my_email(&self) -> Result<String, ChatNetError> {
@@ -93,7 +86,7 @@ impl Engine {
 
     /// Whether `email` has a verified device and is not blocked.
     pub(super) fn check_verified(&self, email: &str) -> Result<(), ChatNetError> {
-        let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+        let people = crate::sync::lock(&self.people);
         match people.book.person(email) {
             Some(person) if person.blocked => Err(ChatNetError::Blocked(email.into())),
             Some(person) if person.is_verified() => Ok(()),
@@ -168,7 +161,7 @@ impl Engine {
             (None, None) => return Err(ChatNetError::UnknownConversation(target.into())),
         };
         let message =
-            ChatMessage::text(MessageId(super::mailroom::random()), conversation, &me, now_ms(), text, group)?;
+            ChatMessage::text(MessageId(crate::rng::bytes_or_zeros()), conversation, &me, now_ms(), text, group)?;
         self.post(message, peer.as_deref(), &recipients).await
     }
 
@@ -189,7 +182,7 @@ impl Engine {
             self.check_verified(&member)?;
         }
         let group = Group::new(title, members.iter().map(String::as_str).chain([me.as_str()]))?;
-        let conversation = ConversationId(super::mailroom::random());
+        let conversation = ConversationId(crate::rng::bytes_or_zeros());
         let text = format!("{me} started the group with {}", others(&group, &me));
         let recipients = group.members.iter().filter(|m| **m != me).cloned().collect::<Vec<_>>();
         self.post(members_message(conversation, &me, text, group), None, &recipients).await?;
@@ -258,7 +251,7 @@ impl Engine {
 
     /// The address a stranger link proved, unless that person is blocked.
     pub(super) fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
-        let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+        let people = crate::sync::lock(&self.people);
         let (email, person) = people.book.owner_of(from)?;
         if person.blocked {
             return None;
@@ -346,7 +339,7 @@ impl Engine {
     /// people left out): those verified for it, and all of them.
     pub(super) fn linked_people(&self) -> (BTreeMap<String, Vec<NodeId>>, BTreeMap<String, Vec<NodeId>>) {
         let linked = self.mesh.linked_strangers();
-        let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+        let people = crate::sync::lock(&self.people);
         let mut trusted: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         let mut any: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         for (node, claimed) in linked {
@@ -433,7 +426,7 @@ fn others(group: &Group, me: &str) -> String {
 
 fn members_message(conversation: ConversationId, me: &str, text: String, group: Group) -> ChatMessage {
     ChatMessage {
-        id: MessageId(super::mailroom::random()),
+        id: MessageId(crate::rng::bytes_or_zeros()),
         conversation,
         author: me.to_string(),
         sent_at_ms: now_ms(),

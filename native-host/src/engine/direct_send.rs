@@ -20,26 +20,22 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::people::normalize_email;
 use mailmesh_core::transfer::{Incoming, Offer, Outgoing, Received, TransferId, TransferMessage};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
-use super::{now_ms, Engine};
-use crate::api::Reply;
+use super::Engine;
+use crate::api::{Reply, TransferView};
+use crate::clock::now_ms;
 use crate::transfer_store::{free_path, Destination, Direction, Meter, TransferRecord, TransferState, TransferStore};
 
 pub const TOPIC: &str = "send.msg";
 /// How often offers are repeated and quiet transfers asked to go on.
 const TICK: Duration = Duration::from_secs(2);
-/// Silence after which the receiver asks the sender to go on (a break).
-const QUIET: Duration = Duration::from_secs(4);
-/// Unacknowledged chunks this long mean the link lost them: send again.
-const STALL: Duration = Duration::from_secs(8);
 
 struct OutTransfer {
     record: TransferRecord,
@@ -54,7 +50,6 @@ struct InTransfer {
     machine: Option<Incoming>,
     meter: Meter,
     file: Option<std::fs::File>,
-    last_heard: Instant,
     finishing: bool,
 }
 
@@ -66,25 +61,6 @@ pub struct Sends {
     /// Offers declined since the engine started: not shown again if the
     /// sender repeats one before it heard the answer.
     declined: HashSet<TransferId>,
-}
-
-/// One transfer as `send_list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransferView {
-    pub id: String,
-    /// `out` (we send) or `in` (we receive).
-    pub direction: String,
-    pub peer: String,
-    pub name: String,
-    pub size: u64,
-    /// Bytes the receiver holds, verified.
-    pub done: u64,
-    /// `offered`, `active`, `done`, `declined`, `cancelled` or `failed`.
-    pub state: String,
-    pub detail: String,
-    pub rate_bps: u64,
-    pub eta_secs: Option<u64>,
-    pub saved_as: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,14 +117,8 @@ impl Sends {
                         }
                         Incoming::new(fresh.offer, held)
                     });
-                    let transfer = InTransfer {
-                        record,
-                        machine,
-                        meter: Meter::default(),
-                        file: None,
-                        last_heard: Instant::now() - QUIET,
-                        finishing: false,
-                    };
+                    let transfer =
+                        InTransfer { record, machine, meter: Meter::default(), file: None, finishing: false };
                     sends.inc.insert(id, transfer);
                 }
             }
@@ -215,7 +185,7 @@ fn frame(message: &TransferMessage) -> Frame {
 
 impl Engine {
     fn sends(&self) -> MutexGuard<'_, Sends> {
-        self.sends.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.sends)
     }
 
     fn transfers_changed(&self) {
@@ -260,7 +230,7 @@ impl Engine {
     ) -> Result<TransferView, SendError> {
         let to = normalize_email(to);
         self.check_verified(&to)?;
-        let id = TransferId(super::mailroom::random());
+        let id = TransferId(crate::rng::bytes_or_zeros());
         let (source, owned, name, media_type) = match (path, file_id) {
             (Some(path), None) => {
                 let path = PathBuf::from(path);
@@ -290,7 +260,7 @@ impl Engine {
             .map_err(|e| SendError::Disk(std::io::Error::other(e)))?
         };
         let (size, hash) = hashed.map_err(|e| SendError::Read(source.display().to_string(), e))?;
-        let offer = Offer::new(id, &name, size, &media_type, hash, super::mailroom::random())?;
+        let offer = Offer::new(id, &name, size, &media_type, hash, crate::rng::bytes_or_zeros())?;
         let mut record = TransferRecord::new(Direction::Out, &offer, &to, None, now_ms());
         record.source = Some(source);
         record.owned_source = owned;
@@ -326,7 +296,9 @@ impl Engine {
             t.file = Some(crate::home::open_private_append(&part)?);
             t.record.state = TransferState::Active;
             t.record.destination = Some(destination);
-            t.last_heard = Instant::now();
+            if let Some(machine) = t.machine.as_mut() {
+                machine.heard(now_ms());
+            }
             let record = t.record.clone();
             sends.save(&record);
             record.node
@@ -439,11 +411,9 @@ impl Engine {
                 .inc
                 .iter_mut()
                 .filter(|(_, t)| t.record.state == TransferState::Active && !t.finishing)
-                .filter(|(_, t)| t.last_heard.elapsed() > QUIET)
                 .filter_map(|(id, t)| {
-                    let machine = t.machine.as_ref()?;
-                    t.last_heard = Instant::now();
-                    Some((t.record.node.clone(), TransferMessage::Accept { id: *id, next: machine.next }))
+                    let next = t.machine.as_mut()?.handle_timeout(now_ms())?;
+                    Some((t.record.node.clone(), TransferMessage::Accept { id: *id, next }))
                 })
                 .collect()
         };
@@ -466,7 +436,7 @@ impl Engine {
                 let mut sends = self.sends();
                 if let Some(t) = sends.out.get_mut(&id).filter(|t| t.record.node == Some(from.to_string())) {
                     if let Some(machine) = t.machine.as_mut() {
-                        machine.handle_ack(next);
+                        machine.handle_ack(next, now_ms());
                         t.meter.note(machine.done_bytes());
                         t.wake.notify_one();
                     }
@@ -497,7 +467,6 @@ impl Engine {
                         machine: Some(Incoming::new(offer, 0)),
                         meter: Meter::default(),
                         file: None,
-                        last_heard: Instant::now(),
                         finishing: false,
                     };
                     sends.inc.insert(id, transfer);
@@ -528,7 +497,7 @@ impl Engine {
                     t.record.node = Some(from.to_string());
                     t.record.state = TransferState::Active;
                     if let Some(machine) = t.machine.as_mut() {
-                        machine.handle_accept(next);
+                        machine.handle_accept(next, now_ms());
                     }
                     t.wake.notify_one();
                     let start = !t.pumping;
@@ -617,16 +586,17 @@ impl Engine {
                         Some(TransferMessage::Cancel { id, reason: why })
                     } else {
                         t.meter.note(machine.done_bytes());
-                        t.last_heard = Instant::now();
+                        machine.heard(now_ms());
                         if machine.is_complete() {
                             t.finishing = true;
                         }
                         Some(TransferMessage::Ack { id, next })
                     }
                 }
-                // Ahead of a gap (after a break) or already held: the sender
-                // rewinds when we ask (`resume_quiet`) or its acks stall.
-                Ok(Received::Ignore) | Err(_) if index > machine.next => None,
+                // Already held: our acknowledgement was lost; say it again.
+                Ok(Received::Again { next }) => Some(TransferMessage::Ack { id, next }),
+                // Ahead of a gap (after a break): the sender rewinds when we
+                // ask (`resume_quiet`) or its acks stall.
                 Ok(Received::Ignore) => None,
                 // The very chunk we wait for, damaged: ask for it again.
                 Err(e) => {
@@ -750,7 +720,6 @@ fn clean_source(store: &TransferStore, id: &TransferId, record: &TransferRecord)
 /// Streams an accepted transfer's chunks to `node` within the window,
 /// until it is done, the link fails, or it is cancelled.
 async fn pump(engine: Arc<Engine>, id: TransferId, node: NodeId) {
-    let mut last_ack = (0u64, Instant::now());
     loop {
         let work = {
             let mut sends = engine.sends();
@@ -759,14 +728,10 @@ async fn pump(engine: Arc<Engine>, id: TransferId, node: NodeId) {
                 t.pumping = false;
                 return;
             };
-            if machine.acked != last_ack.0 {
-                last_ack = (machine.acked, Instant::now());
-            } else if machine.next > machine.acked && last_ack.1.elapsed() > STALL {
-                // Sent but never acknowledged: the link lost them.
-                machine.handle_accept(machine.acked);
-                last_ack.1 = Instant::now();
-            }
-            let batch: Vec<u64> = std::iter::from_fn(|| machine.poll_chunk()).collect();
+            // Sent but not acknowledged for too long: the link lost them.
+            let now = now_ms();
+            machine.handle_timeout(now);
+            let batch: Vec<u64> = std::iter::from_fn(|| machine.poll_chunk(now)).collect();
             (batch, machine.offer.clone(), source, t.wake.clone())
         };
         let (batch, offer, source, wake) = work;
@@ -825,7 +790,7 @@ async fn fail_outgoing(engine: &Engine, id: TransferId, node: NodeId, why: Strin
 /// Handles `send.msg` frames one at a time, in arrival order (chunks
 /// must be appended in order), and every few seconds repeats offers and
 /// asks quiet transfers to go on.
-pub async fn run(engine: Arc<Engine>, mut inbox: mpsc::Receiver<(NodeId, Vec<u8>)>) {
+pub async fn run(engine: Arc<Engine>, mut inbox: mpsc::Receiver<crate::mesh::inbound::Inbound>) {
     let mut tick = tokio::time::interval(TICK);
     // Transfers that were complete but not placed when the engine stopped.
     let unfinished: Vec<(TransferId, NodeId)> = engine
@@ -844,8 +809,9 @@ pub async fn run(engine: Arc<Engine>, mut inbox: mpsc::Receiver<(NodeId, Vec<u8>
     loop {
         tokio::select! {
             received = inbox.recv() => {
-                let Some((from, payload)) = received else { return };
-                if let Err(e) = engine.on_send_message(from, &payload).await {
+                let Some(frame) = received else { return };
+                let from = frame.from;
+                if let Err(e) = engine.on_send_message(from, &frame.payload).await {
                     tracing::info!(node = %from, "transfer message refused: {e}");
                 }
             }

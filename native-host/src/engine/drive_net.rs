@@ -18,99 +18,96 @@
 //!   comes up and at every maintenance pass; placement weighs nodes by it
 //!   (`candidates_by_space`) and gives a nearly full node nothing new.
 //!
-//! Messages are `Data` frames with `drive.*` topics; requests carry a 32-bit
-//! id the answer repeats.
+//! Messages are [`DriveMessage`]s (`mailmesh_core::drive::net`: versioned,
+//! fuzzed) in `Data` frames on the `drive.msg` topic; requests carry a
+//! 32-bit id the answer repeats.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use mailmesh_core::drive::net::{DriveMessage, TOPIC};
 use mailmesh_core::drive::placement::{candidates_by_space, place_chunk, Candidate};
-use mailmesh_core::drive::{FragmentId, NetworkKey};
+use mailmesh_core::drive::{FileId, FragmentId, NetworkKey};
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::Engine;
 use crate::drive::index::FileRecord;
+use crate::sync::lock;
 
-const CATALOG: &str = "drive.catalog";
-const INVENTORY: &str = "drive.inventory";
-const PUT: &str = "drive.put";
-const GET: &str = "drive.get";
-const REPLY: &str = "drive.reply";
-const SPACE: &str = "drive.space";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Fragment ids per inventory message (32 bytes each, under a frame).
 const INVENTORY_BATCH: usize = 7000;
+/// Bytes of records per catalog message (a larger catalog goes in several).
+const CATALOG_BATCH: usize = 200_000;
+/// Deletions per catalog message (40 bytes each).
+const DELETIONS_BATCH: usize = 5000;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct Catalog {
-    #[serde(default)]
     files: Vec<FileRecord>,
-    /// (file id hex, deleted at ms)
-    #[serde(default)]
-    deleted: Vec<(String, u64)>,
+    deleted: Vec<(FileId, u64)>,
 }
 
 /// Outstanding requests and what is known of other nodes' fragments.
 #[derive(Default)]
 pub struct DriveNet {
     next: AtomicU32,
-    pending: Mutex<HashMap<u32, oneshot::Sender<Vec<u8>>>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<DriveMessage>>>,
     holders: Mutex<HashMap<FragmentId, HashSet<NodeId>>>,
     /// Free bytes each member last reported.
     space: Mutex<HashMap<NodeId, u64>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn fragment_id(bytes: &[u8]) -> Option<FragmentId> {
-    Some(FragmentId(bytes.get(..32)?.try_into().ok()?))
-}
-
 impl Engine {
-    /// Handles one drive message from a member (spawned per message, so a
-    /// slow disk never holds up the link it came on).
+    /// Handles one drive message from a member (each in a task of its
+    /// own, so a slow disk never holds up the link it came on).
     pub async fn on_drive_message(&self, from: NodeId, topic: &str, payload: Vec<u8>) {
-        match topic {
-            CATALOG => self.merge_catalog(&payload).await,
-            INVENTORY => {
-                // [holder node id, 20 bytes][fragment ids …]: a member says
-                // what it holds, or where it just placed fragments.
-                let Some((holder, ids)) = payload.split_first_chunk::<20>() else { return };
-                let holder = NodeId::from_bytes(*holder);
-                let _ = from;
+        if topic != TOPIC {
+            return tracing::debug!(topic, "unknown drive topic");
+        }
+        let message = match DriveMessage::decode(&payload) {
+            Ok(message) => message,
+            Err(e) => return tracing::info!(%from, "ignoring a drive message: {e}"),
+        };
+        match message {
+            DriveMessage::Catalog { records, deleted } => {
+                let files = records.iter().filter_map(|r| serde_json::from_slice::<FileRecord>(r).ok()).collect();
+                self.merge_catalog(Catalog { files, deleted }).await;
+            }
+            // A member says what it holds, or where it just placed fragments.
+            DriveMessage::Inventory { holder, fragments } => {
                 let mut holders = lock(&self.drive_net.holders);
-                for id in ids.chunks_exact(32).filter_map(fragment_id) {
+                for id in fragments {
                     holders.entry(id).or_default().insert(holder);
                 }
             }
-            PUT | GET => {
-                let Some((request, body)) = split_request(&payload) else { return };
-                let answer =
-                    if topic == PUT { self.store_fragment(body).await } else { self.read_fragment(body).await };
-                let mut reply = request.to_be_bytes().to_vec();
-                reply.extend_from_slice(&answer);
-                let _ = self.mesh.send_to(&from, Frame::Data { topic: REPLY.into(), payload: reply }).await;
+            DriveMessage::Put { request, fragment, bytes } => {
+                let stored = self.store_fragment(fragment, bytes).await;
+                self.send_drive(&from, &DriveMessage::Stored { request, stored }).await;
             }
-            REPLY => {
-                let Some((request, body)) = split_request(&payload) else { return };
-                if let Some(waiting) = lock(&self.drive_net.pending).remove(&request) {
-                    let _ = waiting.send(body.to_vec());
+            DriveMessage::Get { request, fragment } => {
+                let bytes = self.read_fragment(fragment).await;
+                self.send_drive(&from, &DriveMessage::Fragment { request, bytes }).await;
+            }
+            answer @ (DriveMessage::Stored { .. } | DriveMessage::Fragment { .. }) => {
+                let waiting = answer.answers().and_then(|request| lock(&self.drive_net.pending).remove(&request));
+                if let Some(waiting) = waiting {
+                    let _ = waiting.send(answer);
                 }
             }
-            SPACE => {
-                if let Ok(free) = <[u8; 8]>::try_from(payload.as_slice()) {
-                    lock(&self.drive_net.space).insert(from, u64::from_le_bytes(free));
-                }
+            DriveMessage::Space { free_bytes } => {
+                lock(&self.drive_net.space).insert(from, free_bytes);
             }
-            _ => tracing::debug!(topic, "unknown drive message"),
         }
+    }
+
+    async fn send_drive(&self, peer: &NodeId, message: &DriveMessage) {
+        let frame = Frame::Data { topic: TOPIC.into(), payload: message.encode() };
+        let _ = self.mesh.send_to(peer, frame).await;
     }
 
     /// A member is (newly) reachable: trade catalogs and inventories.
@@ -118,7 +115,7 @@ impl Engine {
         let catalog = self
             .drive_blocking(|drive| {
                 let files = drive.index().files()?;
-                let deleted = drive.index().deleted()?.into_iter().map(|(id, at)| (hex::encode(id), at)).collect();
+                let deleted = drive.index().deleted()?.into_iter().map(|(id, at)| (FileId(id), at)).collect();
                 Ok(Catalog { files, deleted })
             })
             .await;
@@ -132,10 +129,9 @@ impl Engine {
 
     /// Tells `peers` how much room this node's drive has.
     async fn send_space(&self, peers: &[NodeId]) {
-        let Some(free) = self.drive.free_bytes() else { return };
+        let Some(free_bytes) = self.drive.free_bytes() else { return };
         for peer in peers {
-            let payload = free.to_le_bytes().to_vec();
-            let _ = self.mesh.send_to(peer, Frame::Data { topic: SPACE.into(), payload }).await;
+            self.send_drive(peer, &DriveMessage::Space { free_bytes }).await;
         }
     }
 
@@ -159,48 +155,48 @@ impl Engine {
     /// Tells `peers` that `holder` stores `ids`.
     async fn send_inventory(&self, peers: &[NodeId], holder: NodeId, ids: &[FragmentId]) {
         for batch in ids.chunks(INVENTORY_BATCH) {
-            let payload: Vec<u8> = holder.as_bytes().iter().copied().chain(batch.iter().flat_map(|id| id.0)).collect();
+            let message = DriveMessage::Inventory { holder, fragments: batch.to_vec() };
             for peer in peers {
-                let _ =
-                    self.mesh.send_to(peer, Frame::Data { topic: INVENTORY.into(), payload: payload.clone() }).await;
+                self.send_drive(peer, &message).await;
             }
         }
     }
 
+    /// Sends a catalog in messages of at most about [`CATALOG_BATCH`] bytes.
     async fn send_catalog(&self, peers: &[NodeId], catalog: &Catalog) {
-        let Ok(payload) = serde_json::to_vec(catalog) else { return };
-        // A catalog larger than a frame goes one record at a time.
-        let parts: Vec<Vec<u8>> = if payload.len() < 200_000 {
-            vec![payload]
-        } else {
-            catalog
-                .files
-                .iter()
-                .filter_map(|f| serde_json::to_vec(&Catalog { files: vec![f.clone()], deleted: Vec::new() }).ok())
-                .chain(serde_json::to_vec(&Catalog { files: Vec::new(), deleted: catalog.deleted.clone() }).ok())
-                .collect()
-        };
+        let mut messages = Vec::new();
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        for file in &catalog.files {
+            let Ok(record) = serde_json::to_vec(file) else { continue };
+            if !records.is_empty() && records.iter().map(Vec::len).sum::<usize>() + record.len() > CATALOG_BATCH {
+                messages.push(DriveMessage::Catalog { records: std::mem::take(&mut records), deleted: Vec::new() });
+            }
+            records.push(record);
+        }
+        if !records.is_empty() {
+            messages.push(DriveMessage::Catalog { records, deleted: Vec::new() });
+        }
+        for deleted in catalog.deleted.chunks(DELETIONS_BATCH) {
+            messages.push(DriveMessage::Catalog { records: Vec::new(), deleted: deleted.to_vec() });
+        }
         for peer in peers {
-            for part in &parts {
-                let _ = self.mesh.send_to(peer, Frame::Data { topic: CATALOG.into(), payload: part.clone() }).await;
+            for message in &messages {
+                self.send_drive(peer, message).await;
             }
         }
     }
 
-    async fn merge_catalog(&self, payload: &[u8]) {
+    async fn merge_catalog(&self, catalog: Catalog) {
         let Some(network) = self.network_key().await else { return };
-        let Ok(catalog) = serde_json::from_slice::<Catalog>(payload) else {
-            return tracing::info!("ignoring a malformed drive catalog");
-        };
         let changed = self
             .drive_blocking(move |drive| {
                 let mut changed = 0;
                 for (id, at) in catalog.deleted {
-                    let Ok(bytes) = <[u8; 32]>::try_from(hex::decode(&id).unwrap_or_default()) else { continue };
+                    let bytes = id.0;
                     let newer = drive.index().file(&bytes)?.is_some_and(|r| r.added_ms > at);
                     if !newer && drive.index().deleted_at(&bytes)?.is_none() {
                         if drive.index().file(&bytes)?.is_some() {
-                            drive.remove(&id, at)?;
+                            drive.remove(&hex::encode(bytes), at)?;
                         } else {
                             drive.index().set_deleted(&bytes, Some(at))?;
                         }
@@ -222,37 +218,37 @@ impl Engine {
         }
     }
 
-    async fn store_fragment(&self, body: &[u8]) -> Vec<u8> {
-        let Some(id) = fragment_id(body) else { return vec![0] };
-        let bytes = body[32..].to_vec();
+    async fn store_fragment(&self, id: FragmentId, bytes: Vec<u8>) -> bool {
         let stored = self.drive_blocking(move |drive| Ok(drive.store().put(&id, &bytes)?)).await;
         if let Err(e) = &stored {
             tracing::warn!(fragment = %id, "could not store a fragment for a member: {e}");
         }
-        vec![u8::from(stored.is_ok())]
+        stored.is_ok()
     }
 
-    async fn read_fragment(&self, body: &[u8]) -> Vec<u8> {
-        let Some(id) = fragment_id(body) else { return vec![0] };
-        match self.drive_blocking(move |drive| Ok(drive.store().get(&id)?)).await {
-            Ok(bytes) => [&[1u8][..], &bytes].concat(),
-            Err(_) => vec![0],
-        }
+    async fn read_fragment(&self, id: FragmentId) -> Option<Vec<u8>> {
+        self.drive_blocking(move |drive| Ok(drive.store().get(&id)?)).await.ok()
     }
 
-    async fn request(&self, peer: &NodeId, topic: &str, body: Vec<u8>) -> Option<Vec<u8>> {
+    /// Sends a request made with `id` and waits for its answer (or gives up
+    /// after [`REQUEST_TIMEOUT`]).
+    async fn request(&self, peer: &NodeId, make: impl FnOnce(u32) -> DriveMessage) -> Option<DriveMessage> {
         let id = self.drive_net.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.drive_net.pending).insert(id, tx);
-        let mut payload = id.to_be_bytes().to_vec();
-        payload.extend_from_slice(&body);
-        let sent = self.mesh.send_to(peer, Frame::Data { topic: topic.into(), payload }).await;
-        let answer = match sent {
+        let frame = Frame::Data { topic: TOPIC.into(), payload: make(id).encode() };
+        let answer = match self.mesh.send_to(peer, frame).await {
             Ok(()) => tokio::time::timeout(REQUEST_TIMEOUT, rx).await.ok().and_then(Result::ok),
             Err(_) => None,
         };
         lock(&self.drive_net.pending).remove(&id);
         answer
+    }
+
+    /// Asks `peer` to store a fragment; whether it did.
+    async fn put_fragment(&self, peer: &NodeId, fragment: FragmentId, bytes: Vec<u8>) -> bool {
+        let answer = self.request(peer, |request| DriveMessage::Put { request, fragment, bytes }).await;
+        matches!(answer, Some(DriveMessage::Stored { stored: true, .. }))
     }
 
     /// A fragment from whichever online member has it.
@@ -262,9 +258,10 @@ impl Engine {
         // Ask those known to hold it first.
         peers.sort_by_key(|p| !known.contains(p));
         for peer in peers {
-            if let Some(answer) = self.request(&peer, GET, id.0.to_vec()).await {
-                if answer.first() == Some(&1) && FragmentId::of(&answer[1..]) == id {
-                    return Some(answer[1..].to_vec());
+            let answer = self.request(&peer, |request| DriveMessage::Get { request, fragment: id }).await;
+            if let Some(DriveMessage::Fragment { bytes: Some(bytes), .. }) = answer {
+                if FragmentId::of(&bytes) == id {
+                    return Some(bytes);
                 }
             }
         }
@@ -297,8 +294,7 @@ impl Engine {
                 }
                 let id = *id;
                 let Ok(bytes) = self.drive_blocking(move |drive| Ok(drive.store().get(&id)?)).await else { continue };
-                let body = [&id.0[..], &bytes].concat();
-                if self.request(&target, PUT, body).await.as_deref() == Some(&[1]) {
+                if self.put_fragment(&target, id, bytes).await {
                     lock(&self.drive_net.holders).entry(id).or_default().insert(target);
                     placed.entry(target).or_default().push(id);
                     let _ = self
@@ -333,7 +329,8 @@ impl Engine {
 
     /// Tells every online member a file was deleted.
     pub async fn announce_deletion(&self, file_id: &str, at_ms: u64) {
-        let catalog = Catalog { files: Vec::new(), deleted: vec![(file_id.to_string(), at_ms)] };
+        let Ok(id) = <[u8; 32]>::try_from(hex::decode(file_id).unwrap_or_default()) else { return };
+        let catalog = Catalog { files: Vec::new(), deleted: vec![(FileId(id), at_ms)] };
         self.send_catalog(&self.mesh.online_members(), &catalog).await;
     }
 
@@ -343,7 +340,7 @@ impl Engine {
         network: NetworkKey,
         id: String,
         out: std::path::PathBuf,
-    ) -> Result<crate::drive::FileView, crate::drive::DriveError> {
+    ) -> Result<crate::api::FileView, crate::drive::DriveError> {
         let handle = tokio::runtime::Handle::current();
         let engine = self.self_ref();
         self.drive_blocking(move |drive| {
@@ -356,7 +353,7 @@ impl Engine {
     }
 
     /// The file list with health counted over this node and online members.
-    pub async fn list_files(&self) -> Result<Vec<crate::drive::FileView>, crate::drive::DriveError> {
+    pub async fn list_files(&self) -> Result<Vec<crate::api::FileView>, crate::drive::DriveError> {
         let online: HashSet<NodeId> = self.mesh.online_members().into_iter().collect();
         let engine = self.self_ref();
         self.drive_blocking(move |drive| {
@@ -364,11 +361,6 @@ impl Engine {
         })
         .await
     }
-}
-
-fn split_request(payload: &[u8]) -> Option<(u32, &[u8])> {
-    let id: [u8; 4] = payload.get(..4)?.try_into().ok()?;
-    Some((u32::from_be_bytes(id), &payload[4..]))
 }
 
 /// How long a node may be gone before its fragments are re-created on the
@@ -461,7 +453,7 @@ impl Engine {
                     let gone_since = self.mesh.last_seen(target).unwrap_or(self.started_at * 1000);
                     let home = if online.contains(target) {
                         *target
-                    } else if super::now_ms().saturating_sub(gone_since) >= grace {
+                    } else if crate::clock::now_ms().saturating_sub(gone_since) >= grace {
                         self.least_loaded(&ids, &online)
                     } else {
                         continue;
@@ -500,7 +492,7 @@ impl Engine {
                     let stored = if home == me {
                         self.drive_blocking(move |drive| Ok(drive.store().put(&id, &bytes)?)).await.is_ok()
                     } else {
-                        self.request(&home, PUT, [&id.0[..], &bytes].concat()).await.as_deref() == Some(&[1])
+                        self.put_fragment(&home, id, bytes).await
                     };
                     if stored {
                         lock(&self.drive_net.holders).entry(id).or_default().insert(home);

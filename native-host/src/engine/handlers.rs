@@ -1,11 +1,12 @@
 //! The handler map of the control socket: one arm per request type.
 
-use crate::account::{self};
+use crate::account;
 use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
 use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollment, Proof};
 use crate::mail::{imap, smtp, MailError};
 
-use super::{now_ms, Engine};
+use super::Engine;
+use crate::clock::now_ms;
 
 pub async fn handle(engine: &Engine, request: Request) -> Reply {
     match request {
@@ -187,7 +188,7 @@ async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
     Ok(super::mailroom::finds_network(&found))
 }
 
-fn one(file: crate::drive::FileView) -> Reply {
+fn one(file: crate::api::FileView) -> Reply {
     Reply::File { file: Box::new(file) }
 }
 

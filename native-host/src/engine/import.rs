@@ -15,7 +15,8 @@ use crate::drive::index::Checkpoint;
 use crate::mail::{imap, MailError};
 use crate::mailbox::{examine, fetch_raw, uids_after, HEADER};
 
-use super::{now_ms, Engine};
+use super::Engine;
+use crate::clock::now_ms;
 
 impl Engine {
     /// Imports what arrived since the checkpoint. Returns how many messages

@@ -9,22 +9,13 @@ use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Rekey, SealedKey, Welcome};
 use mailmesh_core::roster::Roster;
 
-use super::{now_ms, Engine, NodeState};
+use super::{Engine, NodeState};
 use crate::api::Reply;
+use crate::clock::now_ms;
 use crate::enroll::{Enrollment, Network, Proof};
 use crate::joining::{self, Issued, Joining, Removal, APPROVAL_TTL_MS};
 use crate::mail::MailError;
 use crate::mailbox::{self, Found, Kind};
-
-pub(super) fn random<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // Without randomness nothing secure can be made; such a machine is
-    // broken, and zeros would be caught by every peer's checks anyway.
-    if getrandom::fill(&mut out).is_err() {
-        tracing::error!("the operating system gave no randomness");
-    }
-    out
-}
 
 impl Engine {
     /// Sends a mailmesh mail with the saved account.
@@ -53,7 +44,7 @@ impl Engine {
             let name = state.config.device_name.clone();
             let request = JoinRequest {
                 node: self.secrets.public(),
-                join_secret: random(),
+                join_secret: crate::rng::bytes_or_zeros(),
                 loopback_port: self.loopback_port,
                 created_ms: now_ms(),
                 device_name: name.clone(),
@@ -182,8 +173,8 @@ impl Engine {
         if issuer.issued.iter().any(|i| i.node_id() == Some(node)) {
             return Err("already approved".into());
         }
-        let token = token_text(&random());
-        let code = code_text(&random());
+        let token = token_text(&crate::rng::bytes_or_zeros());
+        let code = code_text(&crate::rng::bytes_or_zeros());
         let expires_ms = now_ms() + APPROVAL_TTL_MS;
         let approval =
             Approval::new(self.secrets.node_id(), node, &token, &code, expires_ms).encode(&request.join_secret);
@@ -262,8 +253,15 @@ impl Engine {
             state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
             out
         };
-        let welcome =
-            Welcome::new(&node, self.secrets.node_id(), roster, &network_key, random(), random()).encode(&key);
+        let welcome = Welcome::new(
+            &node,
+            self.secrets.node_id(),
+            roster,
+            &network_key,
+            crate::rng::bytes_or_zeros(),
+            crate::rng::bytes_or_zeros(),
+        )
+        .encode(&key);
         let text = format!("Your device \"{}\" is now part of your mailmesh network.\n", issued.device_name);
         self.send_mail(Kind::Welcome, &format!("mailmesh: welcome {}", issued.device_name), text, welcome)
             .await
@@ -316,8 +314,8 @@ impl Engine {
             }
             (entry.device_name.clone(), entry.node.node_id())
         };
-        let token = token_text(&random());
-        let code = code_text(&random());
+        let token = token_text(&crate::rng::bytes_or_zeros());
+        let code = code_text(&crate::rng::bytes_or_zeros());
         let pending = PendingConfirmation::new(&token, &code, now_ms(), crate::enroll::confirm_ttl_ms());
         let me = self.state.lock().await.config.device_name.clone();
         let text = format!(
@@ -378,14 +376,16 @@ impl Engine {
                 .find(|id| id.to_string() == removal.node_id)
                 .ok_or("that device is no longer a member")?;
             network.roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
-            let new_key = NetworkKey::from_bytes(random());
+            let new_key = NetworkKey::from_bytes(crate::rng::bytes_or_zeros());
             self.rewrap_drive(&network.key, &new_key);
             network.key = new_key;
             let keys = network
                 .roster
                 .members()
                 .into_iter()
-                .map(|e| SealedKey::seal(&e.node, &network.key, random(), random()))
+                .map(|e| {
+                    SealedKey::seal(&e.node, &network.key, crate::rng::bytes_or_zeros(), crate::rng::bytes_or_zeros())
+                })
                 .collect();
             let rekey = Rekey { signer: self.secrets.node_id(), roster: network.roster.encode(), keys };
             state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;

@@ -17,16 +17,14 @@ mod loopback;
 mod mailroom;
 mod outbox;
 pub mod people;
-pub use calls::RoomView;
-pub use chat_net::ConversationDetail as ChatDetail;
-pub use direct_send::TransferView;
+mod routes;
 mod server;
 mod sockets;
 mod transfers;
 
+use crate::clock::{now_ms, now_unix};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use mailmesh_core::identity::NodeSecrets;
@@ -34,7 +32,8 @@ use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{self, Account, Secret};
+use crate::account;
+use crate::api::{Account, Secret};
 use crate::api::{EnrollmentView, Reply, Status, PROTOCOL_VERSION};
 use crate::config::{self, Config};
 use crate::drive::{Drive, DriveError};
@@ -73,8 +72,6 @@ pub struct Engine {
     pub calls: std::sync::Mutex<calls::Calls>,
     /// Direct file sends, coming and going.
     pub sends: std::sync::Mutex<direct_send::Sends>,
-    /// `send.*` frames, handled in order by `direct_send::run`.
-    pub send_inbox: tokio::sync::mpsc::Sender<(mailmesh_core::identity::NodeId, Vec<u8>)>,
     /// Other people: the contact book and answers waiting for a link.
     pub people: std::sync::Mutex<people::People>,
     /// The engine itself, for work that outlives a borrow (blocking tasks).
@@ -183,14 +180,6 @@ impl Engine {
     }
 }
 
-pub fn now_unix() -> u64 {
-    now_ms() / 1000
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// Runs the engine in the foreground until it is told to stop.
 pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     home.ensure()?;
@@ -219,7 +208,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let (mesh, mesh_events) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
-    let (send_inbox, send_frames) = tokio::sync::mpsc::channel(256);
+    let routes = routes::register(&mesh);
     let mesh = Arc::new(mesh);
     let engine = Arc::new_cyclic(|this| Engine {
         this: this.clone(),
@@ -232,7 +221,6 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         chat_wake: tokio::sync::Notify::new(),
         sends: std::sync::Mutex::new(direct_send::Sends::load(home.root())),
         calls: std::sync::Mutex::new(calls::Calls::default()),
-        send_inbox,
         home: home.clone(),
         secrets,
         started_at: now_unix(),
@@ -246,7 +234,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         importing: Mutex::new(()),
         socket_tokens: sockets::Tokens::default(),
     });
-    engine.mesh.set_trusted_people(engine.people.lock().unwrap_or_else(|p| p.into_inner()).trusted());
+    engine.mesh.set_trusted_people(crate::sync::lock(&engine.people).trusted());
     tracing::info!(
         node_id = %engine.secrets.node_id(),
         pid = std::process::id(),
@@ -266,9 +254,9 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
     let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
     let chat = tokio::spawn(chat_net::deliver_loop(engine.clone()));
-    let sends = tokio::spawn(direct_send::run(engine.clone(), send_frames));
+    let services = tokio::spawn(routes::serve(engine.clone(), routes));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, sends] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, services] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -314,9 +302,9 @@ async fn keep_mesh_identity(engine: Arc<Engine>) {
     }
 }
 
-/// Acts on what the mesh reports: rosters to adopt, members to catch up
-/// with, drive messages. Each drive message gets its own task, so this loop
-/// never waits on a link (which may itself be waiting on this loop).
+/// Acts on what the mesh reports: rosters to adopt, members and other
+/// people's nodes linked up. (Frames for services come through their
+/// routes, see `routes.rs`.)
 async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Receiver<mesh::MeshEvent>) {
     while let Some(event) = events.recv().await {
         match event {
@@ -333,29 +321,9 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
                     engine.on_member_up(peer).await;
                 });
             }
-            mesh::MeshEvent::Drive { from, topic, payload } => {
-                let engine = engine.clone();
-                tokio::spawn(async move { engine.on_drive_message(from, &topic, payload).await });
-            }
             mesh::MeshEvent::StrangerUp(peer) => {
                 let engine = engine.clone();
                 tokio::spawn(async move { engine.on_stranger_up(peer).await });
-            }
-            mesh::MeshEvent::People { from, topic, payload } => {
-                let engine = engine.clone();
-                tokio::spawn(async move { engine.on_people_message(from, &topic, &payload).await });
-            }
-            // In order, and waiting here is the backpressure of a transfer.
-            mesh::MeshEvent::Send { from, payload } => {
-                let _ = engine.send_inbox.send((from, payload)).await;
-            }
-            mesh::MeshEvent::Call { from, payload } => {
-                let engine = engine.clone();
-                tokio::spawn(async move { engine.on_call_frame(from, &payload).await });
-            }
-            mesh::MeshEvent::Chat { from, member, topic, payload } => {
-                let engine = engine.clone();
-                tokio::spawn(async move { engine.on_chat_frame(from, member, &topic, &payload).await });
             }
         }
     }

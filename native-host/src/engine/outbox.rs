@@ -9,7 +9,6 @@
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use lettre::address::Envelope;
 use thiserror::Error;
@@ -38,7 +37,7 @@ struct TempFiles(Vec<PathBuf>);
 
 impl TempFiles {
     fn add(&mut self, dir: PathBuf, name: &str) -> PathBuf {
-        let path = dir.join(format!("mail-{}-{name}", hex::encode(super::mailroom::random::<8>())));
+        let path = dir.join(format!("mail-{}-{name}", hex::encode(crate::rng::bytes_or_zeros::<8>())));
         self.0.push(path.clone());
         path
     }
@@ -82,11 +81,11 @@ impl Engine {
         let draft = Draft { to, subject, body, attachments: files };
         let message = temps.add(self.drive.temp_dir(), "message.eml");
         let written = message.clone();
-        let token = super::mailroom::random::<16>();
+        let token = crate::rng::bytes_or_zeros::<16>();
         let message_id = tokio::task::spawn_blocking(move || -> Result<String, ComposeError> {
             let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&written)?;
             let mut out = std::io::BufWriter::new(file);
-            let id = compose::write_message(&from, &draft, token, SystemTime::now(), &mut out)?;
+            let id = compose::write_message(&from, &draft, token, crate::clock::now(), &mut out)?;
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             Ok(id)
         })

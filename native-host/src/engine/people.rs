@@ -19,9 +19,10 @@ use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::peer::handshake::PeerIdentity;
 use mailmesh_core::people::{normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Pins, Seen, Trust};
-use serde::{Deserialize, Serialize};
 
-use super::{now_ms, Engine};
+use super::Engine;
+use crate::api::{DeviceView, PersonView};
+use crate::clock::now_ms;
 use crate::mailbox::{self, Kind};
 
 const ANSWER_TOPIC: &str = "people.answer";
@@ -69,30 +70,9 @@ impl People {
     }
 }
 
-/// One person as `people_list` shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersonView {
-    pub email: String,
-    pub name: String,
-    pub blocked: bool,
-    /// `verified` (some node verified, none new), `warning` (a node appeared
-    /// beside verified ones), `pending` (a challenge is out) or `unverified`.
-    pub state: String,
-    pub devices: Vec<DeviceView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceView {
-    pub node_id: String,
-    pub fingerprint: String,
-    /// `verified`, `pending` or `unverified`.
-    pub trust: String,
-    pub online: bool,
-}
-
 impl Engine {
     fn people(&self) -> MutexGuard<'_, People> {
-        self.people.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.people)
     }
 
     fn save_book(&self, book: &Contacts) {
@@ -222,7 +202,7 @@ impl Engine {
             let mut people = self.people();
             let challenge = people
                 .book
-                .challenge(email, self.secrets.node_id(), &account.email, now_ms(), super::mailroom::random::<32>)
+                .challenge(email, self.secrets.node_id(), &account.email, now_ms(), crate::rng::bytes_or_zeros::<32>)
                 .map_err(|e| e.to_string())?;
             let book = people.book.clone();
             self.save_book(&book);

@@ -24,7 +24,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{now_ms, Engine};
+use super::Engine;
+use crate::clock::now_ms;
 use crate::mesh::extension_api::{decode_relayed, encode_relayed, FromExtension, ToExtension};
 
 pub const TOKEN_TTL_MS: u64 = 60_000;
@@ -38,14 +39,13 @@ pub struct Tokens(Mutex<Vec<(String, u64)>>);
 
 impl Tokens {
     pub fn issue(&self, now_ms: u64) -> String {
-        let mut bytes = [0u8; 32];
         // With no OS randomness the token would be guessable: hand out one
         // that can never be redeemed instead.
-        let token = match getrandom::fill(&mut bytes) {
-            Ok(()) => hex::encode(bytes),
+        let token = match crate::rng::bytes::<32>() {
+            Ok(bytes) => hex::encode(bytes),
             Err(_) => return String::new(),
         };
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tokens = crate::sync::lock(&self.0);
         tokens.retain(|(_, expires)| *expires > now_ms);
         if tokens.len() >= MAX_TOKENS {
             tokens.remove(0);
@@ -56,7 +56,7 @@ impl Tokens {
 
     /// Takes a token if it is outstanding; it cannot be used again.
     pub fn redeem(&self, token: &str, now_ms: u64) -> bool {
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tokens = crate::sync::lock(&self.0);
         tokens.retain(|(_, expires)| *expires > now_ms);
         let found =
             tokens.iter().position(|(t, _)| !token.is_empty() && bool::from(t.as_bytes().ct_eq(token.as_bytes())));
@@ -204,46 +204,6 @@ pub async fn bulk_socket(
 ) -> Response {
     let max = super::transfers::MAX_BULK_MESSAGE;
     upgrade_admitted(engine, &headers, &query.token, upgrade, max, super::transfers::serve_bulk)
-}
-
-/// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.
-pub const OP_ECHO: u8 = 1;
-pub const OP_DISCARD: u8 = 2;
-/// `[3][total u64 big-endian]`: the engine sends `total` bytes back in
-/// 256 KiB messages.
-pub const OP_GENERATE: u8 = 3;
-const GENERATE_CHUNK: usize = 256 * 1024;
-
-/// Answers one raw-bytes operation (echo, discard, generate).
-pub async fn raw_operation(socket: &mut WebSocket, bytes: axum::body::Bytes, discarded: &mut u64) -> Result<(), ()> {
-    {
-        let reply = match bytes.split_first() {
-            Some((&OP_ECHO, _)) => vec![Message::Binary(bytes)],
-            Some((&OP_DISCARD, rest)) => {
-                *discarded += rest.len() as u64;
-                vec![Message::Text(format!("{{\"type\":\"discarded\",\"bytes\":{discarded}}}").into())]
-            }
-            Some((&OP_GENERATE, rest)) if rest.len() == 8 => {
-                let mut total = [0u8; 8];
-                total.copy_from_slice(rest);
-                let mut left = u64::from_be_bytes(total);
-                let chunk = vec![0x5a_u8; GENERATE_CHUNK];
-                while left > 0 {
-                    let n = left.min(GENERATE_CHUNK as u64) as usize;
-                    if socket.send(Message::Binary(chunk[..n].to_vec().into())).await.is_err() {
-                        return Err(());
-                    }
-                    left -= n as u64;
-                }
-                vec![Message::Text("{\"type\":\"generated\"}".into())]
-            }
-            _ => vec![Message::Text("{\"type\":\"error\",\"message\":\"unknown bulk operation\"}".into())],
-        };
-        for message in reply {
-            socket.send(message).await.map_err(|_| ())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

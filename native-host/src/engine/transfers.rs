@@ -6,7 +6,8 @@
 //!   `chunk_size`: the file's convergent id and key, which only the engine
 //!   can derive from the network key) or, if the drive already has this
 //!   content, `file_added` at once. Then one binary message per chunk:
-//!   `[5][index u64 LE][the chunk's k + m fragments back to back]`. Each
+//!   `[5][index u64 LE][the chunk's k + m fragments back to back]`
+//!   (`mailmesh_core::drive::upload`, which frames it in the page too). Each
 //!   chunk is verified (`FileVerifier`: parity, seal, and at the end the
 //!   content hash) before its fragments are stored, and answered with
 //!   `progress`; after the last, `file_added` (or `error`). The record is
@@ -26,16 +27,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use mailmesh_core::drive::ContentHash;
+use mailmesh_core::drive::{upload, ContentHash};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 
-use super::{now_ms, Engine};
+use super::Engine;
+use crate::clock::now_ms;
 use crate::drive::{CodedStart, CodedUpload, DriveError};
 
-const OP_PUT_CHUNK: u8 = 5;
 /// The largest message `/bulk` accepts: a coded chunk of the drive's
 /// default parameters (1 MiB of data, 1.5 MiB coded) with room to spare.
 pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
@@ -58,7 +59,7 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
     let mut upload: Option<Receiving> = None;
     while let Some(Ok(message)) = socket.recv().await {
         let outcome = match message {
-            Message::Binary(bytes) if bytes.first() == Some(&OP_PUT_CHUNK) => {
+            Message::Binary(bytes) if upload::is_put_chunk(&bytes) => {
                 match receive_chunk(&engine, &mut upload, bytes).await {
                     Ok(Some(reply_value)) => reply(&mut socket, reply_value).await,
                     Ok(None) => Ok(()),
@@ -68,7 +69,7 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
                     }
                 }
             }
-            Message::Binary(bytes) => super::sockets::raw_operation(&mut socket, bytes, &mut discarded).await,
+            Message::Binary(bytes) => raw_operation(&mut socket, bytes, &mut discarded).await,
             Message::Text(text) => match serde_json::from_str::<Command>(text.as_str()) {
                 Ok(Command::PutCoded { name, size, content_hash }) => {
                     upload = None;
@@ -151,11 +152,11 @@ async fn receive_chunk(
     let Some(mut current) = upload.take() else {
         return Ok(Some(json!({"type": "error", "message": "a chunk arrived before put_coded"})));
     };
-    let index = match message.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-        Some(index) => u64::from_le_bytes(index),
-        None => return Ok(Some(json!({"type": "error", "message": "a chunk message is too short"}))),
+    let index = match upload::decode_put_chunk(&message) {
+        Ok((index, _)) => index,
+        Err(e) => return Ok(Some(json!({"type": "error", "message": e.to_string()}))),
     };
-    let coded = message.slice(9..);
+    let coded = message.slice(upload::HEADER_LEN..);
     let verify = {
         let (mut verifying, coded) = (current.upload, coded.clone());
         tokio::task::spawn_blocking(move || verifying.verify(index, &coded).map(|ids| (verifying, ids)))
@@ -182,8 +183,7 @@ async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> 
     let Some(network) = engine.network_key().await else {
         return reply(socket, error(DriveError::NoNetwork)).await;
     };
-    let mut token = [0u8; 8];
-    let _ = getrandom::fill(&mut token);
+    let token = crate::rng::bytes_or_zeros::<8>();
     let path = engine.drive.temp_dir().join(format!("download-{}", hex::encode(token)));
     let file = match engine.restore(network, file_id, path.clone()).await {
         Ok(file) => file,
@@ -216,4 +216,44 @@ async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> 
     .await;
     let _ = tokio::fs::remove_file(&path).await;
     result
+}
+
+/// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.
+pub const OP_ECHO: u8 = 1;
+pub const OP_DISCARD: u8 = 2;
+/// `[3][total u64 big-endian]`: the engine sends `total` bytes back in
+/// 256 KiB messages.
+pub const OP_GENERATE: u8 = 3;
+const GENERATE_CHUNK: usize = 256 * 1024;
+
+/// Answers one raw-bytes operation (echo, discard, generate).
+pub async fn raw_operation(socket: &mut WebSocket, bytes: axum::body::Bytes, discarded: &mut u64) -> Result<(), ()> {
+    {
+        let reply = match bytes.split_first() {
+            Some((&OP_ECHO, _)) => vec![Message::Binary(bytes)],
+            Some((&OP_DISCARD, rest)) => {
+                *discarded += rest.len() as u64;
+                vec![Message::Text(format!("{{\"type\":\"discarded\",\"bytes\":{discarded}}}").into())]
+            }
+            Some((&OP_GENERATE, rest)) if rest.len() == 8 => {
+                let mut total = [0u8; 8];
+                total.copy_from_slice(rest);
+                let mut left = u64::from_be_bytes(total);
+                let chunk = vec![0x5a_u8; GENERATE_CHUNK];
+                while left > 0 {
+                    let n = left.min(GENERATE_CHUNK as u64) as usize;
+                    if socket.send(Message::Binary(chunk[..n].to_vec().into())).await.is_err() {
+                        return Err(());
+                    }
+                    left -= n as u64;
+                }
+                vec![Message::Text("{\"type\":\"generated\"}".into())]
+            }
+            _ => vec![Message::Text("{\"type\":\"error\",\"message\":\"unknown bulk operation\"}".into())],
+        };
+        for message in reply {
+            socket.send(message).await.map_err(|_| ())?;
+        }
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use tokio_rustls::TlsConnector;
 
 use super::tls::{client_config, server_name};
 use super::MailError;
-use crate::account::{Account, Secret, Security};
+use crate::api::{Account, Secret, Security};
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).
 pub trait MailStream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}

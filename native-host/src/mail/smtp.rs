@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::imap::CONNECT_TIMEOUT;
 use super::MailError;
-use crate::account::{Account, Secret, Security};
+use crate::api::{Account, Secret, Security};
 
 fn transport(account: &Account, password: &Secret) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     let server = &account.smtp;

@@ -8,7 +8,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::MailError;
-use crate::account::Account;
+use crate::api::Account;
 
 /// Trusted roots: the Mozilla set, plus the account's CA file if any.
 pub fn client_config(account: &Account) -> Result<Arc<ClientConfig>, MailError> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{Account, Secret};
+use crate::api::{Account, Secret};
 use crate::mail::imap;
 use crate::mailbox::{fetch_since, Found};
 

@@ -150,6 +150,6 @@ impl Mesh {
 
 impl Channels {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Pending>> {
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.pending)
     }
 }

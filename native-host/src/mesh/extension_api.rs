@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::peers::{Path, PeerView};
+use crate::api::{PeerPath, PeerView};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +42,7 @@ pub enum FromExtension {
     /// round-trip time, or `null` when its channel closed.
     Path {
         peer: String,
-        path: Option<Path>,
+        path: Option<PeerPath>,
         #[serde(default)]
         rtt_ms: Option<u32>,
     },
@@ -136,7 +136,7 @@ mod tests {
     fn messages_parse() {
         let m: FromExtension =
             serde_json::from_str(r#"{"type":"path","peer":"x","path":"webrtc","rtt_ms":3}"#).unwrap();
-        assert_eq!(m, FromExtension::Path { peer: "x".into(), path: Some(Path::Webrtc), rtt_ms: Some(3) });
+        assert_eq!(m, FromExtension::Path { peer: "x".into(), path: Some(PeerPath::Webrtc), rtt_ms: Some(3) });
         assert!(decode_relayed(&[5, b'a']).is_none());
     }
 }

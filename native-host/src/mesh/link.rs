@@ -18,9 +18,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::peers::LinkHandle;
 use super::Mesh;
-use crate::engine::now_ms;
+use crate::clock::now_ms;
+
+/// A live link's handle: where to send frames, and who opened it.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub id: u64,
+    pub commands: mpsc::Sender<LinkCommand>,
+    pub dialed_by: NodeId,
+}
 
 /// What a link task can be asked to do.
 #[derive(Debug)]
@@ -141,11 +148,14 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
         }
     });
     let mut peer: Option<NodeId> = None;
+    // A frame waiting for room in a service's queue: until it is in, this
+    // link reads nothing more from the peer (its sending goes on).
+    let mut waiting: Option<super::inbound::Waiting> = None;
     loop {
         if write_records(&mut writer, &mut session).await.is_err() {
             session.close("the connection broke".into());
         }
-        while let Some(event) = session.poll_event() {
+        while let Some(event) = waiting.is_none().then(|| session.poll_event()).flatten() {
             match event {
                 Event::Established(identity) => {
                     if let Some(expected) = expected.filter(|e| *e != identity.node_id) {
@@ -171,7 +181,7 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
                 }
                 Event::Frame(frame) => {
                     if let Some(peer) = peer {
-                        mesh.on_frame(&peer, frame).await;
+                        waiting = mesh.on_frame(&peer, frame);
                     }
                 }
                 Event::Rtt(rtt) => {
@@ -190,7 +200,8 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
         let wake = session.poll_timeout().map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
         tokio::select! {
             _ = mesh.shutdown.cancelled() => session.close("the engine is stopping".into()),
-            record = records.recv() => match record {
+            () = async { if let Some(frame) = waiting.as_mut() { frame.await } }, if waiting.is_some() => waiting = None,
+            record = records.recv(), if waiting.is_none() => match record {
                 Some(Ok(record)) => {
                     if let Err(e) = session.handle_record(now_ms(), &record) {
                         tracing::info!(peer = ?peer, "dropping a link: {e}");

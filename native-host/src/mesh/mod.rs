@@ -9,13 +9,17 @@
 //!   has no access to the node's keys.
 //! - [`peers`] is the table of known peers and the view `status` shows.
 //! - [`extension_api`] is what the extension's mesh socket speaks.
+//! - [`inbound`] holds the routes services register for the frames they
+//!   take (`drive.`, `chat.`, …): bounded queues with a quota per peer.
 //!
 //! Data flow: extension → mesh socket → [`Mesh`] → link → peer's engine →
-//! peer's mesh socket → peer's extension, and back.
+//! peer's mesh socket → peer's extension, and back. A data frame whose
+//! topic a service registered goes to that service's route instead.
 
 pub mod channel;
 pub mod discovery;
 pub mod extension_api;
+pub mod inbound;
 pub mod link;
 pub mod peers;
 
@@ -30,9 +34,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::extension_api::ToExtension;
-use self::link::LinkCommand;
-use self::peers::{LinkHandle, Path, PeerTable, PeerView};
-use crate::engine::now_ms;
+use self::inbound::{Inbound, Offered, Route, RouteSpec, Waiting};
+use self::link::{LinkCommand, LinkHandle};
+use self::peers::PeerTable;
+use crate::api::{PeerPath, PeerView};
+use crate::clock::now_ms;
 
 /// What this node says about itself on links, and what it trusts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,22 +60,14 @@ pub struct MeshIdentity {
 
 /// The topic on which members hand each other their roster.
 pub const ROSTER_TOPIC: &str = "mesh.roster";
-/// Topics with this prefix are for the engine's drive, not the extension.
-pub const DRIVE_PREFIX: &str = "drive.";
-/// Topics with this prefix are between people's engines (verification);
-/// the only frames taken from a node outside the network.
-pub const PEOPLE_PREFIX: &str = "people.";
+/// The only topics a person's data channel may carry (it has no link's
+/// handshake behind it, so nothing else is taken from it).
+const CHAT_PREFIX: &str = "chat.";
 
-/// Topics with this prefix are chat between engines: messages and receipts
-/// between people, history replication between members.
-pub const CHAT_PREFIX: &str = "chat.";
-
-/// Topics with this prefix are call signaling between people.
-pub const CALL_PREFIX: &str = "call.";
-/// Topics with this prefix are direct file sends between people.
-pub const SEND_PREFIX: &str = "send.";
-
-/// What the mesh tells the engine.
+/// What the mesh itself tells the engine: news of links and rosters. Frames
+/// for services go to their routes ([`Mesh::route`]). Sent with `try_send`:
+/// the mesh never waits on the engine, and each of these is repeated (a
+/// roster at every link-up and by mail, link news at every change).
 #[derive(Debug)]
 pub enum MeshEvent {
     /// A roster a member sent, to adopt if newer and valid.
@@ -77,19 +75,9 @@ pub enum MeshEvent {
     /// A member's link is up (or the roster just made it one): a moment to
     /// trade catalogs.
     MemberUp(NodeId),
-    /// A drive message from a member.
-    Drive { from: NodeId, topic: String, payload: Vec<u8> },
     /// Another person's node linked up; its handshake proved its key and
     /// carries the address it claims.
     StrangerUp(PeerIdentity),
-    /// A `people.*` message from any node with a link.
-    People { from: NodeId, topic: String, payload: Vec<u8> },
-    /// A `call.*` message from another person's node.
-    Call { from: NodeId, payload: Vec<u8> },
-    /// A `send.*` message from another person's node.
-    Send { from: NodeId, payload: Vec<u8> },
-    /// A `chat.*` message; `member` says whether it came over a member link.
-    Chat { from: NodeId, member: bool, topic: String, payload: Vec<u8> },
 }
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
@@ -112,6 +100,8 @@ pub enum MeshError {
     Handshake(String),
     #[error("the system's random number generator failed")]
     Random,
+    #[error("node {0} sends more than this node takes in; try again shortly")]
+    Busy(String),
 }
 
 pub struct Mesh {
@@ -125,8 +115,10 @@ pub struct Mesh {
     /// Other people's nodes verified (and not blocked) in the contact book:
     /// they get data channels and signaling like members, for chat.
     trusted_people: Mutex<std::collections::HashSet<NodeId>>,
-    /// Rosters, link news and drive messages for the engine.
+    /// Rosters and link news for the engine.
     events: mpsc::Sender<MeshEvent>,
+    /// The services' routes, registered at start.
+    routes: Mutex<Vec<Arc<Route>>>,
 }
 
 impl Mesh {
@@ -143,14 +135,27 @@ impl Mesh {
             channels: channel::Channels::default(),
             trusted_people: Mutex::default(),
             events,
+            routes: Mutex::default(),
         };
         (mesh, events_rx)
+    }
+
+    /// Registers a service's route: frames whose topic starts with the
+    /// route's prefix, from the links it admits, come out of the receiver.
+    pub fn route(&self, spec: RouteSpec) -> mpsc::Receiver<Inbound> {
+        let (route, receiver) = Route::new(spec);
+        crate::sync::lock(&self.routes).push(route);
+        receiver
+    }
+
+    fn route_for(&self, topic: &str) -> Option<Arc<Route>> {
+        crate::sync::lock(&self.routes).iter().find(|r| topic.starts_with(r.spec().prefix)).cloned()
     }
 
     fn table(&self) -> MutexGuard<'_, PeerTable> {
         // A panic while holding this lock would be a bug elsewhere; the table
         // itself stays consistent, so keep going with it.
-        self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.peers)
     }
 
     /// Updates what we say and trust. Links whose kind no longer fits are
@@ -187,7 +192,7 @@ impl Mesh {
     /// the contact book); the extension is told who to link to.
     pub fn set_trusted_people(&self, nodes: std::collections::HashSet<NodeId>) {
         let changed = {
-            let mut trusted = self.trusted_people.lock().unwrap_or_else(|p| p.into_inner());
+            let mut trusted = crate::sync::lock(&self.trusted_people);
             let changed = *trusted != nodes;
             *trusted = nodes;
             changed
@@ -198,7 +203,7 @@ impl Mesh {
     }
 
     pub fn is_trusted_person(&self, id: &NodeId) -> bool {
-        self.trusted_people.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+        crate::sync::lock(&self.trusted_people).contains(id)
     }
 
     pub fn handshake_config(&self, binding: Vec<u8>) -> HandshakeConfig {
@@ -219,9 +224,7 @@ impl Mesh {
 
     /// Fresh randomness for one handshake (the core draws none itself).
     pub fn seed(&self) -> Result<[u8; 32], MeshError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| MeshError::Random)?;
-        Ok(seed)
+        crate::rng::bytes().map_err(|_| MeshError::Random)
     }
 
     pub fn in_roster(&self, id: &NodeId) -> bool {
@@ -387,68 +390,49 @@ impl Mesh {
         entry.last_seen_ms = Some(now_ms());
     }
 
-    /// A frame from a peer's engine: signaling or relayed data for our
-    /// extension. Only members get through; other people's nodes have no
-    /// use of this link yet.
-    pub async fn on_frame(&self, peer: &NodeId, frame: Frame) {
-        if let Frame::Data { topic, payload } = &frame {
-            // Anyone who proved the network key may tell us of a newer roster
-            // (it is checked by its signatures, as one from the mailbox).
-            if topic == ROSTER_TOPIC {
-                if self.table().entries.get(peer).is_some_and(|e| e.member) {
-                    let _ = self.events.send(MeshEvent::Roster(payload.clone())).await;
-                }
-                return;
-            }
-            if topic.starts_with(PEOPLE_PREFIX) {
-                let event = MeshEvent::People { from: *peer, topic: topic.clone(), payload: payload.clone() };
-                let _ = self.events.send(event).await;
-                return;
-            }
-            if topic.starts_with(CALL_PREFIX) {
-                if !self.is_member_link(peer) {
-                    let _ = self.events.send(MeshEvent::Call { from: *peer, payload: payload.clone() }).await;
-                }
-                return;
-            }
-            if topic.starts_with(SEND_PREFIX) {
-                if !self.is_member_link(peer) {
-                    let _ = self.events.send(MeshEvent::Send { from: *peer, payload: payload.clone() }).await;
-                }
-                return;
-            }
-            if topic.starts_with(CHAT_PREFIX) {
-                let member = self.is_member_link(peer);
-                let event = MeshEvent::Chat { from: *peer, member, topic: topic.clone(), payload: payload.clone() };
-                let _ = self.events.send(event).await;
-                return;
-            }
-        }
-        let person_signal = matches!(frame, Frame::Signal(_)) && self.is_trusted_person(peer);
-        if !self.is_member_link(peer) && !person_signal {
-            tracing::debug!(%peer, "ignoring a frame from a node outside the network");
-            return;
-        }
+    /// A frame from a peer's engine. Rosters and signaling are the mesh's
+    /// own; a data frame goes to the service route for its topic if that
+    /// route admits this kind of link, and otherwise, from a member, to our
+    /// extension (relayed data). Never waits: past a peer's quota on a
+    /// waiting route it hands back what its link must await before reading
+    /// on.
+    pub fn on_frame(&self, peer: &NodeId, frame: Frame) -> Option<Waiting> {
+        let member = self.is_member_link(peer);
         let from = peer.to_string();
         match frame {
-            Frame::Signal(payload) => match serde_json::from_slice(&payload) {
-                Ok(payload) => {
-                    let _ = self.to_extension.send(ToExtension::Signal { from, payload });
-                }
-                Err(e) => tracing::info!(%peer, "dropping malformed signaling: {e}"),
-            },
-            Frame::Data { topic, payload } if topic.starts_with(DRIVE_PREFIX) => {
-                // Waiting here holds the link: backpressure for bulk transfers.
-                let _ = self.events.send(MeshEvent::Drive { from: *peer, topic, payload }).await;
+            // Anyone who proved the network key may tell us of a newer
+            // roster (it is checked by its signatures, as one from the mailbox).
+            Frame::Data { topic, payload }
+                if topic == ROSTER_TOPIC && self.table().entries.get(peer).is_some_and(|e| e.member) =>
+            {
+                let _ = self.events.try_send(MeshEvent::Roster(payload));
             }
-            frame @ Frame::Data { .. } => match frame.encode() {
-                Ok(frame) => {
-                    let _ = self.to_extension.send(ToExtension::Relayed { from, frame });
-                }
-                Err(e) => tracing::info!(%peer, "dropping a relayed frame: {e}"),
+            Frame::Data { topic, payload } => match self.route_for(&topic) {
+                Some(route) if route.takes(&topic, member) => match route.offer(*peer, member, topic, payload) {
+                    Offered::Wait(waiting) => return Some(waiting),
+                    Offered::Dropped => tracing::debug!(%peer, "dropping a frame past its quota"),
+                    Offered::Queued => {}
+                },
+                Some(_) => tracing::debug!(%peer, member, "ignoring a frame this kind of link may not send"),
+                None if member => match (Frame::Data { topic, payload }).encode() {
+                    Ok(frame) => {
+                        let _ = self.to_extension.send(ToExtension::Relayed { from, frame });
+                    }
+                    Err(e) => tracing::info!(%peer, "dropping a relayed frame: {e}"),
+                },
+                None => tracing::debug!(%peer, "ignoring a frame from a node outside the network"),
             },
+            Frame::Signal(payload) if member || self.is_trusted_person(peer) => {
+                match serde_json::from_slice(&payload) {
+                    Ok(payload) => {
+                        let _ = self.to_extension.send(ToExtension::Signal { from, payload });
+                    }
+                    Err(e) => tracing::info!(%peer, "dropping malformed signaling: {e}"),
+                }
+            }
             _ => {}
         }
+        None
     }
 
     fn is_member_link(&self, peer: &NodeId) -> bool {
@@ -507,8 +491,11 @@ impl Mesh {
         }
         match Frame::decode(frame).map_err(|e| MeshError::BadFrame(e.to_string()))? {
             Frame::Data { topic, payload } if topic.starts_with(CHAT_PREFIX) => {
-                let event = MeshEvent::Chat { from: id, member: false, topic, payload };
-                self.events.try_send(event).map_err(|_| MeshError::NoLink(from.to_string()))
+                let route = self.route_for(&topic).filter(|r| r.takes(&topic, false));
+                match route.map(|r| r.offer(id, false, topic, payload)) {
+                    Some(Offered::Queued) => Ok(()),
+                    _ => Err(MeshError::Busy(from.to_string())),
+                }
             }
             _ => Err(MeshError::BadFrame("only chat comes from a person's channel".into())),
         }
@@ -534,14 +521,14 @@ impl Mesh {
 
     /// The extension says how it reaches a peer now. Only a change of path
     /// is announced; round-trip times are read with the next `status`.
-    pub fn set_path(&self, peer: &str, path: Option<Path>, rtt_ms: Option<u32>) {
+    pub fn set_path(&self, peer: &str, path: Option<PeerPath>, rtt_ms: Option<u32>) {
         let Ok(id) = peer.parse::<NodeId>() else { return };
         let changed = {
             let mut table = self.table();
             let Some(entry) = table.entries.get_mut(&id) else { return };
             let before = entry.channel_rtt_ms.is_some();
             entry.channel_rtt_ms = match path {
-                Some(Path::Webrtc) => Some(rtt_ms),
+                Some(PeerPath::Webrtc) => Some(rtt_ms),
                 _ => None,
             };
             before != entry.channel_rtt_ms.is_some()

@@ -10,48 +10,9 @@ use std::net::SocketAddr;
 
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::handshake::PeerIdentity;
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use super::link::LinkCommand;
-
-/// How one peer is reached right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Path {
-    /// A WebRTC data channel between the two browsers.
-    Webrtc,
-    /// Through the two engines' LAN link (no data channel could be made).
-    Relay,
-}
-
-/// One row of `mailmesh status --json` → `peers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerView {
-    pub id: String,
-    pub fingerprint: String,
-    pub name: String,
-    pub email: String,
-    /// In the owner's network (proved the network key and is in the roster).
-    pub member: bool,
-    /// Another person's node that answered our email challenge (set by the
-    /// engine from its contact book; always false for members).
-    #[serde(default)]
-    pub verified: bool,
-    pub online: bool,
-    /// Unix milliseconds of the last sign of life; `None` if never seen.
-    pub last_seen: Option<u64>,
-    pub rtt_ms: Option<u32>,
-    pub path: Option<Path>,
-}
-
-/// A live link's handle: where to send frames, and who opened it.
-#[derive(Debug, Clone)]
-pub struct LinkHandle {
-    pub id: u64,
-    pub commands: mpsc::Sender<LinkCommand>,
-    pub dialed_by: NodeId,
-}
+use super::link::LinkHandle;
+use crate::api::{PeerPath, PeerView};
 
 #[derive(Debug, Default)]
 pub struct PeerEntry {
@@ -136,8 +97,8 @@ impl PeerTable {
             let online = entry.link.is_some();
             let path = match (online, entry.channel_rtt_ms) {
                 (false, _) => None,
-                (true, Some(_)) => Some(Path::Webrtc),
-                (true, None) => Some(Path::Relay),
+                (true, Some(_)) => Some(PeerPath::Webrtc),
+                (true, None) => Some(PeerPath::Relay),
             };
             let rtt_ms = match entry.channel_rtt_ms {
                 Some(Some(rtt)) if online => Some(rtt),
@@ -201,7 +162,7 @@ mod tests {
     }
 
     fn handle(link: u64, dialed_by: u8) -> LinkHandle {
-        LinkHandle { id: link, commands: mpsc::channel(1).0, dialed_by: id(dialed_by) }
+        LinkHandle { id: link, commands: tokio::sync::mpsc::channel(1).0, dialed_by: id(dialed_by) }
     }
 
     #[test]
@@ -226,10 +187,10 @@ mod tests {
         let row = |n: u8| view.iter().find(|p| p.id == id(n).to_string()).cloned();
         let two = row(2).unwrap();
         assert!(two.member && two.online);
-        assert_eq!((two.path, two.rtt_ms), (Some(Path::Webrtc), Some(4)));
+        assert_eq!((two.path, two.rtt_ms), (Some(PeerPath::Webrtc), Some(4)));
         let three = row(3).unwrap();
         assert!(!three.member && three.online);
-        assert_eq!(three.path, Some(Path::Relay));
+        assert_eq!(three.path, Some(PeerPath::Relay));
         let nas = row(4).unwrap();
         assert!(nas.member && !nas.online && nas.last_seen.is_none());
         assert!(row(1).is_none(), "this node is not its own peer");

@@ -18,16 +18,20 @@
 //!   if it is exactly what [`encoder`] would have made.
 //! - [`manifest`]: the versioned manifest format.
 //! - [`placement`]: fragment placement and repair plans.
+//! - [`net`]: the messages engines trade about the drive.
+//! - [`upload`]: the framing of a coded chunk a page uploads to its engine.
 
 pub mod chunk;
 pub mod decoder;
 pub mod encoder;
 pub mod keys;
 pub mod manifest;
+pub mod net;
 pub mod params;
 pub mod placement;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 pub mod verifier;
 
 use thiserror::Error;

@@ -18,7 +18,14 @@
 //! drawn for this transfer (carried in the offer, inside the link's own
 //! encryption), nonce = chunk index, associated data = transfer id, index
 //! and whether it is the last: a chunk can be neither altered, moved nor
-//! cut off unnoticed. Nothing here does IO; randomness comes in.
+//! cut off unnoticed. Nothing here does IO; randomness and time come in.
+//!
+//! Two timers keep a transfer going over a link that loses messages, both
+//! driven by the caller's clock as `peer::session`'s are (`poll_timeout`
+//! says when, `handle_timeout(now)` acts): chunks the receiver has not
+//! acknowledged within [`STALL_MS`] of the last progress are sent again, and
+//! a receiver that heard nothing for [`QUIET_MS`] asks the sender to go on
+//! from what it holds.
 //!
 //! Every message is `MMTX | version u8 | tag u8 | fields`, little endian.
 
@@ -36,6 +43,11 @@ pub const TRANSFER_VERSION: u8 = 1;
 pub const CHUNK_SIZE: u32 = 256 * 1024;
 /// Chunks the sender may have in flight before an acknowledgement.
 pub const WINDOW: u64 = 16;
+/// Unacknowledged chunks this long after the last progress were lost: the
+/// sender goes back to the first unacknowledged one.
+pub const STALL_MS: u64 = 8_000;
+/// Silence from the sender this long: the receiver asks it to go on.
+pub const QUIET_MS: u64 = 4_000;
 /// Longest file name or media type kept.
 pub const MAX_NAME: usize = 1024;
 const TAG_LEN: usize = 16;
@@ -279,36 +291,62 @@ pub struct Outgoing {
     /// The next chunk to send.
     pub next: u64,
     pub accepted: bool,
+    /// When the receiver last made progress (or the window last opened),
+    /// Unix ms: the start of the stall timer.
+    progress_at: u64,
 }
 
 impl Outgoing {
     pub fn new(offer: Offer) -> Outgoing {
-        Outgoing { offer, acked: 0, next: 0, accepted: false }
+        Outgoing { offer, acked: 0, next: 0, accepted: false, progress_at: 0 }
     }
 
     /// The receiver (re)starts at `next`: what it holds counts as acked.
-    pub fn handle_accept(&mut self, next: u64) {
+    pub fn handle_accept(&mut self, next: u64, now_ms: u64) {
         let next = next.min(self.offer.chunk_count());
         self.accepted = true;
         self.acked = next;
         self.next = next;
+        self.progress_at = now_ms;
     }
 
-    pub fn handle_ack(&mut self, next: u64) {
+    pub fn handle_ack(&mut self, next: u64, now_ms: u64) {
         let next = next.min(self.offer.chunk_count());
         if next > self.acked {
             self.acked = next;
             self.next = self.next.max(next);
+            self.progress_at = now_ms;
         }
     }
 
     /// The chunk to read and send now, if the window has room.
-    pub fn poll_chunk(&mut self) -> Option<u64> {
+    pub fn poll_chunk(&mut self, now_ms: u64) -> Option<u64> {
         if !self.accepted || self.next >= self.offer.chunk_count() || self.next >= self.acked + WINDOW {
             return None;
         }
+        if self.next == self.acked {
+            // Nothing was in flight: the stall timer starts now.
+            self.progress_at = now_ms;
+        }
         self.next += 1;
         Some(self.next - 1)
+    }
+
+    /// When [`Outgoing::handle_timeout`] has something to do: only while
+    /// chunks are in flight.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (self.next > self.acked).then(|| self.progress_at.saturating_add(STALL_MS))
+    }
+
+    /// Chunks in flight with no progress for [`STALL_MS`] were lost: send
+    /// again from the first unacknowledged one. Returns whether it did.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> bool {
+        if self.poll_timeout().is_some_and(|at| now_ms >= at) {
+            self.next = self.acked;
+            self.progress_at = now_ms;
+            return true;
+        }
+        false
     }
 
     /// Bytes the receiver holds.
@@ -326,7 +364,10 @@ impl Outgoing {
 pub enum Received {
     /// Verified and next in order: append it, then acknowledge `next`.
     Append { plain: Vec<u8>, next: u64 },
-    /// A chunk already held or ahead of the gap (after a break): ignore it.
+    /// A chunk already held: acknowledge `next` again (the last
+    /// acknowledgement may have been lost, and the sender sent it again).
+    Again { next: u64 },
+    /// A chunk ahead of the gap (after a break): ignore it.
     Ignore,
 }
 
@@ -336,13 +377,37 @@ pub struct Incoming {
     pub offer: Offer,
     /// Chunks held (verified, in order).
     pub next: u64,
+    /// When the sender was last heard from, Unix ms (`None`: not since this
+    /// receiver was made, so the first timeout asks at once).
+    heard_at: Option<u64>,
 }
 
 impl Incoming {
     /// A receiver that already holds `next` chunks (0 for a new transfer).
     pub fn new(offer: Offer, next: u64) -> Incoming {
         let next = next.min(offer.chunk_count());
-        Incoming { offer, next }
+        Incoming { offer, next, heard_at: None }
+    }
+
+    /// The sender said something (a chunk, even one not kept).
+    pub fn heard(&mut self, now_ms: u64) {
+        self.heard_at = Some(self.heard_at.map_or(now_ms, |at| at.max(now_ms)));
+    }
+
+    /// When [`Incoming::handle_timeout`] has something to do: while chunks
+    /// are missing.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (!self.is_complete()).then(|| self.heard_at.map_or(0, |at| at.saturating_add(QUIET_MS)))
+    }
+
+    /// After [`QUIET_MS`] without a word from the sender: the chunk to ask
+    /// it to go on from (an `Accept { next }`), once per quiet spell.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Option<u64> {
+        if self.poll_timeout().is_some_and(|at| now_ms >= at) {
+            self.heard_at = Some(now_ms);
+            return Some(self.next);
+        }
+        None
     }
 
     /// How many whole chunks a partial file of `len` bytes holds.
@@ -354,7 +419,10 @@ impl Incoming {
     }
 
     pub fn handle_chunk(&mut self, index: u64, sealed: &[u8]) -> Result<Received, TransferError> {
-        if index != self.next {
+        if index < self.next {
+            return Ok(Received::Again { next: self.next });
+        }
+        if index > self.next {
             return Ok(Received::Ignore);
         }
         let plain = self.offer.open_chunk(index, sealed)?;

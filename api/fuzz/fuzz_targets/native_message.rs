@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailmesh_host::api;
-use mailmesh_host::framing::{Decoded, FrameDecoder};
+use mailmesh_api as api;
+use mailmesh_api::framing::{Decoded, FrameDecoder};
 
 fuzz_target!(|data: &[u8]| {
     let mut decoder = FrameDecoder::new();

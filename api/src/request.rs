@@ -1,25 +1,19 @@
-//! The typed JSON messages spoken on the control socket and, unchanged, over
-//! native messaging. `extension/shared/messages/native.js` mirrors them.
+//! Requests: what a client may ask, and how a line of JSON becomes one.
 //!
 //! A request is an object with a `type` and an optional numeric `id`; the
-//! reply carries the same `id`. Replies and events are objects with a
-//! `type`. Anything that does not parse gets an [`Reply::Error`] with a
-//! stable [`ErrorCode`] and a sentence for the user — never a panic.
+//! reply carries the same `id`. Anything that does not parse gets a
+//! [`Reply::Error`](super::Reply::Error) with a stable [`ErrorCode`] and a sentence for the user —
+//! never a panic.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::{Account, Secret};
-use crate::drive::FileView;
-use crate::enroll::RosterMember;
-use crate::mesh::peers::PeerView;
-
-/// Bumped when a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+use super::account::{Account, Secret};
+use super::reply::{ErrorCode, ReplyEnvelope};
 
 /// What a client may ask of the engine. Unknown fields are ignored so that
 /// a newer extension can talk to an older engine.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// First message of a client: who it is. Answered with versions.
@@ -164,38 +158,25 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request as one line of JSON with the `id` its reply will carry.
+    pub fn encode_line(&self, id: u64) -> String {
+        // A plain tagged enum always serializes to an object.
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(object) = value.as_object_mut() {
+            object.insert("id".into(), id.into());
+        }
+        value.to_string()
+    }
+}
+
 /// Account settings with the password, as the onboarding page and
 /// `mailmesh init` send them. The password is never sent back.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountInput {
     #[serde(flatten)]
     pub account: Account,
     pub password: Secret,
-}
-
-/// The outcome of one login check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    pub message: String,
-}
-
-/// The outcome of both login checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountChecks {
-    pub imap: Check,
-    pub smtp: Check,
-}
-
-/// Where this node stands in joining the owner's network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnrollmentView {
-    /// `none`, `awaiting_confirmation` or `enrolled`.
-    pub state: String,
-    pub email: Option<String>,
-    pub network_id: Option<String>,
 }
 
 /// A request together with the id the reply must carry.
@@ -203,190 +184,6 @@ pub struct EnrollmentView {
 pub struct Envelope {
     pub id: Option<u64>,
     pub request: Request,
-}
-
-/// Everything the engine reports about itself (`mailmesh status --json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    pub node_id: String,
-    pub fingerprint: String,
-    /// Ed25519 public key, lowercase hex.
-    pub public_key: String,
-    /// X25519 public key, lowercase hex.
-    pub x25519_public_key: String,
-    pub device_name: String,
-    pub version: String,
-    pub core_version: String,
-    pub protocol: u32,
-    pub home: String,
-    pub engine_pid: u32,
-    /// Unix seconds when this engine process started.
-    pub started_at: u64,
-    /// The loopback HTTP port (confirmation links).
-    pub loopback_port: u16,
-    pub account_email: Option<String>,
-    pub enrolled: bool,
-    /// `none`, `awaiting_confirmation` or `enrolled`.
-    pub enrollment: String,
-    pub network_id: Option<String>,
-    /// A short non-secret name of the network key this node holds.
-    pub network_key_id: Option<String>,
-    /// The current members.
-    pub roster: Vec<RosterMember>,
-    /// The LAN port other engines link to.
-    pub link_port: u16,
-    /// Nodes on the LAN and the owner's devices, online or not.
-    pub peers: Vec<PeerView>,
-    /// Chat messages from others not read yet, in all conversations.
-    #[serde(default)]
-    pub chat_unread: u32,
-}
-
-/// Stable, machine-readable error kinds; the message says it in words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidUtf8,
-    InvalidJson,
-    InvalidMessage,
-    UnknownType,
-    MessageTooLarge,
-    ReplyTooLarge,
-    EngineUnavailable,
-    InvalidAccount,
-    MailFailed,
-    ConfirmFailed,
-    DriveFailed,
-    PeopleFailed,
-    ChatFailed,
-    SendFailed,
-    Internal,
-}
-
-/// What the engine (or the bridge on its behalf) answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Reply {
-    Hello {
-        host_version: String,
-        core_version: String,
-        protocol: u32,
-    },
-    Status(Box<Status>),
-    Pong,
-    Stopping,
-    AccountTest(Box<AccountChecks>),
-    Enrollment(Box<EnrollmentView>),
-    /// A removal was asked for; the owner must confirm it from the mail.
-    RemovalRequested {
-        node_id: String,
-    },
-    SocketToken {
-        port: u16,
-        token: String,
-    },
-    Files {
-        files: Vec<FileView>,
-    },
-    /// One file (nested: a file's `id` must not meet the envelope's).
-    File {
-        file: Box<FileView>,
-    },
-    MailSynced {
-        /// Messages read since the last import.
-        messages: usize,
-        /// Files added to the drive from them.
-        imported: usize,
-    },
-    People {
-        people: Vec<crate::engine::people::PersonView>,
-    },
-    Conversations {
-        conversations: Vec<crate::chat::ConversationView>,
-        unread: u32,
-    },
-    /// One conversation (nested: its `id` must not meet the envelope's).
-    Conversation {
-        conversation: Box<crate::engine::ChatDetail>,
-    },
-    ChatSent {
-        message: Box<crate::chat::MessageView>,
-    },
-    /// The conversation a request made or changed.
-    ChatDone {
-        conversation: String,
-    },
-    Calls {
-        calls: Vec<crate::engine::RoomView>,
-    },
-    Transfers {
-        transfers: Vec<crate::engine::TransferView>,
-    },
-    Transfer {
-        transfer: Box<crate::engine::TransferView>,
-    },
-    MailSent {
-        message_id: String,
-        /// How many recipients the server accepted.
-        recipients: usize,
-    },
-    Error {
-        code: ErrorCode,
-        message: String,
-    },
-    /// Pushed by the engine, without an id, when its status changed (for
-    /// example when the owner confirmed this node through the link).
-    StatusChanged,
-    /// Peers came, went or changed their path; `status` has the new view.
-    PeersChanged,
-    /// Files were added, spread or deleted; `files_list` has the new view.
-    FilesChanged,
-    /// Chat messages or receipts arrived or changed; `chat_list` has them.
-    ChatChanged,
-    /// A transfer was offered, answered or ended; `send_list` has them.
-    TransfersChanged,
-    /// Someone invited us to a call, or a call page joined or left one.
-    CallsChanged,
-    /// Pushed by the bridge, without an id, when the engine comes or goes.
-    EngineState {
-        state: EngineState,
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EngineState {
-    Up,
-    Down,
-}
-
-/// A reply with the id of the request it answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplyEnvelope {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<u64>,
-    #[serde(flatten)]
-    pub reply: Reply,
-}
-
-impl ReplyEnvelope {
-    pub fn new(id: Option<u64>, reply: Reply) -> ReplyEnvelope {
-        ReplyEnvelope { id, reply }
-    }
-
-    pub fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ReplyEnvelope {
-        ReplyEnvelope::new(id, Reply::Error { code, message: message.into() })
-    }
-
-    /// One compact JSON line (no newline inside: strings escape theirs).
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing these plain structs cannot fail; fall back to a fixed
-        // error object rather than panicking if it ever did.
-        serde_json::to_vec(self).unwrap_or_else(|_| {
-            br#"{"type":"error","code":"internal","message":"reply could not be encoded"}"#.to_vec()
-        })
-    }
 }
 
 /// The `id` of a message, if it has a numeric one.
@@ -432,6 +229,8 @@ pub fn decode_request_value(mut value: Value) -> Result<Envelope, ReplyEnvelope>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::{Security, Server};
+    use crate::reply::{Reply, ReplyEnvelope};
     use proptest::prelude::*;
 
     fn code_of(bytes: &[u8]) -> ErrorCode {
@@ -457,6 +256,39 @@ mod tests {
         assert_eq!(code_of(br#"{"id":1}"#), ErrorCode::InvalidMessage);
         assert_eq!(code_of(br#"{"type":5}"#), ErrorCode::InvalidMessage);
         assert_eq!(code_of(br#"{"type":"launch_missiles"}"#), ErrorCode::UnknownType);
+    }
+
+    #[test]
+    fn requests_encoded_by_a_client_decode_as_sent() {
+        let account = Account {
+            email: "owner@mailmesh.test".into(),
+            imap: Server { host: "imap.mailmesh.test".into(), port: 993, security: Security::Tls },
+            smtp: Server { host: "smtp.mailmesh.test".into(), port: 465, security: Security::Tls },
+            user: "owner".into(),
+            tls_ca: None,
+            accept_invalid_certs: false,
+        };
+        let requests = [
+            Request::Status,
+            Request::AccountSave {
+                account: AccountInput { account, password: Secret::new("pässword \"quoted\"".into()) },
+                device_name: Some("laptop".into()),
+            },
+            Request::FilesGet { file_id: "ab12".into(), path: "/tmp/out".into() },
+            Request::ChatGroupMembers { conversation: "c".into(), add: vec!["a@b.c".into()], remove: vec![] },
+            Request::SendFile { to: "a@b.c".into(), path: None, file_id: Some("ab".into()) },
+            Request::MailSend {
+                to: vec!["a@b.c".into()],
+                subject: "s".into(),
+                body: "b\nc".into(),
+                attachments: vec![],
+            },
+        ];
+        for (id, request) in requests.into_iter().enumerate() {
+            let line = request.encode_line(id as u64);
+            assert!(!line.contains('\n'), "one line: {line}");
+            assert_eq!(decode_request(line.as_bytes()).unwrap(), Envelope { id: Some(id as u64), request });
+        }
     }
 
     #[test]

@@ -1,0 +1,235 @@
+//! The views clients are shown: what `status`, `files_list`, `people_list`,
+//! `chat_*`, `calls_list` and `send_list` answer with. Plain data, built by
+//! the services that own the state behind them.
+
+use serde::{Deserialize, Serialize};
+
+/// A file as clients see it (`mailmesh files list --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileView {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub blake3: String,
+    pub media_type: String,
+    pub added_ms: u64,
+    pub origin: Option<Origin>,
+    pub health: Health,
+}
+
+/// Fragments present vs needed, over the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `full` (every fragment present), `degraded` (readable, some lost) or
+    /// `unreadable` (some chunk has fewer than k fragments).
+    pub state: String,
+    pub fragments_present: usize,
+    pub fragments_total: usize,
+    /// Fragments each chunk needs (k).
+    pub needed_per_chunk: usize,
+}
+
+/// Where an imported file came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub message_id: String,
+    pub from: String,
+    pub subject: String,
+    /// RFC 3339, as the mail's `Date` says.
+    pub date: String,
+}
+
+/// One row of `mailmesh status --json` → `peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub id: String,
+    pub fingerprint: String,
+    pub name: String,
+    pub email: String,
+    /// In the owner's network (proved the network key and is in the roster).
+    pub member: bool,
+    /// Another person's node that answered our email challenge (set by the
+    /// engine from its contact book; always false for members).
+    #[serde(default)]
+    pub verified: bool,
+    pub online: bool,
+    /// Unix milliseconds of the last sign of life; `None` if never seen.
+    pub last_seen: Option<u64>,
+    pub rtt_ms: Option<u32>,
+    pub path: Option<PeerPath>,
+}
+
+/// How one peer is reached right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerPath {
+    /// A WebRTC data channel between the two browsers.
+    Webrtc,
+    /// Through the two engines' LAN link (no data channel could be made).
+    Relay,
+}
+
+/// One person as `people_list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonView {
+    pub email: String,
+    pub name: String,
+    pub blocked: bool,
+    /// `verified` (some node verified, none new), `warning` (a node appeared
+    /// beside verified ones), `pending` (a challenge is out) or `unverified`.
+    pub state: String,
+    pub devices: Vec<DeviceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub node_id: String,
+    pub fingerprint: String,
+    /// `verified`, `pending` or `unverified`.
+    pub trust: String,
+    pub online: bool,
+}
+
+/// One message with what its author's side knows of its fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub author: String,
+    pub sent_at: u64,
+    /// `text`, or `members` for a change of a group's members.
+    pub kind: String,
+    pub text: String,
+    /// Whether the sender's node was verified when the message arrived
+    /// (always true for our own).
+    pub verified: bool,
+    /// Addresses it has not reached yet.
+    pub pending: Vec<String>,
+    pub delivered: Vec<String>,
+    pub read: Vec<String>,
+}
+
+/// One row of the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    /// `direct` or `group`.
+    pub kind: String,
+    pub title: String,
+    /// Everyone in it, us included.
+    pub members: Vec<String>,
+    pub unread: u32,
+    pub last_at: u64,
+    pub last_text: String,
+}
+
+/// A conversation with its messages, as `chat_show` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub summary: ConversationView,
+    pub messages: Vec<MessageView>,
+}
+
+/// A room as this engine knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomView {
+    pub room: String,
+    pub title: String,
+    /// Everyone invited, us included.
+    pub members: Vec<String>,
+    pub invited_by: String,
+    pub at: u64,
+    /// Whether a call page of ours is in the room now.
+    pub joined: bool,
+}
+
+/// One transfer as `send_list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    pub id: String,
+    /// `out` (we send) or `in` (we receive).
+    pub direction: String,
+    pub peer: String,
+    pub name: String,
+    pub size: u64,
+    /// Bytes the receiver holds, verified.
+    pub done: u64,
+    /// `offered`, `active`, `done`, `declined`, `cancelled` or `failed`.
+    pub state: String,
+    pub detail: String,
+    pub rate_bps: u64,
+    pub eta_secs: Option<u64>,
+    pub saved_as: Option<String>,
+}
+
+/// What clients are shown of the enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterMember {
+    pub node_id: String,
+    pub fingerprint: String,
+    pub device_name: String,
+    pub added_ms: u64,
+    pub signed_by: String,
+}
+
+/// The outcome of one login check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+}
+
+/// The outcome of both login checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountChecks {
+    pub imap: Check,
+    pub smtp: Check,
+}
+
+/// Where this node stands in joining the owner's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentView {
+    /// `none`, `awaiting_confirmation` or `enrolled`.
+    pub state: String,
+    pub email: Option<String>,
+    pub network_id: Option<String>,
+}
+
+/// Everything the engine reports about itself (`mailmesh status --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: String,
+    pub fingerprint: String,
+    /// Ed25519 public key, lowercase hex.
+    pub public_key: String,
+    /// X25519 public key, lowercase hex.
+    pub x25519_public_key: String,
+    pub device_name: String,
+    pub version: String,
+    pub core_version: String,
+    pub protocol: u32,
+    pub home: String,
+    pub engine_pid: u32,
+    /// Unix seconds when this engine process started.
+    pub started_at: u64,
+    /// The loopback HTTP port (confirmation links).
+    pub loopback_port: u16,
+    pub account_email: Option<String>,
+    pub enrolled: bool,
+    /// `none`, `awaiting_confirmation` or `enrolled`.
+    pub enrollment: String,
+    pub network_id: Option<String>,
+    /// A short non-secret name of the network key this node holds.
+    pub network_key_id: Option<String>,
+    /// The current members.
+    pub roster: Vec<RosterMember>,
+    /// The LAN port other engines link to.
+    pub link_port: u16,
+    /// Nodes on the LAN and the owner's devices, online or not.
+    pub peers: Vec<PeerView>,
+    /// Chat messages from others not read yet, in all conversations.
+    #[serde(default)]
+    pub chat_unread: u32,
+}
