@@ -88,14 +88,18 @@ fn speaks_protocol(text: &str) -> Option<&'static str> {
     PROTOCOL.iter().copied().find(|name| names.contains(*name))
 }
 
-#[test]
-fn imports_only_run_down_the_layers() {
+/// Every source file of the crate: its path under `src/` and its text.
+fn sources() -> Vec<(PathBuf, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
+    files.into_iter().map(|f| (f.strip_prefix(&src).unwrap().to_path_buf(), fs::read_to_string(&f).unwrap())).collect()
+}
+
+#[test]
+fn imports_only_run_down_the_layers() {
     let mut problems = Vec::new();
-    for file in &files {
-        let relative = file.strip_prefix(&src).unwrap();
+    for (relative, text) in sources() {
         let first = relative.components().next().unwrap().as_os_str().to_string_lossy().to_string();
         let module = first.trim_end_matches(".rs");
         if matches!(module, "lib" | "main") {
@@ -105,7 +109,6 @@ fn imports_only_run_down_the_layers() {
             problems.push(format!("{}: module `{module}` is on no layer; add it to LAYERS", relative.display()));
             continue;
         };
-        let text = fs::read_to_string(file).unwrap();
         for imported in imports(&text) {
             match layer_of(&imported) {
                 Some(to) if to > layer => problems.push(format!(
@@ -134,13 +137,9 @@ fn imports_only_run_down_the_layers() {
 
 #[test]
 fn the_clock_and_randomness_are_read_in_one_place_each() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut problems = Vec::new();
-    for file in &files {
-        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().to_string();
-        let text = fs::read_to_string(file).unwrap();
+    for (relative, text) in sources() {
+        let relative = relative.to_string_lossy().to_string();
         for (needle, home) in [("getrandom::", "rng.rs"), ("SystemTime::now", "clock.rs")] {
             if text.contains(needle) && relative != home {
                 problems.push(format!("{relative} uses {needle}; ask {home}"));

@@ -160,15 +160,30 @@ mod tests {
         serde_json::from_str(&line).unwrap()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_stalled_mail_send_holds_up_neither_status_nor_events() {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        let (events_tx, events) = broadcast::channel(8);
+    /// A client connected to a server whose mail sending stalls until
+    /// `release` is notified: its reader and writer, the events to push,
+    /// the release and the engine's shutdown.
+    struct Connected {
+        read: BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>,
+        write: tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        events: broadcast::Sender<Reply>,
+        release: Arc<Notify>,
+        shutdown: CancellationToken,
+    }
+
+    fn connect() -> Connected {
+        let (client, server) = tokio::io::duplex(1024 * 1024);
+        let (events, receiver) = broadcast::channel(8);
         let release = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve_connection(server, stalling_mail(release.clone()), events, shutdown.clone()));
-        let (read, mut write) = tokio::io::split(client);
-        let mut read = BufReader::new(read);
+        tokio::spawn(serve_connection(server, stalling_mail(release.clone()), receiver, shutdown.clone()));
+        let (read, write) = tokio::io::split(client);
+        Connected { read: BufReader::new(read), write, events, release, shutdown }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_mail_send_holds_up_neither_status_nor_events() {
+        let Connected { mut read, mut write, events: events_tx, release, shutdown } = connect();
 
         let mail =
             Request::MailSend { to: vec!["a@b.c".into()], subject: "s".into(), body: "".into(), attachments: vec![] };
@@ -191,13 +206,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn past_the_in_flight_bound_the_client_waits_and_every_request_is_answered() {
-        let (client, server) = tokio::io::duplex(1024 * 1024);
-        let (_events_tx, events) = broadcast::channel(8);
-        let release = Arc::new(Notify::new());
-        let shutdown = CancellationToken::new();
-        tokio::spawn(serve_connection(server, stalling_mail(release.clone()), events, shutdown.clone()));
-        let (read, mut write) = tokio::io::split(client);
-        let mut read = BufReader::new(read);
+        let Connected { mut read, mut write, events: _events, release, shutdown } = connect();
 
         let mail = Request::MailSend { to: vec![], subject: "s".into(), body: "".into(), attachments: vec![] };
         let stalled = MAX_IN_FLIGHT as u64 + 3;
