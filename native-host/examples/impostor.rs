@@ -7,7 +7,15 @@
 //! key, a stranger handshake followed by well-formed and malformed
 //! signaling and data, and raw garbage. It prints what it got as JSON.
 //!
+//! With `flood`, it is another person's node instead that links as a
+//! stranger and sends `send.msg`, `chat.msg` and `call.signal` frames in
+//! turn as fast as the link takes them, reading and dropping whatever comes
+//! back, until its standard input closes. It prints "flooding" once linked,
+//! "sent N" every thousand frames, and at the end how many frames it sent
+//! and whether the link stayed up.
+//!
 //! usage: impostor TARGET_IP:PORT CLAIMED_NODE_ID NETWORK_KEY_ID SECONDS
+//!        impostor flood TARGET_IP:PORT
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,7 +38,7 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-async fn write_records(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
+async fn write_records(stream: &mut (impl AsyncWriteExt + Unpin), session: &mut Session) -> std::io::Result<()> {
     while let Some(record) = session.poll_transmit() {
         stream.write_all(&(record.len() as u16).to_be_bytes()).await?;
         stream.write_all(&record).await?;
@@ -66,9 +74,56 @@ async fn handshake(target: SocketAddr, secrets: &NodeSecrets, psk: Option<[u8; 3
     session.peer().is_some().then_some((stream, session))
 }
 
+/// Floods `target` over a stranger link until stdin closes (see the
+/// module doc).
+async fn flood(target: SocketAddr) {
+    let secrets = NodeSecrets::from_seeds(random(), random());
+    let Some((stream, mut session)) = handshake(target, &secrets, None).await else {
+        println!("{{\"sent\":0,\"link_kept\":false}}");
+        return;
+    };
+    println!("flooding");
+    let (mut reader, mut writer) = stream.into_split();
+    // Whatever the target says is read and handed back here, so its writes
+    // never stall on us and its pings are answered.
+    let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        loop {
+            let Ok(len) = reader.read_u16().await else { return };
+            let mut record = vec![0u8; len as usize];
+            if reader.read_exact(&mut record).await.is_err() || records_tx.send(record).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stop = tokio::spawn(async { tokio::io::copy(&mut tokio::io::stdin(), &mut tokio::io::sink()).await });
+    let topics = ["send.msg", "chat.msg", "call.signal"];
+    let (mut sent, mut link_kept) = (0usize, true);
+    while !stop.is_finished() && link_kept {
+        while let Ok(record) = records.try_recv() {
+            link_kept &= session.handle_record(now_ms(), &record).is_ok();
+            while session.poll_event().is_some() {}
+        }
+        let payload = random::<200>().to_vec();
+        link_kept &= session.send(&Frame::Data { topic: topics[sent % topics.len()].into(), payload }).is_ok();
+        sent += 1;
+        if sent % 1000 == 0 {
+            println!("sent {sent}");
+        }
+        session.handle_timeout(now_ms());
+        link_kept &= write_records(&mut writer, &mut session).await.is_ok() && !session.is_closed();
+    }
+    println!("{{\"sent\":{sent},\"link_kept\":{link_kept}}}");
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, target] = &args[..] {
+        if mode == "flood" {
+            return flood(target.parse().expect("a socket address")).await;
+        }
+    }
     let [_, target, claimed_id, key_id, seconds] = &args[..] else {
         eprintln!("usage: impostor TARGET_IP:PORT CLAIMED_NODE_ID NETWORK_KEY_ID SECONDS");
         std::process::exit(2);

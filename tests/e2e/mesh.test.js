@@ -2,11 +2,14 @@
 // bridge (separate machines), find each other, link by WebRTC with the
 // handshake bound to the channel, notice a cut within 10 s, reconnect by
 // themselves, fall back to the engines' relay when UDP is blocked; an
-// impostor without the network key gets nothing; no web page can open the
+// impostor without the network key gets nothing; a stranger flooding frames
+// holds up neither the drive between members nor status; no web page can open the
 // loopback channel.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -167,6 +170,49 @@ test('an impostor without the network key gets no link and no data; the real nod
   const check = await echo(popups[0], ids[1], 100_000);
   assert.deepEqual([check.equal, check.path], [true, 'webrtc']);
   assert.equal((await row(popups[1], ids[0])).online, 'true');
+});
+
+test('a stranger flooding send, chat and call frames holds up neither the drive between members nor status', async (t) => {
+  const mesh = await LanMesh.start(2, 3, { browsers: false });
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  const [one, two] = mesh.nodes;
+  await waitFor('both engines linked', async () =>
+    (await Promise.all(mesh.nodes.map((n) => n.status()))).every((s) => s.peers.some((p) => p.member && p.online)),
+  { timeoutMs: 30_000, everyMs: 250 });
+
+  // Another person's node links to node1 and floods it until told to stop.
+  const [command, args] = mesh.lan.exec(2, [impostorBin(), 'flood', `${one.ip}:${(await one.status()).link_port}`]);
+  const flooder = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { if (flooder.exitCode === null) flooder.kill('SIGKILL'); });
+  let said = '';
+  flooder.stdout.on('data', (d) => { said += d; });
+  const ended = new Promise((resolve) => flooder.on('exit', resolve));
+  const sent = () => Math.max(0, ...[...said.matchAll(/sent (\d+)/g)].map((m) => Number(m[1])));
+  await waitFor('the flood to start', () => said.includes('flooding'), { timeoutMs: 30_000 });
+
+  // Meanwhile node2 adds a file: its record and fragments reach node1,
+  // node1 restores it byte for byte, and answers status all along.
+  const bytes = crypto.randomBytes(3_000_000);
+  const source = path.join(mesh.dir, 'during-the-flood.bin');
+  await fs.writeFile(source, bytes);
+  const id = (await two.mailmesh('files', 'add', source)).stdout.match(/added ([0-9a-f]{64})/)[1];
+  const list = async (node) => JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout);
+  await waitFor('the file listed on node1, every fragment reachable', async () =>
+    (await list(one)).find((f) => f.id === id)?.health.state === 'full', { timeoutMs: 60_000, everyMs: 250 });
+  const back = path.join(mesh.dir, 'back.bin');
+  await one.mailmesh('files', 'get', id, '-o', back);
+  assert.deepEqual(await fs.readFile(back), bytes, 'restored on node1 during the flood');
+  const status = await one.status();
+  assert.ok(status.peers.some((p) => !p.member && p.online), 'the flooder stayed linked: the flood went on throughout');
+  await waitFor('3,000 frames flooded', () => sent() >= 3000, { timeoutMs: 60_000 });
+  assert.equal(flooder.exitCode, null, 'still flooding when the file was back');
+
+  flooder.stdin.end();
+  await ended;
+  const report = JSON.parse(said.trim().split('\n').pop());
+  t.diagnostic(`flooder: ${JSON.stringify(report)}`);
+  assert.equal(report.link_kept, true, 'a flood costs its sender its own frames, not its link');
+  assert.ok((await one.status()).peers.some((p) => p.member && p.online), 'the members are still linked');
 });
 
 test('a web page served from http://127.0.0.1 cannot open the loopback channel', async (t) => {
