@@ -124,25 +124,42 @@ impl History {
         history
     }
 
-    /// Appends what changed since the last save (or, now and then, writes
-    /// the whole history anew), so a message costs a small write.
-    pub fn save(&mut self) -> Result<(), HistoryError> {
+    /// What to write for the changes since the last write: a record to
+    /// append (or, now and then, the whole history anew), so a message costs
+    /// a small write. Seals here and touches no disk: [`HistoryWriter`]
+    /// writes it, off the async workers and outside any lock.
+    pub fn take_write(&mut self) -> Result<Option<HistoryWrite>, HistoryError> {
         let nonce: [u8; 24] = crate::rng::bytes().map_err(|_| HistoryError::Random)?;
         if self.records == 0 || self.records >= COMPACT_AFTER {
             let record = frame_record(&seal_history(&self.key, nonce, &self.doc.save()));
-            crate::home::write_private(&self.path, &record, 0o600)?;
             self.records = 1;
-            return Ok(());
+            return Ok(Some(HistoryWrite::Whole(record)));
         }
         let changes = self.doc.save_incremental();
         if changes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut file = crate::home::open_private_append(&self.path)?;
-        std::io::Write::write_all(&mut file, &frame_record(&seal_history(&self.key, nonce, &changes)))?;
-        file.sync_data()?;
         self.records += 1;
+        Ok(Some(HistoryWrite::Append(frame_record(&seal_history(&self.key, nonce, &changes)))))
+    }
+
+    /// A write was lost (its queue was full): the next one writes the whole
+    /// history, which holds everything the lost one did.
+    pub fn rewrite_whole(&mut self) {
+        self.records = COMPACT_AFTER;
+    }
+
+    /// Writes the changes since the last write now, here (tests and tools;
+    /// the engine goes through [`HistoryWriter`]).
+    pub fn save(&mut self) -> Result<(), HistoryError> {
+        if let Some(write) = self.take_write()? {
+            write.apply(&self.path)?;
+        }
         Ok(())
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     // --- reading -------------------------------------------------------
@@ -515,6 +532,71 @@ impl History {
     }
 }
 
+/// One write of `chat.bin`, in the order [`History::take_write`] made them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryWrite {
+    /// The whole history: replaces the file.
+    Whole(Vec<u8>),
+    /// A record of changes: appended.
+    Append(Vec<u8>),
+}
+
+impl HistoryWrite {
+    /// Carries the write out, fsync included (blocking).
+    pub fn apply(&self, path: &std::path::Path) -> std::io::Result<()> {
+        match self {
+            HistoryWrite::Whole(bytes) => crate::home::write_private(path, bytes, 0o600),
+            HistoryWrite::Append(bytes) => {
+                let mut file = crate::home::open_private_append(path)?;
+                std::io::Write::write_all(&mut file, bytes)?;
+                file.sync_data()
+            }
+        }
+    }
+}
+
+/// Writes the history's records in order on a blocking thread: one task,
+/// one queue of [`HistoryWriter::QUEUE`] writes. A write that finds the
+/// queue full is not queued, and the caller makes the next one whole
+/// ([`History::rewrite_whole`]), so nothing is lost and nothing waits.
+pub struct HistoryWriter {
+    queue: tokio::sync::mpsc::Sender<HistoryWrite>,
+}
+
+impl HistoryWriter {
+    pub const QUEUE: usize = 64;
+
+    pub fn start(path: PathBuf) -> HistoryWriter {
+        let (queue, mut writes) = tokio::sync::mpsc::channel::<HistoryWrite>(Self::QUEUE);
+        tokio::spawn(async move {
+            while let Some(write) = writes.recv().await {
+                let path = path.clone();
+                match tokio::task::spawn_blocking(move || write.apply(&path)).await {
+                    Ok(Err(e)) => tracing::warn!("cannot save the chat history: {e}"),
+                    Err(e) => tracing::warn!("cannot save the chat history: {e}"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+        HistoryWriter { queue }
+    }
+
+    /// Queues the changes since the last write of `history` (call it with
+    /// the history locked, so writes queue in the order they were made).
+    pub fn save(&self, history: &mut History) {
+        match history.take_write() {
+            Ok(Some(write)) => {
+                if self.queue.try_send(write).is_err() {
+                    tracing::warn!("the chat history's writer is behind; the next save writes it whole");
+                    history.rewrite_whole();
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+}
+
 fn frame_record(sealed: &[u8]) -> Vec<u8> {
     let mut out = (sealed.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(sealed);
@@ -592,6 +674,35 @@ mod tests {
             &std::fs::metadata(dir.path().join("chat.bin")).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_write_lost_to_a_full_queue_is_made_good_by_the_next_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = history(&dir, "chat.bin");
+        let path = dir.path().join("chat.bin");
+        let conv = direct_conversation("alice@x.org", "bob@y.org");
+        let add = |h: &mut History, i: u8| {
+            h.add_own(&text(i, "alice@x.org", "bob@y.org", 10 + i as u64), Some("bob@y.org"), &bob()).unwrap();
+            h.take_write().unwrap().expect("a change to write")
+        };
+        let first = add(&mut h, 1);
+        assert!(matches!(first, HistoryWrite::Whole(_)), "a new file is written whole");
+        first.apply(&path).unwrap();
+        let second = add(&mut h, 2);
+        assert!(matches!(second, HistoryWrite::Append(_)));
+        second.apply(&path).unwrap();
+        // The third write is dropped (its queue was full)...
+        let _lost = add(&mut h, 3);
+        h.rewrite_whole();
+        assert_eq!(history(&dir, "chat.bin").messages(&conv).len(), 2, "the lost write is not on disk");
+        // ...and the next write carries everything.
+        let fourth = add(&mut h, 4);
+        assert!(matches!(fourth, HistoryWrite::Whole(_)));
+        fourth.apply(&path).unwrap();
+        let texts: Vec<String> = history(&dir, "chat.bin").messages(&conv).into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["m1", "m2", "m3", "m4"]);
+        assert_eq!(h.take_write().unwrap(), None, "nothing new, nothing to write");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use mailmesh_core::people::{normalize_email, Trust};
 
 use super::Engine;
 use crate::api::{ConversationDetail, ConversationView, MessageView, Reply};
-use crate::chat::{History, HistoryError, Owed};
+use crate::chat::{History, HistoryError, HistoryWriter, Owed};
 use crate::clock::now_ms;
 
 const MESSAGE_TOPIC: &str = "chat.msg";
@@ -45,11 +45,18 @@ const RETRY_EVERY: Duration = Duration::from_secs(3);
 pub struct ChatState {
     pub history: History,
     sync: HashMap<NodeId, sync::State>,
+    writer: HistoryWriter,
 }
 
 impl ChatState {
     pub fn new(history: History) -> ChatState {
-        ChatState { history, sync: HashMap::new() }
+        let writer = HistoryWriter::start(history.path().to_path_buf());
+        ChatState { history, sync: HashMap::new(), writer }
+    }
+
+    /// Queues the changes for the disk (written by the writer's task).
+    fn save(&mut self) {
+        self.writer.save(&mut self.history);
     }
 }
 
@@ -86,8 +93,7 @@ impl Engine {
 
     /// Whether `email` has a verified device and is not blocked.
     pub(super) fn check_verified(&self, email: &str) -> Result<(), ChatNetError> {
-        let people = crate::sync::lock(&self.people);
-        match people.book.person(email) {
+        match self.people.book().person(email) {
             Some(person) if person.blocked => Err(ChatNetError::Blocked(email.into())),
             Some(person) if person.is_verified() => Ok(()),
             _ => Err(ChatNetError::NotVerified(email.into())),
@@ -97,9 +103,7 @@ impl Engine {
     /// Saves the history after a change, tells clients, and hands the
     /// change to the owner's other nodes.
     async fn chat_changed(&self) {
-        if let Err(e) = self.chat().history.save() {
-            tracing::warn!("{e}");
-        }
+        self.chat().save();
         self.notify(Reply::ChatChanged);
         self.replicate_chat(None).await;
         self.chat_wake.notify_one();
@@ -251,8 +255,8 @@ impl Engine {
 
     /// The address a stranger link proved, unless that person is blocked.
     pub(super) fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
-        let people = crate::sync::lock(&self.people);
-        let (email, person) = people.book.owner_of(from)?;
+        let book = self.people.book();
+        let (email, person) = book.owner_of(from)?;
         if person.blocked {
             return None;
         }
@@ -299,7 +303,7 @@ impl Engine {
     async fn on_sync(&self, from: NodeId, payload: &[u8]) -> Result<(), ChatNetError> {
         let changed = {
             let mut chat = self.chat();
-            let ChatState { history, sync } = &mut *chat;
+            let ChatState { history, sync, .. } = &mut *chat;
             history.receive_sync(sync.entry(from).or_default(), payload)?
         };
         if changed {
@@ -324,7 +328,7 @@ impl Engine {
         };
         let frames: Vec<(NodeId, Vec<u8>)> = {
             let mut chat = self.chat();
-            let ChatState { history, sync } = &mut *chat;
+            let ChatState { history, sync, .. } = &mut *chat;
             members
                 .into_iter()
                 .filter_map(|m| history.sync_message(sync.entry(m).or_default()).map(|b| (m, b)))
@@ -339,11 +343,11 @@ impl Engine {
     /// people left out): those verified for it, and all of them.
     pub(super) fn linked_people(&self) -> (BTreeMap<String, Vec<NodeId>>, BTreeMap<String, Vec<NodeId>>) {
         let linked = self.mesh.linked_strangers();
-        let people = crate::sync::lock(&self.people);
+        let book = self.people.book();
         let mut trusted: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         let mut any: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         for (node, claimed) in linked {
-            let Some((email, person)) = people.book.owner_of(&node) else { continue };
+            let Some((email, person)) = book.owner_of(&node) else { continue };
             if person.blocked || *email != normalize_email(&claimed) {
                 continue;
             }
@@ -411,9 +415,7 @@ impl Engine {
                         tracing::warn!("{e}");
                     }
                 }
-                if let Err(e) = chat.history.save() {
-                    tracing::warn!("{e}");
-                }
+                chat.save();
             }
             self.replicate_chat(None).await;
         }

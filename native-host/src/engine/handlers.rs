@@ -87,9 +87,11 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Ok(_) => Reply::People { people: engine.people_list() },
             Err(e) => error(ErrorCode::PeopleFailed, e),
         },
-        Request::PeopleRename { email, name } => people_edit(engine, |book| book.rename(&email, &name)),
-        Request::PeopleBlock { email, blocked } => people_edit(engine, |book| book.set_blocked(&email, blocked)),
-        Request::PeopleRemove { email } => people_edit(engine, |book| book.remove(&email).map(|_| ())),
+        Request::PeopleRename { email, name } => people_edit(engine, move |book| book.rename(&email, &name)).await,
+        Request::PeopleBlock { email, blocked } => {
+            people_edit(engine, move |book| book.set_blocked(&email, blocked)).await
+        }
+        Request::PeopleRemove { email } => people_edit(engine, move |book| book.remove(&email).map(|_| ())).await,
         Request::ChatList => match engine.chat_list().await {
             Ok(conversations) => {
                 let unread = conversations.iter().map(|c| c.unread).sum();
@@ -209,11 +211,13 @@ async fn drive_call(
 }
 
 /// Changes the contact book and answers with the new list.
-fn people_edit(
+async fn people_edit(
     engine: &Engine,
-    edit: impl FnOnce(&mut mailmesh_core::people::Contacts) -> Result<(), mailmesh_core::people::PeopleError>,
+    edit: impl FnOnce(&mut mailmesh_core::people::Contacts) -> Result<(), mailmesh_core::people::PeopleError>
+        + Send
+        + 'static,
 ) -> Reply {
-    match engine.edit_people(edit) {
+    match engine.edit_people(edit).await {
         Ok(()) => Reply::People { people: engine.people_list() },
         Err(e) => error(ErrorCode::PeopleFailed, e),
     }

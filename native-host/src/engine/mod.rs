@@ -73,7 +73,7 @@ pub struct Engine {
     /// Direct file sends, coming and going.
     pub sends: std::sync::Mutex<direct_send::Sends>,
     /// Other people: the contact book and answers waiting for a link.
-    pub people: std::sync::Mutex<people::People>,
+    pub people: people::PeopleHandle,
     /// The engine itself, for work that outlives a borrow (blocking tasks).
     this: std::sync::Weak<Engine>,
     /// One import of mail at a time (the watcher's and `mail sync`).
@@ -213,7 +213,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let engine = Arc::new_cyclic(|this| Engine {
         this: this.clone(),
         drive_net: drive_net::DriveNet::default(),
-        people: std::sync::Mutex::new(people::People::load(&home)),
+        people: people::PeopleHandle::start(home.root().join(people::BOOK_FILE)),
         chat: std::sync::Mutex::new(chat_net::ChatState::new(crate::chat::History::load(
             home.root().join(chat_net::HISTORY_FILE),
             mailmesh_core::chat::history_key(&secrets),
@@ -234,7 +234,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         importing: Mutex::new(()),
         socket_tokens: sockets::Tokens::default(),
     });
-    engine.mesh.set_trusted_people(crate::sync::lock(&engine.people).trusted());
+    engine.mesh.set_trusted_people(people::trusted_nodes(&engine.people.book()));
     tracing::info!(
         node_id = %engine.secrets.node_id(),
         pid = std::process::id(),
@@ -255,8 +255,10 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
     let chat = tokio::spawn(chat_net::deliver_loop(engine.clone()));
     let services = tokio::spawn(routes::serve(engine.clone(), routes));
+    let trusted = tokio::spawn(people::keep_trusted(engine.clone()));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, services] {
+    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, services, trusted]
+    {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);

@@ -9,17 +9,22 @@
 //! our engine ─▶ Contacts::handle_answer ─▶ verified and pinned
 //! ```
 //!
-//! The book lives in `people.bin` (0600) in the home and is written after
-//! every change.
+//! The book is owned by its service ([`service::PeopleHandle`]): one task
+//! that writes `people.bin` (0600) after every change and publishes each
+//! new book as a snapshot, which the rest of the engine reads without locks.
+//! This file is the engine's side: link events, mail and requests in,
+//! frames, mails and events out.
 
-use std::collections::HashMap;
-use std::sync::MutexGuard;
+mod service;
 
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::peer::handshake::PeerIdentity;
-use mailmesh_core::people::{normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Pins, Seen, Trust};
+use mailmesh_core::people::{
+    normalize_email, Answer, Challenge, Contacts, PeopleError, Person, Pins, Seen, Trust, MAX_NODES_PER_CHALLENGE,
+};
 
+pub use self::service::PeopleHandle;
 use super::Engine;
 use crate::api::{DeviceView, PersonView};
 use crate::clock::now_ms;
@@ -28,31 +33,7 @@ use crate::mailbox::{self, Kind};
 const ANSWER_TOPIC: &str = "people.answer";
 /// Verified nodes, handed between the owner's own nodes (member links only).
 const PINS_TOPIC: &str = "people.pins";
-const BOOK_FILE: &str = "people.bin";
-
-/// The engine's people state: the book, and answers waiting for a link.
-#[derive(Default)]
-pub struct People {
-    pub(super) book: Contacts,
-    waiting: HashMap<NodeId, Vec<Answer>>,
-}
-
-impl People {
-    /// The book saved in `home`, or an empty one (a damaged file is kept
-    /// aside, not lost, and the book starts over).
-    pub fn load(home: &crate::home::NodeHome) -> People {
-        let path = home.root().join(BOOK_FILE);
-        let book = match std::fs::read(&path) {
-            Ok(bytes) => Contacts::decode(&bytes).unwrap_or_else(|e| {
-                tracing::warn!("the contact book cannot be read ({e}); it was moved aside and starts empty");
-                let _ = std::fs::rename(&path, path.with_extension("bin.damaged"));
-                Contacts::default()
-            }),
-            Err(_) => Contacts::default(),
-        };
-        People { book, waiting: HashMap::new() }
-    }
-}
+pub const BOOK_FILE: &str = "people.bin";
 
 /// The nodes verified for some address, of people not blocked.
 pub fn trusted_nodes(book: &Contacts) -> std::collections::HashSet<NodeId> {
@@ -64,47 +45,34 @@ pub fn trusted_nodes(book: &Contacts) -> std::collections::HashSet<NodeId> {
         .collect()
 }
 
-impl People {
-    pub fn trusted(&self) -> std::collections::HashSet<NodeId> {
-        trusted_nodes(&self.book)
+/// Keeps the mesh's set of trusted people's nodes (who get data channels
+/// and signaling) in step with the book, until the service stops.
+pub async fn keep_trusted(engine: std::sync::Arc<Engine>) {
+    let mut book = engine.people.subscribe();
+    loop {
+        let trusted = trusted_nodes(&book.borrow_and_update());
+        engine.mesh.set_trusted_people(trusted);
+        if book.changed().await.is_err() {
+            return;
+        }
     }
 }
 
 impl Engine {
-    fn people(&self) -> MutexGuard<'_, People> {
-        crate::sync::lock(&self.people)
-    }
-
-    fn save_book(&self, book: &Contacts) {
-        self.mesh.set_trusted_people(trusted_nodes(book));
-        let path = self.home.root().join(BOOK_FILE);
-        if let Err(e) = crate::home::write_private(&path, &book.encode(), 0o600) {
-            tracing::warn!("cannot save the contact book: {e}");
-        }
-    }
-
     /// Another person's node linked up: note it, and hand it any answer
     /// that waited for this link.
     pub async fn on_stranger_up(&self, peer: PeerIdentity) {
         let own = self.state.lock().await.account.as_ref().map(|(a, _)| normalize_email(&a.email));
-        let waiting = {
-            let mut people = self.people();
-            if own.as_deref() != Some(normalize_email(&peer.email).as_str()) && !peer.email.trim().is_empty() {
-                match people.book.seen(&peer.email, peer.ed25519, now_ms()) {
-                    Ok(Seen::Known) => {}
-                    Ok(seen) => {
-                        if seen == Seen::NewDeviceOfVerified {
-                            tracing::warn!(email = %peer.email, node = %peer.node_id, "a new, unverified node claims a verified address");
-                        }
-                        let book = people.book.clone();
-                        self.save_book(&book);
-                    }
-                    Err(e) => tracing::info!(node = %peer.node_id, "ignoring a node's address: {e}"),
+        if own.as_deref() != Some(normalize_email(&peer.email).as_str()) && !peer.email.trim().is_empty() {
+            match self.people.seen(&peer.email, peer.ed25519, now_ms()).await {
+                Ok(Seen::NewDeviceOfVerified) => {
+                    tracing::warn!(email = %peer.email, node = %peer.node_id, "a new, unverified node claims a verified address")
                 }
+                Ok(_) => {}
+                Err(e) => tracing::info!(node = %peer.node_id, "ignoring a node's address: {e}"),
             }
-            people.waiting.remove(&peer.node_id).unwrap_or_default()
-        };
-        for answer in waiting {
+        }
+        for answer in self.people.take_waiting(peer.node_id).await {
             self.send_answer(answer).await;
         }
         // Chat waiting for this person goes now.
@@ -117,7 +85,7 @@ impl Engine {
         let frame = Frame::Data { topic: ANSWER_TOPIC.into(), payload: answer.encode() };
         if self.mesh.send_to_linked(&to, frame).await.is_err() {
             // Not linked now: sent when that node's link comes up.
-            self.people().waiting.entry(to).or_default().push(answer);
+            self.people.wait_for_link(answer).await;
         }
     }
 
@@ -136,19 +104,16 @@ impl Engine {
         match topic {
             ANSWER_TOPIC => self.on_answer(from, payload).await,
             // Only one of the owner's own nodes may vouch for someone.
-            PINS_TOPIC if self.mesh.online_members().contains(&from) => self.on_pins(from, payload),
+            PINS_TOPIC if self.mesh.online_members().contains(&from) => self.on_pins(from, payload).await,
             _ => {}
         }
     }
 
     async fn on_answer(&self, from: NodeId, payload: &[u8]) {
-        let outcome = Answer::decode(payload).and_then(|answer| {
-            let mut people = self.people();
-            let verified = people.book.handle_answer(from, self.secrets.node_id(), &answer, now_ms())?;
-            let book = people.book.clone();
-            self.save_book(&book);
-            Ok(verified)
-        });
+        let outcome = match Answer::decode(payload) {
+            Ok(answer) => self.people.answer(from, self.secrets.node_id(), answer, now_ms()).await,
+            Err(e) => Err(e.into()),
+        };
         match outcome {
             Ok(email) => {
                 tracing::info!(%email, node = %from, "verified");
@@ -159,21 +124,12 @@ impl Engine {
         }
     }
 
-    fn on_pins(&self, from: NodeId, payload: &[u8]) {
+    async fn on_pins(&self, from: NodeId, payload: &[u8]) {
         let pins = match Pins::decode(payload) {
             Ok(pins) => pins,
             Err(e) => return tracing::info!(node = %from, "refused pins: {e}"),
         };
-        let changed = {
-            let mut people = self.people();
-            let changed = pins.0.iter().fold(false, |changed, pin| people.book.adopt_pin(pin) | changed);
-            if changed {
-                let book = people.book.clone();
-                self.save_book(&book);
-            }
-            changed
-        };
-        if changed {
+        if self.people.adopt_pins(pins).await {
             tracing::info!(node = %from, "took verified people from another of our devices");
             let _ = self.events.send(crate::api::Reply::PeersChanged);
             self.chat_wake.notify_one();
@@ -183,7 +139,7 @@ impl Engine {
     /// Hands the people we verified to our other nodes (or one of them), so
     /// that a person verified on one device is verified on all.
     pub async fn share_pins(&self, to: Option<NodeId>) {
-        let pins = self.people().book.verified_pins();
+        let pins = self.people.book().verified_pins();
         if pins.0.is_empty() {
             return;
         }
@@ -198,16 +154,12 @@ impl Engine {
     /// Mails `email` a challenge for each of their unverified nodes.
     pub async fn verify_person(&self, email: &str) -> Result<PersonView, String> {
         let account = self.state.lock().await.account.clone().ok_or("no mail account is set up")?.0;
-        let challenge = {
-            let mut people = self.people();
-            let challenge = people
-                .book
-                .challenge(email, self.secrets.node_id(), &account.email, now_ms(), crate::rng::bytes_or_zeros::<32>)
-                .map_err(|e| e.to_string())?;
-            let book = people.book.clone();
-            self.save_book(&book);
-            challenge
-        };
+        let nonces = (0..MAX_NODES_PER_CHALLENGE).map(|_| crate::rng::bytes_or_zeros::<32>()).collect();
+        let challenge: Challenge = self
+            .people
+            .challenge(email, self.secrets.node_id(), &account.email, now_ms(), nonces)
+            .await
+            .map_err(|e| e.to_string())?;
         let to = challenge.to_email.parse().map_err(|_| format!("{email:?} is not an email address"))?;
         let text = format!(
             "{} asks to verify that the mailmesh devices on their network that say they are yours really are.\n\
@@ -223,22 +175,21 @@ impl Engine {
     }
 
     /// Rename, block, unblock or forget a contact.
-    pub fn edit_people(&self, edit: impl FnOnce(&mut Contacts) -> Result<(), PeopleError>) -> Result<(), String> {
-        let mut people = self.people();
-        edit(&mut people.book).map_err(|e| e.to_string())?;
-        let book = people.book.clone();
-        self.save_book(&book);
-        Ok(())
+    pub async fn edit_people(
+        &self,
+        edit: impl FnOnce(&mut Contacts) -> Result<(), PeopleError> + Send + 'static,
+    ) -> Result<(), String> {
+        self.people.edit(Box::new(edit)).await.map_err(|e| e.to_string())
     }
 
     pub fn people_list(&self) -> Vec<PersonView> {
-        let people = self.people();
-        people.book.people().map(|(email, person)| self.view(email, person)).collect()
+        let book = self.people.book();
+        book.people().map(|(email, person)| self.view(email, person)).collect()
     }
 
     fn person_view(&self, email: &str) -> Option<PersonView> {
-        let people = self.people();
-        let person = people.book.person(email)?;
+        let book = self.people.book();
+        let person = book.person(email)?;
         Some(self.view(&normalize_email(email), person))
     }
 
