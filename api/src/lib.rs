@@ -14,7 +14,7 @@ mod request;
 pub mod views;
 
 pub use account::{Account, Secret, Security, Server};
-pub use reply::{EngineState, ErrorCode, Reply, ReplyEnvelope};
+pub use reply::{EngineState, ErrorCode, Event, Reply, ReplyEnvelope};
 pub use request::{decode_request, decode_request_value, message_id, parse_json, AccountInput, Envelope, Request};
 pub use views::*;
 

@@ -120,6 +120,32 @@ pub enum Reply {
     },
 }
 
+/// What changed in the engine: what its services announce, pushed to every
+/// client as the `*_changed` reply of the same name (a page then re-reads
+/// that view). Services speak these, never [`Reply`] itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    StatusChanged,
+    PeersChanged,
+    FilesChanged,
+    ChatChanged,
+    TransfersChanged,
+    CallsChanged,
+}
+
+impl From<Event> for Reply {
+    fn from(event: Event) -> Reply {
+        match event {
+            Event::StatusChanged => Reply::StatusChanged,
+            Event::PeersChanged => Reply::PeersChanged,
+            Event::FilesChanged => Reply::FilesChanged,
+            Event::ChatChanged => Reply::ChatChanged,
+            Event::TransfersChanged => Reply::TransfersChanged,
+            Event::CallsChanged => Reply::CallsChanged,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EngineState {

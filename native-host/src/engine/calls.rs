@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 
 use super::sockets::{upgrade_admitted, TokenQuery};
 use super::Engine;
-use crate::api::{Reply, RoomView};
+use crate::api::{Event, RoomView};
 use crate::clock::now_ms;
 
 pub const TOPIC: &str = "call.signal";
@@ -151,7 +151,7 @@ impl Engine {
                 calls.rooms.insert(signal.room.clone(), room);
                 drop(calls);
                 tracing::info!(from = %email, "invited to a call");
-                self.notify(Reply::CallsChanged);
+                self.notify(Event::CallsChanged);
             }
             return;
         }
@@ -206,7 +206,7 @@ impl Engine {
                     data: Value::Null,
                 };
                 self.signal(&signal, None).await;
-                self.notify(Reply::CallsChanged);
+                self.notify(Event::CallsChanged);
             }
             "join" => {
                 if !self.calls().rooms.contains_key(&room) {
@@ -220,7 +220,7 @@ impl Engine {
                     None,
                 )
                 .await;
-                self.notify(Reply::CallsChanged);
+                self.notify(Event::CallsChanged);
             }
             "present" | "signal" | "state" | "leave" => {
                 if !rooms.contains(&room) {
@@ -250,7 +250,7 @@ impl Engine {
             *n = n.saturating_sub(1);
         }
         drop(calls);
-        self.notify(Reply::CallsChanged);
+        self.notify(Event::CallsChanged);
     }
 }
 

@@ -30,7 +30,7 @@ use mailmesh_core::peer::frame::Frame;
 use mailmesh_core::people::{normalize_email, Trust};
 
 use super::Engine;
-use crate::api::{ConversationDetail, ConversationView, MessageView, Reply};
+use crate::api::{ConversationDetail, ConversationView, Event, MessageView};
 use crate::chat::{History, HistoryError, HistoryWriter, Owed};
 use crate::clock::now_ms;
 
@@ -104,7 +104,7 @@ impl Engine {
     /// change to the owner's other nodes.
     async fn chat_changed(&self) {
         self.chat().save();
-        self.notify(Reply::ChatChanged);
+        self.notify(Event::ChatChanged);
         self.replicate_chat(None).await;
         self.chat_wake.notify_one();
     }

@@ -29,7 +29,7 @@ use mailmesh_core::transfer::{Incoming, Offer, Outgoing, Received, TransferId, T
 use tokio::sync::{mpsc, Notify};
 
 use super::Engine;
-use crate::api::{Reply, TransferView};
+use crate::api::{Event, TransferView};
 use crate::clock::now_ms;
 use crate::transfer_store::{free_path, Destination, Direction, Meter, TransferRecord, TransferState, TransferStore};
 
@@ -189,7 +189,7 @@ impl Engine {
     }
 
     fn transfers_changed(&self) {
-        self.notify(Reply::TransfersChanged);
+        self.notify(Event::TransfersChanged);
     }
 
     pub fn send_list(&self) -> Vec<TransferView> {
@@ -693,7 +693,7 @@ impl Engine {
                 let _ = std::fs::remove_file(&part);
                 let file = file?;
                 self.spread(file.id.clone());
-                self.notify(Reply::FilesChanged);
+                self.notify(Event::FilesChanged);
                 Ok(file.id)
             }
         }

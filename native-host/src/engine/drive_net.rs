@@ -214,7 +214,7 @@ impl Engine {
             })
             .await;
         if changed.is_ok_and(|n| n > 0) {
-            self.notify(crate::api::Reply::FilesChanged);
+            self.notify(crate::api::Event::FilesChanged);
         }
     }
 
@@ -310,7 +310,7 @@ impl Engine {
         for (holder, ids) in placed {
             self.send_inventory(&members, holder, &ids).await;
         }
-        self.notify(crate::api::Reply::FilesChanged);
+        self.notify(crate::api::Event::FilesChanged);
     }
 
     /// Spreads a file in the background.
@@ -510,7 +510,7 @@ impl Engine {
         for (holder, ids) in repaired {
             self.send_inventory(&peers, holder, &ids).await;
         }
-        self.notify(crate::api::Reply::FilesChanged);
+        self.notify(crate::api::Event::FilesChanged);
     }
 
     /// The live node holding fewest of these fragments (ties: smallest id).

@@ -1,7 +1,7 @@
 //! The handler map of the control socket: one arm per request type.
 
 use crate::account;
-use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
+use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Event, Reply, Request, PROTOCOL_VERSION};
 use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollment, Proof};
 use crate::mail::{imap, smtp, MailError};
 
@@ -332,7 +332,7 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     state.enrollment = Enrollment::Pending(pending);
     drop(state);
     engine.account_changed.notify_one();
-    engine.notify(Reply::StatusChanged);
+    engine.notify(Event::StatusChanged);
     let state = engine.state.lock().await;
     Reply::Enrollment(Box::new(engine.enrollment_view(&state)))
 }

@@ -10,7 +10,7 @@ use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Rekey,
 use mailmesh_core::roster::Roster;
 
 use super::{Engine, NodeState};
-use crate::api::Reply;
+use crate::api::Event;
 use crate::clock::now_ms;
 use crate::enroll::{Enrollment, Network, Proof};
 use crate::joining::{self, Issued, Joining, Removal, APPROVAL_TTL_MS};
@@ -66,7 +66,7 @@ impl Engine {
         };
         joining::save_joining(&self.home, &joining).map_err(|e| MailError::Protocol(e.to_string()))?;
         self.state.lock().await.enrollment = Enrollment::Joining(joining);
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 
@@ -99,7 +99,7 @@ impl Engine {
             joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
             (approval.member, key)
         };
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         let proof = JoinProof { node: self.secrets.node_id(), member }.encode(&key);
         let text =
             "This device confirmed the approval; your device that approved it will now welcome it.\n".to_string();
@@ -152,7 +152,7 @@ impl Engine {
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!("adopted a newer roster from {source}");
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 
@@ -221,7 +221,7 @@ impl Engine {
         joining.approvals.push(encoded);
         joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
         drop(state);
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 
@@ -269,7 +269,7 @@ impl Engine {
         issued.welcomed = true;
         joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
         tracing::info!(node = %proof.node, "signed a new device into the roster");
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         self.announce_roster().await;
         Ok(())
     }
@@ -292,7 +292,7 @@ impl Engine {
         state.enrollment.adopt(&self.home, Network { key: network_key, roster }).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!(network_id = %network_id, "joined the network");
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 }
@@ -393,7 +393,7 @@ impl Engine {
             rekey.encode(&self.secrets)
         };
         joining::remove_removal(&self.home);
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         let text =
             "A device was removed from your mailmesh network; this mail carries the new network key for the others.\n"
                 .to_string();
@@ -442,7 +442,7 @@ impl Engine {
         state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!("took the new network key after a removal");
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 }
@@ -454,7 +454,7 @@ impl Engine {
         state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
         drop(state);
         tracing::warn!("the owner removed this device from the network");
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         Ok(())
     }
 }

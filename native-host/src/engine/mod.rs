@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account;
 use crate::api::{Account, Secret};
-use crate::api::{EnrollmentView, Reply, Status, PROTOCOL_VERSION};
+use crate::api::{EnrollmentView, Event, Status, PROTOCOL_VERSION};
 use crate::config::{self, Config};
 use crate::drive::{Drive, DriveError};
 use crate::enroll::{Enrollment, Proof};
@@ -58,7 +58,7 @@ pub struct Engine {
     pub shutdown: CancellationToken,
     pub state: Mutex<NodeState>,
     /// Events pushed to every attached client.
-    pub events: tokio::sync::broadcast::Sender<Reply>,
+    pub events: tokio::sync::broadcast::Sender<Event>,
     /// Signalled when the mail account was saved or changed.
     pub account_changed: tokio::sync::Notify,
     pub mesh: Arc<Mesh>,
@@ -164,7 +164,7 @@ impl Engine {
         let mut guard = self.state.lock().await;
         let state = &mut *guard;
         state.enrollment.confirm(&self.home, &self.secrets, &state.config.device_name, proof, now_ms())?;
-        self.notify(Reply::StatusChanged);
+        self.notify(Event::StatusChanged);
         let view = self.enrollment_view(state);
         drop(guard);
         // Later devices find the network by this roster in the mailbox.
@@ -175,7 +175,7 @@ impl Engine {
 
 impl Engine {
     /// Tells every attached client; nobody listening is fine.
-    pub fn notify(&self, event: Reply) {
+    pub fn notify(&self, event: Event) {
         let _ = self.events.send(event);
     }
 }
@@ -289,14 +289,14 @@ async fn keep_mesh_identity(engine: Arc<Engine>) {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Ok(Reply::StatusChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(Event::StatusChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                     Ok(_) => {}
                     Err(_) => return,
                 },
                 event = peers.recv() => {
                     if let Ok(mesh::extension_api::ToExtension::Peers { .. }) = event {
                         // Clients show peers from `status`: have them re-read it.
-                        let _ = engine.events.send(Reply::PeersChanged);
+                        let _ = engine.events.send(Event::PeersChanged);
                     }
                 }
             }

@@ -25,7 +25,7 @@ use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use crate::api::{self, ErrorCode, Reply, ReplyEnvelope, Request};
+use crate::api::{self, ErrorCode, Event, Reply, ReplyEnvelope, Request};
 use crate::framing::MAX_INBOUND;
 
 /// Longest request line accepted: a full native message plus headroom.
@@ -59,7 +59,7 @@ pub async fn serve(listener: UnixListener, engine: Arc<Engine>) {
 pub async fn serve_connection<S, H, F>(
     stream: S,
     handle: H,
-    mut events: broadcast::Receiver<Reply>,
+    mut events: broadcast::Receiver<Event>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -81,7 +81,7 @@ pub async fn serve_connection<S, H, F>(
             }
             Some(reply) = replies.recv() => reply,
             event = events.recv() => match event {
-                Ok(event) => ReplyEnvelope::new(None, event),
+                Ok(event) => ReplyEnvelope::new(None, event.into()),
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             },
@@ -166,7 +166,7 @@ mod tests {
     struct Connected {
         read: BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>,
         write: tokio::io::WriteHalf<tokio::io::DuplexStream>,
-        events: broadcast::Sender<Reply>,
+        events: broadcast::Sender<Event>,
         release: Arc<Notify>,
         shutdown: CancellationToken,
     }
@@ -194,7 +194,7 @@ mod tests {
         let pong = next_line(&mut read).await;
         assert_eq!((pong["id"].as_u64(), pong["type"].as_str()), (Some(2), Some("pong")));
 
-        events_tx.send(Reply::FilesChanged).unwrap();
+        events_tx.send(Event::FilesChanged).unwrap();
         let event = next_line(&mut read).await;
         assert_eq!((event.get("id"), event["type"].as_str()), (None, Some("files_changed")));
 

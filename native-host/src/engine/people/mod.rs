@@ -77,7 +77,7 @@ impl Engine {
         }
         // Chat waiting for this person goes now.
         self.chat_wake.notify_one();
-        let _ = self.events.send(crate::api::Reply::PeersChanged);
+        let _ = self.events.send(crate::api::Event::PeersChanged);
     }
 
     async fn send_answer(&self, answer: Answer) {
@@ -117,7 +117,7 @@ impl Engine {
         match outcome {
             Ok(email) => {
                 tracing::info!(%email, node = %from, "verified");
-                let _ = self.events.send(crate::api::Reply::PeersChanged);
+                let _ = self.events.send(crate::api::Event::PeersChanged);
                 self.share_pins(None).await;
             }
             Err(e) => tracing::info!(node = %from, "refused an answer: {e}"),
@@ -131,7 +131,7 @@ impl Engine {
         };
         if self.people.adopt_pins(pins).await {
             tracing::info!(node = %from, "took verified people from another of our devices");
-            let _ = self.events.send(crate::api::Reply::PeersChanged);
+            let _ = self.events.send(crate::api::Event::PeersChanged);
             self.chat_wake.notify_one();
         }
     }
