@@ -1,10 +1,10 @@
 //! The handler map of the control socket: one arm per request type.
 
-use crate::account;
-use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Event, Reply, Request, PROTOCOL_VERSION};
-use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollment, Proof};
+use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
 use crate::mail::{imap, smtp, MailError};
+use crate::mailbox::MailAccount;
 
+use super::node::SetupError;
 use super::Engine;
 use crate::clock::now_ms;
 
@@ -30,7 +30,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
         }
         Request::AccountSave { account, device_name } => save_account(engine, account, device_name).await,
-        Request::NodeRemove { node_id } => match engine.request_removal(&node_id).await {
+        Request::NodeRemove { node_id } => match engine.node.request_removal(&node_id).await {
             Ok(()) => Reply::RemovalRequested { node_id },
             Err(e) => error(ErrorCode::ConfirmFailed, e),
         },
@@ -39,19 +39,16 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             let reply =
                 drive_call(engine, move |drive, network| drive.add_path(&network, &path, now_ms()).map(one)).await;
             if let Reply::File { file } = &reply {
-                engine.spread(file.id.clone());
+                engine.drive_net.spread(file.id.clone());
             }
             reply
         }
-        Request::FilesList => match engine.list_files().await {
+        Request::FilesList => match engine.drive_net.list_files().await {
             Ok(files) => Reply::Files { files },
             Err(e) => error(ErrorCode::DriveFailed, e),
         },
         Request::FilesGet { file_id, path } => {
-            let Some(network) = engine.network_key().await else {
-                return error(ErrorCode::DriveFailed, crate::drive::DriveError::NoNetwork);
-            };
-            match engine.restore(network, file_id, std::path::PathBuf::from(path)).await {
+            match engine.drive_net.restore(file_id, std::path::PathBuf::from(path)).await {
                 Ok(file) => one(file),
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
@@ -60,7 +57,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             let at = now_ms();
             match engine.drive_blocking(move |drive| drive.remove(&file_id, at)).await {
                 Ok(file) => {
-                    engine.announce_deletion(&file.id, at).await;
+                    engine.drive_net.announce_deletion(&file.id, at).await;
                     one(file)
                 }
                 Err(e) => error(ErrorCode::DriveFailed, e),
@@ -69,15 +66,15 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         Request::FilesRename { file_id, name } => {
             match engine.drive_blocking(move |drive| drive.rename(&file_id, &name, now_ms())).await {
                 Ok(file) => {
-                    engine.announce_record(&file.id).await;
+                    engine.drive_net.announce_record(&file.id).await;
                     one(file)
                 }
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
         }
         Request::FilesRepair => {
-            engine.scrub_and_repair().await;
-            match engine.list_files().await {
+            engine.drive_net.scrub_and_repair().await;
+            match engine.drive_net.list_files().await {
                 Ok(files) => Reply::Files { files },
                 Err(e) => error(ErrorCode::DriveFailed, e),
             }
@@ -92,41 +89,41 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             people_edit(engine, move |book| book.set_blocked(&email, blocked)).await
         }
         Request::PeopleRemove { email } => people_edit(engine, move |book| book.remove(&email).map(|_| ())).await,
-        Request::ChatList => match engine.chat_list().await {
+        Request::ChatList => match engine.chat.list() {
             Ok(conversations) => {
                 let unread = conversations.iter().map(|c| c.unread).sum();
                 Reply::Conversations { conversations, unread }
             }
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
-        Request::ChatShow { conversation } => match engine.chat_show(&conversation).await {
+        Request::ChatShow { conversation } => match engine.chat.show(&conversation) {
             Ok(detail) => Reply::Conversation { conversation: Box::new(detail) },
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
-        Request::ChatSend { conversation, text } => match engine.chat_send(&conversation, &text).await {
+        Request::ChatSend { conversation, text } => match engine.chat.send(&conversation, &text).await {
             Ok(message) => Reply::ChatSent { message: Box::new(message) },
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
-        Request::ChatRead { conversation } => match engine.chat_read(&conversation).await {
+        Request::ChatRead { conversation } => match engine.chat.read(&conversation).await {
             Ok(()) => Reply::ChatDone { conversation },
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
-        Request::ChatGroupCreate { title, members } => match engine.chat_group_create(&title, &members).await {
+        Request::ChatGroupCreate { title, members } => match engine.chat.group_create(&title, &members).await {
             Ok(conversation) => Reply::ChatDone { conversation },
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
         Request::ChatGroupMembers { conversation, add, remove } => {
-            match engine.chat_group_members(&conversation, &add, &remove).await {
+            match engine.chat.group_members(&conversation, &add, &remove).await {
                 Ok(()) => Reply::ChatDone { conversation },
                 Err(e) => error(ErrorCode::ChatFailed, e),
             }
         }
-        Request::SendFile { to, path, file_id } => match engine.send_file(&to, path, file_id).await {
+        Request::SendFile { to, path, file_id } => match engine.sends.offer(&to, path, file_id).await {
             Ok(transfer) => Reply::Transfer { transfer: Box::new(transfer) },
             Err(e) => error(ErrorCode::SendFailed, e),
         },
-        Request::CallsList => Reply::Calls { calls: engine.calls_list() },
-        Request::SendList => Reply::Transfers { transfers: engine.send_list() },
+        Request::CallsList => Reply::Calls { calls: engine.calls.list() },
+        Request::SendList => Reply::Transfers { transfers: engine.sends.list() },
         Request::SendAccept { transfer, to, dir } => {
             let destination = match (to.as_str(), dir) {
                 ("drive", _) => crate::transfer_store::Destination::Drive,
@@ -136,10 +133,10 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                     return error(ErrorCode::SendFailed, format!("{other:?} is not \"drive\" or \"downloads\""))
                 }
             };
-            transfers_reply(engine, engine.send_accept(&transfer, destination).await)
+            transfers_reply(engine, engine.sends.accept(&transfer, destination).await)
         }
-        Request::SendDecline { transfer } => transfers_reply(engine, engine.send_decline(&transfer).await),
-        Request::SendCancel { transfer } => transfers_reply(engine, engine.send_cancel(&transfer).await),
+        Request::SendDecline { transfer } => transfers_reply(engine, engine.sends.decline(&transfer).await),
+        Request::SendCancel { transfer } => transfers_reply(engine, engine.sends.cancel(&transfer).await),
         Request::MailSend { to, subject, body, attachments } => {
             match engine.send_owner_mail(to, subject, body, attachments).await {
                 Ok(sent) => Reply::MailSent { message_id: sent.message_id, recipients: sent.recipients },
@@ -153,41 +150,18 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         Request::SocketToken => {
             Reply::SocketToken { port: engine.loopback_port, token: engine.socket_tokens.issue(now_ms()) }
         }
-        Request::ConfirmCode { code } => {
-            let joining = matches!(engine.state.lock().await.enrollment, Enrollment::Joining(_));
-            let outcome = if engine.removal_pending() {
-                engine.confirm_removal(Proof::Code(&code)).await
-            } else if joining {
-                engine.confirm_join(&code).await
-            } else {
-                engine.confirm(Proof::Code(&code)).await.map(|_| ()).map_err(|e| e.to_string())
-            };
-            match outcome {
-                Ok(()) => Reply::Enrollment(Box::new(engine.enrollment_view(&*engine.state.lock().await))),
-                Err(e) => error(ErrorCode::ConfirmFailed, e),
-            }
-        }
+        Request::ConfirmCode { code } => match engine.node.confirm_code(&code).await {
+            Ok(view) => Reply::Enrollment(Box::new(view)),
+            Err(e) => error(ErrorCode::ConfirmFailed, e),
+        },
     }
-}
-
-fn set_device_name(
-    engine: &Engine,
-    config: &mut crate::config::Config,
-    name: Option<String>,
-) -> Result<(), crate::config::ConfigError> {
-    if let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
-        config.device_name = name.chars().take(mailmesh_core::roster::MAX_DEVICE_NAME).collect();
-        crate::config::save(&engine.home, config)?;
-    }
-    Ok(())
 }
 
 /// Whether the owner's mailbox already holds a network's roster.
 async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
-    let mut session = imap::connect(&input.account, &input.password).await?;
-    let (found, _) = crate::mailbox::fetch_since(&mut session, &input.account.imap.host, 0).await?;
-    let _ = session.logout().await;
-    Ok(super::mailroom::finds_network(&found))
+    let mail = crate::mailbox::ServerAccount { account: input.account.clone(), password: input.password.clone() };
+    let (found, _) = mail.mailmesh_mails(0).await?;
+    Ok(super::node::finds_network(&found))
 }
 
 fn one(file: crate::api::FileView) -> Reply {
@@ -201,7 +175,7 @@ async fn drive_call(
         + Send
         + 'static,
 ) -> Reply {
-    let Some(network) = engine.network_key().await else {
+    let Some(network) = engine.network_key() else {
         return error(ErrorCode::DriveFailed, crate::drive::DriveError::NoNetwork);
     };
     match engine.drive_blocking(move |drive| op(drive, network)).await {
@@ -225,7 +199,7 @@ async fn people_edit(
 
 fn transfers_reply(engine: &Engine, outcome: Result<(), super::direct_send::SendError>) -> Reply {
     match outcome {
-        Ok(()) => Reply::Transfers { transfers: engine.send_list() },
+        Ok(()) => Reply::Transfers { transfers: engine.sends.list() },
         Err(e) => error(ErrorCode::SendFailed, e),
     }
 }
@@ -272,67 +246,16 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
         Ok(found) => found,
         Err(e) => return error(ErrorCode::MailFailed, format!("IMAP: {e}")),
     };
-    if network_exists {
-        {
-            let mut state = engine.state.lock().await;
-            if state.enrollment.network().is_some() {
-                return Reply::Error {
-                    code: ErrorCode::ConfirmFailed,
-                    message: "this node is already confirmed".into(),
-                };
-            }
-            if let Err(e) = set_device_name(engine, &mut state.config, device_name) {
-                return error(ErrorCode::Internal, e);
-            }
-            if let Err(e) = account::save(&engine.home, &input.account, &input.password) {
-                return error(ErrorCode::Internal, e);
-            }
-            state.account = Some((input.account, input.password));
-        }
-        engine.account_changed.notify_one();
-        if let Err(e) = engine.start_join().await {
-            return error(ErrorCode::MailFailed, format!("the join request could not be sent: {e}"));
-        }
-        return Reply::Enrollment(Box::new(engine.enrollment_view(&*engine.state.lock().await)));
-    }
-    let (pending, message) = {
-        let mut guard = engine.state.lock().await;
-        let state = &mut *guard;
-        if state.enrollment.network().is_some() {
-            return Reply::Error { code: ErrorCode::ConfirmFailed, message: "this node is already confirmed".into() };
-        }
-        if let Err(e) = set_device_name(engine, &mut state.config, device_name) {
-            return error(ErrorCode::Internal, e);
-        }
-        let fingerprint = engine.secrets.node_id().fingerprint();
-        let mail = ConfirmationMail {
-            account: &input.account,
-            device_name: &state.config.device_name,
-            fingerprint: &fingerprint,
-            loopback_port: engine.loopback_port,
-        };
-        match start_confirmation(mail, now_ms()) {
-            Ok(x) => x,
-            Err(e) => return error(ErrorCode::Internal, e),
-        }
+    let AccountInput { account, password } = input;
+    let outcome = if network_exists {
+        engine.node.join_found_network(account, password, device_name).await
+    } else {
+        engine.node.begin_confirmation(account, password, device_name).await
     };
-    // Sent without holding the state, so status requests stay quick.
-    if let Err(e) = smtp::send(&input.account, &input.password, message).await {
-        return error(ErrorCode::MailFailed, format!("the confirmation mail could not be sent: {e}"));
+    match outcome {
+        Ok(view) => Reply::Enrollment(Box::new(view)),
+        Err(e @ SetupError::AlreadyConfirmed) => error(ErrorCode::ConfirmFailed, e),
+        Err(e @ SetupError::Disk(_)) => error(ErrorCode::Internal, e),
+        Err(e @ SetupError::Mail(_)) => error(ErrorCode::MailFailed, e),
     }
-    tracing::info!(email = %input.account.email, "confirmation mail sent");
-    let mut state = engine.state.lock().await;
-    if let Err(e) = account::save(&engine.home, &input.account, &input.password) {
-        return error(ErrorCode::Internal, e);
-    }
-    if let Err(e) = save_pending(&engine.home, &pending) {
-        return error(ErrorCode::Internal, e);
-    }
-    state.account = Some((input.account, input.password));
-    state.enrollment = Enrollment::Pending(pending);
-    drop(state);
-    engine.account_changed.notify_one();
-    engine.notify(Event::StatusChanged);
-    let state = engine.state.lock().await;
-    Reply::Enrollment(Box::new(engine.enrollment_view(&state)))
 }

@@ -9,75 +9,87 @@
 //! server renumbers the mailbox (new UIDVALIDITY) everything is read again,
 //! and identical content is stored once anyway. A message that cannot be
 //! parsed is skipped with a logged reason.
+//!
+//! [`MailImport`] is a service: one import at a time (its own lock, held
+//! for the whole pass), the mailbox read through a [`MailReader`], parsing,
+//! coding and checkpoints on blocking threads, new files handed to the
+//! drive network to spread. Its unit tests read an in-memory mailbox.
 
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::drive_net::DriveNet;
+use crate::clock::now_ms;
 use crate::drive::attachments;
 use crate::drive::index::Checkpoint;
-use crate::mail::{imap, MailError};
-use crate::mailbox::{examine, fetch_raw, uids_after, HEADER};
+use crate::drive::DriveError;
+use crate::mailbox::{MailReader, Which};
 
-use super::Engine;
-use crate::clock::now_ms;
+pub struct MailImport {
+    drive: Arc<DriveNet>,
+    /// One import at a time (the watcher's and `mail sync`).
+    busy: Mutex<()>,
+}
 
-impl Engine {
-    /// Imports what arrived since the checkpoint. Returns how many messages
-    /// were read and how many files they gave.
-    pub async fn import_mail(&self) -> Result<(usize, usize), String> {
-        let _one_at_a_time = self.importing.lock().await;
-        let Some(network) = self.network_key().await else {
+/// Why an import pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    #[error(transparent)]
+    Drive(#[from] DriveError),
+}
+
+impl MailImport {
+    pub fn new(drive: Arc<DriveNet>) -> MailImport {
+        MailImport { drive, busy: Mutex::new(()) }
+    }
+
+    /// Imports what arrived since each folder's checkpoint. Returns how
+    /// many messages were read and how many files they gave; nothing
+    /// outside a network (there is no key to seal files with).
+    pub async fn run(&self, mailbox: &mut dyn MailReader, folders: &[String]) -> Result<(usize, usize), ImportError> {
+        let _one_at_a_time = self.busy.lock().await;
+        if !self.drive.in_network() {
             return Ok((0, 0));
-        };
-        let (account, folders) = {
-            let state = self.state.lock().await;
-            (state.account.clone(), state.config.mail_folders.clone())
-        };
-        let Some((account, password)) = account else {
-            return Ok((0, 0));
-        };
-        let host = account.imap.host.clone();
-        let mut session = imap::connect(&account, &password).await.map_err(|e| e.to_string())?;
-        let outcome = async {
-            let text = |e: MailError| e.to_string();
-            let index_error = |e: crate::drive::index::IndexError| e.to_string();
-            let (mut messages, mut files) = (0, 0);
-            for folder in &folders {
-                let validity = match examine(&mut session, &host, folder).await {
-                    Ok(validity) => validity,
-                    Err(e) => {
-                        tracing::warn!(folder, "cannot open a watched folder: {e}");
-                        continue;
-                    }
-                };
-                let mut checkpoint = match self.drive.index().checkpoint(folder).map_err(index_error)? {
-                    Some(c) if c.uid_validity == validity => c,
-                    _ => Checkpoint { uid_validity: validity, last_uid: 0 },
-                };
-                let criteria = format!("NOT HEADER {HEADER} \"\"");
-                for uid in uids_after(&mut session, &host, checkpoint.last_uid, &criteria).await.map_err(text)? {
-                    if let Some(raw) = fetch_raw(&mut session, &host, uid).await.map_err(text)? {
-                        files += self.import_message(&network, uid, raw).await;
-                    }
-                    messages += 1;
-                    checkpoint.last_uid = uid;
-                    self.drive.index().set_checkpoint(folder, checkpoint).map_err(index_error)?;
+        }
+        let (mut messages, mut files) = (0, 0);
+        for folder in folders {
+            let validity = match mailbox.examine(folder).await {
+                Ok(validity) => validity,
+                Err(e) => {
+                    tracing::warn!(folder, "cannot open a watched folder: {e}");
+                    continue;
                 }
+            };
+            let name = folder.clone();
+            let mut checkpoint = match self.drive.on_disk(move |d| Ok(d.index().checkpoint(&name)?)).await? {
+                Some(c) if c.uid_validity == validity => c,
+                _ => Checkpoint { uid_validity: validity, last_uid: 0 },
+            };
+            for uid in mailbox.uids_after(checkpoint.last_uid, Which::OwnerMail).await? {
+                if let Some(raw) = mailbox.fetch_raw(uid).await? {
+                    files += self.import_message(uid, raw).await?;
+                }
+                messages += 1;
+                checkpoint.last_uid = uid;
+                let name = folder.clone();
+                self.drive.on_disk(move |d| Ok(d.index().set_checkpoint(&name, checkpoint)?)).await?;
             }
-            Ok::<_, String>((messages, files))
         }
-        .await;
-        let _ = session.logout().await;
-        if let Ok((messages, files)) = outcome {
-            if messages > 0 {
-                tracing::info!(messages, files, "imported mail attachments");
-            }
+        if messages > 0 {
+            tracing::info!(messages, files, "imported mail attachments");
         }
-        outcome
+        Ok((messages, files))
     }
 
     /// Adds one message's attachments; returns how many were added.
-    async fn import_message(&self, network: &mailmesh_core::drive::NetworkKey, uid: u32, raw: Vec<u8>) -> usize {
-        let network = network.clone();
+    async fn import_message(&self, uid: u32, raw: Vec<u8>) -> Result<usize, DriveError> {
+        let network = self.drive.network_key().ok_or(DriveError::NoNetwork)?;
         let added = self
-            .drive_blocking(move |drive| {
+            .drive
+            .on_disk(move |drive| {
                 let (origin, found) = match attachments::extract(&raw) {
                     Ok(parsed) => parsed,
                     Err(e) => {
@@ -101,11 +113,105 @@ impl Engine {
                 }
                 Ok(added)
             })
-            .await;
-        let added = added.unwrap_or_default();
+            .await?;
         for id in &added {
-            self.spread(id.clone());
+            self.drive.spread(id.clone());
         }
-        added.len()
+        Ok(added.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mailmesh_core::drive::NetworkKey;
+    use mailmesh_core::identity::NodeSecrets;
+    use tokio::sync::{broadcast, watch};
+
+    use super::MailImport;
+    use crate::engine::drive_net::DriveNet;
+    use crate::engine::standing::{Membership, Standing};
+    use crate::engine::testkit;
+    use crate::mailbox::memory::MemoryMailbox;
+
+    fn service(home: &std::path::Path, network: bool) -> (MailImport, Arc<DriveNet>) {
+        let secrets = NodeSecrets::from_seeds([1; 32], [1; 32]);
+        let members = vec![secrets.node_id()];
+        let network = network.then(|| Membership { key: NetworkKey::from_bytes([7; 32]), members });
+        let (_, standing) =
+            watch::channel(Standing { address: Some("owner@example.org".into()), network, mesh: Default::default() });
+        let net = testkit::lone_drive(home, &secrets, standing, broadcast::channel(16).0);
+        (MailImport::new(net.clone()), net)
+    }
+
+    /// A mail with one attachment per `(name, content)`.
+    fn mail(subject: &str, attachments: &[(&str, &str)]) -> Vec<u8> {
+        let mut raw = format!(
+            "From: friend@example.org\r\nTo: owner@example.org\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        );
+        for (name, content) in attachments {
+            raw += &format!(
+                "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{content}\r\n"
+            );
+        }
+        raw += "--b--\r\n";
+        raw.into_bytes()
+    }
+
+    fn names(net: &DriveNet) -> Vec<String> {
+        let mut names: Vec<String> = net.drive().list().unwrap().into_iter().map(|f| f.name).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn each_message_is_read_once_and_a_restart_reads_only_what_is_new() {
+        let home = tempfile::tempdir().unwrap();
+        let (import, net) = service(home.path(), true);
+        let mut mailbox = MemoryMailbox::default();
+        let folders = vec!["INBOX".to_string()];
+        mailbox.append("INBOX", mail("q3", &[("q3.csv", "a,b,c"), ("logo.bin", "xyz")]));
+        mailbox.append("INBOX", b"not a mail at all".to_vec());
+        let account = crate::api::Account {
+            email: "owner@example.org".into(),
+            imap: crate::api::Server { host: "h".into(), port: 1, security: crate::api::Security::Plain },
+            smtp: crate::api::Server { host: "h".into(), port: 1, security: crate::api::Security::Plain },
+            user: "owner".into(),
+            tls_ca: None,
+            accept_invalid_certs: false,
+        };
+        let ours = crate::mailbox::build(&account, crate::mailbox::Kind::Roster, "roster", "x".into(), vec![1]);
+        mailbox.append("INBOX", ours.unwrap().formatted());
+
+        assert_eq!(import.run(&mut mailbox, &folders).await.unwrap(), (2, 2), "mailmesh's own mail is not read");
+        assert_eq!(names(&net), vec!["logo.bin", "q3.csv"]);
+        assert_eq!(mailbox.fetched, 2);
+
+        // A later pass (or a restart, with a new service on the same home)
+        // reads only what came since.
+        drop(import);
+        let import = MailImport::new(net.clone());
+        mailbox.append("INBOX", mail("minutes", &[("minutes.txt", "agreed")]));
+        assert_eq!(import.run(&mut mailbox, &folders).await.unwrap(), (1, 1));
+        assert_eq!(mailbox.fetched, 3);
+        assert_eq!(names(&net), vec!["logo.bin", "minutes.txt", "q3.csv"]);
+
+        // The server renumbers the folder: all read again, stored once.
+        mailbox.renumber("INBOX");
+        assert_eq!(import.run(&mut mailbox, &folders).await.unwrap(), (3, 3));
+        assert_eq!(names(&net).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn outside_a_network_nothing_is_read() {
+        let home = tempfile::tempdir().unwrap();
+        let (import, _) = service(home.path(), false);
+        let mut mailbox = MemoryMailbox::default();
+        mailbox.append("INBOX", mail("q3", &[("q3.csv", "a,b,c")]));
+        assert_eq!(import.run(&mut mailbox, &["INBOX".to_string()]).await.unwrap(), (0, 0));
+        assert_eq!(mailbox.fetched, 0);
     }
 }

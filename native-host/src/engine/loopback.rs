@@ -96,7 +96,7 @@ async fn approve(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(tok
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
-    match engine.confirm_join(&token).await {
+    match engine.node.confirm_join(&token).await {
         Ok(()) => page(
             StatusCode::OK,
             "Device approved",
@@ -110,7 +110,7 @@ async fn remove(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(toke
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
-    match engine.confirm_removal(Proof::Token(&token)).await {
+    match engine.node.confirm_removal(Proof::Token(&token)).await {
         Ok(()) => page(StatusCode::OK, "Device removed", "<p id=\"result\" data-ok=\"true\">Removed. Your other devices get a new network key; the removed one gets nothing new.</p>"),
         Err(e) => page(StatusCode::BAD_REQUEST, "Not removed", &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e))),
     }
@@ -120,7 +120,7 @@ async fn confirm_page(State(engine): State<Arc<Engine>>, headers: HeaderMap, uri
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
-    let device = engine.state.lock().await.config.device_name.clone();
+    let device = engine.node.read(|state| state.config.device_name.clone()).await;
     let fingerprint = engine.secrets.node_id().fingerprint();
     let action = html_escape(uri.path());
     page(
@@ -138,7 +138,7 @@ async fn confirm(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(tok
     if !from_here(&headers, engine.loopback_port) {
         return refused();
     }
-    match engine.confirm(Proof::Token(&token)).await {
+    match engine.node.confirm(Proof::Token(&token)).await {
         Ok(view) => page(
             StatusCode::OK,
             "Device confirmed",

@@ -14,40 +14,40 @@ mod handlers;
 mod import;
 pub mod lock;
 mod loopback;
-mod mailroom;
+pub mod node;
 mod outbox;
 pub mod people;
 mod routes;
 mod server;
 mod sockets;
+pub mod standing;
+#[cfg(test)]
+mod testkit;
 mod transfers;
 
-use crate::clock::{now_ms, now_unix};
+use crate::clock::now_unix;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use anyhow::Context;
 use mailmesh_core::identity::NodeSecrets;
 use tokio::net::UnixListener;
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::account;
-use crate::api::{Account, Secret};
-use crate::api::{EnrollmentView, Event, Status, PROTOCOL_VERSION};
-use crate::config::{self, Config};
+use crate::api::{Event, Status, PROTOCOL_VERSION};
+use crate::config;
 use crate::drive::{Drive, DriveError};
-use crate::enroll::{Enrollment, Proof};
+use crate::enroll::Enrollment;
 use crate::home::NodeHome;
 use crate::identity;
-use crate::mesh::{self, Mesh, MeshIdentity};
-
-/// What the engine knows that changes while it runs.
-pub struct NodeState {
-    pub config: Config,
-    pub account: Option<(Account, Secret)>,
-    pub enrollment: Enrollment,
-}
+use crate::mesh::{self, Mesh};
+use calls::CallNet;
+use chat_net::ChatNet;
+use direct_send::DirectSend;
+use drive_net::DriveNet;
+use node::{NodeService, NodeState};
+use standing::Standing;
 
 /// What request handlers can see of the running engine.
 pub struct Engine {
@@ -56,44 +56,41 @@ pub struct Engine {
     pub started_at: u64,
     pub loopback_port: u16,
     pub shutdown: CancellationToken,
-    pub state: Mutex<NodeState>,
     /// Events pushed to every attached client.
     pub events: tokio::sync::broadcast::Sender<Event>,
-    /// Signalled when the mail account was saved or changed.
-    pub account_changed: tokio::sync::Notify,
     pub mesh: Arc<Mesh>,
-    pub drive: Arc<Drive>,
-    pub drive_net: drive_net::DriveNet,
-    /// The chat history and its replication state.
-    pub chat: std::sync::Mutex<chat_net::ChatState>,
-    /// Wakes the chat delivery loop.
-    pub chat_wake: tokio::sync::Notify,
+    /// The owner's address and the network, as services read them.
+    pub standing: tokio::sync::watch::Receiver<Standing>,
+    /// The account, the config and the enrollment, and the mails that move them.
+    pub node: NodeService,
+    /// The drive on this node and across the owner's nodes.
+    pub drive_net: Arc<DriveNet>,
+    /// Chat with other people, replicated over the owner's nodes.
+    pub chat: Arc<ChatNet>,
     /// Call rooms and the call pages' signaling.
-    pub calls: std::sync::Mutex<calls::Calls>,
+    pub calls: CallNet,
     /// Direct file sends, coming and going.
-    pub sends: std::sync::Mutex<direct_send::Sends>,
+    pub sends: Arc<DirectSend>,
     /// Other people: the contact book and answers waiting for a link.
     pub people: people::PeopleHandle,
-    /// The engine itself, for work that outlives a borrow (blocking tasks).
-    this: std::sync::Weak<Engine>,
-    /// One import of mail at a time (the watcher's and `mail sync`).
-    pub importing: Mutex<()>,
+    /// The owner's mail attachments into the drive.
+    pub import: import::MailImport,
     /// One-time tokens for the loopback WebSockets.
     pub socket_tokens: sockets::Tokens,
 }
 
 impl Engine {
     pub async fn status(&self) -> Status {
-        let chat_unread = self.chat_unread().await;
+        let chat_unread = self.chat.unread();
         let public = self.secrets.public();
         let id = public.node_id();
-        let state = self.state.lock().await;
+        let state = self.node.read(StatusPart::of).await;
         Status {
             node_id: id.to_string(),
             fingerprint: id.fingerprint(),
             public_key: hex::encode(public.ed25519),
             x25519_public_key: hex::encode(public.x25519),
-            device_name: state.config.device_name.clone(),
+            device_name: state.device_name,
             version: crate::VERSION.to_string(),
             core_version: mailmesh_core::VERSION.to_string(),
             protocol: PROTOCOL_VERSION,
@@ -101,12 +98,12 @@ impl Engine {
             engine_pid: std::process::id(),
             started_at: self.started_at,
             loopback_port: self.loopback_port,
-            account_email: state.account.as_ref().map(|(a, _)| a.email.clone()),
-            enrolled: state.enrollment.network().is_some(),
-            enrollment: state.enrollment.state().to_string(),
-            network_id: state.enrollment.network().map(|n| n.roster.network_id()),
-            network_key_id: state.enrollment.network().map(|n| n.key.key_id()),
-            roster: state.enrollment.roster_view(),
+            account_email: state.account_email,
+            enrolled: state.network_id.is_some(),
+            enrollment: state.enrollment,
+            network_id: state.network_id,
+            network_key_id: state.network_key_id,
+            roster: state.roster,
             link_port: self.mesh.link_port,
             // Other people's nodes come marked verified from the mesh's
             // trusted set, which the contact book keeps current.
@@ -115,13 +112,13 @@ impl Engine {
         }
     }
 
-    pub fn self_ref(&self) -> std::sync::Weak<Engine> {
-        self.this.clone()
+    /// The network key, if this node is in a network.
+    pub fn network_key(&self) -> Option<mailmesh_core::drive::NetworkKey> {
+        self.standing.borrow().network.as_ref().map(|m| m.key.clone())
     }
 
-    /// The network key, if this node is in a network.
-    pub async fn network_key(&self) -> Option<mailmesh_core::drive::NetworkKey> {
-        self.state.lock().await.enrollment.network().map(|n| n.key.clone())
+    pub fn drive(&self) -> &Drive {
+        self.drive_net.drive()
     }
 
     /// Runs blocking drive work off the async threads.
@@ -129,54 +126,66 @@ impl Engine {
         &self,
         op: impl FnOnce(&Drive) -> Result<T, DriveError> + Send + 'static,
     ) -> Result<T, DriveError> {
-        let drive = self.drive.clone();
-        tokio::task::spawn_blocking(move || op(&drive))
-            .await
-            .unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))
-    }
-
-    /// What the mesh should say about this node and whom it trusts.
-    fn mesh_identity(state: &NodeState) -> MeshIdentity {
-        let network = state.enrollment.network();
-        MeshIdentity {
-            name: state.config.device_name.clone(),
-            email: state.account.as_ref().map(|(a, _)| a.email.clone()).unwrap_or_default(),
-            psk: network.map(|n| n.key.link_psk()),
-            key_id: network.map(|n| n.key.key_id()),
-            roster: network
-                .map(|n| n.roster.members().into_iter().map(|e| (e.node.node_id(), e.device_name.clone())).collect())
-                .unwrap_or_default(),
-            removed: network.map(|n| n.roster.removed()).unwrap_or_default(),
-            roster_bytes: network.map(|n| n.roster.encode()).unwrap_or_default(),
-        }
-    }
-
-    pub fn enrollment_view(&self, state: &NodeState) -> EnrollmentView {
-        EnrollmentView {
-            state: state.enrollment.state().to_string(),
-            email: state.account.as_ref().map(|(a, _)| a.email.clone()),
-            network_id: state.enrollment.network().map(|n| n.roster.network_id()),
-        }
-    }
-
-    /// Confirms this node with a link token or a typed code.
-    pub async fn confirm(&self, proof: Proof<'_>) -> Result<EnrollmentView, crate::enroll::EnrollError> {
-        let mut guard = self.state.lock().await;
-        let state = &mut *guard;
-        state.enrollment.confirm(&self.home, &self.secrets, &state.config.device_name, proof, now_ms())?;
-        self.notify(Event::StatusChanged);
-        let view = self.enrollment_view(state);
-        drop(guard);
-        // Later devices find the network by this roster in the mailbox.
-        self.announce_roster().await;
-        Ok(view)
+        self.drive_net.on_disk(op).await
     }
 }
 
 impl Engine {
+    /// Imports the attachments of mail that arrived since the checkpoints,
+    /// over a connection of its own.
+    pub async fn import_mail(&self) -> Result<(usize, usize), String> {
+        let (account, folders) =
+            self.node.read(|state| (state.account.clone(), state.config.mail_folders.clone())).await;
+        let Some((account, password)) = account else { return Ok((0, 0)) };
+        if !self.drive_net.in_network() {
+            return Ok((0, 0));
+        }
+        let mut session = crate::mail::imap::connect(&account, &password).await.map_err(|e| e.to_string())?;
+        let mut reader = crate::mailbox::ImapReader { session: &mut session, host: account.imap.host.clone() };
+        let outcome = self.import.run(&mut reader, &folders).await.map_err(|e| e.to_string());
+        let _ = session.logout().await;
+        outcome
+    }
+
+    /// A mailmesh mail from the watcher: a challenge is the contact book's,
+    /// everything else the node's.
+    pub async fn on_mail(&self, mail: crate::mailbox::Found) {
+        if mail.kind == crate::mailbox::Kind::Challenge {
+            if let Err(why) = self.on_challenge_mail(&mail.payload).await {
+                tracing::info!(uid = mail.uid, "ignored a challenge: {why}");
+            }
+        } else {
+            self.node.on_mail(mail).await;
+        }
+    }
+
     /// Tells every attached client; nobody listening is fine.
     pub fn notify(&self, event: Event) {
         let _ = self.events.send(event);
+    }
+}
+
+/// What `status` shows of the node's state, read in one go.
+struct StatusPart {
+    device_name: String,
+    account_email: Option<String>,
+    enrollment: String,
+    network_id: Option<String>,
+    network_key_id: Option<String>,
+    roster: Vec<crate::api::RosterMember>,
+}
+
+impl StatusPart {
+    fn of(state: &NodeState) -> StatusPart {
+        let network = state.enrollment.network();
+        StatusPart {
+            device_name: state.config.device_name.clone(),
+            account_email: state.account.as_ref().map(|(a, _)| a.email.clone()),
+            enrollment: state.enrollment.state().to_string(),
+            network_id: network.map(|n| n.roster.network_id()),
+            network_key_id: network.map(|n| n.key.key_id()),
+            roster: state.enrollment.roster_view(),
+        }
     }
 }
 
@@ -207,33 +216,71 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
 
     let shutdown = CancellationToken::new();
+    let state = NodeState { config, account, enrollment };
+    let standing = tokio::sync::watch::Sender::new(Standing::of(&state));
     let (mesh, mesh_events) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
     let routes = routes::register(&mesh);
     let mesh = Arc::new(mesh);
-    let engine = Arc::new_cyclic(|this| Engine {
-        this: this.clone(),
-        drive_net: drive_net::DriveNet::default(),
-        people: people::PeopleHandle::start(home.root().join(people::BOOK_FILE)),
-        chat: std::sync::Mutex::new(chat_net::ChatState::new(crate::chat::History::load(
+    let events = tokio::sync::broadcast::channel(64).0;
+    let started_at = now_unix();
+    let drive_net = DriveNet::new(
+        secrets.node_id(),
+        drive,
+        mesh.clone(),
+        standing.subscribe(),
+        events.clone(),
+        drive_net::Settings::from_env(started_at * 1000),
+    );
+    let people = people::PeopleHandle::start(home.root().join(people::BOOK_FILE));
+    let chat = ChatNet::new(
+        crate::chat::History::load(
             home.root().join(chat_net::HISTORY_FILE),
             mailmesh_core::chat::history_key(&secrets),
-        ))),
-        chat_wake: tokio::sync::Notify::new(),
-        sends: std::sync::Mutex::new(direct_send::Sends::load(home.root())),
-        calls: std::sync::Mutex::new(calls::Calls::default()),
+        ),
+        mesh.clone(),
+        people.clone(),
+        standing.subscribe(),
+        events.clone(),
+    );
+    let sends = DirectSend::start(
+        home.root(),
+        mesh.clone(),
+        people.clone(),
+        drive_net.clone(),
+        events.clone(),
+        shutdown.clone(),
+    );
+    let import = import::MailImport::new(drive_net.clone());
+    let calls = CallNet::new(secrets.node_id(), mesh.clone(), people.clone(), standing.subscribe(), events.clone());
+    let node = NodeService::new(
+        home.clone(),
+        secrets.clone(),
+        loopback_port,
+        state,
+        standing.clone(),
+        events.clone(),
+        crate::mailbox::ServerAccount::connector(),
+        drive_net.clone(),
+    );
+    let engine = Arc::new(Engine {
+        drive_net,
+        standing: standing.subscribe(),
+        node,
+        people,
+        chat,
+        sends,
+        calls,
         home: home.clone(),
         secrets,
-        started_at: now_unix(),
+        started_at,
         loopback_port,
         shutdown,
-        state: Mutex::new(NodeState { config, account, enrollment }),
-        events: tokio::sync::broadcast::channel(64).0,
-        account_changed: tokio::sync::Notify::new(),
+        events,
         mesh: mesh.clone(),
-        drive,
-        importing: Mutex::new(()),
+        import,
         socket_tokens: sockets::Tokens::default(),
     });
+    engine.mesh.set_identity(standing.borrow().mesh.clone());
     engine.mesh.set_trusted_people(people::trusted_nodes(&engine.people.book()));
     tracing::info!(
         node_id = %engine.secrets.node_id(),
@@ -252,8 +299,8 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
     let from_mesh = tokio::spawn(on_mesh_events(engine.clone(), mesh_events));
-    let maintenance = tokio::spawn(drive_net::maintain(engine.clone()));
-    let chat = tokio::spawn(chat_net::deliver_loop(engine.clone()));
+    let maintenance = tokio::spawn(engine.drive_net.clone().maintain(engine.shutdown.clone()));
+    let chat = tokio::spawn(engine.chat.clone().deliver_loop(engine.shutdown.clone()));
     let services = tokio::spawn(routes::serve(engine.clone(), routes));
     let trusted = tokio::spawn(people::keep_trusted(engine.clone()));
     server::serve(listener, engine.clone()).await;
@@ -279,27 +326,25 @@ async fn bind_link_port(preferred: Option<u16>) -> anyhow::Result<(tokio::net::T
 }
 
 /// Keeps the mesh's idea of this node (name, network key, roster) in step
-/// with the enrollment, and tells clients when the peers change.
+/// with its standing, and tells clients when the peers change (they show
+/// peers from `status`).
 async fn keep_mesh_identity(engine: Arc<Engine>) {
-    let mut events = engine.events.subscribe();
+    let mut standing = engine.standing.clone();
     let mut peers = engine.mesh.to_extension.subscribe();
     loop {
-        let identity = Engine::mesh_identity(&*engine.state.lock().await);
-        engine.mesh.set_identity(identity);
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(Event::StatusChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Ok(_) => {}
-                    Err(_) => return,
-                },
-                event = peers.recv() => {
-                    if let Ok(mesh::extension_api::ToExtension::Peers { .. }) = event {
-                        // Clients show peers from `status`: have them re-read it.
-                        let _ = engine.events.send(Event::PeersChanged);
-                    }
+        tokio::select! {
+            changed = standing.changed() => {
+                if changed.is_err() {
+                    return;
                 }
+                let identity = standing.borrow_and_update().mesh.clone();
+                engine.mesh.set_identity(identity);
             }
+            event = peers.recv() => match event {
+                Ok(mesh::extension_api::ToExtension::Peers { .. }) => engine.notify(Event::PeersChanged),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
         }
     }
 }
@@ -311,16 +356,16 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
     while let Some(event) = events.recv().await {
         match event {
             mesh::MeshEvent::Roster(roster) => {
-                if let Err(why) = engine.adopt_roster(&roster, "a member on the LAN").await {
+                if let Err(why) = engine.node.adopt_roster(&roster, "a member on the LAN").await {
                     tracing::debug!("kept our roster: {why}");
                 }
             }
             mesh::MeshEvent::MemberUp(peer) => {
                 let engine = engine.clone();
                 tokio::spawn(async move {
-                    engine.on_member_up_chat(peer).await;
+                    engine.chat.on_member_up(peer).await;
                     engine.share_pins(Some(peer)).await;
-                    engine.on_member_up(peer).await;
+                    engine.drive_net.on_member_up(peer).await;
                 });
             }
             mesh::MeshEvent::StrangerUp(peer) => {
@@ -335,9 +380,8 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
 /// when the account changes.
 async fn watch_mailbox(engine: Arc<Engine>) {
     loop {
-        let account = engine.state.lock().await.account.clone();
-        let Some((account, password)) = account else {
-            engine.account_changed.notified().await;
+        let Some((account, password)) = engine.node.account().await else {
+            engine.node.account_changed().await;
             continue;
         };
         let stop = engine.shutdown.child_token();
@@ -367,7 +411,7 @@ async fn watch_mailbox(engine: Arc<Engine>) {
             })
         };
         tokio::select! {
-            _ = engine.account_changed.notified() => {}
+            _ = engine.node.account_changed() => {}
             _ = engine.shutdown.cancelled() => {}
         }
         stop.cancel();

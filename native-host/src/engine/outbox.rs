@@ -65,21 +65,20 @@ impl Engine {
         body: String,
         attachments: Vec<String>,
     ) -> Result<Sent, OutboxError> {
-        let (account, password) = self.state.lock().await.account.clone().ok_or(OutboxError::NoAccount)?;
+        let (account, password) = self.node.account().await.ok_or(OutboxError::NoAccount)?;
         let from = smtp::owner_mailbox(&account)?;
         let recipients = compose::recipients(&to)?;
         let mut temps = TempFiles::default();
         let mut files = Vec::with_capacity(attachments.len());
         if !attachments.is_empty() {
-            let network = self.network_key().await.ok_or(DriveError::NoNetwork)?;
             for (i, id) in attachments.into_iter().enumerate() {
-                let path = temps.add(self.drive.temp_dir(), &format!("attachment-{i}"));
-                let file = self.restore(network.clone(), id, path.clone()).await?;
+                let path = temps.add(self.drive().temp_dir(), &format!("attachment-{i}"));
+                let file = self.drive_net.restore(id, path.clone()).await?;
                 files.push(Attachment { path, name: file.name, media_type: file.media_type });
             }
         }
         let draft = Draft { to, subject, body, attachments: files };
-        let message = temps.add(self.drive.temp_dir(), "message.eml");
+        let message = temps.add(self.drive().temp_dir(), "message.eml");
         let written = message.clone();
         let token = crate::rng::bytes_or_zeros::<16>();
         let message_id = tokio::task::spawn_blocking(move || -> Result<String, ComposeError> {

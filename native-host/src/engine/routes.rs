@@ -49,21 +49,21 @@ pub fn register(mesh: &Mesh) -> Routes {
 }
 
 /// Hands each route's frames to its service until the engine stops;
-/// `send.` goes to `direct_send::run`, which takes them in order (and runs
+/// `send.` goes to `DirectSend::run`, which takes them in order (and runs
 /// the transfers' timers).
 pub async fn serve(engine: Arc<Engine>, routes: Routes) {
     let Routes { drive, send, chat, call, people } = routes;
     tokio::join!(
-        super::direct_send::run(engine.clone(), send),
+        engine.sends.clone().run(send),
         each_in_a_task(&engine, drive, |engine, mut frame| async move {
             let payload = std::mem::take(&mut frame.payload);
-            engine.on_drive_message(frame.from, &frame.topic, payload).await;
+            engine.drive_net.on_message(frame.from, &frame.topic, payload).await;
         }),
         each_in_a_task(&engine, chat, |engine, frame| async move {
-            engine.on_chat_frame(frame.from, frame.member, &frame.topic, &frame.payload).await;
+            engine.chat.on_frame(frame.from, frame.member, &frame.topic, &frame.payload).await;
         }),
         each_in_a_task(&engine, call, |engine, frame| async move {
-            engine.on_call_frame(frame.from, &frame.payload).await;
+            engine.calls.on_frame(frame.from, &frame.payload);
         }),
         each_in_a_task(&engine, people, |engine, frame| async move {
             engine.on_people_message(frame.from, &frame.topic, &frame.payload).await;

@@ -118,7 +118,7 @@ async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &s
     let mut content = [0u8; 32];
     hex::decode_to_slice(content_hash, &mut content)
         .map_err(|_| DriveError::BadId(content_hash.chars().take(80).collect()))?;
-    let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
+    let network = engine.network_key().ok_or(DriveError::NoNetwork)?;
     engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
 }
 
@@ -163,7 +163,7 @@ async fn receive_chunk(
     };
     let (verified, ids) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
     current.upload = verified;
-    let drive = engine.drive.clone();
+    let drive = engine.drive_net.drive().clone();
     current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_chunk(&ids, &coded)));
     current.wait_stores(STORES_IN_FLIGHT).await?;
     if !current.upload.is_complete() {
@@ -172,20 +172,17 @@ async fn receive_chunk(
         return Ok(Some(json!({"type": "progress", "bytes": bytes})));
     }
     current.wait_stores(0).await?;
-    let network = engine.network_key().await.ok_or(DriveError::NoNetwork)?;
+    let network = engine.network_key().ok_or(DriveError::NoNetwork)?;
     let finished = current.upload;
     let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, finished, now_ms())).await?;
-    engine.spread(file.id.clone());
+    engine.drive_net.spread(file.id.clone());
     Ok(Some(json!({"type": "file_added", "file": file})))
 }
 
 async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> Result<(), ()> {
-    let Some(network) = engine.network_key().await else {
-        return reply(socket, error(DriveError::NoNetwork)).await;
-    };
     let token = crate::rng::bytes_or_zeros::<8>();
-    let path = engine.drive.temp_dir().join(format!("download-{}", hex::encode(token)));
-    let file = match engine.restore(network, file_id, path.clone()).await {
+    let path = engine.drive().temp_dir().join(format!("download-{}", hex::encode(token)));
+    let file = match engine.drive_net.restore(file_id, path.clone()).await {
         Ok(file) => file,
         Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
     };

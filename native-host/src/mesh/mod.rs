@@ -9,6 +9,10 @@
 //!   has no access to the node's keys.
 //! - [`peers`] is the table of known peers and the view `status` shows.
 //! - [`extension_api`] is what the extension's mesh socket speaks.
+//! - [`links`] is what services see of the mesh ([`links::Links`]),
+//!   and an in-memory mesh for their unit tests.
+//! - [`outbox`] queues frames per node for services that must not wait on
+//!   any one link.
 //! - [`inbound`] holds the routes services register for the frames they
 //!   take (`drive.`, `chat.`, …): bounded queues with a quota per peer.
 //!
@@ -21,6 +25,8 @@ pub mod discovery;
 pub mod extension_api;
 pub mod inbound;
 pub mod link;
+pub mod links;
+pub mod outbox;
 pub mod peers;
 
 use std::net::SocketAddr;

@@ -16,6 +16,7 @@
 //! frames, mails and events out.
 
 mod service;
+pub mod trust;
 
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
@@ -25,6 +26,7 @@ use mailmesh_core::people::{
 };
 
 pub use self::service::PeopleHandle;
+use self::trust::{ByAddress, TrustError};
 use super::Engine;
 use crate::api::{DeviceView, PersonView};
 use crate::clock::now_ms;
@@ -59,10 +61,28 @@ pub async fn keep_trusted(engine: std::sync::Arc<Engine>) {
 }
 
 impl Engine {
+    /// The owner's address, normalized, once an account is saved.
+    pub fn my_email(&self) -> Option<String> {
+        self.standing.borrow().address.clone()
+    }
+
+    pub fn check_verified(&self, email: &str) -> Result<(), TrustError> {
+        trust::check_verified(&self.people.book(), email)
+    }
+
+    pub fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
+        trust::sender_of(&self.people.book(), from)
+    }
+
+    /// People's nodes linked now: verified ones and all, by address.
+    pub fn linked_people(&self) -> (ByAddress, ByAddress) {
+        trust::linked_people(&self.people.book(), self.mesh.linked_strangers())
+    }
+
     /// Another person's node linked up: note it, and hand it any answer
     /// that waited for this link.
     pub async fn on_stranger_up(&self, peer: PeerIdentity) {
-        let own = self.state.lock().await.account.as_ref().map(|(a, _)| normalize_email(&a.email));
+        let own = self.my_email();
         if own.as_deref() != Some(normalize_email(&peer.email).as_str()) && !peer.email.trim().is_empty() {
             match self.people.seen(&peer.email, peer.ed25519, now_ms()).await {
                 Ok(Seen::NewDeviceOfVerified) => {
@@ -76,7 +96,7 @@ impl Engine {
             self.send_answer(answer).await;
         }
         // Chat waiting for this person goes now.
-        self.chat_wake.notify_one();
+        self.chat.wake();
         let _ = self.events.send(crate::api::Event::PeersChanged);
     }
 
@@ -92,7 +112,7 @@ impl Engine {
     /// A challenge mail in our owner's mailbox: answer it if it names us.
     pub async fn on_challenge_mail(&self, payload: &[u8]) -> Result<(), String> {
         let challenge = Challenge::decode(payload).map_err(|e| e.to_string())?;
-        let email = self.state.lock().await.account.as_ref().map(|(a, _)| a.email.clone()).ok_or("no account")?;
+        let email = self.node.account().await.map(|(a, _)| a.email).ok_or("no account")?;
         let answer = challenge.answer(&self.secrets, &email).ok_or("the challenge does not name this node")?;
         tracing::info!(from = %challenge.from_email, "answering a verification challenge");
         self.send_answer(answer).await;
@@ -132,7 +152,7 @@ impl Engine {
         if self.people.adopt_pins(pins).await {
             tracing::info!(node = %from, "took verified people from another of our devices");
             let _ = self.events.send(crate::api::Event::PeersChanged);
-            self.chat_wake.notify_one();
+            self.chat.wake();
         }
     }
 
@@ -153,7 +173,7 @@ impl Engine {
 
     /// Mails `email` a challenge for each of their unverified nodes.
     pub async fn verify_person(&self, email: &str) -> Result<PersonView, String> {
-        let account = self.state.lock().await.account.clone().ok_or("no mail account is set up")?.0;
+        let (account, password) = self.node.account().await.ok_or("no mail account is set up")?;
         let nonces = (0..MAX_NODES_PER_CHALLENGE).map(|_| crate::rng::bytes_or_zeros::<32>()).collect();
         let challenge: Challenge = self
             .people
@@ -169,7 +189,6 @@ impl Engine {
         let message =
             mailbox::build_to(&account, to, Kind::Challenge, "mailmesh: verification", text, challenge.encode())
                 .map_err(|e| e.to_string())?;
-        let password = self.state.lock().await.account.clone().ok_or("no mail account is set up")?.1;
         crate::mail::smtp::send(&account, &password, message).await.map_err(|e| e.to_string())?;
         self.person_view(email).ok_or_else(|| format!("{email} is not a contact"))
     }

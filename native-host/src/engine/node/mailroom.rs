@@ -1,32 +1,21 @@
-//! What the engine does with mailmesh mails from the mailbox, and the mails
+//! What the node does with mailmesh mails from the mailbox, and the mails
 //! it sends to move a join along (see `mailmesh_core::join` for the proofs
 //! each step carries). Every handler is idempotent: the whole INBOX is read
 //! again after each start.
 
-use mailmesh_core::confirm::PendingConfirmation;
 use mailmesh_core::confirm::{code_text, token_text};
-use mailmesh_core::drive::NetworkKey;
-use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Rekey, SealedKey, Welcome};
+use mailmesh_core::identity::NodeId;
+use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Welcome};
 use mailmesh_core::roster::Roster;
 
-use super::{Engine, NodeState};
-use crate::api::Event;
+use super::{NodeService, NodeState};
 use crate::clock::now_ms;
-use crate::enroll::{Enrollment, Network, Proof};
-use crate::joining::{self, Issued, Joining, Removal, APPROVAL_TTL_MS};
+use crate::enroll::{Enrollment, Network};
+use crate::joining::{self, Issued, Joining, APPROVAL_TTL_MS};
 use crate::mail::MailError;
-use crate::mailbox::{self, Found, Kind};
+use crate::mailbox::{Found, Kind};
 
-impl Engine {
-    /// Sends a mailmesh mail with the saved account.
-    pub async fn send_mail(&self, kind: Kind, subject: &str, text: String, payload: Vec<u8>) -> Result<(), MailError> {
-        let Some((account, password)) = self.state.lock().await.account.clone() else {
-            return Err(MailError::Protocol("no mail account is set up".into()));
-        };
-        let message = mailbox::build(&account, kind, subject, text, payload)?;
-        crate::mail::smtp::send(&account, &password, message).await
-    }
-
+impl NodeService {
     /// Announces the roster in the mailbox, so that new nodes find the network
     /// and members that were away learn of changes.
     pub async fn announce_roster(&self) {
@@ -66,7 +55,7 @@ impl Engine {
         };
         joining::save_joining(&self.home, &joining).map_err(|e| MailError::Protocol(e.to_string()))?;
         self.state.lock().await.enrollment = Enrollment::Joining(joining);
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         Ok(())
     }
 
@@ -99,7 +88,7 @@ impl Engine {
             joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
             (approval.member, key)
         };
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         let proof = JoinProof { node: self.secrets.node_id(), member }.encode(&key);
         let text =
             "This device confirmed the approval; your device that approved it will now welcome it.\n".to_string();
@@ -107,17 +96,18 @@ impl Engine {
     }
 
     async fn read_approvals_now(&self) -> Result<(), MailError> {
-        let Some((account, password)) = self.state.lock().await.account.clone() else { return Ok(()) };
-        let mut session = crate::mail::imap::connect(&account, &password).await?;
-        let (found, _) = mailbox::fetch_since(&mut session, &account.imap.host, 0).await?;
-        let _ = session.logout().await;
+        if self.account().await.is_none() {
+            return Ok(());
+        }
+        let (found, _) = self.mail().await?.mailmesh_mails(0).await?;
         for mail in found.into_iter().filter(|m| m.kind == Kind::Approval) {
             self.on_mail(mail).await;
         }
         Ok(())
     }
 
-    /// Handles one mailmesh mail from the mailbox.
+    /// Handles one mailmesh mail from the mailbox (a challenge is the
+    /// contact book's: the engine hands it there).
     pub async fn on_mail(&self, mail: Found) {
         let outcome = match mail.kind {
             Kind::Roster => self.adopt_roster(&mail.payload, "the mailbox").await,
@@ -126,7 +116,7 @@ impl Engine {
             Kind::JoinProof => self.on_join_proof(&mail.payload).await,
             Kind::Welcome => self.on_welcome(&mail.payload).await,
             Kind::Rekey => self.on_rekey(&mail.payload).await,
-            Kind::Challenge => self.on_challenge_mail(&mail.payload).await,
+            Kind::Challenge => Ok(()),
         };
         if let Err(why) = outcome {
             tracing::info!(uid = mail.uid, kind = mail.kind.as_str(), "ignored a mail: {why}");
@@ -142,17 +132,14 @@ impl Engine {
         let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
             return Err("not a member".into());
         };
-        if !extends(&roster, &network.roster) {
-            return Err("not newer than ours".into());
-        }
-        if roster.was_removed(&self.secrets.node_id()) {
+        if removes_us(&roster, &network.roster, &self.secrets.node_id())? {
             return self.mark_removed(state, roster);
         }
         network.roster = roster;
         state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!("adopted a newer roster from {source}");
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         Ok(())
     }
 
@@ -221,7 +208,7 @@ impl Engine {
         joining.approvals.push(encoded);
         joining::save_joining(&self.home, joining).map_err(|e| e.to_string())?;
         drop(state);
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         Ok(())
     }
 
@@ -269,7 +256,7 @@ impl Engine {
         issued.welcomed = true;
         joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
         tracing::info!(node = %proof.node, "signed a new device into the roster");
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         self.announce_roster().await;
         Ok(())
     }
@@ -292,169 +279,23 @@ impl Engine {
         state.enrollment.adopt(&self.home, Network { key: network_key, roster }).map_err(|e| e.to_string())?;
         drop(state);
         tracing::info!(network_id = %network_id, "joined the network");
-        self.notify(Event::StatusChanged);
+        self.changed().await;
         Ok(())
     }
 }
 
-impl Engine {
-    /// Asks the owner, by mail, to confirm removing `node_id`.
-    pub async fn request_removal(&self, node_id: &str) -> Result<(), String> {
-        let (name, fingerprint) = {
-            let state = self.state.lock().await;
-            let network = state.enrollment.network().ok_or("this node is not in a network")?;
-            let entry = network
-                .roster
-                .members()
-                .into_iter()
-                .find(|e| e.node.node_id().to_string() == node_id.replace('-', ""))
-                .ok_or_else(|| format!("{node_id} is not one of your devices"))?;
-            if entry.node.node_id() == self.secrets.node_id() {
-                return Err("a device cannot remove itself; run this on one of your other devices".into());
-            }
-            (entry.device_name.clone(), entry.node.node_id())
-        };
-        let token = token_text(&crate::rng::bytes_or_zeros());
-        let code = code_text(&crate::rng::bytes_or_zeros());
-        let pending = PendingConfirmation::new(&token, &code, now_ms(), crate::enroll::confirm_ttl_ms());
-        let me = self.state.lock().await.config.device_name.clone();
-        let text = format!(
-            "Your device \"{me}\" asks you to confirm removing the device \"{name}\" (fingerprint {}) from your mailmesh network.\n\n\
-             To confirm, open this link on \"{me}\":\n\n    http://127.0.0.1:{}/remove/{token}\n\n\
-             or confirm there with this code (`mailmesh confirm CODE`):\n\n    {code}\n\n\
-             The removed device gets no new keys after that.\n\
-             The link and the code work once, within 15 minutes. If you did not ask for this, ignore this mail.\n",
-            fingerprint.fingerprint(),
-            self.loopback_port
-        );
-        let subject = format!("Remove {name} from mailmesh?");
-        let Some((account, password)) = self.state.lock().await.account.clone() else {
-            return Err("no mail account is set up".into());
-        };
-        let message = crate::enroll::plain_mail(&account, &subject, text).map_err(|e| e.to_string())?;
-        crate::mail::smtp::send(&account, &password, message).await.map_err(|e| e.to_string())?;
-        let removal = Removal {
-            version: joining::STATE_VERSION,
-            node_id: fingerprint.to_string(),
-            pending: hex::encode(pending.encode()),
-        };
-        joining::save_removal(&self.home, &removal).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    /// Whether a removal waits for the owner's confirmation.
-    pub fn removal_pending(&self) -> bool {
-        joining::load_removal(&self.home).ok().flatten().is_some()
-    }
-
-    /// Checks the owner's link token or code; on success removes the node,
-    /// draws a new network key and mails it to the remaining members only.
-    pub async fn confirm_removal(&self, proof: Proof<'_>) -> Result<(), String> {
-        let removal = joining::load_removal(&self.home).map_err(|e| e.to_string())?.ok_or("no removal is pending")?;
-        let mut pending = hex::decode(&removal.pending)
-            .ok()
-            .and_then(|b| PendingConfirmation::decode(&b).ok())
-            .ok_or("the pending removal is damaged")?;
-        let outcome = match proof {
-            Proof::Token(t) => pending.confirm_token(t, now_ms()),
-            Proof::Code(c) => pending.confirm_code(c, now_ms()),
-        };
-        let saved = Removal { pending: hex::encode(pending.encode()), ..removal.clone() };
-        joining::save_removal(&self.home, &saved).map_err(|e| e.to_string())?;
-        outcome.map_err(|e| e.to_string())?;
-
-        let payload = {
-            let mut state = self.state.lock().await;
-            let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
-                return Err("this node is not in a network".into());
-            };
-            let node = network
-                .roster
-                .members()
-                .into_iter()
-                .map(|e| e.node.node_id())
-                .find(|id| id.to_string() == removal.node_id)
-                .ok_or("that device is no longer a member")?;
-            network.roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
-            let new_key = NetworkKey::from_bytes(crate::rng::bytes_or_zeros());
-            self.rewrap_drive(&network.key, &new_key);
-            network.key = new_key;
-            let keys = network
-                .roster
-                .members()
-                .into_iter()
-                .map(|e| {
-                    SealedKey::seal(&e.node, &network.key, crate::rng::bytes_or_zeros(), crate::rng::bytes_or_zeros())
-                })
-                .collect();
-            let rekey = Rekey { signer: self.secrets.node_id(), roster: network.roster.encode(), keys };
-            state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
-            state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
-            rekey.encode(&self.secrets)
-        };
-        joining::remove_removal(&self.home);
-        self.notify(Event::StatusChanged);
-        let text =
-            "A device was removed from your mailmesh network; this mail carries the new network key for the others.\n"
-                .to_string();
-        self.send_mail(Kind::Rekey, "mailmesh: new network key", text, payload).await.map_err(|e| e.to_string())?;
-        tracing::info!(node = %removal.node_id, "removed a device and rotated the network key");
-        Ok(())
-    }
-
-    /// Rewraps the drive's file keys under a new network key (before the
-    /// key is saved: the rewrap is idempotent, so a crash in between is
-    /// finished when the rekey is handled again).
-    fn rewrap_drive(&self, old: &NetworkKey, new: &NetworkKey) {
-        match self.drive.rewrap(old, new) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "rewrapped the drive's file keys under the new network key"),
-            Err(e) => tracing::warn!("could not rewrap the drive under the new network key: {e}"),
-        }
-    }
-
-    async fn on_rekey(&self, payload: &[u8]) -> Result<(), String> {
-        let (rekey, signature) = Rekey::decode(payload).map_err(|e| e.to_string())?;
-        let roster = Roster::decode(&rekey.roster).map_err(|e| e.to_string())?;
-        roster.verify().map_err(|e| e.to_string())?;
-        let signer = roster
-            .members()
-            .into_iter()
-            .find(|e| e.node.node_id() == rekey.signer)
-            .map(|e| e.node)
-            .ok_or("signed by a device that is not a member")?;
-        rekey.verify(&signature, &signer).map_err(|e| e.to_string())?;
-        let mut state = self.state.lock().await;
-        let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
-            return Err("not a member".into());
-        };
-        if !extends(&roster, &network.roster) {
-            return Err("not newer than ours".into());
-        }
-        if roster.was_removed(&self.secrets.node_id()) {
-            return self.mark_removed(state, roster);
-        }
-        let new_key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
-        self.rewrap_drive(&network.key, &new_key);
-        network.key = new_key;
-        network.roster = roster;
-        state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
-        state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
-        drop(state);
-        tracing::info!("took the new network key after a removal");
-        self.notify(Event::StatusChanged);
-        Ok(())
-    }
-}
-
-impl Engine {
+impl NodeService {
     /// The owner removed this device: forget the network key, keep the
     /// roster that says so, and tell the clients.
-    fn mark_removed(&self, mut state: tokio::sync::MutexGuard<'_, NodeState>, roster: Roster) -> Result<(), String> {
+    pub(super) fn mark_removed(
+        &self,
+        mut state: tokio::sync::MutexGuard<'_, NodeState>,
+        roster: Roster,
+    ) -> Result<(), String> {
         state.enrollment.mark_removed(&self.home, roster).map_err(|e| e.to_string())?;
+        self.publish(&state);
         drop(state);
         tracing::warn!("the owner removed this device from the network");
-        self.notify(Event::StatusChanged);
         Ok(())
     }
 }
@@ -463,6 +304,14 @@ impl Engine {
 /// in order, with more after them.
 fn extends(newer: &Roster, current: &Roster) -> bool {
     newer.entries().len() > current.entries().len() && newer.entries()[..current.entries().len()] == *current.entries()
+}
+
+/// Whether a verified roster that must extend ours removes this node.
+pub(super) fn removes_us(newer: &Roster, current: &Roster, me: &NodeId) -> Result<bool, String> {
+    if !extends(newer, current) {
+        return Err("not newer than ours".into());
+    }
+    Ok(newer.was_removed(me))
 }
 
 /// Whether the mailbox holds a valid roster, i.e. a network to join.

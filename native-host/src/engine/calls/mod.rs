@@ -13,9 +13,19 @@
 //! caller `invite`s; each page that `join`s says so to every member's
 //! verified nodes, those already in answer `present`, and of each pair the
 //! node with the smaller id makes the WebRTC offer.
+//!
+//! [`CallNet`] is a service: it owns the rooms and the pages present
+//! (behind a private lock held only for in-memory work), reads the book
+//! from the [`PeopleHandle`] and the owner's address from the
+//! [`StandingWatch`], and sends signaling through an [`Outbox`] so that a
+//! person whose node stops reading holds up no other. The `/call` socket
+//! (`serve_call`) is its only client.
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -29,10 +39,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::people::trust;
+use super::people::PeopleHandle;
 use super::sockets::{upgrade_admitted, TokenQuery};
+use super::standing::StandingWatch;
 use super::Engine;
 use crate::api::{Event, RoomView};
 use crate::clock::now_ms;
+use crate::mesh::links::Links;
+use crate::mesh::outbox::Outbox;
 
 pub const TOPIC: &str = "call.signal";
 /// Largest signaling message (an SDP with many candidates fits easily).
@@ -41,6 +56,9 @@ const MAX_SIGNAL: usize = 64 * 1024;
 const MAX_MEMBERS: usize = 16;
 /// An invitation not joined within this long is dropped from the list.
 const INVITE_TTL_MS: u64 = 10 * 60 * 1000;
+/// Most rooms kept at once; past it, new invitations are ignored until old
+/// ones expire.
+const MAX_ROOMS: usize = 64;
 
 /// What the engine hands the call pages: signaling from a peer, tagged
 /// with the room and the node it came from.
@@ -50,17 +68,30 @@ pub struct ToPage {
     message: Value,
 }
 
-pub struct Calls {
+#[derive(Default)]
+struct Calls {
     rooms: HashMap<String, RoomView>,
     /// Pages in each room, counted (a page may reload).
     present: HashMap<String, usize>,
-    pub to_pages: broadcast::Sender<ToPage>,
 }
 
-impl Default for Calls {
-    fn default() -> Calls {
-        Calls { rooms: HashMap::new(), present: HashMap::new(), to_pages: broadcast::channel(256).0 }
+impl Calls {
+    /// Forgets invitations nobody joined in time.
+    fn expire(&mut self, now: u64) {
+        let Calls { rooms, present } = self;
+        rooms.retain(|id, r| present.get(id).is_some_and(|n| *n > 0) || now.saturating_sub(r.at) < INVITE_TTL_MS);
     }
+}
+
+pub struct CallNet {
+    me: NodeId,
+    calls: Mutex<Calls>,
+    to_pages: broadcast::Sender<ToPage>,
+    links: Arc<dyn Links>,
+    outbox: Outbox,
+    people: PeopleHandle,
+    standing: StandingWatch,
+    events: broadcast::Sender<Event>,
 }
 
 /// One signaling message between engines.
@@ -77,17 +108,48 @@ struct Signal {
     data: Value,
 }
 
-impl Engine {
+impl CallNet {
+    pub fn new(
+        me: NodeId,
+        links: Arc<dyn Links>,
+        people: PeopleHandle,
+        standing: StandingWatch,
+        events: broadcast::Sender<Event>,
+    ) -> CallNet {
+        CallNet {
+            me,
+            calls: Mutex::default(),
+            to_pages: broadcast::channel(256).0,
+            outbox: Outbox::new(links.clone()),
+            links,
+            people,
+            standing,
+            events,
+        }
+    }
+
     fn calls(&self) -> MutexGuard<'_, Calls> {
         crate::sync::lock(&self.calls)
     }
 
+    fn my_email(&self) -> Option<String> {
+        self.standing.borrow().address.clone()
+    }
+
+    fn changed(&self) {
+        let _ = self.events.send(Event::CallsChanged);
+    }
+
+    /// Signaling for the pages, tagged with its room.
+    pub fn subscribe(&self) -> broadcast::Receiver<ToPage> {
+        self.to_pages.subscribe()
+    }
+
     /// Rooms we were invited to or started, newest first.
-    pub fn calls_list(&self) -> Vec<RoomView> {
+    pub fn list(&self) -> Vec<RoomView> {
         let mut calls = self.calls();
-        let now = now_ms();
-        let Calls { rooms, present, .. } = &mut *calls;
-        rooms.retain(|id, r| present.get(id).is_some_and(|n| *n > 0) || now.saturating_sub(r.at) < INVITE_TTL_MS);
+        calls.expire(now_ms());
+        let Calls { rooms, present } = &*calls;
         let mut list: Vec<RoomView> = rooms
             .values()
             .cloned()
@@ -101,8 +163,8 @@ impl Engine {
     }
 
     /// Sends a signal to every verified linked node of the room's members
-    /// (or to one node).
-    async fn signal(&self, signal: &Signal, to: Option<NodeId>) {
+    /// (or to one node), without waiting on any link.
+    fn signal(&self, signal: &Signal, to: Option<NodeId>) {
         let payload = match serde_json::to_vec(signal) {
             Ok(p) => p,
             Err(_) => return,
@@ -111,20 +173,19 @@ impl Engine {
             Some(node) => vec![node],
             None => {
                 let members = self.calls().rooms.get(&signal.room).map(|r| r.members.clone()).unwrap_or_default();
-                let (trusted, _) = self.linked_people();
+                let (trusted, _) = trust::linked_people(&self.people.book(), self.links.linked_strangers());
                 members.iter().filter_map(|m| trusted.get(m)).flatten().copied().collect()
             }
         };
         for node in targets {
-            let frame = Frame::Data { topic: TOPIC.into(), payload: payload.clone() };
-            let _ = self.mesh.send_to_linked(&node, frame).await;
+            self.outbox.send(node, Frame::Data { topic: TOPIC.into(), payload: payload.clone() });
         }
     }
 
     /// A `call.signal` frame from another person's node.
-    pub async fn on_call_frame(&self, from: NodeId, payload: &[u8]) {
-        let Some((email, verified)) = self.sender_of(&from) else { return };
-        let Ok(me) = self.my_email().await else { return };
+    pub fn on_frame(&self, from: NodeId, payload: &[u8]) {
+        let Some((email, verified)) = trust::sender_of(&self.people.book(), &from) else { return };
+        let Some(me) = self.my_email() else { return };
         if !verified || payload.len() > MAX_SIGNAL {
             tracing::info!(node = %from, "ignoring call signaling from a node that is not verified");
             return;
@@ -139,7 +200,8 @@ impl Engine {
                 return;
             }
             let mut calls = self.calls();
-            if !calls.rooms.contains_key(&signal.room) {
+            calls.expire(now_ms());
+            if !calls.rooms.contains_key(&signal.room) && calls.rooms.len() < MAX_ROOMS {
                 let room = RoomView {
                     room: signal.room.clone(),
                     title: signal.title.chars().take(200).collect(),
@@ -151,7 +213,7 @@ impl Engine {
                 calls.rooms.insert(signal.room.clone(), room);
                 drop(calls);
                 tracing::info!(from = %email, "invited to a call");
-                self.notify(Event::CallsChanged);
+                self.changed();
             }
             return;
         }
@@ -163,11 +225,11 @@ impl Engine {
         let message = json!({
             "type": signal.kind, "room": signal.room, "from": from.to_string(), "email": email, "data": signal.data,
         });
-        let _ = self.calls().to_pages.send(ToPage { room: signal.room, message });
+        let _ = self.to_pages.send(ToPage { room: signal.room, message });
     }
 
     /// One message from a call page.
-    async fn on_page_message(&self, message: Value, rooms: &mut BTreeSet<String>) -> Result<Value, String> {
+    pub fn on_page_message(&self, message: Value, rooms: &mut BTreeSet<String>) -> Result<Value, String> {
         let kind = message.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
         let room = message.get("room").and_then(Value::as_str).unwrap_or_default().to_string();
         if room.is_empty() || room.len() > 64 {
@@ -175,7 +237,7 @@ impl Engine {
         }
         match kind.as_str() {
             "invite" => {
-                let me = self.my_email().await.map_err(|e| e.to_string())?;
+                let me = self.my_email().ok_or("no mail account is set up")?;
                 let mut members: BTreeSet<String> = message
                     .get("members")
                     .and_then(Value::as_array)
@@ -185,8 +247,9 @@ impl Engine {
                 if members.len() > MAX_MEMBERS {
                     return Err(format!("a call has at most {MAX_MEMBERS} people"));
                 }
+                let book = self.people.book();
                 for member in members.iter().filter(|m| **m != me) {
-                    self.check_verified(member).map_err(|e| e.to_string())?;
+                    trust::check_verified(&book, member).map_err(|e| e.to_string())?;
                 }
                 let title = message.get("title").and_then(Value::as_str).unwrap_or_default().to_string();
                 let view = RoomView {
@@ -197,7 +260,14 @@ impl Engine {
                     at: now_ms(),
                     joined: false,
                 };
-                self.calls().rooms.insert(room.clone(), view);
+                {
+                    let mut calls = self.calls();
+                    calls.expire(now_ms());
+                    if calls.rooms.len() >= MAX_ROOMS && !calls.rooms.contains_key(&room) {
+                        return Err("too many calls at once; end one first".into());
+                    }
+                    calls.rooms.insert(room.clone(), view);
+                }
                 let signal = Signal {
                     room,
                     kind: "invite".into(),
@@ -205,8 +275,8 @@ impl Engine {
                     members: members.into_iter().collect(),
                     data: Value::Null,
                 };
-                self.signal(&signal, None).await;
-                self.notify(Event::CallsChanged);
+                self.signal(&signal, None);
+                self.changed();
             }
             "join" => {
                 if !self.calls().rooms.contains_key(&room) {
@@ -218,9 +288,8 @@ impl Engine {
                 self.signal(
                     &Signal { room, kind: "join".into(), title: String::new(), members: vec![], data: Value::Null },
                     None,
-                )
-                .await;
-                self.notify(Event::CallsChanged);
+                );
+                self.changed();
             }
             "present" | "signal" | "state" | "leave" => {
                 if !rooms.contains(&room) {
@@ -233,9 +302,9 @@ impl Engine {
                 let data = message.get("data").cloned().unwrap_or(Value::Null);
                 let signal =
                     Signal { room: room.clone(), kind: kind.clone(), title: String::new(), members: vec![], data };
-                self.signal(&signal, to).await;
+                self.signal(&signal, to);
                 if kind == "leave" {
-                    self.page_left(&room);
+                    self.left(&room);
                     rooms.remove(&room);
                 }
             }
@@ -244,13 +313,28 @@ impl Engine {
         Ok(json!({"type": "ok", "for": kind, "room": message.get("room")}))
     }
 
-    fn page_left(&self, room: &str) {
-        let mut calls = self.calls();
-        if let Some(n) = calls.present.get_mut(room) {
+    /// A page went away from `room` without saying so: the others are told.
+    pub fn page_left(&self, room: &str) {
+        let signal = Signal {
+            room: room.to_string(),
+            kind: "leave".into(),
+            title: String::new(),
+            members: vec![],
+            data: Value::Null,
+        };
+        self.signal(&signal, None);
+        self.left(room);
+    }
+
+    fn left(&self, room: &str) {
+        if let Some(n) = self.calls().present.get_mut(room) {
             *n = n.saturating_sub(1);
         }
-        drop(calls);
-        self.notify(Event::CallsChanged);
+        self.changed();
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.me
     }
 }
 
@@ -267,9 +351,10 @@ pub async fn call_socket(
 /// it joined come back. Closing the socket leaves those rooms.
 async fn serve_call(socket: WebSocket, engine: Arc<Engine>) {
     let (mut tx, mut rx) = socket.split();
-    let mut from_peers = engine.calls().to_pages.subscribe();
-    let me = engine.my_email().await.unwrap_or_default();
-    let hello = json!({"type": "hello", "node_id": engine.secrets.node_id().to_string(), "email": me});
+    let calls = &engine.calls;
+    let mut from_peers = calls.subscribe();
+    let me = calls.my_email().unwrap_or_default();
+    let hello = json!({"type": "hello", "node_id": calls.node_id().to_string(), "email": me});
     if tx.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
@@ -279,7 +364,7 @@ async fn serve_call(socket: WebSocket, engine: Arc<Engine>) {
             incoming = rx.next() => {
                 let Some(Ok(Message::Text(text))) = incoming else { break };
                 let answer = match serde_json::from_str::<Value>(&text) {
-                    Ok(message) => engine.on_page_message(message, &mut rooms).await,
+                    Ok(message) => calls.on_page_message(message, &mut rooms),
                     Err(e) => Err(format!("not JSON: {e}")),
                 };
                 let answer = answer.unwrap_or_else(|message| json!({"type": "error", "message": message}));
@@ -301,14 +386,6 @@ async fn serve_call(socket: WebSocket, engine: Arc<Engine>) {
     }
     // A page that went away without saying so has left.
     for room in rooms {
-        let signal = Signal {
-            room: room.clone(),
-            kind: "leave".into(),
-            title: String::new(),
-            members: vec![],
-            data: Value::Null,
-        };
-        engine.signal(&signal, None).await;
-        engine.page_left(&room);
+        calls.page_left(&room);
     }
 }

@@ -16,9 +16,16 @@
 //! their addressee takes them. Messages go only to nodes verified for the
 //! address (pinned by the email challenge): a node that merely claims it
 //! gets nothing.
+//!
+//! [`ChatNet`] is a service: it owns the history and the sync states (one
+//! lock, held for in-memory work only: the history's writer task does the
+//! disk), reads the owner's address from the [`StandingWatch`] and the
+//! contact book from the [`PeopleHandle`]'s snapshots, reaches nodes
+//! through [`Links`], and announces [`Event::ChatChanged`]. Its unit tests
+//! (`chat_net/tests.rs`) run two people's nodes over an in-memory mesh.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use automerge::sync;
@@ -27,12 +34,20 @@ use mailmesh_core::chat::{
 };
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
-use mailmesh_core::people::{normalize_email, Trust};
+use mailmesh_core::people::normalize_email;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
 
-use super::Engine;
+use super::people::trust::{self, TrustError};
+use super::people::PeopleHandle;
+use super::standing::StandingWatch;
 use crate::api::{ConversationDetail, ConversationView, Event, MessageView};
 use crate::chat::{History, HistoryError, HistoryWriter, Owed};
 use crate::clock::now_ms;
+use crate::mesh::links::Links;
+
+#[cfg(test)]
+mod tests;
 
 const MESSAGE_TOPIC: &str = "chat.msg";
 const RECEIPT_TOPIC: &str = "chat.receipt";
@@ -41,19 +56,14 @@ pub const HISTORY_FILE: &str = "chat.bin";
 /// How often pending messages and receipts are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(3);
 
-/// The engine's chat state: the history and one sync state per member.
-pub struct ChatState {
-    pub history: History,
+/// The history and one sync state per member.
+struct ChatState {
+    history: History,
     sync: HashMap<NodeId, sync::State>,
     writer: HistoryWriter,
 }
 
 impl ChatState {
-    pub fn new(history: History) -> ChatState {
-        let writer = HistoryWriter::start(history.path().to_path_buf());
-        ChatState { history, sync: HashMap::new(), writer }
-    }
-
     /// Queues the changes for the disk (written by the writer's task).
     fn save(&mut self) {
         self.writer.save(&mut self.history);
@@ -67,10 +77,8 @@ pub enum ChatNetError {
     NoAccount,
     #[error("{0} is not a conversation here, nor an address")]
     UnknownConversation(String),
-    #[error("{0} has no verified device yet: verify them under People first")]
-    NotVerified(String),
-    #[error("{0} is blocked")]
-    Blocked(String),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error("that is a direct conversation; start a group to chat with more people")]
     NotAGroup,
     #[error("you are no longer a member of this group")]
@@ -81,41 +89,64 @@ pub enum ChatNetError {
     History(#[from] HistoryError),
 }
 
-impl Engine {
+pub struct ChatNet {
+    state: Mutex<ChatState>,
+    links: Arc<dyn Links>,
+    people: PeopleHandle,
+    standing: StandingWatch,
+    events: broadcast::Sender<Event>,
+    /// Wakes the delivery loop.
+    wake: Notify,
+}
+
+impl ChatNet {
+    pub fn new(
+        history: History,
+        links: Arc<dyn Links>,
+        people: PeopleHandle,
+        standing: StandingWatch,
+        events: broadcast::Sender<Event>,
+    ) -> Arc<ChatNet> {
+        let writer = HistoryWriter::start(history.path().to_path_buf());
+        Arc::new(ChatNet {
+            state: Mutex::new(ChatState { history, sync: HashMap::new(), writer }),
+            links,
+            people,
+            standing,
+            events,
+            wake: Notify::new(),
+        })
+    }
+
     fn chat(&self) -> MutexGuard<'_, ChatState> {
-        crate::sync::lock(&self.chat)
+        crate::sync::lock(&self.state)
     }
 
-    pub(super) async fn my_email(&self) -> Result<String, ChatNetError> {
-        let state = self.state.lock().await;
-        state.account.as_ref().map(|(a, _)| normalize_email(&a.email)).ok_or(ChatNetError::NoAccount)
+    fn me(&self) -> Result<String, ChatNetError> {
+        self.standing.borrow().address.clone().ok_or(ChatNetError::NoAccount)
     }
 
-    /// Whether `email` has a verified device and is not blocked.
-    pub(super) fn check_verified(&self, email: &str) -> Result<(), ChatNetError> {
-        match self.people.book().person(email) {
-            Some(person) if person.blocked => Err(ChatNetError::Blocked(email.into())),
-            Some(person) if person.is_verified() => Ok(()),
-            _ => Err(ChatNetError::NotVerified(email.into())),
-        }
+    /// Something to deliver may have become deliverable (a link, a pin).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Saves the history after a change, tells clients, and hands the
     /// change to the owner's other nodes.
-    async fn chat_changed(&self) {
+    async fn changed(&self) {
         self.chat().save();
-        self.notify(Event::ChatChanged);
-        self.replicate_chat(None).await;
-        self.chat_wake.notify_one();
+        let _ = self.events.send(Event::ChatChanged);
+        self.replicate(None).await;
+        self.wake();
     }
 
-    pub async fn chat_list(&self) -> Result<Vec<ConversationView>, ChatNetError> {
-        let me = self.my_email().await?;
+    pub fn list(&self) -> Result<Vec<ConversationView>, ChatNetError> {
+        let me = self.me()?;
         Ok(self.chat().history.summaries(&me))
     }
 
-    pub async fn chat_unread(&self) -> u32 {
-        match self.my_email().await {
+    pub fn unread(&self) -> u32 {
+        match self.me() {
             Ok(me) => self.chat().history.unread_total(&me),
             Err(_) => 0,
         }
@@ -123,8 +154,8 @@ impl Engine {
 
     /// A conversation named by its id or, for a direct one, by the other
     /// address (started if new).
-    async fn resolve(&self, target: &str) -> Result<(ConversationId, Option<String>, Option<Group>), ChatNetError> {
-        let me = self.my_email().await?;
+    fn resolve(&self, target: &str) -> Result<(ConversationId, Option<String>, Option<Group>), ChatNetError> {
+        let me = self.me()?;
         if let Ok(id) = target.parse::<ConversationId>() {
             let known = self.chat().history.conversation(&id);
             let known = known.ok_or_else(|| ChatNetError::UnknownConversation(target.into()))?;
@@ -137,9 +168,9 @@ impl Engine {
         Ok((direct_conversation(&me, &peer), Some(peer), None))
     }
 
-    pub async fn chat_show(&self, target: &str) -> Result<ConversationDetail, ChatNetError> {
-        let me = self.my_email().await?;
-        let (id, _, _) = self.resolve(target).await?;
+    pub fn show(&self, target: &str) -> Result<ConversationDetail, ChatNetError> {
+        let me = self.me()?;
+        let (id, _, _) = self.resolve(target)?;
         let chat = self.chat();
         let summary = chat
             .history
@@ -151,10 +182,14 @@ impl Engine {
         Ok(ConversationDetail { summary, messages })
     }
 
+    fn check_verified(&self, email: &str) -> Result<(), TrustError> {
+        trust::check_verified(&self.people.book(), email)
+    }
+
     /// Writes `text` into a conversation (or to an address).
-    pub async fn chat_send(&self, target: &str, text: &str) -> Result<MessageView, ChatNetError> {
-        let me = self.my_email().await?;
-        let (conversation, peer, group) = self.resolve(target).await?;
+    pub async fn send(&self, target: &str, text: &str) -> Result<MessageView, ChatNetError> {
+        let me = self.me()?;
+        let (conversation, peer, group) = self.resolve(target)?;
         let recipients = match (&group, &peer) {
             (Some(g), _) if !g.has(&me) => return Err(ChatNetError::NotAMember),
             (Some(g), _) => g.members.iter().filter(|m| **m != me).cloned().collect(),
@@ -175,13 +210,13 @@ impl Engine {
             chat.history.add_own(&message, peer, to)?;
             chat.history.view(&message)
         };
-        self.chat_changed().await;
+        self.changed().await;
         Ok(view)
     }
 
     /// Starts a group of verified people (we are in it too).
-    pub async fn chat_group_create(&self, title: &str, members: &[String]) -> Result<String, ChatNetError> {
-        let me = self.my_email().await?;
+    pub async fn group_create(&self, title: &str, members: &[String]) -> Result<String, ChatNetError> {
+        let me = self.me()?;
         for member in members.iter().map(|m| normalize_email(m)).filter(|m| *m != me) {
             self.check_verified(&member)?;
         }
@@ -194,14 +229,9 @@ impl Engine {
     }
 
     /// Adds and removes members of a group; everyone old and new hears of it.
-    pub async fn chat_group_members(
-        &self,
-        target: &str,
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), ChatNetError> {
-        let me = self.my_email().await?;
-        let (conversation, _, group) = self.resolve(target).await?;
+    pub async fn group_members(&self, target: &str, add: &[String], remove: &[String]) -> Result<(), ChatNetError> {
+        let me = self.me()?;
+        let (conversation, _, group) = self.resolve(target)?;
         let group = group.ok_or(ChatNetError::NotAGroup)?;
         if !group.has(&me) {
             return Err(ChatNetError::NotAMember);
@@ -230,18 +260,19 @@ impl Engine {
     }
 
     /// The owner read a conversation: read receipts go to its authors.
-    pub async fn chat_read(&self, target: &str) -> Result<(), ChatNetError> {
-        let me = self.my_email().await?;
-        let (conversation, _, _) = self.resolve(target).await?;
+    pub async fn read(&self, target: &str) -> Result<(), ChatNetError> {
+        let me = self.me()?;
+        let (conversation, _, _) = self.resolve(target)?;
         let changed = self.chat().history.mark_read(&conversation, &me, now_ms())?;
         if changed {
-            self.chat_changed().await;
+            self.changed().await;
         }
         Ok(())
     }
 
-    /// A `chat.*` frame from a node.
-    pub async fn on_chat_frame(&self, from: NodeId, member: bool, topic: &str, payload: &[u8]) {
+    /// A `chat.*` frame from a node: syncs only from members, messages and
+    /// receipts only from other people.
+    pub async fn on_frame(&self, from: NodeId, member: bool, topic: &str, payload: &[u8]) {
         let outcome = match (topic, member) {
             (SYNC_TOPIC, true) => self.on_sync(from, payload).await,
             (MESSAGE_TOPIC, false) => self.on_message(from, payload).await,
@@ -253,23 +284,14 @@ impl Engine {
         }
     }
 
-    /// The address a stranger link proved, unless that person is blocked.
-    pub(super) fn sender_of(&self, from: &NodeId) -> Option<(String, bool)> {
-        let book = self.people.book();
-        let (email, person) = book.owner_of(from)?;
-        if person.blocked {
-            return None;
-        }
-        let verified = matches!(person.devices.get(from).map(|d| &d.trust), Some(Trust::Verified { .. }));
-        Some((email.clone(), verified))
+    fn sender_of(&self, from: &NodeId) -> Result<(String, bool), ChatNetError> {
+        trust::sender_of(&self.people.book(), from).ok_or_else(|| TrustError::Blocked(from.to_string()).into())
     }
 
     async fn on_message(&self, from: NodeId, payload: &[u8]) -> Result<(), ChatNetError> {
-        let me = self.my_email().await?;
+        let me = self.me()?;
         let message = ChatMessage::decode(payload)?;
-        let Some((email, verified)) = self.sender_of(&from) else {
-            return Err(ChatNetError::Blocked(from.to_string()));
-        };
+        let (email, verified) = self.sender_of(&from)?;
         let new = {
             let mut chat = self.chat();
             let members = chat.history.conversation(&message.conversation).and_then(|c| c.group).map(|g| g.members);
@@ -280,22 +302,25 @@ impl Engine {
             tracing::info!(from = %email, "chat message received");
         }
         // Either way a delivered receipt is owed; send it now.
-        self.chat_changed().await;
+        self.changed().await;
         Ok(())
     }
 
     async fn on_receipt(&self, from: NodeId, payload: &[u8]) -> Result<(), ChatNetError> {
-        let me = self.my_email().await?;
+        let me = self.me()?;
         let receipt = Receipt::decode(payload)?;
-        let Some((email, _)) = self.sender_of(&from) else {
-            return Err(ChatNetError::Blocked(from.to_string()));
-        };
+        let (email, verified) = self.sender_of(&from)?;
         if normalize_email(&receipt.reader) != email {
             return Err(mailmesh_core::chat::ChatError::WrongAuthor { claimed: receipt.reader, proved: email }.into());
         }
+        // Any node can claim an address on its link: only one verified for
+        // it may say that person has (or read) a message.
+        if !verified {
+            return Err(TrustError::NotVerified(email).into());
+        }
         let changed = self.chat().history.on_receipt(&receipt, &me)?;
         if changed {
-            self.chat_changed().await;
+            self.changed().await;
         }
         Ok(())
     }
@@ -307,24 +332,24 @@ impl Engine {
             history.receive_sync(sync.entry(from).or_default(), payload)?
         };
         if changed {
-            self.chat_changed().await;
+            self.changed().await;
         } else {
-            self.replicate_chat(Some(from)).await;
+            self.replicate(Some(from)).await;
         }
         Ok(())
     }
 
     /// A member's link came up: start replication afresh with it.
-    pub async fn on_member_up_chat(&self, peer: NodeId) {
+    pub async fn on_member_up(&self, peer: NodeId) {
         self.chat().sync.insert(peer, sync::State::new());
-        self.replicate_chat(Some(peer)).await;
+        self.replicate(Some(peer)).await;
     }
 
     /// Sends each online member (or just `only`) what it lacks.
-    async fn replicate_chat(&self, only: Option<NodeId>) {
+    async fn replicate(&self, only: Option<NodeId>) {
         let members = match only {
             Some(peer) => vec![peer],
-            None => self.mesh.online_members(),
+            None => self.links.online_members(),
         };
         let frames: Vec<(NodeId, Vec<u8>)> = {
             let mut chat = self.chat();
@@ -335,33 +360,13 @@ impl Engine {
                 .collect()
         };
         for (peer, payload) in frames {
-            let _ = self.mesh.send_to(&peer, Frame::Data { topic: SYNC_TOPIC.into(), payload }).await;
+            let _ = self.links.send_to(&peer, Frame::Data { topic: SYNC_TOPIC.into(), payload }).await;
         }
-    }
-
-    /// Other people's nodes linked now, by the address they proved (blocked
-    /// people left out): those verified for it, and all of them.
-    pub(super) fn linked_people(&self) -> (BTreeMap<String, Vec<NodeId>>, BTreeMap<String, Vec<NodeId>>) {
-        let linked = self.mesh.linked_strangers();
-        let book = self.people.book();
-        let mut trusted: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
-        let mut any: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
-        for (node, claimed) in linked {
-            let Some((email, person)) = book.owner_of(&node) else { continue };
-            if person.blocked || *email != normalize_email(&claimed) {
-                continue;
-            }
-            any.entry(email.clone()).or_default().push(node);
-            if matches!(person.devices.get(&node).map(|d| &d.trust), Some(Trust::Verified { .. })) {
-                trusted.entry(email.clone()).or_default().push(node);
-            }
-        }
-        (trusted, any)
     }
 
     /// Tries every pending message and owed receipt on the links up now.
-    pub async fn deliver_chat(&self) {
-        let Ok(me) = self.my_email().await else { return };
+    pub async fn deliver(&self) {
+        let Ok(me) = self.me() else { return };
         let (pending, owed) = {
             let chat = self.chat();
             (chat.history.pending(), chat.history.owed())
@@ -369,7 +374,7 @@ impl Engine {
         if pending.is_empty() && owed.is_empty() {
             return;
         }
-        let (trusted, any) = self.linked_people();
+        let (trusted, any) = trust::linked_people(&self.people.book(), self.links.linked_strangers());
         let mut sends: Vec<(NodeId, Frame)> = Vec::new();
         for (message, emails) in &pending {
             let payload = message.encode();
@@ -380,7 +385,7 @@ impl Engine {
             }
         }
         for (node, frame) in sends {
-            let _ = self.mesh.send_to_person(&node, frame).await;
+            let _ = self.links.send_to_person(&node, frame).await;
         }
         // Receipts: one per (kind, addressee), to every linked node of theirs.
         let mut batches: BTreeMap<(u8, String), Vec<Owed>> = BTreeMap::new();
@@ -400,7 +405,7 @@ impl Engine {
                 let mut sent = false;
                 for node in nodes {
                     let frame = Frame::Data { topic: RECEIPT_TOPIC.into(), payload: receipt.encode() };
-                    sent |= self.mesh.send_to_person(node, frame).await.is_ok();
+                    sent |= self.links.send_to_person(node, frame).await.is_ok();
                 }
                 if sent {
                     paid.extend(chunk.iter().cloned());
@@ -417,7 +422,20 @@ impl Engine {
                 }
                 chat.save();
             }
-            self.replicate_chat(None).await;
+            self.replicate(None).await;
+        }
+    }
+
+    /// Delivers pending chat whenever woken (a change, a link up) and every
+    /// few seconds, until `stop`.
+    pub async fn deliver_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RETRY_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            self.deliver().await;
         }
     }
 }
@@ -435,18 +453,5 @@ fn members_message(conversation: ConversationId, me: &str, text: String, group: 
         kind: MessageKind::Members,
         text,
         group: Some(group),
-    }
-}
-
-/// Delivers pending chat whenever woken (a change, a link up) and every
-/// few seconds.
-pub async fn deliver_loop(engine: Arc<Engine>) {
-    loop {
-        tokio::select! {
-            _ = engine.chat_wake.notified() => {}
-            _ = tokio::time::sleep(RETRY_EVERY) => {}
-            _ = engine.shutdown.cancelled() => return,
-        }
-        engine.deliver_chat().await;
     }
 }

@@ -1,0 +1,180 @@
+//! Two people over an in-memory mesh — Alice with two nodes, Bob with one —
+//! and an impostor node claiming Bob's address: delivery, receipts,
+//! replication between one owner's nodes, and who gets nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use mailmesh_core::identity::{NodeId, NodeSecrets};
+use mailmesh_core::peer::frame::Frame;
+use tokio::sync::{broadcast, watch};
+
+use super::ChatNet;
+use crate::chat::History;
+use crate::engine::people::PeopleHandle;
+use crate::engine::standing::Standing;
+use crate::engine::testkit::{self, Party};
+use crate::mesh::links::memory::MemoryMesh;
+use crate::mesh::links::Links;
+
+const ALICE: &str = "alice@example.org";
+const BOB: &str = "bob@example.org";
+
+struct Node {
+    secrets: NodeSecrets,
+    chat: Arc<ChatNet>,
+    people: PeopleHandle,
+    /// Chat frames this node received.
+    received: Arc<AtomicUsize>,
+    _home: tempfile::TempDir,
+}
+
+impl Node {
+    fn id(&self) -> NodeId {
+        self.secrets.node_id()
+    }
+}
+
+fn node(mesh: &MemoryMesh, seed: u8, owner: &str) -> Node {
+    let secrets = NodeSecrets::from_seeds([seed; 32], [seed; 32]);
+    let home = tempfile::tempdir().expect("temp dir");
+    let history = History::load(home.path().join("chat.bin"), mailmesh_core::chat::history_key(&secrets));
+    let people = PeopleHandle::start(home.path().join("people.bin"));
+    let (_, standing) =
+        watch::channel(Standing { address: Some(owner.into()), network: None, mesh: Default::default() });
+    let chat = ChatNet::new(history, mesh.links(secrets.node_id()), people.clone(), standing, broadcast::channel(16).0);
+    let received = Arc::new(AtomicUsize::new(0));
+    let (receiver, count) = (Arc::downgrade(&chat), received.clone());
+    mesh.join(secrets.node_id(), owner, move |from, member, frame| {
+        let (receiver, count) = (receiver.clone(), count.clone());
+        Box::pin(async move {
+            if let (Some(chat), Frame::Data { topic, payload }) = (receiver.upgrade(), frame) {
+                count.fetch_add(1, Ordering::Relaxed);
+                chat.on_frame(from, member, &topic, &payload).await;
+            }
+        })
+    });
+    Node { secrets, chat, people, received, _home: home }
+}
+
+fn party<'a>(node: &'a Node, address: &'a str) -> Party<'a> {
+    Party { people: &node.people, secrets: &node.secrets, address }
+}
+
+/// `who` (of `who_address`) verifies `whom`'s node for `address`.
+async fn verify(who: &Node, whom: &Node, address: &str, who_address: &str) {
+    testkit::verify(&party(who, who_address), &party(whom, address)).await;
+}
+
+/// `who` saw `whom`'s link come up claiming `address` (unverified).
+async fn saw(who: &Node, whom: &Node, address: &str) {
+    testkit::saw(&party(who, ""), &party(whom, address)).await;
+}
+
+/// Runs every node's delivery until the mesh is quiet.
+async fn deliver_all(mesh: &MemoryMesh, nodes: &[&Node]) {
+    for _ in 0..3 {
+        for node in nodes {
+            node.chat.deliver().await;
+        }
+        mesh.settled().await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_reaches_a_verified_person_and_both_receipts_come_back() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    verify(&bob, &alice, ALICE, BOB).await;
+
+    let sent = alice.chat.send(BOB, "lunch at noon?").await.unwrap();
+    assert_eq!(sent.pending, vec![BOB.to_string()]);
+    deliver_all(&mesh, &[&alice, &bob]).await;
+
+    let inbox = bob.chat.list().unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!((inbox[0].unread, inbox[0].last_text.as_str()), (1, "lunch at noon?"));
+    let theirs = bob.chat.show(ALICE).unwrap().messages;
+    assert!(theirs[0].verified, "from a verified node");
+    let mine = alice.chat.show(BOB).unwrap().messages;
+    assert_eq!((mine[0].pending.len(), mine[0].delivered.clone()), (0, vec![BOB.to_string()]));
+
+    bob.chat.read(ALICE).await.unwrap();
+    deliver_all(&mesh, &[&alice, &bob]).await;
+    assert_eq!(bob.chat.unread(), 0);
+    assert_eq!(alice.chat.show(BOB).unwrap().messages[0].read, vec![BOB.to_string()]);
+}
+
+#[tokio::test]
+async fn a_message_waits_while_the_person_is_away_and_goes_when_they_link_up() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    saw(&bob, &alice, ALICE).await;
+    mesh.set_online(bob.id(), false, 0);
+
+    alice.chat.send(BOB, "are you there?").await.unwrap();
+    deliver_all(&mesh, &[&alice, &bob]).await;
+    assert_eq!(bob.received.load(Ordering::Relaxed), 0);
+    assert_eq!(alice.chat.show(BOB).unwrap().messages[0].pending, vec![BOB.to_string()]);
+
+    mesh.set_online(bob.id(), true, 0);
+    deliver_all(&mesh, &[&alice, &bob]).await;
+    assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "are you there?");
+}
+
+#[tokio::test]
+async fn only_verified_nodes_get_messages_and_an_impostors_frames_change_nothing() {
+    let mesh = MemoryMesh::default();
+    let alice = node(&mesh, 1, ALICE);
+    let impostor = node(&mesh, 3, "mallory@example.org");
+    mesh.claim(impostor.id(), BOB);
+    // Alice has seen a node claim Bob's address, but verified none.
+    saw(&alice, &impostor, BOB).await;
+    let refused = alice.chat.send(BOB, "hi").await.unwrap_err();
+    assert!(refused.to_string().contains("no verified device"), "{refused}");
+
+    // Bob's real node is verified; the impostor still claims his address.
+    let bob = node(&mesh, 2, BOB);
+    verify(&alice, &bob, BOB, ALICE).await;
+    saw(&bob, &alice, ALICE).await;
+    alice.chat.send(BOB, "for Bob only").await.unwrap();
+    deliver_all(&mesh, &[&alice, &bob, &impostor]).await;
+    assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "for Bob only");
+    assert_eq!(impostor.received.load(Ordering::Relaxed), 0, "the impostor got nothing");
+
+    // A read receipt the impostor forges for Bob changes nothing.
+    let forged = mailmesh_core::chat::Receipt {
+        kind: mailmesh_core::chat::ReceiptKind::Read,
+        reader: BOB.into(),
+        at_ms: 5,
+        messages: alice.chat.show(BOB).unwrap().messages.iter().map(|m| m.id.parse().unwrap()).collect(),
+    };
+    let before = alice.chat.show(BOB).unwrap().messages[0].read.clone();
+    let forged = Frame::Data { topic: super::RECEIPT_TOPIC.into(), payload: forged.encode() };
+    mesh.links(impostor.id()).send_to_person(&alice.id(), forged).await.unwrap();
+    mesh.settled().await;
+    assert_eq!(alice.chat.show(BOB).unwrap().messages[0].read, before);
+}
+
+#[tokio::test]
+async fn one_owners_nodes_share_the_history_and_either_delivers_what_the_other_wrote() {
+    let mesh = MemoryMesh::default();
+    let (laptop, phone, bob) = (node(&mesh, 1, ALICE), node(&mesh, 4, ALICE), node(&mesh, 2, BOB));
+    for alice in [&laptop, &phone] {
+        verify(alice, &bob, BOB, ALICE).await;
+        verify(&bob, alice, ALICE, BOB).await;
+    }
+    mesh.set_online(bob.id(), false, 0);
+    laptop.chat.send(BOB, "from the laptop").await.unwrap();
+    mesh.settled().await;
+    assert_eq!(phone.chat.show(BOB).unwrap().messages[0].text, "from the laptop", "replicated");
+
+    // The laptop goes away before Bob comes back: the phone delivers.
+    mesh.set_online(laptop.id(), false, 0);
+    mesh.set_online(bob.id(), true, 0);
+    deliver_all(&mesh, &[&phone, &bob]).await;
+    assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "from the laptop");
+    assert_eq!(phone.chat.show(BOB).unwrap().messages[0].delivered, vec![BOB.to_string()]);
+}

@@ -1,0 +1,200 @@
+//! Three nodes of one owner over an in-memory mesh: spreading, catching
+//! up, restoring from others, and repair, each checked by the bytes and
+//! fragments on every node's disk.
+
+use std::sync::Arc;
+
+use mailmesh_core::drive::{FragmentId, Manifest, NetworkKey};
+use mailmesh_core::identity::{NodeId, NodeSecrets};
+use mailmesh_core::peer::frame::Frame;
+use tokio::sync::{broadcast, watch};
+
+use super::DriveNet;
+use crate::drive::Drive;
+use crate::engine::standing::{Membership, Standing};
+use crate::engine::testkit::{self, content};
+use crate::home::NodeHome;
+use crate::mesh::links::memory::MemoryMesh;
+
+const HOUR_MS: u64 = 3_600_000;
+
+struct Node {
+    id: NodeId,
+    net: Arc<DriveNet>,
+    _home: tempfile::TempDir,
+}
+
+impl Node {
+    fn holds(&self, id: &FragmentId) -> bool {
+        self.net.drive().store().contains(id)
+    }
+}
+
+struct Cluster {
+    mesh: MemoryMesh,
+    nodes: Vec<Node>,
+}
+
+/// `n` nodes of one network, ordered by node id (so `nodes[0]` is the one
+/// that runs repairs).
+fn cluster(n: u8) -> Cluster {
+    let mesh = MemoryMesh::default();
+    let mut ids: Vec<(NodeId, u8)> =
+        (1..=n).map(|i| (NodeSecrets::from_seeds([i; 32], [i; 32]).node_id(), i)).collect();
+    ids.sort();
+    let membership =
+        Membership { key: NetworkKey::from_bytes([7; 32]), members: ids.iter().map(|(id, _)| *id).collect() };
+    // A receiver keeps the last value after its sender is gone.
+    let standing =
+        Standing { address: Some("owner@example.org".into()), network: Some(membership), mesh: Default::default() };
+    let (_, watch) = watch::channel(standing);
+    let nodes = ids
+        .into_iter()
+        .map(|(id, _)| {
+            let home = tempfile::tempdir().expect("temp dir");
+            let drive = Arc::new(Drive::open(&NodeHome::at(home.path())).expect("drive"));
+            let settings = testkit::settings(HOUR_MS);
+            let net = DriveNet::new(id, drive, mesh.links(id), watch.clone(), broadcast::channel(16).0, settings);
+            let receiver = Arc::downgrade(&net);
+            mesh.join(id, "owner@example.org", move |from, _member, frame| {
+                let receiver = receiver.clone();
+                Box::pin(async move {
+                    if let (Some(net), Frame::Data { topic, payload }) = (receiver.upgrade(), frame) {
+                        net.on_message(from, &topic, payload).await;
+                    }
+                })
+            });
+            Node { id, net, _home: home }
+        })
+        .collect();
+    Cluster { mesh, nodes }
+}
+
+impl Cluster {
+    /// Node `at` adds a file and spreads it; its id and manifest.
+    async fn add_and_spread(&self, at: usize, bytes: &[u8]) -> (String, Manifest) {
+        let node = &self.nodes[at];
+        let key = NetworkKey::from_bytes([7; 32]);
+        let file = node.net.drive().add_bytes(&key, "report.bin", "application/octet-stream", None, bytes, 1).unwrap();
+        node.net.distribute(&file.id).await;
+        self.mesh.settled().await;
+        let (_, manifest) = node.net.drive().record(&file.id).unwrap();
+        (file.id, manifest)
+    }
+
+    /// How many of each chunk's fragments each node holds.
+    fn per_chunk(&self, manifest: &Manifest) -> Vec<Vec<usize>> {
+        (0..manifest.chunk_count())
+            .map(|chunk| {
+                let ids = manifest.chunk_ids(chunk);
+                self.nodes.iter().map(|node| ids.iter().filter(|id| node.holds(id)).count()).collect()
+            })
+            .collect()
+    }
+
+    async fn restore_on(&self, at: usize, file_id: &str) -> Result<Vec<u8>, crate::drive::DriveError> {
+        let out = self.nodes[at]._home.path().join("restored");
+        self.nodes[at].net.restore(file_id.to_string(), out.clone()).await?;
+        Ok(std::fs::read(out).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_spreads_two_fragments_per_chunk_to_each_node_and_restores_anywhere() {
+    let cluster = cluster(3);
+    let bytes = content(2 * 1024 * 1024 + 512 * 1024);
+    let (file_id, manifest) = cluster.add_and_spread(1, &bytes).await;
+
+    assert_eq!(manifest.chunk_count(), 3);
+    for counts in cluster.per_chunk(&manifest) {
+        assert_eq!(counts, vec![2, 2, 2], "4 + 2 fragments spread evenly over three nodes");
+    }
+    for node in &cluster.nodes {
+        let files = node.net.list_files().await.unwrap();
+        assert_eq!(files.len(), 1, "every node has the record");
+        assert_eq!(files[0].health.state, "full", "health counts fragments on online members");
+    }
+    assert_eq!(cluster.restore_on(2, &file_id).await.unwrap(), bytes, "restored from the others");
+
+    // With one node away, the other two still hold k = 4 of every chunk.
+    cluster.mesh.set_online(cluster.nodes[1].id, false, 0);
+    assert_eq!(cluster.restore_on(0, &file_id).await.unwrap(), bytes);
+    cluster.mesh.set_online(cluster.nodes[2].id, false, 0);
+    let alone = cluster.restore_on(0, &file_id).await;
+    assert!(
+        matches!(alone, Err(crate::drive::DriveError::Unavailable { present: 2, needed: 4, .. })),
+        "one node alone cannot restore: {alone:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_was_away_gets_the_catalog_and_deletions_when_it_links_up() {
+    let cluster = cluster(3);
+    let away = cluster.nodes[2].id;
+    cluster.mesh.set_online(away, false, 0);
+    let (file_id, manifest) = cluster.add_and_spread(0, &content(300_000)).await;
+    // The away node's share stays with the node that added the file.
+    assert_eq!(cluster.per_chunk(&manifest), vec![vec![4, 2, 0]]);
+    assert!(cluster.nodes[2].net.list_files().await.unwrap().is_empty());
+
+    cluster.mesh.set_online(away, true, 0);
+    cluster.nodes[0].net.on_member_up(away).await;
+    cluster.mesh.settled().await;
+    let files = cluster.nodes[2].net.list_files().await.unwrap();
+    assert_eq!(files.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), vec![file_id.clone()]);
+
+    cluster.nodes[0].net.drive().remove(&file_id, 10).unwrap();
+    cluster.nodes[0].net.announce_deletion(&file_id, 10).await;
+    cluster.mesh.settled().await;
+    for node in &cluster.nodes {
+        assert!(node.net.list_files().await.unwrap().is_empty(), "the deletion reached every node");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_waits_out_the_grace_period_then_recreates_what_a_gone_node_held() {
+    let cluster = cluster(3);
+    let bytes = content(1024 * 1024 + 1000);
+    let (file_id, manifest) = cluster.add_and_spread(2, &bytes).await;
+    let gone = cluster.nodes[2].id;
+
+    // Gone just now: nothing is re-created yet.
+    cluster.mesh.set_online(gone, false, crate::clock::now_ms());
+    for node in &cluster.nodes[..2] {
+        node.net.scrub_and_repair().await;
+    }
+    cluster.mesh.settled().await;
+    assert_eq!(cluster.per_chunk(&manifest), vec![vec![2, 2, 2]; 2]);
+
+    // Gone past the grace period: the smallest online id re-creates the
+    // lost fragments on the two live nodes.
+    cluster.mesh.set_online(gone, false, crate::clock::now_ms() - 2 * HOUR_MS);
+    for node in &cluster.nodes[..2] {
+        node.net.scrub_and_repair().await;
+    }
+    cluster.mesh.settled().await;
+    for (chunk, counts) in cluster.per_chunk(&manifest).into_iter().enumerate() {
+        assert_eq!(counts[0] + counts[1], 6, "chunk {chunk}: every fragment on a live node ({counts:?})");
+        assert!(counts[0] >= 2 && counts[1] >= 2, "chunk {chunk}: spread over both ({counts:?})");
+    }
+    assert_eq!(cluster.restore_on(1, &file_id).await.unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_rotted_on_disk_is_rebuilt_from_the_other_nodes() {
+    let cluster = cluster(3);
+    let bytes = content(500_000);
+    let (file_id, manifest) = cluster.add_and_spread(0, &bytes).await;
+    let rotted = *manifest.fragment_ids.iter().find(|id| cluster.nodes[1].holds(id)).unwrap();
+    let hex = rotted.to_string();
+    let path = cluster.nodes[1]._home.path().join("drive/fragments").join(&hex[..2]).join(&hex);
+    let mut stored = std::fs::read(&path).unwrap();
+    stored[10] ^= 0xff;
+    std::fs::write(&path, stored).unwrap();
+
+    cluster.nodes[1].net.scrub_and_repair().await;
+    cluster.mesh.settled().await;
+    assert_eq!(FragmentId::of(&std::fs::read(&path).unwrap()), rotted, "rebuilt in place");
+    assert_eq!(cluster.per_chunk(&manifest), vec![vec![2, 2, 2]]);
+    assert_eq!(cluster.restore_on(1, &file_id).await.unwrap(), bytes);
+}
