@@ -26,11 +26,27 @@ export function resetState() {
   return updateState(initialState());
 }
 
+/** Change events within this long are written as one update. */
+const MARK_COALESCE_MS = 100;
+const marked = new Set();
+let markTimer = null;
+
 /**
  * Records that the engine said `kind` changed ('files', 'chat', …), where
- * pages watching it see it (shared/host-state.js `onEngineChange`).
+ * pages watching it see it (shared/host-state.js `onEngineChange`). A burst
+ * of events (a chat message and its receipts) is one storage write, not one
+ * per event: each write reads and rewrites the whole state, and the worker
+ * shares the machine with the data channels.
  * @param {string} kind
  */
 export function markChanged(kind) {
-  return updateState((state) => ({ changed: { ...state.changed, [kind]: Date.now() } }));
+  marked.add(kind);
+  if (markTimer) return;
+  markTimer = setTimeout(() => {
+    markTimer = null;
+    const at = Date.now();
+    const kinds = [...marked];
+    marked.clear();
+    updateState((state) => ({ changed: { ...state.changed, ...Object.fromEntries(kinds.map((k) => [k, at])) } }));
+  }, MARK_COALESCE_MS);
 }

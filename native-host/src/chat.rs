@@ -542,6 +542,24 @@ pub enum HistoryWrite {
 }
 
 impl HistoryWrite {
+    /// Carries out writes queued in this order, with one fsync: a whole
+    /// write makes everything before it moot, and the appends after the
+    /// last one go in a single write.
+    pub fn apply_all(writes: Vec<HistoryWrite>, path: &std::path::Path) -> std::io::Result<()> {
+        let from = writes.iter().rposition(|w| matches!(w, HistoryWrite::Whole(_))).unwrap_or(0);
+        let mut appended = Vec::new();
+        for write in writes.into_iter().skip(from) {
+            match write {
+                whole @ HistoryWrite::Whole(_) => whole.apply(path)?,
+                HistoryWrite::Append(bytes) => appended.extend_from_slice(&bytes),
+            }
+        }
+        if appended.is_empty() {
+            return Ok(());
+        }
+        HistoryWrite::Append(appended).apply(path)
+    }
+
     /// Carries the write out, fsync included (blocking).
     pub fn apply(&self, path: &std::path::Path) -> std::io::Result<()> {
         match self {
@@ -569,9 +587,15 @@ impl HistoryWriter {
     pub fn start(path: PathBuf) -> HistoryWriter {
         let (queue, mut writes) = tokio::sync::mpsc::channel::<HistoryWrite>(Self::QUEUE);
         tokio::spawn(async move {
-            while let Some(write) = writes.recv().await {
+            while let Some(first) = writes.recv().await {
+                // Whatever queued meanwhile goes in the same pass: one fsync
+                // for a burst (a message and its receipt) instead of one each.
+                let mut batch = vec![first];
+                while let Ok(more) = writes.try_recv() {
+                    batch.push(more);
+                }
                 let path = path.clone();
-                match tokio::task::spawn_blocking(move || write.apply(&path)).await {
+                match tokio::task::spawn_blocking(move || HistoryWrite::apply_all(batch, &path)).await {
                     Ok(Err(e)) => tracing::warn!("cannot save the chat history: {e}"),
                     Err(e) => tracing::warn!("cannot save the chat history: {e}"),
                     Ok(Ok(())) => {}
@@ -799,5 +823,19 @@ mod tests {
         stale.sent_at_ms = 15;
         h.add_incoming(&stale, true, 22).unwrap();
         assert_eq!(h.conversation(&conv).unwrap().group.unwrap().members.len(), 2);
+    }
+
+    #[test]
+    fn a_batch_of_writes_lands_as_the_writes_one_by_one_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.bin");
+        let append = |b: &[u8]| HistoryWrite::Append(b.to_vec());
+        HistoryWrite::apply_all(vec![append(b"a"), append(b"b")], &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ab");
+        let batch = vec![append(b"c"), HistoryWrite::Whole(b"WHOLE".to_vec()), append(b"d"), append(b"e")];
+        HistoryWrite::apply_all(batch, &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"WHOLEde", "a whole write makes what came before it moot");
+        HistoryWrite::apply_all(vec![append(b"f")], &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"WHOLEdef");
     }
 }

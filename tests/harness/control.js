@@ -7,12 +7,19 @@ import path from 'node:path';
 import readline from 'node:readline';
 
 export class Control {
-  /** Connects to the engine of `home`. */
-  static connect(home) {
-    return new Promise((resolve, reject) => {
+  /**
+   * Connects to the engine of `home`. Resolves once the engine answered a
+   * first request: it subscribes a connection to its events when it accepts
+   * it, which may be after the socket is connected on this side, and an
+   * event pushed in between would be missed.
+   */
+  static async connect(home) {
+    const control = await new Promise((resolve, reject) => {
       const socket = net.createConnection(path.join(home, 'engine.sock'), () => resolve(new Control(socket)));
       socket.once('error', reject);
     });
+    await control.request({ type: 'status' });
+    return control;
   }
 
   constructor(socket) {
