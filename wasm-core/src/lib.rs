@@ -16,6 +16,7 @@
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
 //! - [`join`]: the messages by which a new node joins through the mailbox.
+//! - [`names`]: names from other nodes made safe to show and to save.
 //! - [`peer`]: links between nodes — the authenticated handshake, the
 //!   encrypted host link, frames and liveness.
 //! - [`people`]: other people — verification by email challenge and the
@@ -32,6 +33,7 @@ pub mod confirm;
 pub mod drive;
 pub mod identity;
 pub mod join;
+pub mod names;
 pub mod peer;
 pub mod people;
 pub mod roster;

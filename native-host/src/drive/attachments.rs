@@ -80,10 +80,11 @@ fn collect(message: &Message<'_>, depth: usize, found: &mut Vec<Attachment>) {
     }
 }
 
-/// A file name safe to show and to save: no path, no control characters.
+/// A file name safe to show and to save: no path, nothing hidden (control
+/// characters, bidirectional overrides).
 fn sanitize(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    base.chars().filter(|c| !c.is_control()).collect::<String>().trim().chars().take(255).collect()
+    mailmesh_core::names::visible(base).chars().take(255).collect()
 }
 
 fn extension_for(media_type: &str) -> &'static str {
@@ -177,6 +178,15 @@ AAEC/w==\r\n\
         assert_eq!((summary[3].0, summary[3].1), ("fwd.eml", "message/rfc822"));
         assert_eq!(summary[4], ("data.bin", "application/octet-stream", &[0, 1, 2, 255][..]), "no path survives");
         assert_eq!(found.len(), 5);
+    }
+
+    #[test]
+    fn a_name_that_hides_its_direction_is_shown_plainly() {
+        let raw = "Subject: invoice\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                   Content-Type: application/octet-stream\r\n\
+                   Content-Disposition: attachment; filename=\"invoice\u{202E}fdp.exe\"\r\n\r\nMZ\r\n--b--\r\n";
+        let (_, found) = extract(raw.as_bytes()).unwrap();
+        assert_eq!(found[0].name, "invoicefdp.exe");
     }
 
     #[test]

@@ -584,10 +584,11 @@ fn each_block(mut reader: impl Read, mut f: impl FnMut(&[u8]) -> Result<(), Driv
     }
 }
 
-/// A name as the drive keeps it: no path, no control characters, at most
-/// 255 characters, not empty.
+/// A name as the drive keeps it: no path, nothing hidden (control
+/// characters, bidirectional overrides), at most 255 characters, not empty.
 fn clean_name(name: &str) -> Result<String, DriveError> {
-    let name: String = name.trim().chars().filter(|c| !c.is_control() && *c != '/' && *c != '\\').take(255).collect();
+    let name: String =
+        mailmesh_core::names::visible(name).chars().filter(|c| *c != '/' && *c != '\\').take(255).collect();
     if name.is_empty() {
         return Err(DriveError::BadName);
     }
@@ -690,6 +691,8 @@ mod tests {
 
         let renamed = drive.rename(&added.id[..10], "  holiday/../big.bin ", 3).unwrap();
         assert_eq!(renamed.name, "holiday..big.bin", "no path in a name");
+        let renamed = drive.rename(&added.id, "invoice\u{202E}fdp.exe", 3).unwrap();
+        assert_eq!(renamed.name, "invoicefdp.exe", "no direction override in a name");
         assert!(matches!(drive.rename(&added.id, " ", 4), Err(DriveError::BadName)));
         drive.remove(&added.id, 5).unwrap();
         assert!(drive.list().unwrap().is_empty());

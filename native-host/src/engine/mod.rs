@@ -1,4 +1,17 @@
-//! The engine: the long-running process of one node.
+//! The engine: the long-running process of one node, and the wiring of
+//! its services.
+//!
+//! ```text
+//! control socket ─▶ server (a task per request) ─▶ handlers (the router) ─▶ a service's method
+//! LAN link ─▶ mesh ─▶ routes (bounded, per peer) ─▶ DriveNet · ChatNet · CallNet · DirectSend · people
+//! mailbox watcher ─▶ Engine::on_mail ─▶ NodeService (joins, rosters, rekeys) · people (challenges)
+//!                └─▶ MailImport ─▶ DriveNet
+//! NodeService ─▶ Standing (watch) ─▶ every service, and the mesh's identity
+//! every service ─▶ api::Event (broadcast) ─▶ each client connection
+//! ```
+//!
+//! Each service owns its state (see ARCHITECTURE.md); `Engine` holds the
+//! handles and the few facts that never change while it runs.
 //!
 //! Start-up order matters: take the [`lock::EngineLock`] first (so two
 //! engines can never touch one home), then load or create the identity and

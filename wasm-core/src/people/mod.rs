@@ -338,7 +338,7 @@ impl Contacts {
     }
 
     pub fn rename(&mut self, email: &str, name: &str) -> Result<(), PeopleError> {
-        let name: String = name.trim().chars().filter(|c| !c.is_control()).collect();
+        let name = crate::names::visible(name);
         if name.len() > MAX_TEXT {
             return Err(PeopleError::BadText("name"));
         }

@@ -157,11 +157,13 @@ impl Offer {
     }
 }
 
-/// A file name with no directory part and no control characters.
+/// A file name with no directory part and nothing hidden
+/// ([`crate::names::visible`]: no control characters, no bidirectional
+/// overrides).
 pub fn safe_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let clean: String = base.chars().filter(|c| !c.is_control()).collect();
-    match clean.trim() {
+    let clean = crate::names::visible(base);
+    match clean.as_str() {
         "" | "." | ".." => "file".into(),
         name => name.into(),
     }

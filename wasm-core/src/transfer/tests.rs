@@ -223,6 +223,10 @@ fn names_lose_their_directories() {
     assert_eq!(safe_name("..\\..\\evil.exe"), "evil.exe");
     assert_eq!(safe_name(".."), "file");
     assert_eq!(safe_name("a\u{0}b"), "ab");
+    assert_eq!(safe_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+    // An offer whose name hides a direction override is refused on decode.
+    let hidden = Offer { name: "invoice\u{202E}fdp.exe".into(), ..offer_for(b"x", 10) };
+    assert!(TransferMessage::decode(&TransferMessage::Offer(hidden).encode()).is_err());
     let mut bytes = TransferMessage::Offer(offer_for(b"x", 10)).encode();
     // Rewrite the name into one with a path: refused on decode.
     let at = bytes.windows(10).position(|w| w == b"report.pdf").unwrap();

@@ -12,7 +12,7 @@ use mailmesh_core::transfer::{Incoming, Offer, Received, TransferId, TransferMes
 use tokio::sync::mpsc;
 
 use super::records::InTransfer;
-use super::{close, frame, remove_files, state_word, DirectSend, SendError, TICK};
+use super::{close, frame, remove_files, state_word, DirectSend, SendError, MAX_OFFERS_PER_NODE, TICK};
 use crate::clock::now_ms;
 use crate::mesh::inbound::Inbound;
 use crate::transfer_store::{free_path, Destination, Direction, Meter, TransferRecord, TransferState};
@@ -60,7 +60,10 @@ impl DirectSend {
 
     /// A `send.msg` frame from another person's node.
     async fn on_message(&self, from: NodeId, payload: &[u8]) -> Result<(), SendError> {
-        let Some((email, _)) = super::trust::sender_of(&self.people.book(), &from) else { return Ok(()) };
+        // Only a node verified for its address takes part in a transfer:
+        // any node can claim an address on its link, and an offer shown
+        // under that address would be a lie told in someone else's name.
+        let Some((email, true)) = super::trust::sender_of(&self.people.book(), &from) else { return Ok(()) };
         let message = TransferMessage::decode(payload)?;
         let id = message.id();
         match message {
@@ -91,10 +94,16 @@ impl DirectSend {
             if sends.declined.contains(&id) {
                 return;
             }
+            let node = Some(from.to_string());
+            let waiting =
+                sends.inc.values().filter(|t| t.record.state == TransferState::Offered && t.record.node == node);
+            let full = waiting.count() >= MAX_OFFERS_PER_NODE;
             match sends.inc.get(&id) {
                 // The sender restarted and offers again: tell it where we are.
                 Some(t) if t.record.state == TransferState::Active => t.machine.as_ref().map(|m| m.next),
                 Some(_) => return,
+                // It repeats this offer until answered: shown once some are.
+                None if full => return,
                 None => {
                     let record = TransferRecord::new(Direction::In, &offer, email, Some(from.to_string()), now_ms());
                     self.save(&record);

@@ -54,6 +54,9 @@ use crate::transfer_store::{Destination, Direction, Meter, TransferRecord, Trans
 pub const TOPIC: &str = "send.msg";
 /// How often offers are repeated and quiet transfers asked to go on.
 const TICK: Duration = Duration::from_secs(2);
+/// Offers one node may have waiting for an answer here; more are ignored
+/// (the sender repeats them) until some are answered.
+const MAX_OFFERS_PER_NODE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {

@@ -191,3 +191,40 @@ async fn a_person_whose_node_stops_reading_holds_up_no_one_elses_transfer() {
     let to_bob = alice.sends.list().into_iter().find(|t| t.peer == bob.address).unwrap();
     assert_eq!(to_bob.state, "offered", "Bob's offer just waits");
 }
+
+/// Lets the other side's timers repeat what they send at least once, before
+/// asserting that something did *not* happen.
+async fn a_tick_passes() {
+    tokio::time::sleep(super::TICK + std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_from_a_node_not_verified_for_its_address_is_not_shown() {
+    let mesh = MemoryMesh::default();
+    let alice = person(&mesh, 1, ALICE);
+    // Mallory's node claims Bob's address; Alice saw it link up but never
+    // verified it. Mallory's side trusts Alice, so its offer goes out.
+    let mallory = person(&mesh, 3, "bob@example.org");
+    testkit::saw(&alice.party(), &mallory.party()).await;
+    testkit::verify(&mallory.party(), &alice.party()).await;
+    let (path, _) = file(mallory.home.path(), 1000);
+    mallory.sends.offer(ALICE, Some(path.display().to_string()), None).await.unwrap();
+
+    a_tick_passes().await;
+    assert_eq!(alice.sends.list().len(), 0, "nothing offered under an address the node did not prove");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_person_cannot_flood_the_list_with_offers() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (person(&mesh, 1, ALICE), person(&mesh, 2, "bob@example.org"));
+    verified(&alice, &bob).await;
+    let (path, _) = file(bob.home.path(), 1000);
+    for _ in 0..super::MAX_OFFERS_PER_NODE + 4 {
+        bob.sends.offer(ALICE, Some(path.display().to_string()), None).await.unwrap();
+    }
+
+    until(&alice, |list| list.len() >= super::MAX_OFFERS_PER_NODE).await;
+    a_tick_passes().await;
+    assert_eq!(alice.sends.list().len(), super::MAX_OFFERS_PER_NODE, "the rest wait until some are answered");
+}

@@ -166,7 +166,9 @@ impl NodeService {
         let approval =
             Approval::new(self.secrets.node_id(), node, &token, &code, expires_ms).encode(&request.join_secret);
         let me = self.state.lock().await.config.device_name.clone();
-        let name = &request.device_name;
+        // Anyone can mail a join request: its name reaches a mail's subject
+        // and text only with nothing hidden in it.
+        let name = &mailmesh_core::names::visible(&request.device_name);
         let text = format!(
             "Your device \"{me}\" asks you to confirm that the device \"{name}\" may join your mailmesh network.\n\
              Its fingerprint is {}.\n\n\
@@ -182,7 +184,7 @@ impl NodeService {
         issuer.issued.push(Issued {
             node_ed25519: hex::encode(request.node.ed25519),
             node_x25519: hex::encode(request.node.x25519),
-            device_name: request.device_name.clone(),
+            device_name: name.clone(),
             token,
             code,
             expires_ms,

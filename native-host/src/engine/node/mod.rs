@@ -152,7 +152,7 @@ impl NodeService {
 
     /// Sets the device name (trimmed, bounded) if one is given.
     fn set_device_name(&self, config: &mut Config, name: Option<String>) -> Result<(), SetupError> {
-        if let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+        if let Some(name) = name.map(|n| mailmesh_core::names::visible(&n)).filter(|n| !n.is_empty()) {
             config.device_name = name.chars().take(mailmesh_core::roster::MAX_DEVICE_NAME).collect();
             crate::config::save(&self.home, config).map_err(|e| SetupError::Disk(e.to_string()))?;
         }
