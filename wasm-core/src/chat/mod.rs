@@ -69,6 +69,8 @@ pub enum ChatError {
     NotAMember(String),
     #[error("a message needs some text")]
     Empty,
+    #[error("a direct conversation cannot become a group")]
+    NotAGroup,
     #[error("the chat history cannot be opened (damaged, or another node's)")]
     History,
 }
@@ -253,15 +255,23 @@ pub fn order_key(message: &ChatMessage) -> (u64, MessageId) {
     (message.sent_at_ms, message.id)
 }
 
+/// What the receiver already knows of a message's conversation.
+#[derive(Debug, Clone, Copy)]
+pub enum Known<'a> {
+    /// Nothing yet.
+    New,
+    /// A direct conversation between two addresses.
+    Direct,
+    /// A group, with its members as the receiver knows them.
+    Group(&'a [String]),
+}
+
 /// Whether `me` takes `message`, which came over a link that proved the
-/// address `link_email`. `members` are the group's members as `me` knows
-/// them, if the group is known: only a member may write to (or change) it.
-pub fn check_incoming(
-    message: &ChatMessage,
-    link_email: &str,
-    me: &str,
-    members: Option<&[String]>,
-) -> Result<(), ChatError> {
+/// address `link_email`, into a conversation it knows as `known`. Only a
+/// member may write to (or change) a known group, and a direct
+/// conversation never becomes a group: its id is the two addresses', and
+/// anyone could otherwise claim it.
+pub fn check_incoming(message: &ChatMessage, link_email: &str, me: &str, known: Known<'_>) -> Result<(), ChatError> {
     let (proved, me) = (normalize_email(link_email), normalize_email(me));
     if message.author != proved {
         return Err(ChatError::WrongAuthor { claimed: message.author.clone(), proved });
@@ -272,7 +282,16 @@ pub fn check_incoming(
                 return Err(ChatError::NotForUs(me));
             }
         }
+        Some(_)
+            if matches!(known, Known::Direct) || message.conversation == direct_conversation(&message.author, &me) =>
+        {
+            return Err(ChatError::NotAGroup);
+        }
         Some(group) => {
+            let members = match known {
+                Known::Group(members) => Some(members),
+                _ => None,
+            };
             if let Some(members) = members {
                 if !members.contains(&message.author) {
                     return Err(ChatError::NotAMember(message.author.clone()));

@@ -95,9 +95,9 @@ fn direct(author: &str, to: &str) -> ChatMessage {
 #[test]
 fn only_the_address_the_link_proved_may_author() {
     let message = direct("bob@y.org", "alice@x.org");
-    assert_eq!(check_incoming(&message, "bob@y.org", "alice@x.org", None), Ok(()));
+    assert_eq!(check_incoming(&message, "bob@y.org", "alice@x.org", Known::New), Ok(()));
     assert!(matches!(
-        check_incoming(&message, "mallory@z.org", "alice@x.org", None),
+        check_incoming(&message, "mallory@z.org", "alice@x.org", Known::New),
         Err(ChatError::WrongAuthor { .. })
     ));
 }
@@ -106,7 +106,7 @@ fn only_the_address_the_link_proved_may_author() {
 fn a_direct_message_for_someone_else_is_refused() {
     let message = direct("bob@y.org", "carol@x.org");
     assert_eq!(
-        check_incoming(&message, "bob@y.org", "alice@x.org", None),
+        check_incoming(&message, "bob@y.org", "alice@x.org", Known::New),
         Err(ChatError::NotForUs("alice@x.org".into()))
     );
 }
@@ -118,11 +118,11 @@ fn only_members_write_to_a_known_group() {
     message.conversation = ConversationId([9; 16]);
     message.group = Some(group.clone());
     let known = group.members.clone();
-    assert_eq!(check_incoming(&message, "bob@y.org", "alice@x.org", Some(&known)), Ok(()));
+    assert_eq!(check_incoming(&message, "bob@y.org", "alice@x.org", Known::Group(&known)), Ok(()));
     // Bob was removed on Alice's side: his word no longer counts there.
     let without_bob: Vec<String> = known.iter().filter(|m| *m != "bob@y.org").cloned().collect();
     assert_eq!(
-        check_incoming(&message, "bob@y.org", "alice@x.org", Some(&without_bob)),
+        check_incoming(&message, "bob@y.org", "alice@x.org", Known::Group(&without_bob)),
         Err(ChatError::NotAMember("bob@y.org".into()))
     );
 }
@@ -135,9 +135,9 @@ fn a_removed_member_hears_of_the_removal_only() {
     message.conversation = ConversationId([9; 16]);
     message.group = Some(after);
     message.kind = MessageKind::Members;
-    assert_eq!(check_incoming(&message, "alice@x.org", "carol@z.org", Some(&before.members)), Ok(()));
+    assert_eq!(check_incoming(&message, "alice@x.org", "carol@z.org", Known::Group(&before.members)), Ok(()));
     message.kind = MessageKind::Text;
-    assert!(check_incoming(&message, "alice@x.org", "carol@z.org", Some(&before.members)).is_err());
+    assert!(check_incoming(&message, "alice@x.org", "carol@z.org", Known::Group(&before.members)).is_err());
 }
 
 #[test]
@@ -161,4 +161,18 @@ fn recipients_leave_out_the_author() {
     assert_eq!(message.recipients(Some("Bob@y.org")), vec!["bob@y.org".to_string()]);
     message.group = Some(Group::new("", ["alice@x.org", "bob@y.org", "carol@z.org"]).unwrap());
     assert_eq!(message.recipients(None), vec!["bob@y.org".to_string(), "carol@z.org".to_string()]);
+}
+
+#[test]
+fn a_direct_conversation_never_becomes_a_group() {
+    let group = Group::new("mine now", ["alice@x.org", "mallory@z.org", "bob@y.org"]).unwrap();
+    // Mallory writes a group message into Alice's conversation with Bob.
+    let mut message = direct("mallory@z.org", "alice@x.org");
+    message.conversation = direct_conversation("alice@x.org", "bob@y.org");
+    message.group = Some(group.clone());
+    assert_eq!(check_incoming(&message, "mallory@z.org", "alice@x.org", Known::Direct), Err(ChatError::NotAGroup));
+    // Nor does a group take the id of the direct conversation it would
+    // shadow before that conversation exists here.
+    message.conversation = direct_conversation("alice@x.org", "mallory@z.org");
+    assert_eq!(check_incoming(&message, "mallory@z.org", "alice@x.org", Known::New), Err(ChatError::NotAGroup));
 }

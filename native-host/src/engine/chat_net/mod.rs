@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use automerge::sync;
 use mailmesh_core::chat::{
-    check_incoming, direct_conversation, ChatMessage, ConversationId, Group, MessageId, MessageKind, Receipt,
+    check_incoming, direct_conversation, ChatMessage, ConversationId, Group, Known, MessageId, MessageKind, Receipt,
 };
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
@@ -294,8 +294,14 @@ impl ChatNet {
         let (email, verified) = self.sender_of(&from)?;
         let new = {
             let mut chat = self.chat();
-            let members = chat.history.conversation(&message.conversation).and_then(|c| c.group).map(|g| g.members);
-            check_incoming(&message, &email, &me, members.as_deref())?;
+            let conversation = chat.history.conversation(&message.conversation);
+            let members = conversation.as_ref().and_then(|c| c.group.as_ref()).map(|g| g.members.as_slice());
+            let known = match (&conversation, members) {
+                (None, _) => Known::New,
+                (Some(_), Some(members)) => Known::Group(members),
+                (Some(_), None) => Known::Direct,
+            };
+            check_incoming(&message, &email, &me, known)?;
             chat.history.add_incoming(&message, verified, now_ms())?
         };
         if new {

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use mailmesh_core::chat::{direct_conversation, ChatMessage, Group, MessageId};
 use mailmesh_core::identity::{NodeId, NodeSecrets};
 use mailmesh_core::peer::frame::Frame;
 use tokio::sync::{broadcast, watch};
@@ -177,4 +178,33 @@ async fn one_owners_nodes_share_the_history_and_either_delivers_what_the_other_w
     deliver_all(&mesh, &[&phone, &bob]).await;
     assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "from the laptop");
     assert_eq!(phone.chat.show(BOB).unwrap().messages[0].delivered, vec![BOB.to_string()]);
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_turn_a_direct_conversation_into_its_group() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    let mallory = node(&mesh, 3, "mallory@example.org");
+    verify(&alice, &bob, BOB, ALICE).await;
+    saw(&alice, &mallory, "mallory@example.org").await;
+    alice.chat.send(BOB, "just us").await.unwrap();
+
+    // Mallory writes a group message into Alice's conversation with Bob.
+    let group = Group::new("mine now", [ALICE, BOB, "mallory@example.org"]).unwrap();
+    let takeover = ChatMessage::text(
+        MessageId([7; 16]),
+        direct_conversation(ALICE, BOB),
+        "mallory@example.org",
+        10,
+        "this is my group now",
+        Some(group),
+    )
+    .unwrap();
+    let frame = Frame::Data { topic: super::MESSAGE_TOPIC.into(), payload: takeover.encode() };
+    mesh.links(mallory.id()).send_to_person(&alice.id(), frame).await.unwrap();
+    mesh.settled().await;
+
+    let conversation = alice.chat.show(BOB).unwrap();
+    assert_eq!(conversation.summary.kind, "direct");
+    assert_eq!(conversation.messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["just us"]);
 }
