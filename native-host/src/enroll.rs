@@ -20,6 +20,7 @@ use mailmesh_core::confirm::{code_text, token_text, ConfirmError, PendingConfirm
 use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::identity::NodeSecrets;
 use mailmesh_core::roster::{Roster, RosterError};
+use mailmesh_core::rotation::KeyRotation;
 use thiserror::Error;
 
 use crate::api::Account;
@@ -71,6 +72,31 @@ pub enum Enrollment {
 
 fn files(home: &NodeHome) -> (PathBuf, PathBuf, PathBuf) {
     (home.root().join("confirmation.bin"), home.root().join("network.key"), home.root().join("roster.bin"))
+}
+
+fn rotation_file(home: &NodeHome) -> PathBuf {
+    home.root().join("rotation.bin")
+}
+
+/// Saves a key rotation before any of it is done (see `mailmesh_core::rotation`).
+pub fn save_rotation(home: &NodeHome, rotation: &KeyRotation) -> Result<(), EnrollError> {
+    write(&rotation_file(home), &rotation.encode())
+}
+
+/// The key rotation under way, if any.
+pub fn load_rotation(home: &NodeHome) -> Result<Option<KeyRotation>, EnrollError> {
+    let path = rotation_file(home);
+    let Some(bytes) = read_optional(&path)? else { return Ok(None) };
+    KeyRotation::decode(&bytes).map(Some).map_err(|_| EnrollError::Corrupt(path))
+}
+
+/// The rotation is over: every record is under the new key and the rekey is mailed.
+pub fn remove_rotation(home: &NodeHome) -> Result<(), EnrollError> {
+    let path = rotation_file(home);
+    match fs::remove_file(&path) {
+        Err(source) if source.kind() != io::ErrorKind::NotFound => Err(EnrollError::Io { path, source }),
+        _ => Ok(()),
+    }
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, EnrollError> {
@@ -189,6 +215,17 @@ impl Enrollment {
         let _ = fs::remove_file(key_file);
         *self = Enrollment::Removed(roster);
         Ok(())
+    }
+
+    /// Commits a key rotation: the new key and roster, in memory and on
+    /// disk. The rotation file stays until the caller has finished the rest
+    /// (see `engine::node::removal`), so a crash in between repeats this.
+    pub fn commit_rotation(&mut self, home: &NodeHome, key: NetworkKey, roster: Roster) -> Result<(), EnrollError> {
+        let Enrollment::Enrolled(network) = self else { return Ok(()) };
+        network.key = key;
+        network.roster = roster;
+        self.save_key(home)?;
+        self.save_roster(home)
     }
 
     /// Stores a new network key (after a removal elsewhere).

@@ -102,7 +102,8 @@ fn absolute(p: &Path) -> PathBuf {
 /// half-written key or config behind. Each call has a temp file of its own
 /// (a dot file, which directory scans skip): two writers of one path, such
 /// as an import and a member storing the same fragment, never truncate or
-/// rename each other's.
+/// rename each other's. The directory is synced after the rename, so the new
+/// name survives a power cut too.
 pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -112,7 +113,14 @@ pub fn write_private(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    sync_dir(dir)
+}
+
+/// Makes a rename in `dir` durable: until the directory itself is synced, a
+/// power cut can bring back the old name (or none) even though the file's
+/// bytes were synced.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// Opens (creating it, mode 0600) a file to append to.

@@ -37,6 +37,7 @@ pub mod names;
 pub mod peer;
 pub mod people;
 pub mod roster;
+pub mod rotation;
 pub mod transfer;
 pub mod wire;
 

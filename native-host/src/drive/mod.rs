@@ -116,6 +116,9 @@ pub struct Drive {
     store: FragmentStore,
     index: Index,
     params: CodingParams,
+    /// Tests stop a rewrap after this many records, as a kill would.
+    #[cfg(test)]
+    pub rewrap_stops_after: std::sync::atomic::AtomicUsize,
 }
 
 impl Drive {
@@ -131,6 +134,8 @@ impl Drive {
             store: FragmentStore::open(dir.join("fragments")).map_err(DriveError::Open)?,
             index: Index::open(&dir.join("index.redb"))?,
             params: CodingParams::default(),
+            #[cfg(test)]
+            rewrap_stops_after: usize::MAX.into(),
         })
     }
 
@@ -379,45 +384,43 @@ impl Drive {
         let key = manifest.open(network)?;
         let decoder =
             FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
-        let temp = out.with_file_name(format!(
-            ".{}.mailmesh-partial",
-            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
         let output_error = |source| DriveError::Output { path: out.display().to_string(), source };
-        let result = (|| {
-            let mut file = File::create(&temp).map_err(output_error)?;
-            let mut hasher = ContentHasher::new();
-            for chunk in 0..decoder.chunk_count() {
-                let ids = decoder.chunk_ids(chunk)?;
-                let mut fragments: Vec<Option<Vec<u8>>> = ids.iter().map(|id| self.store.get(id).ok()).collect();
-                let mut present = fragments.iter().filter(|f| f.is_some()).count();
-                for (slot, id) in fragments.iter_mut().zip(ids) {
-                    if present >= manifest.params.k() {
-                        break;
-                    }
-                    if slot.is_none() {
-                        *slot = fetch(id).filter(|bytes| FragmentId::of(bytes) == *id);
-                        present += usize::from(slot.is_some());
-                    }
+        // A temp file of its own (random name, created exclusively): a link
+        // planted in the output folder is never followed, and two restores
+        // into one folder never share a temp file. Dropped unpersisted, it
+        // is deleted.
+        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut file =
+            tempfile::Builder::new().prefix(".mailmesh-").suffix(".partial").tempfile_in(dir).map_err(output_error)?;
+        let mut hasher = ContentHasher::new();
+        for chunk in 0..decoder.chunk_count() {
+            let ids = decoder.chunk_ids(chunk)?;
+            let mut fragments: Vec<Option<Vec<u8>>> = ids.iter().map(|id| self.store.get(id).ok()).collect();
+            let mut present = fragments.iter().filter(|f| f.is_some()).count();
+            for (slot, id) in fragments.iter_mut().zip(ids) {
+                if present >= manifest.params.k() {
+                    break;
                 }
-                if present < manifest.params.k() {
-                    return Err(DriveError::Unavailable { chunk, present, needed: manifest.params.k() });
+                if slot.is_none() {
+                    *slot = fetch(id).filter(|bytes| FragmentId::of(bytes) == *id);
+                    present += usize::from(slot.is_some());
                 }
-                let refs: Vec<Option<&[u8]>> = fragments.iter().map(|f| f.as_deref()).collect();
-                let plain = decoder.decode_chunk(chunk, &refs)?;
-                hasher.update(&plain);
-                file.write_all(&plain).map_err(output_error)?;
             }
-            if hasher.finalize() != manifest.content_hash {
-                return Err(DriveError::Changed);
+            if present < manifest.params.k() {
+                return Err(DriveError::Unavailable { chunk, present, needed: manifest.params.k() });
             }
-            file.sync_all().map_err(output_error)?;
-            fs::rename(&temp, out).map_err(output_error)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+            let refs: Vec<Option<&[u8]>> = fragments.iter().map(|f| f.as_deref()).collect();
+            let plain = decoder.decode_chunk(chunk, &refs)?;
+            hasher.update(&plain);
+            file.write_all(&plain).map_err(output_error)?;
         }
-        result.map(|()| self.view(record))
+        if hasher.finalize() != manifest.content_hash {
+            return Err(DriveError::Changed);
+        }
+        file.as_file().sync_all().map_err(output_error)?;
+        file.persist(out).map_err(|e| output_error(e.error))?;
+        crate::home::sync_dir(dir).map_err(output_error)?;
+        Ok(self.view(record))
     }
 
     /// Takes a file record another member sent, unless it is known or was
@@ -467,6 +470,10 @@ impl Drive {
     pub fn rewrap(&self, old: &NetworkKey, new: &NetworkKey) -> Result<usize, DriveError> {
         let mut count = 0;
         for mut record in self.index.files()? {
+            #[cfg(test)]
+            if count >= self.rewrap_stops_after.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(DriveError::Open(io::Error::other("stopped midway, as by a kill")));
+            }
             let bytes = hex::decode(&record.manifest).map_err(|_| DriveError::BadId(record.id.clone()))?;
             let manifest = Manifest::decode(&bytes)?;
             if manifest.open(new).is_ok() {
@@ -711,6 +718,26 @@ mod tests {
         drive.get(&new, &added.id, &out).unwrap();
         assert_eq!(fs::read(&out).unwrap(), b"before the removal");
         assert!(drive.get(&old, &added.id, &out).is_err(), "the old key opens nothing");
+    }
+
+    #[test]
+    fn a_restore_never_writes_through_a_link_planted_in_the_output_folder() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let added = drive.add_bytes(&network, "a.txt", "text/plain", None, b"the file", 1).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"not yours").unwrap();
+        let downloads = dir.path().join("downloads");
+        fs::create_dir(&downloads).unwrap();
+        // Whoever can write to the output folder plants links where a
+        // predictable temp file would be.
+        for name in [".a.txt.mailmesh-partial", ".a.txt.tmp", "a.txt.part"] {
+            std::os::unix::fs::symlink(&victim, downloads.join(name)).unwrap();
+        }
+        let out = downloads.join("a.txt");
+        drive.get(&network, &added.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"the file");
+        assert_eq!(fs::read(&victim).unwrap(), b"not yours", "nothing written through a link");
     }
 
     #[test]

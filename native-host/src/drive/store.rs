@@ -171,4 +171,21 @@ mod tests {
             store.remove(&id).unwrap();
         }
     }
+
+    #[test]
+    fn a_scrub_leaves_a_write_in_progress_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path().join("fragments")).unwrap();
+        let bytes = b"a stored fragment".to_vec();
+        let id = FragmentId::of(&bytes);
+        store.put(&id, &bytes).unwrap();
+        // What `write_private` has open while a put runs: a dot file beside
+        // the fragment, with no valid name and bytes that are not yet whole.
+        let shard = store.path(&id).parent().unwrap().to_path_buf();
+        let in_progress = shard.join(".a1b2c3.tmp");
+        fs::write(&in_progress, b"half of a fragm").unwrap();
+        assert_eq!(store.scrub().unwrap(), Vec::<String>::new(), "nothing damaged");
+        assert!(in_progress.exists(), "the writer's temp file is not deleted under it");
+        assert_eq!(store.list(), vec![id]);
+    }
 }

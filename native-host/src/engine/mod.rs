@@ -307,6 +307,14 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
     let signals = tokio::spawn(stop_on_signal(engine.shutdown.clone()));
     let web = tokio::spawn(loopback::serve(http, engine.clone()));
+    // A key rotation a kill interrupted is finished now (until then the
+    // old key still opens every file), and again after each mailbox pass.
+    let rotation = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rotation.node.finish_rotation().await {
+            tracing::warn!("a change of the network key is not finished yet: {e}");
+        }
+    });
     let mail = tokio::spawn(watch_mailbox(engine.clone()));
     let identity = tokio::spawn(keep_mesh_identity(engine.clone()));
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
@@ -414,6 +422,9 @@ async fn watch_mailbox(engine: Arc<Engine>) {
                     move || {
                         let engine = importer.clone();
                         async move {
+                            if let Err(e) = engine.node.finish_rotation().await {
+                                tracing::warn!("a change of the network key is not finished yet: {e}");
+                            }
                             if let Err(e) = engine.import_mail().await {
                                 tracing::warn!("importing mail attachments failed: {e}");
                             }

@@ -20,6 +20,8 @@ use crate::mail::{smtp, MailError};
 
 #[derive(Debug, Error)]
 pub enum OutboxError {
+    #[error(transparent)]
+    Random(#[from] crate::rng::NoRandomness),
     #[error("no mail account is set up")]
     NoAccount,
     #[error(transparent)]
@@ -36,10 +38,10 @@ pub enum OutboxError {
 struct TempFiles(Vec<PathBuf>);
 
 impl TempFiles {
-    fn add(&mut self, dir: PathBuf, name: &str) -> PathBuf {
-        let path = dir.join(format!("mail-{}-{name}", hex::encode(crate::rng::bytes_or_zeros::<8>())));
+    fn add(&mut self, dir: PathBuf, name: &str) -> Result<PathBuf, crate::rng::NoRandomness> {
+        let path = dir.join(format!("mail-{}-{name}", hex::encode(crate::rng::bytes::<8>()?)));
         self.0.push(path.clone());
-        path
+        Ok(path)
     }
 }
 
@@ -72,15 +74,15 @@ impl Engine {
         let mut files = Vec::with_capacity(attachments.len());
         if !attachments.is_empty() {
             for (i, id) in attachments.into_iter().enumerate() {
-                let path = temps.add(self.drive().temp_dir(), &format!("attachment-{i}"));
+                let path = temps.add(self.drive().temp_dir(), &format!("attachment-{i}"))?;
                 let file = self.drive_net.restore(id, path.clone()).await?;
                 files.push(Attachment { path, name: file.name, media_type: file.media_type });
             }
         }
         let draft = Draft { to, subject, body, attachments: files };
-        let message = temps.add(self.drive().temp_dir(), "message.eml");
+        let message = temps.add(self.drive().temp_dir(), "message.eml")?;
         let written = message.clone();
-        let token = crate::rng::bytes_or_zeros::<16>();
+        let token = crate::rng::bytes::<16>()?;
         let message_id = tokio::task::spawn_blocking(move || -> Result<String, ComposeError> {
             let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&written)?;
             let mut out = std::io::BufWriter::new(file);

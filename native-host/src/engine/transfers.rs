@@ -180,7 +180,10 @@ async fn receive_chunk(
 }
 
 async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> Result<(), ()> {
-    let token = crate::rng::bytes_or_zeros::<8>();
+    let token = match crate::rng::bytes::<8>() {
+        Ok(token) => token,
+        Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
+    };
     let path = engine.drive().temp_dir().join(format!("download-{}", hex::encode(token)));
     let file = match engine.drive_net.restore(file_id, path.clone()).await {
         Ok(file) => file,

@@ -73,6 +73,8 @@ impl ChatState {
 /// What a user did wrong or what stands in the way, in words.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatNetError {
+    #[error(transparent)]
+    Random(#[from] crate::rng::NoRandomness),
     #[error("no mail account is set up, so this node has no address to chat from")]
     NoAccount,
     #[error("{0} is not a conversation here, nor an address")]
@@ -199,8 +201,7 @@ impl ChatNet {
             }
             (None, None) => return Err(ChatNetError::UnknownConversation(target.into())),
         };
-        let message =
-            ChatMessage::text(MessageId(crate::rng::bytes_or_zeros()), conversation, &me, now_ms(), text, group)?;
+        let message = ChatMessage::text(MessageId(crate::rng::bytes()?), conversation, &me, now_ms(), text, group)?;
         self.post(message, peer.as_deref(), &recipients).await
     }
 
@@ -221,10 +222,10 @@ impl ChatNet {
             self.check_verified(&member)?;
         }
         let group = Group::new(title, members.iter().map(String::as_str).chain([me.as_str()]))?;
-        let conversation = ConversationId(crate::rng::bytes_or_zeros());
+        let conversation = ConversationId(crate::rng::bytes()?);
         let text = format!("{me} started the group with {}", others(&group, &me));
         let recipients = group.members.iter().filter(|m| **m != me).cloned().collect::<Vec<_>>();
-        self.post(members_message(conversation, &me, text, group), None, &recipients).await?;
+        self.post(members_message(conversation, &me, text, group)?, None, &recipients).await?;
         Ok(conversation.to_string())
     }
 
@@ -255,7 +256,7 @@ impl ChatNet {
             group.members.iter().chain(next.members.iter()).filter(|m| **m != me).cloned().collect();
         recipients.sort();
         recipients.dedup();
-        self.post(members_message(conversation, &me, text, next), None, &recipients).await?;
+        self.post(members_message(conversation, &me, text, next)?, None, &recipients).await?;
         Ok(())
     }
 
@@ -450,14 +451,19 @@ fn others(group: &Group, me: &str) -> String {
     group.members.iter().filter(|m| *m != me).cloned().collect::<Vec<_>>().join(", ")
 }
 
-fn members_message(conversation: ConversationId, me: &str, text: String, group: Group) -> ChatMessage {
-    ChatMessage {
-        id: MessageId(crate::rng::bytes_or_zeros()),
+fn members_message(
+    conversation: ConversationId,
+    me: &str,
+    text: String,
+    group: Group,
+) -> Result<ChatMessage, crate::rng::NoRandomness> {
+    Ok(ChatMessage {
+        id: MessageId(crate::rng::bytes()?),
         conversation,
         author: me.to_string(),
         sent_at_ms: now_ms(),
         kind: MessageKind::Members,
         text,
         group: Some(group),
-    }
+    })
 }

@@ -60,6 +60,8 @@ const MAX_OFFERS_PER_NODE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error(transparent)]
+    Random(#[from] crate::rng::NoRandomness),
     #[error("no transfer {0}")]
     Unknown(String),
     #[error("that transfer was already answered")]
@@ -187,7 +189,7 @@ impl DirectSend {
     ) -> Result<TransferView, SendError> {
         let to = normalize_email(to);
         trust::check_verified(&self.people.book(), &to)?;
-        let id = TransferId(crate::rng::bytes_or_zeros());
+        let id = TransferId(crate::rng::bytes()?);
         let (source, owned, name, media_type) = match (path, file_id) {
             (Some(path), None) => {
                 let path = PathBuf::from(path);
@@ -216,7 +218,7 @@ impl DirectSend {
             .map_err(|e| SendError::Disk(std::io::Error::other(e)))?
         };
         let (size, hash) = hashed.map_err(|e| SendError::Read(source.display().to_string(), e))?;
-        let offer = Offer::new(id, &name, size, &media_type, hash, crate::rng::bytes_or_zeros())?;
+        let offer = Offer::new(id, &name, size, &media_type, hash, crate::rng::bytes()?)?;
         let mut record = TransferRecord::new(Direction::Out, &offer, &to, None, now_ms());
         record.source = Some(source);
         record.owned_source = owned;

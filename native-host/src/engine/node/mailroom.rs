@@ -33,7 +33,7 @@ impl NodeService {
             let name = state.config.device_name.clone();
             let request = JoinRequest {
                 node: self.secrets.public(),
-                join_secret: crate::rng::bytes_or_zeros(),
+                join_secret: crate::rng::bytes().map_err(|e| MailError::Protocol(e.to_string()))?,
                 loopback_port: self.loopback_port,
                 created_ms: now_ms(),
                 device_name: name.clone(),
@@ -160,8 +160,8 @@ impl NodeService {
         if issuer.issued.iter().any(|i| i.node_id() == Some(node)) {
             return Err("already approved".into());
         }
-        let token = token_text(&crate::rng::bytes_or_zeros());
-        let code = code_text(&crate::rng::bytes_or_zeros());
+        let token = token_text(&crate::rng::bytes()?);
+        let code = code_text(&crate::rng::bytes()?);
         let expires_ms = now_ms() + APPROVAL_TTL_MS;
         let approval =
             Approval::new(self.secrets.node_id(), node, &token, &code, expires_ms).encode(&request.join_secret);
@@ -247,8 +247,8 @@ impl NodeService {
             self.secrets.node_id(),
             roster,
             &network_key,
-            crate::rng::bytes_or_zeros(),
-            crate::rng::bytes_or_zeros(),
+            crate::rng::bytes()?,
+            crate::rng::bytes()?,
         )
         .encode(&key);
         let text = format!("Your device \"{}\" is now part of your mailmesh network.\n", issued.device_name);

@@ -7,11 +7,12 @@ use mailmesh_core::confirm::{code_text, token_text};
 use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::join::{Rekey, SealedKey};
 use mailmesh_core::roster::Roster;
+use mailmesh_core::rotation::KeyRotation;
 
 use super::mailroom::removes_us;
 use super::{NodeService, NodeState};
 use crate::clock::now_ms;
-use crate::enroll::{Enrollment, Proof};
+use crate::enroll::{load_rotation, remove_rotation, save_rotation, Enrollment, Proof};
 use crate::joining::{self, Removal};
 use crate::mailbox::Kind;
 
@@ -32,8 +33,8 @@ impl NodeService {
             }
             (entry.device_name.clone(), entry.node.node_id())
         };
-        let token = token_text(&crate::rng::bytes_or_zeros());
-        let code = code_text(&crate::rng::bytes_or_zeros());
+        let token = token_text(&crate::rng::bytes()?);
+        let code = code_text(&crate::rng::bytes()?);
         let pending = PendingConfirmation::new(&token, &code, now_ms(), crate::enroll::confirm_ttl_ms());
         let me = self.state.lock().await.config.device_name.clone();
         let text = format!(
@@ -81,11 +82,9 @@ impl NodeService {
         joining::save_removal(&self.home, &saved).map_err(|e| e.to_string())?;
         outcome.map_err(|e| e.to_string())?;
 
-        let payload = {
-            let mut state = self.state.lock().await;
-            let NodeState { enrollment: Enrollment::Enrolled(network), .. } = &mut *state else {
-                return Err("this node is not in a network".into());
-            };
+        let rotation = {
+            let state = self.state.lock().await;
+            let network = state.enrollment.network().ok_or("this node is not in a network")?;
             let node = network
                 .roster
                 .members()
@@ -93,42 +92,80 @@ impl NodeService {
                 .map(|e| e.node.node_id())
                 .find(|id| id.to_string() == removal.node_id)
                 .ok_or("that device is no longer a member")?;
-            network.roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
-            let new_key = NetworkKey::from_bytes(crate::rng::bytes_or_zeros());
-            self.rewrap_drive(&network.key, &new_key);
-            network.key = new_key;
-            let keys = network
-                .roster
-                .members()
-                .into_iter()
-                .map(|e| {
-                    SealedKey::seal(&e.node, &network.key, crate::rng::bytes_or_zeros(), crate::rng::bytes_or_zeros())
-                })
-                .collect();
-            let rekey = Rekey { signer: self.secrets.node_id(), roster: network.roster.encode(), keys };
-            state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
-            state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
-            rekey.encode(&self.secrets)
+            let mut roster = network.roster.clone();
+            roster.remove(&self.secrets, &node, now_ms()).map_err(|e| e.to_string())?;
+            let new_key = NetworkKey::from_bytes(crate::rng::bytes()?);
+            let mut keys = Vec::new();
+            for member in roster.members() {
+                keys.push(SealedKey::seal(&member.node, &new_key, crate::rng::bytes()?, crate::rng::bytes()?));
+            }
+            let rekey = Rekey { signer: self.secrets.node_id(), roster: roster.encode(), keys };
+            KeyRotation {
+                old_key: network.key.clone(),
+                new_key,
+                roster: roster.encode(),
+                rekey: rekey.encode(&self.secrets),
+            }
         };
+        // From here the rotation is on disk: whatever stops it, the next
+        // start (or the next mailbox pass) finishes it.
+        save_rotation(&self.home, &rotation).map_err(|e| e.to_string())?;
         joining::remove_removal(&self.home);
-        self.changed().await;
-        let text =
-            "A device was removed from your mailmesh network; this mail carries the new network key for the others.\n"
-                .to_string();
-        self.send_mail(Kind::Rekey, "mailmesh: new network key", text, payload).await.map_err(|e| e.to_string())?;
+        self.finish_rotation().await?;
         tracing::info!(node = %removal.node_id, "removed a device and rotated the network key");
         Ok(())
     }
 
-    /// Rewraps the drive's file keys under a new network key (before the
-    /// key is saved: the rewrap is idempotent, so a crash in between is
-    /// finished when the rekey is handled again).
-    fn rewrap_drive(&self, old: &NetworkKey, new: &NetworkKey) {
-        match self.drive.drive().rewrap(old, new) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "rewrapped the drive's file keys under the new network key"),
-            Err(e) => tracing::warn!("could not rewrap the drive under the new network key: {e}"),
+    /// Finishes the key rotation under way, if any: every drive record
+    /// rewrapped under the new key (idempotently, so from wherever a kill
+    /// stopped it), the new key and roster saved, the rekey mailed. Until all
+    /// of that is done the rotation file stays, and this runs again at the
+    /// next start and after every mailbox pass.
+    pub async fn finish_rotation(&self) -> Result<(), String> {
+        let Some(rotation) = load_rotation(&self.home).map_err(|e| e.to_string())? else { return Ok(()) };
+        let roster = Roster::decode(&rotation.roster).map_err(|e| e.to_string())?;
+        roster.verify().map_err(|e| e.to_string())?;
+        {
+            // Held through the rewrap, so nothing else changes the key meanwhile.
+            let mut state = self.state.lock().await;
+            if !matches!(state.enrollment, Enrollment::Enrolled(_)) {
+                // Removed since (or never enrolled): nothing to finish.
+                return remove_rotation(&self.home).map_err(|e| e.to_string());
+            }
+            self.rewrap_drive(&rotation).await?;
+            state
+                .enrollment
+                .commit_rotation(&self.home, rotation.new_key.clone(), roster)
+                .map_err(|e| e.to_string())?;
+            self.publish(&state);
         }
+        // A file added while the rewrap ran may have taken the old key from
+        // the standing published before: this pass catches it.
+        self.rewrap_drive(&rotation).await?;
+        if !rotation.rekey.is_empty() {
+            let text = "A device was removed from your mailmesh network; this mail carries the new network key for the others.\n"
+                .to_string();
+            self.send_mail(Kind::Rekey, "mailmesh: new network key", text, rotation.rekey.clone())
+                .await
+                .map_err(|e| format!("the new network key is in use here, but mailing it to your other devices failed ({e}); it is mailed again at the next mailbox pass"))?;
+        }
+        remove_rotation(&self.home).map_err(|e| e.to_string())
+    }
+
+    /// Rewraps the drive's file keys from the rotation's old key to its new
+    /// one, on a blocking thread (every record is read, opened and maybe
+    /// written).
+    async fn rewrap_drive(&self, rotation: &KeyRotation) -> Result<(), String> {
+        let drive = self.drive.drive().clone();
+        let (old, new) = (rotation.old_key.clone(), rotation.new_key.clone());
+        let rewrapped = tokio::task::spawn_blocking(move || drive.rewrap(&old, &new))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("could not rewrap the drive under the new network key: {e}"))?;
+        if rewrapped > 0 {
+            tracing::info!(files = rewrapped, "rewrapped the drive's file keys under the new network key");
+        }
+        Ok(())
     }
 
     pub(super) async fn on_rekey(&self, payload: &[u8]) -> Result<(), String> {
@@ -150,14 +187,11 @@ impl NodeService {
             return self.mark_removed(state, roster);
         }
         let new_key = rekey.open(&self.secrets).map_err(|e| e.to_string())?;
-        self.rewrap_drive(&network.key, &new_key);
-        network.key = new_key;
-        network.roster = roster;
-        state.enrollment.save_roster(&self.home).map_err(|e| e.to_string())?;
-        state.enrollment.save_key(&self.home).map_err(|e| e.to_string())?;
+        let rotation = KeyRotation { old_key: network.key.clone(), new_key, roster: rekey.roster, rekey: Vec::new() };
+        save_rotation(&self.home, &rotation).map_err(|e| e.to_string())?;
         drop(state);
+        self.finish_rotation().await?;
         tracing::info!("took the new network key after a removal");
-        self.changed().await;
         Ok(())
     }
 }

@@ -20,12 +20,16 @@ use crate::mail::MailError;
 use crate::mailbox::memory::MemoryMailbox;
 use crate::mailbox::{Found, MailAccount, MailConnector};
 
-/// The owner's mailbox, shared by every node of the test.
+/// The owner's mailbox, shared by every node of the test; its SMTP side
+/// can be made to refuse.
 #[derive(Clone, Default)]
-struct SharedMailbox(Arc<Mutex<MemoryMailbox>>);
+struct SharedMailbox(Arc<Mutex<MemoryMailbox>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl MailAccount for SharedMailbox {
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Box::pin(async { Err(MailError::Protocol("the server refused (test)".into())) });
+        }
         crate::sync::lock(&self.0).append("INBOX", message.formatted());
         Box::pin(async { Ok(()) })
     }
@@ -78,13 +82,17 @@ fn account() -> (Account, Secret) {
 }
 
 fn node(mailbox: &SharedMailbox, seed: u8) -> Node {
-    let secrets = NodeSecrets::from_seeds([seed; 32], [seed; 32]);
-    let dir = tempfile::tempdir().unwrap();
+    node_at(mailbox, NodeSecrets::from_seeds([seed; 32], [seed; 32]), tempfile::tempdir().unwrap())
+}
+
+/// A node started on a home that may hold an earlier run's state.
+fn node_at(mailbox: &SharedMailbox, secrets: NodeSecrets, dir: tempfile::TempDir) -> Node {
     let home = NodeHome::at(dir.path());
     home.ensure().unwrap();
     let config = crate::config::load_or_create(&home, 1).unwrap();
     let enrollment = Enrollment::load(&home, &secrets).unwrap();
-    let state = NodeState { config, account: None, enrollment };
+    let account = crate::account::load(&home).unwrap();
+    let state = NodeState { config, account, enrollment };
     let standing = watch::Sender::new(Standing::default());
     let events = broadcast::channel(64).0;
     let net = testkit::lone_drive(dir.path(), &secrets, standing.subscribe(), events.clone());
@@ -172,4 +180,122 @@ async fn a_removed_device_gets_no_new_key_and_learns_it_is_out() {
     phone.read_mail(&mailbox).await;
     assert_eq!(phone.service.enrollment_view().await.state, "removed");
     assert_eq!(phone.key_id(), None, "the phone keeps no network key");
+}
+
+/// Sets up a laptop and a phone in one network; the laptop's drive holds
+/// `files` files.
+async fn laptop_and_phone(mailbox: &SharedMailbox, files: usize) -> (Node, Node) {
+    let (mut laptop, mut phone) = (node(mailbox, 1), node(mailbox, 2));
+    let (account, password) = account();
+    laptop.service.begin_confirmation(account.clone(), password.clone(), Some("laptop".into())).await.unwrap();
+    laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
+    phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
+    laptop.read_mail(mailbox).await;
+    phone.read_mail(mailbox).await;
+    phone.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.unwrap();
+    laptop.read_mail(mailbox).await;
+    phone.read_mail(mailbox).await;
+    let key = laptop.network_key();
+    for i in 0..files {
+        let bytes = testkit::content(100 + i);
+        laptop.service.drive.drive().add_bytes(&key, &format!("file-{i}"), "text/plain", None, &bytes, 1).unwrap();
+    }
+    (laptop, phone)
+}
+
+impl Node {
+    fn network_key(&self) -> mailmesh_core::drive::NetworkKey {
+        self.service.state.try_lock().unwrap().enrollment.network().unwrap().key.clone()
+    }
+
+    /// Whether every file of this node's drive opens with its network key.
+    fn every_file_opens(&self) -> bool {
+        let key = self.network_key();
+        let out = self._home.path().join("restored");
+        let files = self.service.drive.drive().list().unwrap();
+        !files.is_empty() && files.iter().all(|f| self.service.drive.drive().get(&key, &f.id, &out).is_ok())
+    }
+
+    /// The engine killed and started again on the same home.
+    fn restart(self, mailbox: &SharedMailbox) -> Node {
+        let Node { service, read_to, _home, .. } = self;
+        let seed = service.secrets.clone();
+        drop(service);
+        let mut again = node_at(mailbox, seed, _home);
+        again.read_to = read_to;
+        again
+    }
+}
+
+#[tokio::test]
+async fn a_removal_killed_midway_through_the_rewrap_finishes_at_the_next_start() {
+    let mailbox = SharedMailbox::default();
+    let (laptop, phone) = laptop_and_phone(&mailbox, 10).await;
+    let old_key = laptop.key_id().unwrap();
+    let phone_id = phone.service.secrets.node_id().to_string();
+    laptop.service.request_removal(&phone_id).await.unwrap();
+    let code = mailbox.code_in("Remove phone from mailmesh?");
+
+    // Killed after rewrapping 3 of the 10 records.
+    laptop.service.drive.drive().rewrap_stops_after.store(3, std::sync::atomic::Ordering::Relaxed);
+    let _ = laptop.service.confirm_code(&code).await;
+    let mut laptop = laptop.restart(&mailbox);
+    laptop.service.finish_rotation().await.unwrap();
+
+    assert_ne!(laptop.key_id().unwrap(), old_key, "the new key is in use");
+    assert!(laptop.every_file_opens(), "every file opens under the key the node now holds");
+    laptop.read_mail(&mailbox).await;
+    let members = laptop.standing.borrow().network.as_ref().map(|n| n.members.len());
+    assert_eq!(members, Some(1), "the phone is off the roster");
+}
+
+#[tokio::test]
+async fn a_rekey_mail_the_server_refused_is_sent_again_until_it_goes() {
+    let mailbox = SharedMailbox::default();
+    let (mut laptop, phone) = laptop_and_phone(&mailbox, 2).await;
+    // A tablet joins too: it is the member that must get the new key.
+    let mut tablet = node(&mailbox, 3);
+    let (account, password) = account();
+    tablet.service.join_found_network(account, password, Some("tablet".into())).await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    tablet.read_mail(&mailbox).await;
+    tablet.service.confirm_code(&mailbox.code_in("Approve tablet for mailmesh")).await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    tablet.read_mail(&mailbox).await;
+    assert_eq!(tablet.key_id(), laptop.key_id());
+
+    laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
+    let code = mailbox.code_in("Remove phone from mailmesh?");
+    mailbox.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    let refused = laptop.service.confirm_code(&code).await.unwrap_err();
+    assert!(refused.contains("mailed again"), "{refused}");
+    assert!(laptop.every_file_opens(), "the laptop uses the new key already");
+    tablet.read_mail(&mailbox).await;
+    assert_ne!(tablet.key_id(), laptop.key_id(), "no rekey reached the mailbox");
+
+    // The server takes mail again: the next pass sends the rekey.
+    mailbox.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut laptop = laptop.restart(&mailbox);
+    laptop.service.finish_rotation().await.unwrap();
+    tablet.read_mail(&mailbox).await;
+    assert_eq!(tablet.key_id(), laptop.key_id(), "the tablet has the new key");
+    laptop.service.finish_rotation().await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    let mails = crate::sync::lock(&mailbox.0).mailmesh_mails(0).0;
+    let rekeys = mails.iter().filter(|m| m.kind == crate::mailbox::Kind::Rekey).count();
+    assert_eq!(rekeys, 1, "sent once it went, not again");
+}
+
+#[tokio::test]
+async fn without_randomness_a_removal_draws_no_key_at_all() {
+    let mailbox = SharedMailbox::default();
+    let (laptop, phone) = laptop_and_phone(&mailbox, 1).await;
+    let old_key = laptop.key_id();
+    laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
+    let code = mailbox.code_in("Remove phone from mailmesh?");
+    let refused =
+        crate::rng::test_hook::without_randomness_async(laptop.service.confirm_code(&code)).await.unwrap_err();
+    assert!(refused.contains("no randomness"), "{refused}");
+    assert_eq!(laptop.key_id(), old_key, "the old key stays; no key of zeros");
+    assert!(laptop.every_file_opens());
 }

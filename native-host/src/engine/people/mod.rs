@@ -174,7 +174,7 @@ impl Engine {
     /// Mails `email` a challenge for each of their unverified nodes.
     pub async fn verify_person(&self, email: &str) -> Result<PersonView, String> {
         let (account, password) = self.node.account().await.ok_or("no mail account is set up")?;
-        let nonces = (0..MAX_NODES_PER_CHALLENGE).map(|_| crate::rng::bytes_or_zeros::<32>()).collect();
+        let nonces = (0..MAX_NODES_PER_CHALLENGE).map(|_| crate::rng::bytes::<32>()).collect::<Result<_, _>>()?;
         let challenge: Challenge = self
             .people
             .challenge(email, self.secrets.node_id(), &account.email, now_ms(), nonces)
