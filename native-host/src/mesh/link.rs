@@ -69,7 +69,9 @@ async fn accept(mut stream: TcpStream, addr: SocketAddr, mesh: Arc<Mesh>) {
     let config = mesh.handshake_config(Vec::new());
     let Ok(seed) = mesh.seed() else { return tracing::error!("no randomness for a handshake") };
     match Session::accept(&mesh.secrets, config, &first, seed, now_ms()) {
-        Ok(session) => run(stream, session, None, mesh).await,
+        Ok(session) => {
+            run(stream, session, None, mesh).await;
+        }
         Err(e) => tracing::info!(%addr, "refused a link: {e}"),
     }
 }
@@ -89,7 +91,7 @@ pub async fn dial(addr: SocketAddr, expected: NodeId, member: bool, mesh: Arc<Me
         Ok(stream) => stream,
         Err(e) => {
             tracing::debug!(%addr, peer = %expected, "cannot reach peer: {e}");
-            mesh.dial_finished(&expected);
+            mesh.dial_finished(&expected, addr, false);
             return;
         }
     };
@@ -101,11 +103,14 @@ pub async fn dial(addr: SocketAddr, expected: NodeId, member: bool, mesh: Arc<Me
         .seed()
         .map_err(|e| e.to_string())
         .and_then(|seed| Session::connect(&mesh.secrets, config, seed, now_ms()).map_err(|e| e.to_string()));
-    match session {
+    let proven = match session {
         Ok(session) => run(stream, session, Some(expected), mesh.clone()).await,
-        Err(e) => tracing::warn!("cannot start a handshake: {e}"),
-    }
-    mesh.dial_finished(&expected);
+        Err(e) => {
+            tracing::warn!("cannot start a handshake: {e}");
+            false
+        }
+    };
+    mesh.dial_finished(&expected, addr, proven);
 }
 
 async fn read_record(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
@@ -131,7 +136,8 @@ async fn write_records(writer: &mut (impl AsyncWriteExt + Unpin), session: &mut 
 }
 
 /// Drives one link until it closes.
-async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, mesh: Arc<Mesh>) {
+/// Runs a link until it closes; true if its handshake proved the peer.
+async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, mesh: Arc<Mesh>) -> bool {
     let link_id = NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed);
     let (mut reader, mut writer) = stream.into_split();
     let (commands_tx, mut commands) = mpsc::channel::<LinkCommand>(256);
@@ -227,4 +233,5 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
     if let Some(peer) = peer {
         mesh.link_closed(&peer, link_id);
     }
+    peer.is_some()
 }

@@ -86,12 +86,6 @@ pub enum MeshEvent {
     StrangerUp(PeerIdentity),
 }
 
-/// After first seeing a peer, how long to leave dialing to it (the smaller
-/// id dials) before dialing ourselves.
-const DIAL_GRACE_MS: u64 = 3_000;
-/** Addresses remembered per node. */
-const MAX_ADDRESSES: usize = 4;
-
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MeshError {
     #[error("{0} is not a node id")]
@@ -262,62 +256,30 @@ impl Mesh {
 
     /// Notes where mDNS says a node listens.
     pub fn advertised(&self, id: NodeId, addresses: Vec<SocketAddr>, key_id: Option<String>) {
-        if id == self.secrets.node_id() || addresses.is_empty() {
+        if id == self.secrets.node_id() {
             return;
         }
-        let mut table = self.table();
-        let entry = table.entry(id);
-        if entry.first_advertised_ms.is_none() {
-            entry.first_advertised_ms = Some(now_ms());
-        }
-        // A fresh advertisement: worth dialing again at once.
-        entry.next_dial_ms = 0;
-        // Keep earlier addresses too (newest first): anyone can advertise
-        // a node's id, and an impostor's address must not hide the real one.
-        for address in addresses.into_iter().rev() {
-            entry.addresses.retain(|a| *a != address);
-            entry.addresses.insert(0, address);
-        }
-        entry.addresses.truncate(MAX_ADDRESSES);
-        entry.advertised_key = key_id;
+        let roster: Vec<NodeId> = self.identity.borrow().roster.iter().map(|(id, _)| *id).collect();
+        self.table().advertised(id, addresses, key_id, now_ms(), &|id| roster.contains(id));
     }
 
     /// Dials every advertised peer without a link that is ours to dial.
     pub fn dial_due(self: &Arc<Self>) {
-        let me = self.secrets.node_id();
         let our_key = self.identity.borrow().key_id.clone();
-        let now = now_ms();
-        let mut dials = Vec::new();
-        for (id, entry) in self.table().entries.iter_mut() {
-            if entry.addresses.is_empty() || entry.link.is_some() || entry.dialing || entry.next_dial_ms > now {
-                continue;
-            }
-            // Try each known address in turn.
-            let addr = entry.addresses[entry.dial_attempts as usize % entry.addresses.len()];
-            let ours = me < *id || entry.first_advertised_ms.is_some_and(|t| now.saturating_sub(t) > DIAL_GRACE_MS);
-            if ours {
-                entry.dialing = true;
-                entry.dial_attempts = entry.dial_attempts.wrapping_add(1);
-                // Our roster is the better guide; the advertisement helps
-                // before a new member's roster entry has reached us.
-                let member = our_key.is_some() && (self.in_roster(id) || entry.advertised_key == our_key);
-                dials.push((addr, *id, member));
-            }
-        }
-        for (addr, id, member) in dials {
+        let dials = self.table().dials_due(&self.secrets.node_id(), now_ms());
+        for (addr, id) in dials {
+            // Our roster is the better guide; the advertisement helps
+            // before a new member's roster entry has reached us.
+            let advertised = self.table().entries.get(&id).and_then(|e| e.advertised_key.clone());
+            let member = our_key.is_some() && (self.in_roster(&id) || advertised == our_key);
             tokio::spawn(link::dial(addr, id, member, self.clone()));
         }
     }
 
-    /// A dial ended (its link, if any, closed): try again in a second, and
-    /// after failures wait longer each time (up to 10 s), so a node gone
-    /// from the LAN costs little yet is found soon after it returns.
-    pub fn dial_finished(&self, id: &NodeId) {
-        let mut table = self.table();
-        let entry = table.entry(*id);
-        entry.dialing = false;
-        entry.dial_backoff_ms = (entry.dial_backoff_ms * 2).clamp(1_000, 10_000);
-        entry.next_dial_ms = now_ms() + entry.dial_backoff_ms;
+    /// A dial ended (its link, if any, closed); `proven` if its handshake
+    /// completed at that address.
+    pub fn dial_finished(&self, id: &NodeId, addr: SocketAddr, proven: bool) {
+        self.table().dial_finished(id, addr, proven, now_ms());
     }
 
     pub fn link_opened(&self, peer: &PeerIdentity, handle: LinkHandle) {

@@ -35,6 +35,19 @@ pub struct PeerEntry {
     pub channel_rtt_ms: Option<Option<u32>>,
     /// The peer proved its key at least once.
     pub authenticated: bool,
+    /// The address at which a dial last completed a handshake with this
+    /// very node: kept first, whatever anyone advertises in its name.
+    pub proven: Option<SocketAddr>,
+    /// In the owner's roster when last advertised: kept and dialed first.
+    pub in_roster: bool,
+}
+
+impl PeerEntry {
+    /// Whether a flood of advertisements may push this entry out: only a
+    /// claim nobody proved, that is not in the roster and not in use.
+    fn evictable(&self) -> bool {
+        !self.authenticated && !self.in_roster && self.link.is_none() && !self.dialing
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,9 +55,130 @@ pub struct PeerTable {
     pub entries: HashMap<NodeId, PeerEntry>,
 }
 
+/// After first seeing a peer, how long to leave dialing to it (the smaller
+/// id dials) before dialing ourselves.
+const DIAL_GRACE_MS: u64 = 3_000;
+/// Addresses remembered per node.
+const MAX_ADDRESSES: usize = 4;
+/// Nodes the table keeps (roster members and peers that proved their key
+/// are always kept; the rest are only advertised claims).
+const MAX_PEERS: usize = 256;
+/// Dials in flight at once.
+const MAX_DIALING: usize = 8;
+
 impl PeerTable {
     pub fn entry(&mut self, id: NodeId) -> &mut PeerEntry {
         self.entries.entry(id).or_default()
+    }
+
+    /// Notes where an mDNS advertisement says `id` listens. An
+    /// advertisement is a claim anyone can make: it adds an address to try
+    /// (never one no node listens on), never removes one that proved itself,
+    /// and a flood of made-up ids pushes out only other unproven claims.
+    pub fn advertised(
+        &mut self,
+        id: NodeId,
+        addresses: Vec<SocketAddr>,
+        key_id: Option<String>,
+        now_ms: u64,
+        in_roster: &dyn Fn(&NodeId) -> bool,
+    ) {
+        let addresses: Vec<SocketAddr> = addresses.into_iter().filter(dialable).collect();
+        if addresses.is_empty() {
+            return;
+        }
+        let in_roster = in_roster(&id);
+        if !self.entries.contains_key(&id) && self.entries.len() >= MAX_PEERS && !self.evict_one() && !in_roster {
+            return;
+        }
+        let entry = self.entry(id);
+        entry.in_roster = in_roster;
+        if entry.first_advertised_ms.is_none() {
+            entry.first_advertised_ms = Some(now_ms);
+        }
+        let news = addresses.iter().any(|a| !entry.addresses.contains(a));
+        // A node seen again (or at a new address) is worth dialing at once;
+        // a claim that never proved itself waits out its backoff.
+        if entry.authenticated || news {
+            entry.next_dial_ms = 0;
+        }
+        // Newest first after the proven one; the oldest claims drop off.
+        let proven = entry.proven;
+        for address in addresses.into_iter().rev() {
+            if Some(address) == proven {
+                continue;
+            }
+            entry.addresses.retain(|a| *a != address);
+            entry.addresses.insert(usize::from(proven.is_some()), address);
+        }
+        entry.addresses.truncate(MAX_ADDRESSES);
+        entry.advertised_key = key_id;
+    }
+
+    /// Drops the oldest unproven claim; false if there is none.
+    fn evict_one(&mut self) -> bool {
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.evictable())
+            .min_by_key(|(id, e)| (e.first_advertised_ms, **id))
+            .map(|(id, _)| *id);
+        oldest.is_some_and(|id| self.entries.remove(&id).is_some())
+    }
+
+    /// The dials to start now: advertised peers without a link that are
+    /// ours to dial (the smaller id dials; the other after a grace period),
+    /// roster members and proven peers first, at most [`MAX_DIALING`] in
+    /// flight.
+    pub fn dials_due(&mut self, me: &NodeId, now_ms: u64) -> Vec<(SocketAddr, NodeId)> {
+        let in_flight = self.entries.values().filter(|e| e.dialing).count();
+        let mut due: Vec<(&NodeId, &mut PeerEntry)> = self
+            .entries
+            .iter_mut()
+            .filter(|(id, e)| {
+                !e.addresses.is_empty()
+                    && e.link.is_none()
+                    && !e.dialing
+                    && e.next_dial_ms <= now_ms
+                    && (me < *id || e.first_advertised_ms.is_some_and(|t| now_ms.saturating_sub(t) > DIAL_GRACE_MS))
+            })
+            .collect();
+        due.sort_by_key(|(id, e)| (!e.in_roster, !e.authenticated, e.next_dial_ms, **id));
+        let mut dials = Vec::new();
+        for (id, entry) in due.into_iter().take(MAX_DIALING.saturating_sub(in_flight)) {
+            let attempt = entry.dial_attempts as usize;
+            // With a proven address, every other try goes there; the other
+            // addresses take turns in between.
+            let addr = match entry.proven {
+                Some(proven) if attempt.is_multiple_of(2) || entry.addresses.len() < 2 => proven,
+                Some(_) => entry.addresses[1 + (attempt / 2) % (entry.addresses.len() - 1)],
+                None => entry.addresses[attempt % entry.addresses.len()],
+            };
+            entry.dialing = true;
+            entry.dial_attempts = entry.dial_attempts.wrapping_add(1);
+            dials.push((addr, *id));
+        }
+        dials
+    }
+
+    /// A dial ended (its link, if any, closed): try again in a second, and
+    /// after failures wait longer each time (up to 10 s for a node that
+    /// proved itself, a minute for a claim that never did), so a node gone
+    /// from the LAN costs little yet is found soon after it returns.
+    pub fn dial_finished(&mut self, id: &NodeId, addr: SocketAddr, proven: bool, now_ms: u64) {
+        let Some(entry) = self.entries.get_mut(id) else { return };
+        entry.dialing = false;
+        if proven {
+            // The next try goes back to where it worked.
+            entry.dial_attempts = 0;
+            entry.proven = Some(addr);
+            entry.addresses.retain(|a| *a != addr);
+            entry.addresses.insert(0, addr);
+            entry.addresses.truncate(MAX_ADDRESSES);
+        }
+        let cap = if entry.authenticated || entry.in_roster { 10_000 } else { 60_000 };
+        entry.dial_backoff_ms = (entry.dial_backoff_ms * 2).clamp(1_000, cap);
+        entry.next_dial_ms = now_ms + entry.dial_backoff_ms;
     }
 
     /// Records a proven identity when its link opens. Returns the link to
@@ -142,6 +276,14 @@ impl PeerTable {
     }
 }
 
+/// Whether a node could listen at `addr`: never loopback (a LAN peer is
+/// not on this machine), unspecified, multicast, broadcast or port 0.
+fn dialable(addr: &SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +340,87 @@ mod tests {
         table.link_closed(&id(2), 1, 900);
         let two = table.view(&roster, &id(1), 1000).into_iter().find(|p| p.id == id(2).to_string()).unwrap();
         assert_eq!((two.online, two.last_seen, two.path), (false, Some(900), None));
+    }
+
+    fn addr(n: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], port))
+    }
+
+    fn no_roster(_: &NodeId) -> bool {
+        false
+    }
+
+    #[test]
+    fn fake_advertisements_never_push_out_an_address_that_proved_itself() {
+        let mut table = PeerTable::default();
+        let me = id(1);
+        let real = addr(2, 4000);
+        table.advertised(id(2), vec![real], None, 0, &no_roster);
+        assert_eq!(table.dials_due(&me, 0), vec![(real, id(2))]);
+        table.dial_finished(&id(2), real, true, 10);
+        // Anyone can advertise the member's id with addresses of their own.
+        for n in 0..4 {
+            table.advertised(id(2), vec![addr(100 + n, 666)], None, 20 + u64::from(n), &no_roster);
+        }
+        assert!(table.entries[&id(2)].addresses.contains(&real), "the proven address is kept");
+        let first = table.dials_due(&me, 10_000);
+        assert_eq!(first, vec![(real, id(2))], "and dialed first");
+        // Even after the proven address fails once, it stays and comes back.
+        table.dial_finished(&id(2), real, false, 10_001);
+        let mut dialed = Vec::new();
+        for t in 0..20u64 {
+            let now = 100_000 + t * 1_000_000;
+            for (a, peer) in table.dials_due(&me, now) {
+                dialed.push(a);
+                table.dial_finished(&peer, a, false, now);
+            }
+        }
+        assert!(dialed.iter().filter(|a| **a == real).count() >= dialed.len() / 2, "{dialed:?}");
+    }
+
+    #[test]
+    fn advertised_ids_that_never_prove_themselves_cannot_grow_the_table_without_bound() {
+        let mut table = PeerTable::default();
+        let member = NodeId::from_bytes([7; 20]);
+        table.advertised(member, vec![addr(7, 4000)], None, 0, &|id| *id == NodeId::from_bytes([7; 20]));
+        table.link_opened(&identity(3, false), handle(1, 1), 0);
+        for n in 0..10_000u32 {
+            let mut bytes = [0u8; 20];
+            bytes[..4].copy_from_slice(&n.to_le_bytes());
+            bytes[19] = 0xee;
+            table.advertised(NodeId::from_bytes(bytes), vec![addr(200, 5000)], None, u64::from(n), &no_roster);
+        }
+        assert!(table.entries.len() <= MAX_PEERS, "{} entries", table.entries.len());
+        assert!(table.entries.contains_key(&member), "a roster member is never evicted");
+        assert!(table.entries.contains_key(&id(3)), "nor a peer that proved its key");
+    }
+
+    #[test]
+    fn addresses_no_peer_listens_on_are_never_dialed() {
+        let mut table = PeerTable::default();
+        let bad = vec![
+            SocketAddr::from(([127, 0, 0, 1], 4000)),
+            SocketAddr::from(([0, 0, 0, 0], 4000)),
+            SocketAddr::from(([224, 0, 0, 251], 5353)),
+            SocketAddr::from(([255, 255, 255, 255], 4000)),
+            SocketAddr::from(([10, 0, 0, 9], 0)),
+        ];
+        table.advertised(id(9), bad, None, 0, &no_roster);
+        assert!(table.dials_due(&id(1), 0).is_empty());
+    }
+
+    #[test]
+    fn dials_in_flight_are_bounded_and_members_go_first() {
+        let mut table = PeerTable::default();
+        let member = NodeId::from_bytes([0xfe; 20]);
+        for n in 0..100u32 {
+            let mut bytes = [0xf0u8; 20];
+            bytes[..4].copy_from_slice(&n.to_le_bytes());
+            table.advertised(NodeId::from_bytes(bytes), vec![addr(200, 5000)], None, 0, &no_roster);
+        }
+        table.advertised(member, vec![addr(7, 4000)], None, 0, &|id| *id == NodeId::from_bytes([0xfe; 20]));
+        let dials = table.dials_due(&id(1), 0);
+        assert!(dials.len() <= MAX_DIALING, "{} dials at once", dials.len());
+        assert!(dials.iter().any(|(_, peer)| *peer == member), "the member is among them");
     }
 }
