@@ -14,8 +14,14 @@
 //! "sent N" every thousand frames, and at the end how many frames it sent
 //! and whether the link stayed up.
 //!
+//! With `hold N`, it opens N connections to the link port that never say
+//! a word, opening a new one whenever the target closes one, until its
+//! standard input closes. It prints "holding" once it has tried all N, and
+//! at the end how many connections the target accepted in all.
+//!
 //! usage: impostor TARGET_IP:PORT CLAIMED_NODE_ID NETWORK_KEY_ID SECONDS
 //!        impostor flood TARGET_IP:PORT
+//!        impostor hold TARGET_IP:PORT N
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -116,12 +122,53 @@ async fn flood(target: SocketAddr) {
     println!("{{\"sent\":{sent},\"link_kept\":{link_kept}}}");
 }
 
+/// Holds `count` silent connections to `target` until stdin closes (see
+/// the module doc).
+async fn hold(target: SocketAddr, count: usize) {
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut holders = Vec::new();
+    for _ in 0..count {
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        holders.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target)).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Silent until the target hangs up; then again.
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    _ = stream.read(&mut byte) => {}
+                    _ = stop.cancelled() => {}
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+        tokio::task::yield_now().await;
+    }
+    println!("holding");
+    let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut tokio::io::sink()).await;
+    stop.cancel();
+    for holder in holders {
+        let _ = holder.await;
+    }
+    println!("{{\"accepted\":{}}}", accepted.load(std::sync::atomic::Ordering::Relaxed));
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let [_, mode, target] = &args[..] {
         if mode == "flood" {
             return flood(target.parse().expect("a socket address")).await;
+        }
+    }
+    if let [_, mode, target, count] = &args[..] {
+        if mode == "hold" {
+            return hold(target.parse().expect("a socket address"), count.parse().expect("a count")).await;
         }
     }
     let [_, target, claimed_id, key_id, seconds] = &args[..] else {

@@ -3,8 +3,9 @@
 // handshake bound to the channel, notice a cut within 10 s, reconnect by
 // themselves, fall back to the engines' relay when UDP is blocked; an
 // impostor without the network key gets nothing; a stranger flooding frames
-// holds up neither the drive between members nor status; no web page can open the
-// loopback channel.
+// holds up neither the drive between members nor status; 2,000 silent
+// connections to the link port keep out neither a member nor status; no web
+// page can open the loopback channel.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -213,6 +214,41 @@ test('a stranger flooding send, chat and call frames holds up neither the drive 
   t.diagnostic(`flooder: ${JSON.stringify(report)}`);
   assert.equal(report.link_kept, true, 'a flood costs its sender its own frames, not its link');
   assert.ok((await one.status()).peers.some((p) => p.member && p.online), 'the members are still linked');
+});
+
+test('2,000 silent connections to the link port hold up neither a member\'s link nor status, and cost few files', async (t) => {
+  const mesh = await LanMesh.start(2, 3, { browsers: false });
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  const [one, two] = mesh.nodes;
+  const linked = async () =>
+    (await Promise.all(mesh.nodes.map((n) => n.status()))).every((s) => s.peers.some((p) => p.member && p.online));
+  await waitFor('both engines linked', linked, { timeoutMs: 30_000, everyMs: 250 });
+  // The open-file limit a desktop session gives a program.
+  const { engine_pid: pid } = await one.status();
+  await runCommand('prlimit', [`--pid=${pid}`, '--nofile=1024:1024']);
+
+  // Someone on the LAN opens 2,000 connections to node1's link port and
+  // says nothing, opening a new one whenever one is closed.
+  const [command, args] = mesh.lan.exec(2, [impostorBin(), 'hold', `${one.ip}:${(await one.status()).link_port}`, '2000']);
+  const holder = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { if (holder.exitCode === null) holder.kill('SIGKILL'); });
+  let said = '';
+  holder.stdout.on('data', (d) => { said += d; });
+  const ended = new Promise((resolve) => holder.on('exit', resolve));
+  await waitFor('all 2,000 connections tried', () => said.includes('holding'), { timeoutMs: 60_000 });
+
+  // node2 starts again: its link to node1 must get through the crowd.
+  await two.killEngine();
+  await two.startEngine();
+  await waitFor('node2 linked to node1 again, during the crowd', linked, { timeoutMs: 60_000, everyMs: 250 });
+  const files = (await fs.readdir(`/proc/${pid}/fd`)).length;
+  t.diagnostic(`node1's engine has ${files} files open`);
+  assert.ok(files < 300, `node1's engine holds ${files} files open for 2,000 silent connections`);
+  assert.equal((await one.status()).engine_pid, pid, 'status answers, from the same engine');
+
+  holder.stdin.end();
+  await ended;
+  t.diagnostic(`holder: ${said.trim().split('\n').pop()}`);
 });
 
 test('a web page served from http://127.0.0.1 cannot open the loopback channel', async (t) => {

@@ -7,7 +7,7 @@
 //! table and messages for the extension. Whoever dials speaks first.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::gate::{Gate, Permit};
 use super::Mesh;
 use crate::clock::now_ms;
 
@@ -39,17 +40,26 @@ pub enum LinkCommand {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long an accepted connection may take to send its first record.
 const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest record read before the handshake ends: a handshake message
+/// (keys, a name, an address, a signature) is well under this.
+const MAX_HANDSHAKE_RECORD: usize = 4096;
 static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts links from other nodes until the engine stops.
+/// Accepts links from other nodes until the engine stops, as far as the
+/// [`Gate`] admits them.
 pub async fn serve(listener: TcpListener, mesh: Arc<Mesh>) {
+    let gate = Gate::default();
     loop {
         tokio::select! {
             _ = mesh.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    tokio::spawn(accept(stream, addr, mesh.clone()));
-                }
+                Ok((stream, addr)) => match gate.admit(addr.ip()) {
+                    Some(permit) => {
+                        tokio::spawn(accept(stream, addr, permit, mesh.clone()));
+                    }
+                    // Closed at once: the address holds its share already.
+                    None => tracing::debug!(%addr, "refused a connection: too many from that address"),
+                },
                 Err(e) => {
                     tracing::warn!("link accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -59,9 +69,13 @@ pub async fn serve(listener: TcpListener, mesh: Arc<Mesh>) {
     }
 }
 
-async fn accept(mut stream: TcpStream, addr: SocketAddr, mesh: Arc<Mesh>) {
+async fn accept(mut stream: TcpStream, addr: SocketAddr, permit: Permit, mesh: Arc<Mesh>) {
     let _ = stream.set_nodelay(true);
-    let first = match tokio::time::timeout(FIRST_RECORD_TIMEOUT, read_record(&mut stream)).await {
+    let first = tokio::select! {
+        first = tokio::time::timeout(FIRST_RECORD_TIMEOUT, read_record(&mut stream, MAX_HANDSHAKE_RECORD)) => first,
+        _ = permit.pushed_out.cancelled() => return tracing::debug!(%addr, "pushed out by newer connections"),
+    };
+    let first = match first {
         Ok(Ok(first)) => first,
         Ok(Err(e)) => return tracing::debug!(%addr, "link closed before its first record: {e}"),
         Err(_) => return tracing::debug!(%addr, "link sent nothing in time"),
@@ -70,7 +84,7 @@ async fn accept(mut stream: TcpStream, addr: SocketAddr, mesh: Arc<Mesh>) {
     let Ok(seed) = mesh.seed() else { return tracing::error!("no randomness for a handshake") };
     match Session::accept(&mesh.secrets, config, &first, seed, now_ms()) {
         Ok(session) => {
-            run(stream, session, None, mesh).await;
+            run(stream, session, None, Some(&permit), mesh).await;
         }
         Err(e) => tracing::info!(%addr, "refused a link: {e}"),
     }
@@ -104,7 +118,7 @@ pub async fn dial(addr: SocketAddr, expected: NodeId, member: bool, mesh: Arc<Me
         .map_err(|e| e.to_string())
         .and_then(|seed| Session::connect(&mesh.secrets, config, seed, now_ms()).map_err(|e| e.to_string()));
     let proven = match session {
-        Ok(session) => run(stream, session, Some(expected), mesh.clone()).await,
+        Ok(session) => run(stream, session, Some(expected), None, mesh.clone()).await,
         Err(e) => {
             tracing::warn!("cannot start a handshake: {e}");
             false
@@ -113,8 +127,13 @@ pub async fn dial(addr: SocketAddr, expected: NodeId, member: bool, mesh: Arc<Me
     mesh.dial_finished(&expected, addr, proven);
 }
 
-async fn read_record(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
+/// Reads one `[length u16][record]`, refusing a record longer than `max`
+/// before allocating it.
+async fn read_record(stream: &mut (impl AsyncReadExt + Unpin), max: usize) -> std::io::Result<Vec<u8>> {
     let len = stream.read_u16().await? as usize;
+    if len > max {
+        return Err(std::io::Error::other(format!("a record of {len} bytes where at most {max} fit")));
+    }
     let mut record = vec![0u8; len];
     stream.read_exact(&mut record).await?;
     Ok(record)
@@ -135,18 +154,29 @@ async fn write_records(writer: &mut (impl AsyncWriteExt + Unpin), session: &mut 
     Ok(())
 }
 
-/// Drives one link until it closes.
-/// Runs a link until it closes; true if its handshake proved the peer.
-async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, mesh: Arc<Mesh>) -> bool {
+/// Runs a link until it closes; true if its handshake proved the peer. An
+/// accepted link brings its gate permit: pushed out before its handshake
+/// ends, it closes.
+async fn run(
+    stream: TcpStream,
+    mut session: Session,
+    expected: Option<NodeId>,
+    permit: Option<&Permit>,
+    mesh: Arc<Mesh>,
+) -> bool {
     let link_id = NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed);
     let (mut reader, mut writer) = stream.into_split();
     let (commands_tx, mut commands) = mpsc::channel::<LinkCommand>(256);
     let (records_tx, mut records) = mpsc::channel::<std::io::Result<Vec<u8>>>(16);
+    // Until the handshake proves the peer, a record can only be a handshake
+    // message: nothing larger is read.
+    let max_record = Arc::new(AtomicUsize::new(MAX_HANDSHAKE_RECORD));
     // Reading sits in its own task so a half-read record is never lost to a
     // `select!` branch being cancelled.
+    let read_max = max_record.clone();
     let read_task = tokio::spawn(async move {
         loop {
-            let record = read_record(&mut reader).await;
+            let record = read_record(&mut reader, read_max.load(Ordering::Relaxed)).await;
             let failed = record.is_err();
             if records_tx.send(record).await.is_err() || failed {
                 return;
@@ -182,6 +212,10 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
                     let dialed_by = if expected.is_some() { mesh.secrets.node_id() } else { identity.node_id };
                     let handle = LinkHandle { id: link_id, commands: commands_tx.clone(), dialed_by };
                     tracing::info!(peer = %identity.node_id, member = identity.member, name = %identity.name, "link up");
+                    max_record.store(usize::from(u16::MAX), Ordering::Relaxed);
+                    if let Some(permit) = permit {
+                        permit.established();
+                    }
                     peer = Some(identity.node_id);
                     mesh.link_opened(&identity, handle);
                 }
@@ -204,8 +238,15 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
             break;
         }
         let wake = session.poll_timeout().map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+        let pushed_out = async {
+            match permit {
+                Some(permit) if peer.is_none() => permit.pushed_out.cancelled().await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = mesh.shutdown.cancelled() => session.close("the engine is stopping".into()),
+            _ = pushed_out => session.close("pushed out by newer connections before the handshake ended".into()),
             () = async { if let Some(frame) = waiting.as_mut() { frame.await } }, if waiting.is_some() => waiting = None,
             record = records.recv(), if waiting.is_none() => match record {
                 Some(Ok(record)) => {
@@ -234,4 +275,35 @@ async fn run(stream: TcpStream, mut session: Session, expected: Option<NodeId>, 
         mesh.link_closed(&peer, link_id);
     }
     peer.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use mailmesh_core::identity::NodeSecrets;
+    use mailmesh_core::peer::handshake::{HandshakeConfig, MAX_EMAIL, MAX_NAME};
+    use mailmesh_core::peer::session::Session;
+
+    use super::MAX_HANDSHAKE_RECORD;
+
+    #[test]
+    fn every_handshake_message_fits_what_is_read_before_the_handshake() {
+        let config = |psk| HandshakeConfig {
+            network_psk: psk,
+            binding: Vec::new(),
+            name: "n".repeat(MAX_NAME),
+            email: format!("{}@x", "e".repeat(MAX_EMAIL - 2)),
+        };
+        for psk in [None, Some([9; 32])] {
+            let (a, b) = (NodeSecrets::from_seeds([1; 32], [1; 32]), NodeSecrets::from_seeds([2; 32], [2; 32]));
+            let mut dialer = Session::connect(&a, config(psk), [3; 32], 0).unwrap();
+            let first = dialer.poll_transmit().unwrap();
+            let mut listener = Session::accept(&b, config(psk), &first, [4; 32], 0).unwrap();
+            let second = listener.poll_transmit().unwrap();
+            dialer.handle_record(1, &second).unwrap();
+            let third = dialer.poll_transmit().unwrap();
+            for message in [first, second, third] {
+                assert!(message.len() <= MAX_HANDSHAKE_RECORD, "{} bytes", message.len());
+            }
+        }
+    }
 }

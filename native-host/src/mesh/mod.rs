@@ -23,6 +23,7 @@
 pub mod channel;
 pub mod discovery;
 pub mod extension_api;
+pub mod gate;
 pub mod inbound;
 pub mod link;
 pub mod links;

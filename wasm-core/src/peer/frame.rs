@@ -22,6 +22,10 @@ pub const MAX_TOPIC: usize = 64;
 /// The largest frame on the engines' own link, which also carries drive
 /// fragments (a quarter of a 1 MiB chunk plus headers, and room to grow).
 pub const MAX_LINK_FRAME: usize = 4 * 1024 * 1024;
+/// Largest frame another person's node may send over a link: a direct-send
+/// chunk ([`crate::transfer::CHUNK_SIZE`]) and its header, nothing the size
+/// of a drive fragment.
+pub const MAX_STRANGER_FRAME: usize = crate::transfer::CHUNK_SIZE as usize + 4096;
 /// A payload this large fits in a `Data` frame whatever the topic (a short
 /// topic leaves room for a little more).
 pub const MAX_PAYLOAD: usize = MAX_FRAME - 3 - MAX_TOPIC;

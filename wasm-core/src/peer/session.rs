@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use thiserror::Error;
 
-use super::frame::{Frame, FrameError, MAX_LINK_FRAME};
+use super::frame::{Frame, FrameError, MAX_LINK_FRAME, MAX_STRANGER_FRAME};
 use super::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerIdentity, MAX_MESSAGE};
 use super::liveness::Liveness;
 use crate::identity::NodeSecrets;
@@ -59,6 +59,9 @@ pub struct Session {
     liveness: Liveness,
     /// Plaintext received but not yet a whole frame.
     inbound: Vec<u8>,
+    /// The largest frame taken from the peer: a member's link carries drive
+    /// fragments, another person's only what its topics need.
+    max_inbound_frame: usize,
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
 }
@@ -94,6 +97,7 @@ impl Session {
             state: State::Handshaking { handshake: Box::new(handshake), started_ms: now_ms },
             liveness: Liveness::new(now_ms),
             inbound: Vec::new(),
+            max_inbound_frame: MAX_STRANGER_FRAME,
             outbox,
             events: VecDeque::new(),
         }
@@ -121,6 +125,9 @@ impl Session {
                         return Err(SessionError::NotOpen);
                     };
                     let (peer, transport) = handshake.into_transport()?;
+                    if peer.member {
+                        self.max_inbound_frame = MAX_LINK_FRAME;
+                    }
                     self.events.push_back(Event::Established(peer.clone()));
                     self.state = State::Open { transport: Box::new(transport), peer };
                 }
@@ -139,13 +146,13 @@ impl Session {
         loop {
             let Some(len_bytes) = self.inbound.get(..4) else { return Ok(()) };
             let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-            if len > MAX_LINK_FRAME {
+            if len > self.max_inbound_frame {
                 return Err(FrameError::TooLarge.into());
             }
             if self.inbound.len() < 4 + len {
                 return Ok(());
             }
-            let frame = Frame::decode_limited(&self.inbound[4..4 + len], MAX_LINK_FRAME)?;
+            let frame = Frame::decode_limited(&self.inbound[4..4 + len], self.max_inbound_frame)?;
             self.inbound.drain(..4 + len);
             match frame {
                 Frame::Ping { seq, sent_ms } => self.send(&Frame::Pong { seq, sent_ms })?,

@@ -224,3 +224,22 @@ fn the_engines_link_carries_frames_larger_than_a_data_channel_message() {
     wire.run_for(20);
     assert_eq!(events(&mut wire.b), vec![Event::Frame(fragment)]);
 }
+
+#[test]
+fn a_stranger_link_takes_no_frame_larger_than_its_topics_need() {
+    // Another person's node: a file chunk fits, a drive-sized frame closes
+    // the link before it is buffered whole.
+    let mut wire = Wire::connect(config(None, "bob's laptop"), config(psk(9), "desktop")).unwrap();
+    events(&mut wire.b);
+    let chunk = Frame::Data { topic: "send.msg".into(), payload: vec![1; crate::transfer::CHUNK_SIZE as usize + 64] };
+    wire.a.send(&chunk).unwrap();
+    wire.run_for(20);
+    assert_eq!(events(&mut wire.b), vec![Event::Frame(chunk)]);
+
+    let huge = Frame::Data { topic: "send.msg".into(), payload: vec![2; 3 * 1024 * 1024] };
+    wire.a.send(&huge).unwrap();
+    wire.run_for(20);
+    let closed = events(&mut wire.b);
+    assert!(matches!(closed.as_slice(), [Event::Closed(_)]), "{} events, not one close", closed.len());
+    assert!(wire.b.is_closed());
+}

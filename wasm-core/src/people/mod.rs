@@ -39,6 +39,10 @@ pub const CHALLENGE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 pub const MAX_TEXT: usize = 320;
 /// Most nodes one challenge names.
 pub const MAX_NODES_PER_CHALLENGE: usize = 64;
+/// Other people's nodes kept while nobody verified them or acted on them
+/// (anyone on the LAN can make identities): the oldest are forgotten first,
+/// and they are never saved.
+pub const MAX_UNVERIFIED_DEVICES: usize = 256;
 
 const CHALLENGE_MAGIC: &[u8; 4] = b"MMCH";
 const ANSWER_MAGIC: &[u8; 4] = b"MMAN";
@@ -218,6 +222,17 @@ pub struct Person {
 }
 
 impl Person {
+    /// The owner named or blocked them: kept and saved even with no node
+    /// verified.
+    pub fn owner_acted(&self) -> bool {
+        !self.name.is_empty() || self.blocked
+    }
+
+    /// Whether a node of theirs is worth saving: verified, or being verified.
+    fn kept_devices(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values().filter(|d| d.trust != Trust::Unverified)
+    }
+
     pub fn is_verified(&self) -> bool {
         self.devices.values().any(|d| matches!(d.trust, Trust::Verified { .. }))
     }
@@ -274,7 +289,36 @@ impl Contacts {
         }
         let warn = person.is_verified();
         person.devices.insert(node, Device { public_key, first_seen_ms: now_ms, trust: Trust::Unverified });
+        self.forget_oldest_unverified();
         Ok(if warn { Seen::NewDeviceOfVerified } else { Seen::New })
+    }
+
+    /// Keeps at most [`MAX_UNVERIFIED_DEVICES`] unverified nodes: the ones
+    /// seen longest ago go, and with them people the owner never acted on.
+    fn forget_oldest_unverified(&mut self) {
+        let mut unverified: Vec<(u64, String, NodeId)> = self
+            .people
+            .iter()
+            .flat_map(|(email, p)| {
+                p.devices
+                    .iter()
+                    .filter(|(_, d)| matches!(d.trust, Trust::Unverified))
+                    .map(move |(id, d)| (d.first_seen_ms, email.clone(), *id))
+            })
+            .collect();
+        let over = unverified.len().saturating_sub(MAX_UNVERIFIED_DEVICES);
+        if over == 0 {
+            return;
+        }
+        unverified.sort();
+        for (_, email, id) in unverified.into_iter().take(over) {
+            if let Some(person) = self.people.get_mut(&email) {
+                person.devices.remove(&id);
+                if person.devices.is_empty() && !person.owner_acted() {
+                    self.people.remove(&email);
+                }
+            }
+        }
     }
 
     /// Starts verifying every unverified node of `email`: the challenge to
@@ -407,15 +451,20 @@ impl Contacts {
         true
     }
 
+    /// The book as saved: people the owner acted on and nodes verified or
+    /// being verified. Unverified nodes live only in memory (anyone can make
+    /// them); they are seen again when they link up.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = header(BOOK_MAGIC);
-        out.extend_from_slice(&(self.people.len() as u32).to_le_bytes());
-        for (email, person) in &self.people {
+        let saved: Vec<(&String, &Person)> =
+            self.people.iter().filter(|(_, p)| p.owner_acted() || p.kept_devices().next().is_some()).collect();
+        out.extend_from_slice(&(saved.len() as u32).to_le_bytes());
+        for (email, person) in saved {
             put_text(&mut out, email);
             put_text(&mut out, &person.name);
             out.push(u8::from(person.blocked));
-            out.extend_from_slice(&(person.devices.len() as u32).to_le_bytes());
-            for device in person.devices.values() {
+            out.extend_from_slice(&(person.kept_devices().count() as u32).to_le_bytes());
+            for device in person.kept_devices() {
                 out.extend_from_slice(&device.public_key);
                 out.extend_from_slice(&device.first_seen_ms.to_le_bytes());
                 match &device.trust {

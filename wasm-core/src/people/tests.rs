@@ -129,7 +129,14 @@ fn book_strategy() -> impl Strategy<Value = Contacts> {
 proptest! {
     #[test]
     fn the_contact_book_round_trips(book in book_strategy()) {
-        prop_assert_eq!(Contacts::decode(&book.encode()).unwrap(), book);
+        // What is saved: everything but unverified nodes, and people left
+        // with nothing the owner did.
+        let mut saved = book.clone();
+        saved.people.retain(|_, p| {
+            p.devices.retain(|_, d| d.trust != Trust::Unverified);
+            p.owner_acted() || !p.devices.is_empty()
+        });
+        prop_assert_eq!(Contacts::decode(&book.encode()).unwrap(), saved);
     }
 
     #[test]
@@ -183,4 +190,36 @@ proptest! {
         let pins = Pins(pins.into_iter().map(|(email, public_key, at_ms)| Pin { email, public_key, at_ms }).collect());
         prop_assert_eq!(Pins::decode(&pins.encode()), Ok(pins));
     }
+}
+
+#[test]
+fn self_made_identities_cannot_grow_the_book_without_bound_nor_reach_the_disk() {
+    let mut book = Contacts::default();
+    let (bob, me) = (node(1), node(2));
+    book.seen("bob@example.org", key_of(&bob), T0).unwrap();
+    let challenge = book.challenge("bob@example.org", me.node_id(), "me@example.org", T0, nonces()).unwrap();
+    let answer = challenge.answer(&bob, "bob@example.org").unwrap();
+    book.handle_answer(bob.node_id(), me.node_id(), &answer, T0 + 1).unwrap();
+    book.seen("carol@example.org", key_of(&node(3)), T0).unwrap();
+    book.rename("carol@example.org", "Carol").unwrap();
+
+    // Anyone on the LAN can make identities, each claiming some address.
+    for n in 0..5_000u32 {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&n.to_le_bytes());
+        key[31] = 0xee;
+        book.seen(&format!("stranger{n}@example.net"), key, T0 + u64::from(n)).unwrap();
+    }
+    let unverified =
+        book.people().flat_map(|(_, p)| p.devices.values()).filter(|d| matches!(d.trust, Trust::Unverified)).count();
+    assert!(unverified <= MAX_UNVERIFIED_DEVICES, "{unverified} unverified nodes kept");
+    assert!(book.people().count() <= MAX_UNVERIFIED_DEVICES + 2, "{} people", book.people().count());
+    assert!(book.person("bob@example.org").unwrap().is_verified(), "a verified person stays");
+    assert!(book.person("carol@example.org").is_some(), "so does one the owner named");
+
+    // Only what was verified, or what the owner acted on, is saved.
+    let saved = Contacts::decode(&book.encode()).unwrap();
+    let emails: Vec<&String> = saved.people().map(|(e, _)| e).collect();
+    assert_eq!(emails, ["bob@example.org", "carol@example.org"]);
+    assert!(saved.person("carol@example.org").unwrap().devices.is_empty(), "an unverified node is not saved");
 }
