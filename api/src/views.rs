@@ -112,7 +112,8 @@ pub struct MessageView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationView {
     pub id: String,
-    /// `direct` or `group`.
+    /// `direct`, `group`, or `request` (messages from a node nobody verified,
+    /// kept apart until its sender is verified; its id is `request:ADDRESS`).
     pub kind: String,
     pub title: String,
     /// Everyone in it, us included.

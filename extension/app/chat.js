@@ -43,6 +43,7 @@ export function showChat(doc, { onSendFile }) {
         ...(c.unread ? [el('span', { className: 'unread', textContent: String(c.unread) })] : []),
         el('span', { className: 'last muted', textContent: c.last_text }));
       item.dataset.id = c.id;
+      item.dataset.kind = c.kind;
       item.dataset.unread = String(c.unread);
       item.setAttribute('aria-current', String(c.id === current));
       item.addEventListener('click', () => { location.hash = `chat/${c.id}`; });
@@ -101,7 +102,8 @@ export function showChat(doc, { onSendFile }) {
       return item;
     }));
     if (atBottom) list.scrollTop = list.scrollHeight;
-    $('chat-compose').hidden = false;
+    // A message request (an unverified sender) is read, not answered.
+    $('chat-compose').hidden = conversation.kind === 'request';
     if (isOpen() && conversation.unread > 0) {
       await callWorker({ type: RuntimeType.CHAT_READ, conversation: current }).catch(say);
     }
@@ -110,7 +112,12 @@ export function showChat(doc, { onSendFile }) {
   function renderMembers(conversation) {
     const group = conversation.kind === 'group';
     const peer = conversation.members.find((m) => m !== me);
-    $('chat-send-file').hidden = group || !peer;
+    $('chat-send-file').hidden = group || !peer || conversation.kind === 'request';
+    if (conversation.kind === 'request') {
+      $('chat-member-edit').hidden = true;
+      $('chat-members').textContent = `A message request: nobody verified this node. Verify ${peer} under People to answer.`;
+      return;
+    }
     $('chat-send-file').onclick = () => onSendFile(peer);
     $('chat-member-edit').hidden = !group;
     if (!group) {

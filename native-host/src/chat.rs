@@ -158,6 +158,11 @@ impl History {
         Ok(())
     }
 
+    #[cfg(test)]
+    pub fn heads(&mut self) -> Vec<automerge::ChangeHash> {
+        self.doc.get_heads()
+    }
+
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }

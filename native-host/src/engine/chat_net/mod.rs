@@ -31,6 +31,7 @@ use std::time::Duration;
 use automerge::sync;
 use mailmesh_core::chat::{
     check_incoming, direct_conversation, ChatMessage, ConversationId, Group, Known, MessageId, MessageKind, Receipt,
+    ReceiptKind,
 };
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
@@ -38,6 +39,7 @@ use mailmesh_core::people::normalize_email;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
+use self::requests::{Request, Requests};
 use super::people::trust::{self, TrustError};
 use super::people::PeopleHandle;
 use super::standing::StandingWatch;
@@ -46,6 +48,7 @@ use crate::chat::{History, HistoryError, HistoryWriter, Owed};
 use crate::clock::now_ms;
 use crate::mesh::links::Links;
 
+pub mod requests;
 #[cfg(test)]
 mod tests;
 
@@ -56,11 +59,18 @@ pub const HISTORY_FILE: &str = "chat.bin";
 /// How often pending messages and receipts are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(3);
 
-/// The history and one sync state per member.
+/// How far ahead of this machine's clock a message may be dated: clocks
+/// drift, but a message from the far future would stay last forever.
+/// Such a message is refused, not re-dated: each of the owner's nodes would
+/// re-date it differently and store it twice.
+const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
+
+/// The history, one sync state per member, and the message requests.
 struct ChatState {
     history: History,
     sync: HashMap<NodeId, sync::State>,
     writer: HistoryWriter,
+    requests: Requests,
 }
 
 impl ChatState {
@@ -89,6 +99,10 @@ pub enum ChatNetError {
     Chat(#[from] mailmesh_core::chat::ChatError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error("{0} is not verified yet: verify them (People) before answering")]
+    Unverified(String),
+    #[error("the message is dated more than ten minutes ahead of this computer's clock")]
+    FromTheFuture,
 }
 
 pub struct ChatNet {
@@ -111,7 +125,7 @@ impl ChatNet {
     ) -> Arc<ChatNet> {
         let writer = HistoryWriter::start(history.path().to_path_buf());
         Arc::new(ChatNet {
-            state: Mutex::new(ChatState { history, sync: HashMap::new(), writer }),
+            state: Mutex::new(ChatState { history, sync: HashMap::new(), writer, requests: Requests::default() }),
             links,
             people,
             standing,
@@ -142,9 +156,30 @@ impl ChatNet {
         self.wake();
     }
 
+    /// The history's heads: unchanged heads mean nothing was written.
+    #[cfg(test)]
+    pub fn heads(&self) -> Vec<automerge::ChangeHash> {
+        self.chat().history.heads()
+    }
+
+    /// The conversations, then a row per address with message requests.
     pub fn list(&self) -> Result<Vec<ConversationView>, ChatNetError> {
         let me = self.me()?;
-        Ok(self.chat().history.summaries(&me))
+        let chat = self.chat();
+        let mut list = chat.history.summaries(&me);
+        for email in chat.requests.senders() {
+            let last = chat.requests.from(&email).last().map(|r| &r.message);
+            list.push(ConversationView {
+                id: format!("{}{email}", requests::ID_PREFIX),
+                kind: "request".into(),
+                title: format!("{email} (unverified)"),
+                members: vec![email.clone()],
+                unread: 0,
+                last_at: last.map_or(0, |m| m.sent_at_ms),
+                last_text: last.map(|m| m.text.clone()).unwrap_or_default(),
+            });
+        }
+        Ok(list)
     }
 
     pub fn unread(&self) -> u32 {
@@ -158,6 +193,9 @@ impl ChatNet {
     /// address (started if new).
     fn resolve(&self, target: &str) -> Result<(ConversationId, Option<String>, Option<Group>), ChatNetError> {
         let me = self.me()?;
+        if let Some(email) = target.strip_prefix(requests::ID_PREFIX) {
+            return Err(ChatNetError::Unverified(email.into()));
+        }
         if let Ok(id) = target.parse::<ConversationId>() {
             let known = self.chat().history.conversation(&id);
             let known = known.ok_or_else(|| ChatNetError::UnknownConversation(target.into()))?;
@@ -172,6 +210,9 @@ impl ChatNet {
 
     pub fn show(&self, target: &str) -> Result<ConversationDetail, ChatNetError> {
         let me = self.me()?;
+        if target.starts_with(requests::ID_PREFIX) {
+            return self.show_request(target);
+        }
         let (id, _, _) = self.resolve(target)?;
         let chat = self.chat();
         let summary = chat
@@ -181,6 +222,22 @@ impl ChatNet {
             .find(|c| c.id == id.to_string())
             .ok_or_else(|| ChatNetError::UnknownConversation(target.into()))?;
         let messages = chat.history.messages(&id).iter().map(|m| chat.history.view(m)).collect();
+        Ok(ConversationDetail { summary, messages })
+    }
+
+    /// A request row and its messages, none verified.
+    fn show_request(&self, target: &str) -> Result<ConversationDetail, ChatNetError> {
+        let summary = self
+            .list()?
+            .into_iter()
+            .find(|c| c.id == target)
+            .ok_or_else(|| ChatNetError::UnknownConversation(target.into()))?;
+        let chat = self.chat();
+        let messages = chat
+            .requests
+            .from(&summary.members[0])
+            .map(|r| MessageView { verified: false, pending: Vec::new(), ..chat.history.view(&r.message) })
+            .collect();
         Ok(ConversationDetail { summary, messages })
     }
 
@@ -292,25 +349,66 @@ impl ChatNet {
     async fn on_message(&self, from: NodeId, payload: &[u8]) -> Result<(), ChatNetError> {
         let me = self.me()?;
         let message = ChatMessage::decode(payload)?;
-        let (email, verified) = self.sender_of(&from)?;
-        let new = {
-            let mut chat = self.chat();
-            let conversation = chat.history.conversation(&message.conversation);
-            let members = conversation.as_ref().and_then(|c| c.group.as_ref()).map(|g| g.members.as_slice());
-            let known = match (&conversation, members) {
-                (None, _) => Known::New,
-                (Some(_), Some(members)) => Known::Group(members),
-                (Some(_), None) => Known::Direct,
-            };
-            check_incoming(&message, &email, &me, known)?;
-            chat.history.add_incoming(&message, verified, now_ms())?
-        };
-        if new {
-            tracing::info!(from = %email, "chat message received");
+        if message.sent_at_ms > now_ms().saturating_add(MAX_AHEAD_MS) {
+            return Err(ChatNetError::FromTheFuture);
         }
-        // Either way a delivered receipt is owed; send it now.
+        let (email, verified) = self.sender_of(&from)?;
+        if !verified {
+            let new = {
+                let mut chat = self.chat();
+                check(&chat.history, &message, &email, &me)?;
+                chat.requests.add(Request { from, email, message })
+            };
+            if new {
+                let _ = self.events.send(Event::ChatChanged);
+            }
+            return Ok(());
+        }
+        let again = self.chat().history.message(&message.id).is_some();
+        if again {
+            // Our receipt did not reach its author: say it again, and
+            // write nothing.
+            let receipt =
+                Receipt { kind: ReceiptKind::Delivered, reader: me, at_ms: now_ms(), messages: vec![message.id] };
+            let frame = Frame::Data { topic: RECEIPT_TOPIC.into(), payload: receipt.encode() };
+            let _ = self.links.send_to_person(&from, frame).await;
+            return Ok(());
+        }
+        self.take_in(&message, &email, &me)?;
+        tracing::info!(from = %email, "chat message received");
+        // A delivered receipt is owed; send it now.
         self.changed().await;
         Ok(())
+    }
+
+    /// Checks a verified sender's message and adds it to the history.
+    fn take_in(&self, message: &ChatMessage, email: &str, me: &str) -> Result<bool, ChatNetError> {
+        let mut chat = self.chat();
+        check(&chat.history, message, email, me)?;
+        Ok(chat.history.add_incoming(message, true, now_ms())?)
+    }
+
+    /// Requests whose node the owner has verified since join the history;
+    /// those of people now blocked are dropped.
+    async fn adopt_requests(&self) {
+        let Ok(me) = self.me() else { return };
+        let book = self.people.book();
+        let done = self.chat().requests.take(|r| match trust::sender_of(&book, &r.from) {
+            Some((email, verified)) => verified && email == r.email,
+            None => true,
+        });
+        let mut adopted = 0;
+        for request in done {
+            if matches!(trust::sender_of(&book, &request.from), Some((_, true))) {
+                match self.take_in(&request.message, &request.email, &me) {
+                    Ok(_) => adopted += 1,
+                    Err(e) => tracing::info!("a message request no longer fits: {e}"),
+                }
+            }
+        }
+        if adopted > 0 {
+            self.changed().await;
+        }
     }
 
     async fn on_receipt(&self, from: NodeId, payload: &[u8]) -> Result<(), ChatNetError> {
@@ -373,6 +471,7 @@ impl ChatNet {
 
     /// Tries every pending message and owed receipt on the links up now.
     pub async fn deliver(&self) {
+        self.adopt_requests().await;
         let Ok(me) = self.me() else { return };
         let (pending, owed) = {
             let chat = self.chat();
@@ -445,6 +544,18 @@ impl ChatNet {
             self.deliver().await;
         }
     }
+}
+
+/// [`check_incoming`] against what the history knows of the conversation.
+fn check(history: &History, message: &ChatMessage, email: &str, me: &str) -> Result<(), ChatNetError> {
+    let conversation = history.conversation(&message.conversation);
+    let members = conversation.as_ref().and_then(|c| c.group.as_ref()).map(|g| g.members.as_slice());
+    let known = match (&conversation, members) {
+        (None, _) => Known::New,
+        (Some(_), Some(members)) => Known::Group(members),
+        (Some(_), None) => Known::Direct,
+    };
+    Ok(check_incoming(message, email, me, known)?)
 }
 
 fn others(group: &Group, me: &str) -> String {

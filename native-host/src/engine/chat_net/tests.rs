@@ -112,7 +112,7 @@ async fn a_message_waits_while_the_person_is_away_and_goes_when_they_link_up() {
     let mesh = MemoryMesh::default();
     let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
     verify(&alice, &bob, BOB, ALICE).await;
-    saw(&bob, &alice, ALICE).await;
+    verify(&bob, &alice, ALICE, BOB).await;
     mesh.set_online(bob.id(), false, 0);
 
     alice.chat.send(BOB, "are you there?").await.unwrap();
@@ -139,7 +139,7 @@ async fn only_verified_nodes_get_messages_and_an_impostors_frames_change_nothing
     // Bob's real node is verified; the impostor still claims his address.
     let bob = node(&mesh, 2, BOB);
     verify(&alice, &bob, BOB, ALICE).await;
-    saw(&bob, &alice, ALICE).await;
+    verify(&bob, &alice, ALICE, BOB).await;
     alice.chat.send(BOB, "for Bob only").await.unwrap();
     deliver_all(&mesh, &[&alice, &bob, &impostor]).await;
     assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "for Bob only");
@@ -207,4 +207,104 @@ async fn a_stranger_cannot_turn_a_direct_conversation_into_its_group() {
     let conversation = alice.chat.show(BOB).unwrap();
     assert_eq!(conversation.summary.kind, "direct");
     assert_eq!(conversation.messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["just us"]);
+}
+
+/// Sends `message` from `from`'s node straight to `to`'s, as any node with a
+/// link can.
+async fn send_raw(mesh: &MemoryMesh, from: &Node, to: &Node, message: &ChatMessage) {
+    let frame = Frame::Data { topic: super::MESSAGE_TOPIC.into(), payload: message.encode() };
+    mesh.links(from.id()).send_to_person(&to.id(), frame).await.unwrap();
+    mesh.settled().await;
+}
+
+fn message(seed: u8, from: &str, to: &str, sent_at_ms: u64, text: &str) -> ChatMessage {
+    ChatMessage::text(MessageId([seed; 16]), direct_conversation(from, to), from, sent_at_ms, text, None).unwrap()
+}
+
+const MALLORY: &str = "mallory@example.org";
+
+#[tokio::test]
+async fn a_strangers_messages_wait_in_a_bounded_request_box_not_the_history() {
+    let mesh = MemoryMesh::default();
+    let (alice, mallory) = (node(&mesh, 1, ALICE), node(&mesh, 3, MALLORY));
+    saw(&alice, &mallory, MALLORY).await;
+    let heads = alice.chat.heads();
+    for n in 0..40u8 {
+        send_raw(&mesh, &mallory, &alice, &message(n, MALLORY, ALICE, 1_000 + u64::from(n), &format!("buy {n}"))).await;
+    }
+    assert_eq!(alice.chat.heads(), heads, "nothing of a stranger's is written to the history");
+    assert_eq!(alice.chat.unread(), 0, "nor counted as unread");
+    let list = alice.chat.list().unwrap();
+    assert!(list.iter().all(|c| c.kind != "direct"), "no conversation with an unverified node");
+    let request = list.iter().find(|c| c.kind == "request").expect("a request row");
+    assert_eq!(request.members, vec![MALLORY.to_string()]);
+    let shown = alice.chat.show(&request.id).unwrap().messages;
+    assert_eq!(shown.len(), super::requests::MAX_PER_SENDER, "the newest few are kept");
+    assert_eq!(shown.last().unwrap().text, "buy 39");
+    assert!(shown.iter().all(|m| !m.verified));
+    let answer = alice.chat.send(&request.id, "who are you?").await.unwrap_err();
+    assert!(answer.to_string().contains("verify"), "{answer}");
+
+    // Verified, their waiting messages join the history.
+    verify(&alice, &mallory, MALLORY, ALICE).await;
+    alice.chat.deliver().await;
+    let conversation = alice.chat.show(MALLORY).unwrap();
+    assert_eq!(conversation.messages.len(), super::requests::MAX_PER_SENDER);
+    assert!(alice.chat.list().unwrap().iter().all(|c| c.kind != "request"), "the request is gone");
+}
+
+#[tokio::test]
+async fn many_strangers_fill_the_request_box_only_to_its_bound() {
+    let mesh = MemoryMesh::default();
+    let alice = node(&mesh, 1, ALICE);
+    let strangers: Vec<Node> = (0..10).map(|n| node(&mesh, 50 + n, &format!("s{n}@example.net"))).collect();
+    for (n, stranger) in strangers.iter().enumerate() {
+        let address = format!("s{n}@example.net");
+        saw(&alice, stranger, &address).await;
+        for m in 0..20u8 {
+            let id = (n as u8) * 20 + m;
+            send_raw(&mesh, stranger, &alice, &message(id, &address, ALICE, 1_000, "hello")).await;
+        }
+    }
+    let held: usize = alice
+        .chat
+        .list()
+        .unwrap()
+        .iter()
+        .filter(|c| c.kind == "request")
+        .map(|c| alice.chat.show(&c.id).unwrap().messages.len())
+        .sum();
+    assert_eq!(held, super::requests::MAX_REQUESTS, "full to its bound, and no further");
+}
+
+#[tokio::test]
+async fn a_message_that_arrives_again_writes_nothing_and_is_acknowledged_again() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    verify(&bob, &alice, ALICE, BOB).await;
+    let first = message(9, ALICE, BOB, 1_000, "once");
+    send_raw(&mesh, &alice, &bob, &first).await;
+    deliver_all(&mesh, &[&alice, &bob]).await;
+    let heads = bob.chat.heads();
+    let before = alice.received.load(Ordering::Relaxed);
+    for _ in 0..50 {
+        send_raw(&mesh, &alice, &bob, &first).await;
+    }
+    assert_eq!(bob.chat.heads(), heads, "fifty copies changed nothing in the history");
+    assert_eq!(bob.chat.show(ALICE).unwrap().messages.len(), 1);
+    assert!(alice.received.load(Ordering::Relaxed) > before, "the sender hears it arrived");
+}
+
+#[tokio::test]
+async fn a_message_dated_far_in_the_future_is_refused() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    verify(&bob, &alice, ALICE, BOB).await;
+    send_raw(&mesh, &bob, &alice, &message(1, BOB, ALICE, u64::MAX, "forever last")).await;
+    assert!(alice.chat.list().unwrap().is_empty(), "not stored");
+    let soon = crate::clock::now_ms() + 60_000;
+    send_raw(&mesh, &bob, &alice, &message(2, BOB, ALICE, soon, "a clock a minute ahead")).await;
+    assert_eq!(alice.chat.show(BOB).unwrap().messages[0].text, "a clock a minute ahead");
 }
