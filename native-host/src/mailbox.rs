@@ -17,11 +17,18 @@ use lettre::Message;
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::api::{Account, Secret};
+use crate::drive::index::Checkpoint;
 use crate::mail::imap::{classify, ImapSession};
 use crate::mail::smtp::owner_mailbox;
 use crate::mail::MailError;
 
 pub const HEADER: &str = "X-Mailmesh";
+/// The largest mailmesh mail fetched of a kind that carries a roster
+/// (roster, welcome, rekey: a roster of at most 1 MiB, base64 in a mail).
+pub const MAX_ROSTER_MAIL: u32 = 2 << 20;
+/// The largest mailmesh mail fetched of any other kind (a few hundred bytes
+/// of payload).
+pub const MAX_SMALL_MAIL: u32 = 64 << 10;
 const MEDIA_TYPE: &str = "application/x-mailmesh";
 
 /// The kinds of mailmesh mail.
@@ -39,6 +46,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kinds whose payload holds a whole roster, and so may be large.
+    pub const CARRYING_ROSTER: [Kind; 3] = [Kind::Roster, Kind::Welcome, Kind::Rekey];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::JoinRequest => "join-request",
@@ -109,19 +119,88 @@ pub struct Found {
     pub payload: Vec<u8>,
 }
 
-/// Every mailmesh mail in INBOX with a UID above `after`, oldest first.
+/// The mailmesh mails of `kinds` in INBOX with a UID above `after`, oldest
+/// first, and the highest UID seen (see [`read_mailmesh`] for the bounds).
 /// Opens INBOX read-only.
-pub async fn fetch_since(session: &mut ImapSession, host: &str, after: u32) -> Result<(Vec<Found>, u32), MailError> {
-    examine(session, host, "INBOX").await?;
+pub async fn fetch_since(
+    session: &mut ImapSession,
+    host: &str,
+    after: u32,
+    kinds: &[Kind],
+) -> Result<(Vec<Found>, u32), MailError> {
+    let mut reader = ImapReader { session, host: host.to_string() };
     let mut found = Vec::new();
-    let mut last = after;
-    for uid in uids_after(session, host, after, &Which::Mailmesh.criteria()).await? {
-        if let Some((kind, payload)) = fetch_raw(session, host, uid).await?.as_deref().and_then(parse) {
-            found.push(Found { uid, kind, payload });
+    let from = Some(Checkpoint { uid_validity: reader.examine("INBOX").await?, last_uid: after });
+    let last = read_mailmesh(&mut reader, from, |mail| {
+        if kinds.contains(&mail.kind) {
+            found.push(mail);
         }
-        last = last.max(uid);
-    }
+        async {}
+    })
+    .await?
+    .last_uid;
     Ok((found, last))
+}
+
+/// Reads the mailmesh mails of INBOX after the checkpoint `from` (all of
+/// them if none, or if the server renumbered INBOX), handing each to
+/// `on_mail` before the next is fetched; returns the checkpoint to keep.
+///
+/// Anyone can mail the owner a mail with the header, so sizes come first
+/// (`RFC822.SIZE`): a mail larger than its kind can be ([`MAX_ROSTER_MAIL`]
+/// for the kinds that carry a roster, [`MAX_SMALL_MAIL`] for the rest) is
+/// skipped unread, and at most one mail is held at a time.
+pub async fn read_mailmesh<F, Fut>(
+    reader: &mut dyn MailReader,
+    from: Option<Checkpoint>,
+    mut on_mail: F,
+) -> Result<Checkpoint, MailError>
+where
+    F: FnMut(Found) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let validity = reader.examine("INBOX").await?;
+    let after = from.filter(|c| c.uid_validity == validity).map_or(0, |c| c.last_uid);
+    let done = |last_uid| Checkpoint { uid_validity: validity, last_uid };
+    let uids = reader.uids_after(after, Which::Mailmesh).await?;
+    let Some(&last) = uids.last() else { return Ok(done(after)) };
+    let bulky: std::collections::HashSet<u32> =
+        reader.uids_after(after, Which::CarriesRoster).await?.into_iter().collect();
+    for batch in uids.chunks(SIZES_PER_FETCH) {
+        for (uid, size) in reader.sizes(batch).await? {
+            let limit = if bulky.contains(&uid) { MAX_ROSTER_MAIL } else { MAX_SMALL_MAIL };
+            if size > limit {
+                tracing::info!(uid, size, limit, "skipped a mailmesh mail larger than its kind can be");
+                continue;
+            }
+            let found = reader.fetch_raw(uid).await?.as_deref().and_then(parse);
+            if let Some((kind, payload)) = found {
+                on_mail(Found { uid, kind, payload }).await;
+            }
+        }
+    }
+    Ok(done(last.max(after)))
+}
+
+/// UIDs whose sizes one FETCH asks.
+const SIZES_PER_FETCH: usize = 500;
+
+/// `(uid, RFC822.SIZE)` of each message of `uids` still there.
+pub async fn sizes(session: &mut ImapSession, host: &str, uids: &[u32]) -> Result<Vec<(u32, u32)>, MailError> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let fetches: Vec<_> = session
+        .uid_fetch(set, "RFC822.SIZE")
+        .await
+        .map_err(|e| classify(host, e))?
+        .try_collect()
+        .await
+        .map_err(|e| classify(host, e))?;
+    let mut out: Vec<(u32, u32)> = fetches.iter().filter_map(|f| Some((f.uid?, f.size?))).collect();
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Opens a folder read-only (EXAMINE: nothing in it can change, no flag is
@@ -170,6 +249,8 @@ pub enum Which {
     OwnerMail,
     /// mailmesh's mails.
     Mailmesh,
+    /// mailmesh's mails of the kinds that carry a roster (larger ones).
+    CarriesRoster,
 }
 
 impl Which {
@@ -177,6 +258,10 @@ impl Which {
         match self {
             Which::OwnerMail => format!("NOT HEADER {HEADER} \"\""),
             Which::Mailmesh => format!("HEADER {HEADER} \"\""),
+            Which::CarriesRoster => {
+                let [a, b, c] = Kind::CARRYING_ROSTER.map(|k| format!("HEADER {HEADER} \"{}/\"", k.as_str()));
+                format!("OR OR {a} {b} {c}")
+            }
         }
     }
 }
@@ -190,6 +275,8 @@ pub trait MailReader: Send {
     fn uids_after(&mut self, after: u32, which: Which) -> BoxFuture<'_, Result<Vec<u32>, MailError>>;
     /// A whole raw message of the open folder.
     fn fetch_raw(&mut self, uid: u32) -> BoxFuture<'_, Result<Option<Vec<u8>>, MailError>>;
+    /// `(uid, size in bytes)` of those of `uids` still in the open folder.
+    fn sizes<'a>(&'a mut self, uids: &'a [u32]) -> BoxFuture<'a, Result<Vec<(u32, u32)>, MailError>>;
 }
 
 /// The owner's account as the enrollment service uses it: send a mail from
@@ -197,9 +284,10 @@ pub trait MailReader: Send {
 /// in unit tests.
 pub trait MailAccount: Send + Sync {
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>>;
-    /// Every mailmesh mail in INBOX with a UID above `after`, oldest first,
-    /// and the highest UID seen.
-    fn mailmesh_mails(&self, after: u32) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>>;
+    /// The mailmesh mails of `kinds` in INBOX with a UID above `after`,
+    /// oldest first, and the highest UID seen.
+    fn mailmesh_mails(&self, after: u32, kinds: &'static [Kind])
+        -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>>;
 }
 
 /// Makes the [`MailAccount`] for an account and its password.
@@ -224,10 +312,14 @@ impl MailAccount for ServerAccount {
         Box::pin(crate::mail::smtp::send(&self.account, &self.password, message))
     }
 
-    fn mailmesh_mails(&self, after: u32) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
+    fn mailmesh_mails(
+        &self,
+        after: u32,
+        kinds: &'static [Kind],
+    ) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
         Box::pin(async move {
             let mut session = crate::mail::imap::connect(&self.account, &self.password).await?;
-            let found = fetch_since(&mut session, &self.account.imap.host, after).await;
+            let found = fetch_since(&mut session, &self.account.imap.host, after, kinds).await;
             let _ = session.logout().await;
             found
         })
@@ -252,6 +344,10 @@ impl MailReader for ImapReader<'_> {
     fn fetch_raw(&mut self, uid: u32) -> BoxFuture<'_, Result<Option<Vec<u8>>, MailError>> {
         Box::pin(fetch_raw(self.session, &self.host, uid))
     }
+
+    fn sizes<'a>(&'a mut self, uids: &'a [u32]) -> BoxFuture<'a, Result<Vec<(u32, u32)>, MailError>> {
+        Box::pin(sizes(self.session, &self.host, uids))
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +371,10 @@ pub mod memory {
         open: Option<String>,
         /// Messages fetched so far (what a server would have served).
         pub fetched: usize,
+        /// Their bytes.
+        pub fetched_bytes: usize,
+        /// UIDs whose fetch fails (a message the server cannot serve).
+        pub failing: Vec<u32>,
     }
 
     impl MemoryMailbox {
@@ -298,7 +398,7 @@ pub mod memory {
             self.folders.get(folder).map_or(Vec::new(), |f| f.messages.iter().map(|(_, raw)| raw.as_slice()).collect())
         }
 
-        /// The mailmesh mails in INBOX above `after`, as `fetch_since` finds them.
+        /// Every mailmesh mail in INBOX above `after`, as `fetch_since` finds them.
         pub fn mailmesh_mails(&self, after: u32) -> (Vec<Found>, u32) {
             let inbox = self.folders.get("INBOX").map_or(&[][..], |f| f.messages.as_slice());
             let mut last = after;
@@ -331,10 +431,17 @@ pub mod memory {
                 .messages()
                 .iter()
                 .filter(|(uid, raw)| {
-                    let head = String::from_utf8_lossy(raw);
+                    let head = String::from_utf8_lossy(&raw[..raw.len().min(64 << 10)]);
                     let head = head.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");
-                    let ours = format!("\n{head}").contains(&marker);
-                    *uid > after && ours == (which == Which::Mailmesh)
+                    let head = format!("\n{head}");
+                    let matches = match which {
+                        Which::OwnerMail => !head.contains(&marker),
+                        Which::Mailmesh => head.contains(&marker),
+                        Which::CarriesRoster => {
+                            Kind::CARRYING_ROSTER.iter().any(|k| head.contains(&format!("{marker} {}/", k.as_str())))
+                        }
+                    };
+                    *uid > after && matches
                 })
                 .map(|(uid, _)| *uid)
                 .collect();
@@ -342,9 +449,25 @@ pub mod memory {
         }
 
         fn fetch_raw(&mut self, uid: u32) -> BoxFuture<'_, Result<Option<Vec<u8>>, MailError>> {
+            if self.failing.contains(&uid) {
+                return Box::pin(
+                    async move { Err(MailError::Protocol(format!("the server cannot read message {uid}"))) },
+                );
+            }
             let raw = self.messages().iter().find(|(u, _)| *u == uid).map(|(_, raw)| raw.clone());
             self.fetched += usize::from(raw.is_some());
+            self.fetched_bytes += raw.as_ref().map_or(0, Vec::len);
             Box::pin(async move { Ok(raw) })
+        }
+
+        fn sizes<'a>(&'a mut self, uids: &'a [u32]) -> BoxFuture<'a, Result<Vec<(u32, u32)>, MailError>> {
+            let sizes = self
+                .messages()
+                .iter()
+                .filter(|(uid, _)| uids.contains(uid))
+                .map(|(uid, raw)| (*uid, raw.len() as u32))
+                .collect();
+            Box::pin(async move { Ok(sizes) })
         }
     }
 }
@@ -371,5 +494,56 @@ mod tests {
         assert_eq!(payload, vec![0, 1, 2, 255]);
         assert!(parse(b"Subject: hi\r\n\r\nplain mail").is_none());
         assert!(parse(b"X-Mailmesh: approval/2\r\n\r\nnewer").is_none());
+    }
+
+    /// A forged mailmesh mail: the header, and `size` bytes of payload.
+    fn forged(kind: &str, size: usize) -> Vec<u8> {
+        let mut raw = format!("From: x@example.org\r\n{HEADER}: {kind}/1\r\nSubject: forged\r\n\r\n").into_bytes();
+        raw.extend(std::iter::repeat_n(b'A', size));
+        raw
+    }
+
+    #[tokio::test]
+    async fn forged_mailmesh_mails_too_large_for_their_kind_are_never_fetched_and_each_is_handled_alone() {
+        let server = Server { host: "h".into(), port: 1, security: Security::Plain };
+        let account = Account {
+            email: "me@example.org".into(),
+            imap: server.clone(),
+            smtp: server,
+            user: "me".into(),
+            tls_ca: None,
+            accept_invalid_certs: false,
+        };
+        let mut mailbox = memory::MemoryMailbox::default();
+        let real = build(&account, Kind::JoinRequest, "join", "text".into(), vec![7; 300]).unwrap().formatted();
+        mailbox.append("INBOX", real.clone());
+        for i in 0..20 {
+            // Five megabytes each, claiming kinds that are never that large.
+            mailbox.append("INBOX", forged(if i % 2 == 0 { "roster" } else { "approval" }, 5 << 20));
+            mailbox.append("INBOX", forged("approval", 200 << 10));
+        }
+        let mut handled = Vec::new();
+        let checkpoint = read_mailmesh(&mut mailbox, None, |mail| {
+            handled.push(mail.kind);
+            async {}
+        })
+        .await
+        .unwrap();
+        assert_eq!(checkpoint.last_uid, 41, "every UID is passed, fetched or not");
+        assert_eq!(handled, vec![Kind::JoinRequest]);
+        assert!(
+            mailbox.fetched_bytes <= real.len() + (MAX_ROSTER_MAIL as usize),
+            "{} bytes fetched for one small real mail",
+            mailbox.fetched_bytes
+        );
+
+        // The next start goes on from the checkpoint: nothing is read again.
+        let before = mailbox.fetched_bytes;
+        let again = read_mailmesh(&mut mailbox, Some(checkpoint), |_| async {}).await.unwrap();
+        assert_eq!((again, mailbox.fetched_bytes), (checkpoint, before));
+        // Unless the server renumbered INBOX.
+        mailbox.renumber("INBOX");
+        read_mailmesh(&mut mailbox, Some(checkpoint), |_| async {}).await.unwrap();
+        assert!(mailbox.fetched_bytes > before);
     }
 }

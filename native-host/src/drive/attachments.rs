@@ -14,13 +14,18 @@ use thiserror::Error;
 
 /// How deep attached messages are followed (a mail bomb of nested messages
 /// stops here).
-const MAX_DEPTH: usize = 8;
+const MAX_DEPTH: usize = 3;
+/// Files taken from one message, nested ones included (a mail of ten
+/// thousand parts gives this many files, and a log line for the rest).
+pub const MAX_ATTACHMENTS: usize = 100;
 
+/// One attachment, borrowed from the parsed message: its bytes are never
+/// copied before the drive reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
+pub struct Attachment<'a> {
     pub name: String,
     pub media_type: String,
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -29,8 +34,11 @@ pub enum AttachmentError {
     Unparsable,
 }
 
-/// The origin and attachments of a raw message.
-pub fn extract(raw: &[u8]) -> Result<(Origin, Vec<Attachment>), AttachmentError> {
+/// Hands each attachment of a raw message to `each`, with the message's
+/// origin; returns how many there were beyond [`MAX_ATTACHMENTS`] (not
+/// handed over). What is held meanwhile is the raw message and the parsed
+/// one (whose decoded parts are what `each` reads).
+pub fn extract(raw: &[u8], mut each: impl FnMut(&Origin, Attachment<'_>)) -> Result<usize, AttachmentError> {
     let message = MessageParser::default().parse(raw).ok_or(AttachmentError::Unparsable)?;
     let origin = Origin {
         message_id: message.message_id().unwrap_or_default().to_string(),
@@ -38,25 +46,30 @@ pub fn extract(raw: &[u8]) -> Result<(Origin, Vec<Attachment>), AttachmentError>
         subject: message.subject().unwrap_or_default().to_string(),
         date: message.date().map(|d| d.to_rfc3339()).unwrap_or_default(),
     };
-    let mut found = Vec::new();
-    collect(&message, 0, &mut found);
-    Ok((origin, found))
+    let mut count = 0;
+    collect(&message, 0, &mut count, &mut |a| each(&origin, a));
+    Ok(count.saturating_sub(MAX_ATTACHMENTS))
 }
 
-fn collect(message: &Message<'_>, depth: usize, found: &mut Vec<Attachment>) {
+fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: &mut dyn FnMut(Attachment<'a>)) {
     for part in message.attachments() {
+        *count += 1;
+        if *count > MAX_ATTACHMENTS {
+            continue;
+        }
         if let PartType::Message(inner) = &part.body {
             // The attached message is kept as a file too (it is what the
             // sender attached), and its own attachments are imported.
-            found.push(Attachment {
-                name: part.attachment_name().map(str::to_string).unwrap_or_else(|| {
-                    format!("{}.eml", inner.subject().filter(|s| !s.is_empty()).unwrap_or("attached message"))
-                }),
+            let name = part.attachment_name().map(str::to_string).unwrap_or_else(|| {
+                format!("{}.eml", inner.subject().filter(|s| !s.is_empty()).unwrap_or("attached message"))
+            });
+            each(Attachment {
+                name: named(&name).unwrap_or_else(|| "attached message.eml".into()),
                 media_type: "message/rfc822".into(),
-                bytes: inner.raw_message().to_vec(),
+                bytes: inner.raw_message(),
             });
             if depth < MAX_DEPTH {
-                collect(inner, depth + 1, found);
+                collect(inner, depth + 1, count, each);
             }
             continue;
         }
@@ -73,11 +86,15 @@ fn collect(message: &Message<'_>, depth: usize, found: &mut Vec<Attachment>) {
         }
         let name = part
             .attachment_name()
-            .map(sanitize)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("attachment-{}{}", found.len() + 1, extension_for(&media_type)));
-        found.push(Attachment { name, media_type, bytes: part.contents().to_vec() });
+            .and_then(named)
+            .unwrap_or_else(|| format!("attachment-{count}{}", extension_for(&media_type)));
+        each(Attachment { name, media_type, bytes: part.contents() });
     }
+}
+
+/// [`sanitize`]d, if anything is left.
+fn named(name: &str) -> Option<String> {
+    Some(sanitize(name)).filter(|n| !n.is_empty())
 }
 
 /// A file name safe to show and to save: no path, nothing hidden (control
@@ -101,6 +118,28 @@ fn extension_for(media_type: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An attachment copied out: name, media type, bytes.
+    type Found = (String, String, Vec<u8>);
+
+    /// Every attachment of a raw message, copied out, with its origin.
+    fn all(raw: &[u8]) -> Result<(Origin, Vec<Found>), AttachmentError> {
+        let mut found = Vec::new();
+        let mut origin = None;
+        extract(raw, |o, a| {
+            origin.get_or_insert_with(|| o.clone());
+            found.push((a.name, a.media_type, a.bytes.to_vec()));
+        })?;
+        Ok((
+            origin.unwrap_or_else(|| Origin {
+                message_id: String::new(),
+                from: String::new(),
+                subject: String::new(),
+                date: String::new(),
+            }),
+            found,
+        ))
+    }
 
     const NESTED: &str = "From: Alice <alice@example.org>\r\n\
 To: owner@mailmesh.test\r\n\
@@ -165,13 +204,15 @@ AAEC/w==\r\n\
 
     #[test]
     fn nested_parts_encodings_and_names_are_all_found() {
-        let (origin, found) = extract(NESTED.as_bytes()).unwrap();
+        let (origin, found) = all(NESTED.as_bytes()).unwrap();
         assert_eq!(origin.subject, "Résumés");
         assert_eq!(origin.from, "alice@example.org");
         assert_eq!(origin.message_id, "m1@example.org");
         assert!(origin.date.starts_with("2026-11-24T10:00:00"));
-        let summary: Vec<(&str, &str, &[u8])> =
-            found.iter().map(|a| (a.name.as_str(), a.media_type.as_str(), a.bytes.as_slice())).collect();
+        let summary: Vec<(&str, &str, &[u8])> = found
+            .iter()
+            .map(|(name, media_type, bytes)| (name.as_str(), media_type.as_str(), bytes.as_slice()))
+            .collect();
         assert_eq!(summary[0], ("attachment-1.png", "image/png", &b"\x89PNG\r\n\x1a\n"[..]));
         assert_eq!(summary[1], ("naïve notes.txt", "text/plain", "café au lait".as_bytes()));
         assert_eq!(summary[2], ("отчет.pdf", "application/pdf", &b"%PDF-1.4\n"[..]));
@@ -185,16 +226,16 @@ AAEC/w==\r\n\
         let raw = "Subject: invoice\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
                    Content-Type: application/octet-stream\r\n\
                    Content-Disposition: attachment; filename=\"invoice\u{202E}fdp.exe\"\r\n\r\nMZ\r\n--b--\r\n";
-        let (_, found) = extract(raw.as_bytes()).unwrap();
-        assert_eq!(found[0].name, "invoicefdp.exe");
+        let (_, found) = all(raw.as_bytes()).unwrap();
+        assert_eq!(found[0].0, "invoicefdp.exe");
     }
 
     #[test]
     fn plain_mail_has_no_attachments_and_garbage_is_not_a_panic() {
-        let (_, found) = extract(b"Subject: hi\r\n\r\njust text").unwrap();
+        let (_, found) = all(b"Subject: hi\r\n\r\njust text").unwrap();
         assert!(found.is_empty());
         for junk in [&b""[..], b"\xff\xfe", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x"] {
-            let _ = extract(junk);
+            let _ = all(junk);
         }
     }
 }

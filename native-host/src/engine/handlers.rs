@@ -160,7 +160,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
 /// Whether the owner's mailbox already holds a network's roster.
 async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
     let mail = crate::mailbox::ServerAccount { account: input.account.clone(), password: input.password.clone() };
-    let (found, _) = mail.mailmesh_mails(0).await?;
+    let (found, _) = mail.mailmesh_mails(0, &[crate::mailbox::Kind::Roster]).await?;
     Ok(super::node::finds_network(&found))
 }
 

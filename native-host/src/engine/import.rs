@@ -8,7 +8,9 @@
 //! or a dropped connection neither skips nor repeats a message; if the
 //! server renumbers the mailbox (new UIDVALIDITY) everything is read again,
 //! and identical content is stored once anyway. A message that cannot be
-//! parsed is skipped with a logged reason.
+//! parsed is skipped with a logged reason, and so is one the server fails to
+//! give in [`MAX_FETCH_ATTEMPTS`] passes in a row (after a failure a pass
+//! stops, keeping its checkpoint; the same message failing again counts).
 //!
 //! [`MailImport`] is a service: one import at a time (its own lock, held
 //! for the whole pass), the mailbox read through a [`MailReader`], parsing,
@@ -26,10 +28,17 @@ use crate::drive::index::Checkpoint;
 use crate::drive::DriveError;
 use crate::mailbox::{MailReader, Which};
 
+/// Passes in a row in which fetching one message may fail before it is
+/// skipped: a message the server cannot serve must not block every later
+/// one.
+const MAX_FETCH_ATTEMPTS: u32 = 3;
+
 pub struct MailImport {
     drive: Arc<DriveNet>,
-    /// One import at a time (the watcher's and `mail sync`).
-    busy: Mutex<()>,
+    /// One import at a time (the watcher's and `mail sync`); it also holds
+    /// the message that failed to come and how many times (one at most: a
+    /// pass stops at the first failure).
+    busy: Mutex<Option<((String, u32), u32)>>,
 }
 
 /// Why an import pass stopped.
@@ -43,14 +52,14 @@ pub enum ImportError {
 
 impl MailImport {
     pub fn new(drive: Arc<DriveNet>) -> MailImport {
-        MailImport { drive, busy: Mutex::new(()) }
+        MailImport { drive, busy: Mutex::new(None) }
     }
 
     /// Imports what arrived since each folder's checkpoint. Returns how
     /// many messages were read and how many files they gave; nothing
     /// outside a network (there is no key to seal files with).
     pub async fn run(&self, mailbox: &mut dyn MailReader, folders: &[String]) -> Result<(usize, usize), ImportError> {
-        let _one_at_a_time = self.busy.lock().await;
+        let mut failed = self.busy.lock().await;
         if !self.drive.in_network() {
             return Ok((0, 0));
         }
@@ -69,7 +78,24 @@ impl MailImport {
                 _ => Checkpoint { uid_validity: validity, last_uid: 0 },
             };
             for uid in mailbox.uids_after(checkpoint.last_uid, Which::OwnerMail).await? {
-                if let Some(raw) = mailbox.fetch_raw(uid).await? {
+                let raw = match mailbox.fetch_raw(uid).await {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        let at = (folder.clone(), uid);
+                        let tries = match &*failed {
+                            Some((last, tries)) if *last == at => tries + 1,
+                            _ => 1,
+                        };
+                        if tries < MAX_FETCH_ATTEMPTS {
+                            *failed = Some((at, tries));
+                            return Err(e.into());
+                        }
+                        tracing::warn!(folder, uid, "skipped a message the server failed to give {tries} times: {e}");
+                        None
+                    }
+                };
+                *failed = None;
+                if let Some(raw) = raw {
                     files += self.import_message(uid, raw).await?;
                 }
                 messages += 1;
@@ -90,26 +116,24 @@ impl MailImport {
         let added = self
             .drive
             .on_disk(move |drive| {
-                let (origin, found) = match attachments::extract(&raw) {
-                    Ok(parsed) => parsed,
-                    Err(e) => {
-                        tracing::info!(uid, "skipping a message: {e}");
-                        return Ok(Vec::new());
-                    }
-                };
                 let mut added = Vec::new();
-                for attachment in found {
+                let outcome = attachments::extract(&raw, |origin, attachment| {
                     match drive.add_bytes(
                         &network,
                         &attachment.name,
                         &attachment.media_type,
                         Some(origin.clone()),
-                        &attachment.bytes,
+                        attachment.bytes,
                         now_ms(),
                     ) {
                         Ok(file) => added.push(file.id),
                         Err(e) => tracing::warn!(uid, name = %attachment.name, "could not import an attachment: {e}"),
                     }
+                });
+                match outcome {
+                    Ok(0) => {}
+                    Ok(left) => tracing::warn!(uid, left, "a message with too many attachments: the rest were skipped"),
+                    Err(e) => tracing::info!(uid, "skipping a message: {e}"),
                 }
                 Ok(added)
             })
@@ -213,5 +237,55 @@ mod tests {
         mailbox.append("INBOX", mail("q3", &[("q3.csv", "a,b,c")]));
         assert_eq!(import.run(&mut mailbox, &["INBOX".to_string()]).await.unwrap(), (0, 0));
         assert_eq!(mailbox.fetched, 0);
+    }
+
+    #[tokio::test]
+    async fn a_mail_of_ten_thousand_parts_gives_a_bounded_number_of_files() {
+        let home = tempfile::tempdir().unwrap();
+        let (import, net) = service(home.path(), true);
+        let mut mailbox = MemoryMailbox::default();
+        let parts: Vec<(String, String)> = (0..10_000).map(|i| (format!("f{i}.bin"), format!("part {i}"))).collect();
+        let parts: Vec<(&str, &str)> = parts.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
+        mailbox.append("INBOX", mail("bomb", &parts));
+        mailbox.append("INBOX", mail("later", &[("later.txt", "still imported")]));
+        import.run(&mut mailbox, &["INBOX".to_string()]).await.unwrap();
+        let names = names(&net);
+        assert!(names.len() <= crate::drive::attachments::MAX_ATTACHMENTS + 1, "{} files", names.len());
+        assert!(names.contains(&"later.txt".to_string()), "the next message is imported");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_fetched_is_skipped_after_a_few_tries_and_the_rest_goes_on() {
+        let home = tempfile::tempdir().unwrap();
+        let (import, net) = service(home.path(), true);
+        let mut mailbox = MemoryMailbox::default();
+        let folders = vec!["INBOX".to_string()];
+        let poison = mailbox.append("INBOX", mail("poison", &[("poison.bin", "x")]));
+        mailbox.append("INBOX", mail("later", &[("later.txt", "y")]));
+        mailbox.failing.push(poison);
+        for _ in 0..super::MAX_FETCH_ATTEMPTS {
+            let _ = import.run(&mut mailbox, &folders).await;
+        }
+        assert_eq!(names(&net), vec!["later.txt"], "the message after it is imported");
+        // Fixed on the server later or not, it is not tried again.
+        mailbox.failing.clear();
+        import.run(&mut mailbox, &folders).await.unwrap();
+        assert_eq!(names(&net), vec!["later.txt"]);
+    }
+
+    #[tokio::test]
+    async fn an_attached_messages_name_is_sanitized_like_any_attachment() {
+        let home = tempfile::tempdir().unwrap();
+        let (import, net) = service(home.path(), true);
+        let mut mailbox = MemoryMailbox::default();
+        let raw = "From: friend@example.org\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n\
+                   Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfwd\r\n\
+                   --b\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@example.org\r\n\
+                   Subject: ../../invoice\u{202E}fdp.exe\r\n\r\nhello\r\n--b--\r\n";
+        mailbox.append("INBOX", raw.as_bytes().to_vec());
+        import.run(&mut mailbox, &["INBOX".to_string()]).await.unwrap();
+        let names = names(&net);
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(!names[0].contains('/') && !names[0].contains('\u{202E}'), "{:?}", names[0]);
     }
 }

@@ -414,6 +414,7 @@ async fn watch_mailbox(engine: Arc<Engine>) {
                 crate::mail::watch::watch(
                     account,
                     password,
+                    engine.drive_net.drive().clone(),
                     stop,
                     |mail| {
                         let engine = engine.clone();

@@ -1,19 +1,25 @@
 //! Watching the mailbox: IMAP IDLE where the server offers it, polling
 //! where it does not, reconnecting with backoff after any failure.
 //!
-//! Each pass hands every new mailmesh mail to `on_mail`, then calls
-//! `after_pass` (which imports attachments from its own checkpoint). The
-//! first pass after the engine starts reads the whole INBOX, so what arrived
-//! while the node was off is handled too (the handlers are idempotent).
+//! Each pass hands every new mailmesh mail to `on_mail`, one at a time
+//! (see `mailbox::read_mailmesh` for the size bounds), then calls
+//! `after_pass` (which imports attachments from its own checkpoint). Where
+//! the mailmesh mails were read to is kept in the drive's index per
+//! account, so a start reads only what arrived meanwhile, not the whole
+//! INBOX again; a renumbered INBOX is read again (the handlers are
+//! idempotent).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Account, Secret};
+use crate::drive::index::Checkpoint;
+use crate::drive::Drive;
 use crate::mail::imap;
-use crate::mailbox::{fetch_since, Found};
+use crate::mailbox::{read_mailmesh, Found, ImapReader};
 
 const IDLE_FOR: Duration = Duration::from_secs(5 * 60);
 const POLL_EVERY: Duration = Duration::from_secs(10);
@@ -23,6 +29,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub async fn watch<F, Fut, P, PassFut>(
     account: Account,
     password: Secret,
+    drive: Arc<Drive>,
     stop: CancellationToken,
     mut on_mail: F,
     mut after_pass: P,
@@ -32,7 +39,8 @@ pub async fn watch<F, Fut, P, PassFut>(
     P: FnMut() -> PassFut,
     PassFut: Future<Output = ()>,
 {
-    let mut last_uid = 0u32;
+    let key = format!("mailmesh mails of {}", account.email);
+    let mut checkpoint = load(&drive, &key).await;
     let mut backoff = Duration::from_secs(1);
     loop {
         let pass = async {
@@ -40,10 +48,11 @@ pub async fn watch<F, Fut, P, PassFut>(
             let idle = session.capabilities().await.map(|c| c.has_str("IDLE")).unwrap_or(false);
             tracing::info!(idle, "watching the mailbox");
             loop {
-                let (found, last) = fetch_since(&mut session, &account.imap.host, last_uid).await?;
-                last_uid = last;
-                for mail in found {
-                    on_mail(mail).await;
+                let mut reader = ImapReader { session: &mut session, host: account.imap.host.clone() };
+                let read = read_mailmesh(&mut reader, checkpoint, &mut on_mail).await?;
+                if checkpoint != Some(read) {
+                    checkpoint = Some(read);
+                    save(&drive, &key, read).await;
                 }
                 after_pass().await;
                 backoff = Duration::from_secs(1);
@@ -71,5 +80,25 @@ pub async fn watch<F, Fut, P, PassFut>(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Where the mailmesh mails were read to (read on a blocking thread).
+async fn load(drive: &Arc<Drive>, key: &str) -> Option<Checkpoint> {
+    let (drive, key) = (drive.clone(), key.to_string());
+    match tokio::task::spawn_blocking(move || drive.index().checkpoint(&key)).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot read where the mailbox was read to; reading it all: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn save(drive: &Arc<Drive>, key: &str, checkpoint: Checkpoint) {
+    let (drive, key) = (drive.clone(), key.to_string());
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || drive.index().set_checkpoint(&key, checkpoint)).await {
+        tracing::warn!("cannot note where the mailbox was read to: {e}");
     }
 }

@@ -99,8 +99,8 @@ impl NodeService {
         if self.account().await.is_none() {
             return Ok(());
         }
-        let (found, _) = self.mail().await?.mailmesh_mails(0).await?;
-        for mail in found.into_iter().filter(|m| m.kind == Kind::Approval) {
+        let (found, _) = self.mail().await?.mailmesh_mails(0, &[Kind::Approval]).await?;
+        for mail in found {
             self.on_mail(mail).await;
         }
         Ok(())

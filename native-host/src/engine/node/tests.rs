@@ -34,8 +34,14 @@ impl MailAccount for SharedMailbox {
         Box::pin(async { Ok(()) })
     }
 
-    fn mailmesh_mails(&self, after: u32) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
-        let found = crate::sync::lock(&self.0).mailmesh_mails(after);
+    fn mailmesh_mails(
+        &self,
+        after: u32,
+        kinds: &'static [crate::mailbox::Kind],
+    ) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
+        let (mut found, last) = crate::sync::lock(&self.0).mailmesh_mails(after);
+        found.retain(|m| kinds.contains(&m.kind));
+        let found = (found, last);
         Box::pin(async move { Ok(found) })
     }
 }
