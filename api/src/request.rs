@@ -48,6 +48,19 @@ pub enum Request {
     NodeRemove {
         node_id: String,
     },
+    /// The owner approves a device waiting to join: this device mails the
+    /// code to type on it.
+    JoinApprove {
+        node_id: String,
+    },
+    /// The owner declines a device waiting to join.
+    JoinDecline {
+        node_id: String,
+    },
+    /// The owner changed the mail password at the provider: the new one.
+    AccountPassword {
+        password: Secret,
+    },
     /// A one-time token for the loopback WebSocket (`/mesh` or `/bulk`).
     SocketToken,
     /// Adds a file from the engine's disk to the drive.

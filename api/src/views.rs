@@ -233,4 +233,23 @@ pub struct Status {
     /// Chat messages from others not read yet, in all conversations.
     #[serde(default)]
     pub chat_unread: u32,
+    /// Devices that asked by mail to join, waiting for the owner to approve
+    /// or decline them on this device.
+    #[serde(default)]
+    pub join_requests: Vec<JoinRequestView>,
+    /// A device was removed: the mail password it knew should be changed
+    /// (at the provider), then given here (`mailmesh account password`).
+    #[serde(default)]
+    pub change_password: bool,
+}
+
+/// A device waiting to join the owner's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequestView {
+    pub node_id: String,
+    pub fingerprint: String,
+    /// As the request names it, with nothing hidden in it.
+    pub device_name: String,
+    /// When the request arrived (ms since the epoch).
+    pub requested_at: u64,
 }

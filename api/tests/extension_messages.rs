@@ -45,6 +45,9 @@ fn every_request() -> Vec<Request> {
         Request::AccountSave { account: input, device_name: None },
         Request::ConfirmCode { code: s() },
         Request::NodeRemove { node_id: s() },
+        Request::JoinApprove { node_id: s() },
+        Request::JoinDecline { node_id: s() },
+        Request::AccountPassword { password: Secret::new("p".into()) },
         Request::SocketToken,
         Request::FilesAdd { path: s() },
         Request::FilesList,
@@ -83,6 +86,9 @@ fn every_request() -> Vec<Request> {
             | Request::AccountSave { .. }
             | Request::ConfirmCode { .. }
             | Request::NodeRemove { .. }
+            | Request::JoinApprove { .. }
+            | Request::JoinDecline { .. }
+            | Request::AccountPassword { .. }
             | Request::SocketToken
             | Request::FilesAdd { .. }
             | Request::FilesList

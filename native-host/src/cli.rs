@@ -75,6 +75,9 @@ pub enum Command {
     /// Manage the devices of your network.
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// The mail account: give the new password after changing it.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// The drive: files stored encrypted across your devices.
     #[command(subcommand)]
     Files(FilesCommand),
@@ -171,9 +174,27 @@ pub enum MailCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Store the mail password you changed at your provider (it is tried
+    /// first; the old one stays if the new one is refused).
+    Password {
+        /// File holding the password, or `-` to read it from standard input.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum NodesCommand {
-    /// List the devices of your network.
+    /// List the devices of your network, and those waiting to join.
     List,
+    /// Let a device that asked to join in: this device mails the code to type on it.
+    Approve {
+        /// The waiting device's node id or fingerprint, as `mailmesh nodes list` shows it.
+        node_id: String,
+    },
+    /// Turn away a device that asked to join.
+    Decline { node_id: String },
     /// Remove a device (asks you to confirm by mail; rotates the network key).
     Remove {
         /// The device's node id or fingerprint, as `mailmesh nodes list` shows it.
@@ -315,6 +336,31 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                     let me = if m.node_id == status.node_id { " (this device)" } else { "" };
                     println!("{}  {}{me}", m.fingerprint, m.device_name);
                 }
+                for r in status.join_requests {
+                    println!(
+                        "{}  {}  asks to join: `mailmesh nodes approve {}` or `decline`",
+                        r.fingerprint, r.device_name, r.node_id
+                    );
+                }
+                if status.change_password {
+                    println!("{CHANGE_PASSWORD}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Nodes(NodesCommand::Approve { node_id }) => {
+                Control::connect(&home).await?.request(Request::JoinApprove { node_id }).await?;
+                println!("approved: a mail brings the code to type on the new device");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Nodes(NodesCommand::Decline { node_id }) => {
+                Control::connect(&home).await?.request(Request::JoinDecline { node_id }).await?;
+                println!("declined");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Account(AccountCommand::Password { password_file }) => {
+                let password = Secret::new(read_password(&password_file)?);
+                Control::connect(&home).await?.request(Request::AccountPassword { password }).await?;
+                println!("the new password works and is stored on this device");
                 Ok(ExitCode::SUCCESS)
             }
             Command::Files(command) => files(&home, command).await,
@@ -400,6 +446,8 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
 
 const REMOVAL_ASKED: &str =
     "A mail asks you to confirm the removal: open its link on this device, or run `mailmesh confirm CODE` here.";
+const CHANGE_PASSWORD: &str = "A device was removed, and it knew your mail password: change the password at your mail \
+     provider, then run `mailmesh account password --password-file FILE` on each of your devices.";
 const JOIN_APPROVED: &str = "approved; the device that sent the code will welcome this one shortly";
 
 async fn people(home: &NodeHome, command: PeopleCommand) -> anyhow::Result<ExitCode> {
@@ -436,16 +484,21 @@ async fn status_of(home: &NodeHome) -> anyhow::Result<crate::api::Status> {
     }
 }
 
-async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
-    let password = if args.password_file.as_os_str() == "-" {
+/// A password from a file, or from standard input for `-`.
+fn read_password(file: &std::path::Path) -> anyhow::Result<String> {
+    let password = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_line(&mut s)?;
         s
     } else {
-        std::fs::read_to_string(&args.password_file)
-            .map_err(|e| anyhow::anyhow!("cannot read the password file {}: {e}", args.password_file.display()))?
+        std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read the password file {}: {e}", file.display()))?
     };
-    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    Ok(password.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
+    let password = read_password(&args.password_file)?;
     let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
     let account = Account {
         user: args.user.unwrap_or_else(|| args.email.clone()),

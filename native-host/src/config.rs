@@ -31,6 +31,10 @@ pub struct Config {
     /// The mail folders whose attachments are imported (INBOX by default).
     #[serde(default = "default_folders")]
     pub mail_folders: Vec<String>,
+    /// A device was removed since the mail password was last given: the
+    /// owner is asked to change it (the removed device knew it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub change_password: bool,
 }
 
 fn default_folders() -> Vec<String> {
@@ -87,6 +91,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 loopback_port: None,
                 link_port: None,
                 mail_folders: default_folders(),
+                change_password: false,
             };
             write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
@@ -112,7 +117,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()] };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

@@ -284,6 +284,8 @@ pub trait MailReader: Send {
 /// in unit tests.
 pub trait MailAccount: Send + Sync {
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>>;
+    /// Logs in to IMAP and out again: whether the server takes the password.
+    fn login(&self) -> BoxFuture<'_, Result<(), MailError>>;
     /// The mailmesh mails of `kinds` in INBOX with a UID above `after`,
     /// oldest first, and the highest UID seen.
     fn mailmesh_mails(&self, after: u32, kinds: &'static [Kind])
@@ -310,6 +312,14 @@ impl ServerAccount {
 impl MailAccount for ServerAccount {
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>> {
         Box::pin(crate::mail::smtp::send(&self.account, &self.password, message))
+    }
+
+    fn login(&self) -> BoxFuture<'_, Result<(), MailError>> {
+        Box::pin(async move {
+            let mut session = crate::mail::imap::connect(&self.account, &self.password).await?;
+            let _ = session.logout().await;
+            Ok(())
+        })
     }
 
     fn mailmesh_mails(

@@ -37,8 +37,9 @@ async function setup(t) {
     (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable).find((m) => m.includes(`Subject: ${subject}`)),
   { timeoutMs: 30_000 });
 
-  const node = (name) => {
-    const home = path.join(dir, name);
+  /** A node called `name`, its home in `dir/<folder>`. */
+  const node = (name, folder = name) => {
+    const home = path.join(dir, folder);
     const mm = (...args) => runCommand(mailmeshBin(), ['--home', home, ...args]).then((r) => r.stdout);
     const n = {
       name, home, mm,
@@ -73,13 +74,23 @@ async function setup(t) {
     return n;
   };
 
+  /** The owner sees `n` waiting on `member`, with its name and fingerprint, and approves it there. */
+  const approveOn = async (member, n) => {
+    const { node_id: id, fingerprint } = await n.status();
+    const waiting = await waitFor(`${n.name} waiting on ${member.name}`, async () =>
+      (await member.status()).join_requests.find((r) => r.node_id === id), { timeoutMs: 30_000 });
+    assert.deepEqual([waiting.device_name, waiting.fingerprint], [n.name, fingerprint]);
+    assert.match(await member.mm('nodes', 'list'), new RegExp(`${fingerprint}  ${n.name}  asks to join`));
+    await member.mm('nodes', 'approve', id);
+  };
+
   const approve = async (n) => {
     const code = CODE.exec(await mailWith(`Approve ${n.name} for mailmesh`))[1];
     await n.mm('confirm', code);
     await waitFor(`${n.name} to be welcomed`, async () => (await n.status()).enrolled, { timeoutMs: 30_000 });
   };
 
-  return { mail, owner, mailWith, node, founder, joiner, approve };
+  return { mail, owner, mailWith, node, founder, joiner, approveOn, approve };
 }
 
 const rosterIds = (status) => status.roster.map((m) => m.node_id).sort();
@@ -98,9 +109,10 @@ function base32(text) {
 const engineLog = (n) => fs.readFile(path.join(n.home, 'logs/engine.log'), 'utf8');
 
 test('a second and a third node join; the third while every member is off; all rosters agree', async (t) => {
-  const { mail, owner, mailWith, founder, joiner, approve } = await setup(t);
+  const { mail, owner, mailWith, node, founder, joiner, approveOn, approve } = await setup(t);
   const one = await founder('one');
   const two = await joiner('two');
+  await approveOn(one, two);
   await approve(two);
 
   // Every member is off when three asks.
@@ -110,8 +122,10 @@ test('a second and a third node join; the third while every member is off; all r
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal((await three.status()).enrollment, 'awaiting_approval', 'nobody could approve yet');
 
-  // One comes back, finds the request in the mailbox, and the join completes.
+  // One comes back, finds the request in the mailbox, the owner approves
+  // it there, and the join completes.
   await one.start();
+  await approveOn(one, three);
   await approve(three);
   await two.start();
 
@@ -146,6 +160,27 @@ test('a second and a third node join; the third while every member is off; all r
   assert.equal(removed.network_key_id, null);
   await assert.rejects(fs.access(path.join(three.home, 'network.key')), 'the removed node keeps no network key');
 
+  // Whoever holds three (or just reads the mailbox) makes a fresh key and
+  // asks again: the mailbox alone lets nothing in. The members show the
+  // request, no code is mailed, and the owner declines it.
+  assert.match(await one.mm('nodes', 'list'), /change the password at your mail provider/);
+  const thief = node('three', 'three-again');
+  await thief.start();
+  assert.match(await thief.init(), /asked to join/);
+  const { node_id: thiefId } = await thief.status();
+  await waitFor('the request on one', async () => (await one.status()).join_requests.some((r) => r.node_id === thiefId),
+    { timeoutMs: 30_000 });
+  const approvals = (await fetchInbox(mail.imapPort, owner, PASSWORD)).filter((m) => m.includes('Subject: Approve three for mailmesh'));
+  assert.equal(approvals.length, 1, 'only the approval the owner gave three the first time');
+  await one.mm('nodes', 'decline', thiefId);
+  assert.deepEqual((await one.status()).join_requests, []);
+  await assert.rejects(thief.mm('confirm', CODE.exec(unfoldQuotedPrintable(approvals[0]))[1]), /does not match|no approval/);
+  assert.equal((await thief.status()).enrollment, 'awaiting_approval');
+
+  // The owner gives the new mail password; it is tried, then stored.
+  await one.mm('account', 'password', '--password-file', path.join(path.dirname(one.home), 'pw'));
+  assert.doesNotMatch(await one.mm('nodes', 'list'), /change the password/);
+
   // mailmesh never changed the mailbox: no message was flagged or deleted.
   const flags = await inboxFlags(mail.imapPort, owner, PASSWORD);
   assert.ok(flags.length >= 8, 'the join mails are all there');
@@ -166,13 +201,16 @@ test('forged join requests, approvals and roster entries from an outsider change
   const body = Buffer.concat([Buffer.from('MMJR'), Buffer.from([1]), ed, crypto.randomBytes(32), crypto.randomBytes(32),
     Buffer.from([0x10, 0x27]), Buffer.alloc(8), Buffer.from([4]), Buffer.from('evil')]);
   await send('join-request', Buffer.concat([body, crypto.sign(null, body, privateKey)]), 'join');
-  // ...the member dutifully mails the owner an approval (only the owner can use it)...
-  await mailWith('Approve evil for mailmesh');
+  // ...the member shows it and mails nothing until the owner approves it...
+  await waitFor('the request shown on one', async () => (await one.status()).join_requests.some((r) => r.device_name === 'evil'),
+    { timeoutMs: 30_000 });
+  assert.equal((await fetchInbox(mail.imapPort, owner, PASSWORD)).filter((m) => m.includes('Approve evil')).length, 0,
+    'a join request alone makes the owner\'s account send nothing');
   // ...and a proof the outsider makes without the code is ignored.
   assert.equal(base32(before.node_id).length, 20);
   const proof = Buffer.concat([Buffer.from('MMJP'), Buffer.from([1]), nodeIdOf(ed), base32(before.node_id), crypto.randomBytes(32)]);
   await send('join-proof', proof, 'proof');
-  await waitFor('the forged proof to be refused', async () => /ignored a mail: the proof does not match the approval/.test(await engineLog(one)));
+  await waitFor('the forged proof to be refused', async () => /ignored a mail: no open approval for this device/.test(await engineLog(one)));
 
   // A roster with an extra entry the outsider signed.
   const rosterMail = (await fetchInbox(mail.imapPort, owner, PASSWORD)).find((m) => m.includes('X-Mailmesh: roster/1'));

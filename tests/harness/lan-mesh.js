@@ -30,7 +30,7 @@ export class LanMesh {
       const password = crypto.randomBytes(9).toString('base64url');
       const network = await OwnerNetwork.create(mesh.mail, await mesh.mail.addUser('owner', password), password, mesh.dir);
       await network.found(mesh.nodes[0]);
-      for (const node of mesh.nodes.slice(1)) await network.join(node);
+      for (const node of mesh.nodes.slice(1)) await network.join(node, mesh.nodes[0]);
       if (browsers) {
         await Promise.all(mesh.nodes.map((n) => n.startBrowser()));
         mesh.popups = await Promise.all(mesh.nodes.map((n) => n.openPage('popup/popup.html')));

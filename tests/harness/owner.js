@@ -56,11 +56,18 @@ export class OwnerNetwork {
     await this.mailWith('mailmesh roster');
   }
 
-  /** Starts `node`'s engine and has it join, approved by mail. */
-  async join(node) {
+  /**
+   * Starts `node`'s engine and has it join: the owner approves it on
+   * `member` (which shows the request), then types the mailed code on it.
+   */
+  async join(node, member) {
     await node.startEngine();
     const { stdout } = await this.init(node);
     if (!/asked to join/.test(stdout)) throw new Error(`${node.name} did not ask to join: ${stdout}`);
+    const { node_id: id } = await node.status();
+    await waitFor(`${node.name}'s request on ${member.name}`, async () =>
+      (await member.status()).join_requests.some((r) => r.node_id === id), { timeoutMs: 30_000 });
+    await member.mailmesh('nodes', 'approve', id);
     const code = CODE.exec(await this.mailWith(`Approve ${node.name} for mailmesh`))[1];
     await node.mailmesh('confirm', code);
     await waitFor(`${node.name} to be welcomed`, async () => (await node.status()).enrolled, { timeoutMs: 30_000 });

@@ -46,7 +46,7 @@ export class PeopleLan {
       await new Promise((resolve) => setTimeout(resolve, 1_100));
       for (const [name, count] of Object.entries(people)) {
         await lan.networks[name].found(lan.nodes[`${name}1`]);
-        for (let i = 2; i <= count; i++) await lan.networks[name].join(lan.nodes[`${name}${i}`]);
+        for (let i = 2; i <= count; i++) await lan.networks[name].join(lan.nodes[`${name}${i}`], lan.nodes[`${name}1`]);
       }
     } catch (e) {
       await lan.stop();

@@ -42,6 +42,12 @@ export const request = {
   confirmCode: (code) => ({ type: 'confirm_code', code }),
   /** @returns {{type: 'node_remove', node_id: string}} */
   nodeRemove: (nodeId) => ({ type: 'node_remove', node_id: nodeId }),
+  /** @returns {{type: 'join_approve', node_id: string}} this device mails the code for it */
+  joinApprove: (nodeId) => ({ type: 'join_approve', node_id: nodeId }),
+  /** @returns {{type: 'join_decline', node_id: string}} */
+  joinDecline: (nodeId) => ({ type: 'join_decline', node_id: nodeId }),
+  /** @returns {{type: 'account_password', password: string}} the new mail password, tried first */
+  accountPassword: (password) => ({ type: 'account_password', password }),
   /** @returns {{type: 'socket_token'}} */
   socketToken: () => ({ type: 'socket_token' }),
   /** @returns {{type: 'files_list'}} */

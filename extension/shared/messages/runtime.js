@@ -10,6 +10,9 @@
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
+ * @typedef {{type: 'join_approve', nodeId: string}} JoinApprove
+ * @typedef {{type: 'join_decline', nodeId: string}} JoinDecline
+ * @typedef {{type: 'account_password', password: string}} AccountPassword
  * @typedef {{type: 'socket_token'}} SocketToken
  * @typedef {{type: 'files_list'}} FilesList
  * @typedef {{type: 'files_download', fileId: string}} FilesDownload — answered with {ticket, file} once the engine restored the file
@@ -43,6 +46,9 @@ export const RuntimeType = {
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',
   NODE_REMOVE: 'node_remove',
+  JOIN_APPROVE: 'join_approve',
+  JOIN_DECLINE: 'join_decline',
+  ACCOUNT_PASSWORD: 'account_password',
   SOCKET_TOKEN: 'socket_token',
   FILES_LIST: 'files_list',
   FILES_DOWNLOAD: 'files_download',

@@ -34,6 +34,18 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Ok(()) => Reply::RemovalRequested { node_id },
             Err(e) => error(ErrorCode::ConfirmFailed, e),
         },
+        Request::JoinApprove { node_id } => match engine.node.approve_join(&node_id).await {
+            Ok(()) => Reply::Status(Box::new(engine.status().await)),
+            Err(e) => error(ErrorCode::ConfirmFailed, e),
+        },
+        Request::JoinDecline { node_id } => match engine.node.decline_join(&node_id).await {
+            Ok(()) => Reply::Status(Box::new(engine.status().await)),
+            Err(e) => error(ErrorCode::ConfirmFailed, e),
+        },
+        Request::AccountPassword { password } => match engine.node.change_password(password).await {
+            Ok(()) => Reply::Status(Box::new(engine.status().await)),
+            Err(e) => error(ErrorCode::MailFailed, e),
+        },
         Request::FilesAdd { path } => {
             let path = std::path::PathBuf::from(path);
             let reply =

@@ -122,6 +122,8 @@ impl Engine {
             // trusted set, which the contact book keeps current.
             peers: self.mesh.peers(),
             chat_unread,
+            join_requests: self.node.join_requests().await,
+            change_password: state.change_password,
         }
     }
 
@@ -186,6 +188,7 @@ struct StatusPart {
     network_id: Option<String>,
     network_key_id: Option<String>,
     roster: Vec<crate::api::RosterMember>,
+    change_password: bool,
 }
 
 impl StatusPart {
@@ -198,6 +201,7 @@ impl StatusPart {
             network_id: network.map(|n| n.roster.network_id()),
             network_key_id: network.map(|n| n.key.key_id()),
             roster: state.enrollment.roster_view(),
+            change_password: state.config.change_password,
         }
     }
 }

@@ -9,9 +9,10 @@ use mailmesh_core::join::{approval_key, Approval, JoinProof, JoinRequest, Welcom
 use mailmesh_core::roster::Roster;
 
 use super::{NodeService, NodeState};
+use crate::api::JoinRequestView;
 use crate::clock::now_ms;
 use crate::enroll::{Enrollment, Network};
-use crate::joining::{self, Issued, Joining, APPROVAL_TTL_MS};
+use crate::joining::{self, ApproveError, Issued, Joining, APPROVAL_TTL_MS};
 use crate::mail::MailError;
 use crate::mailbox::{Found, Kind};
 
@@ -143,10 +144,14 @@ impl NodeService {
         Ok(())
     }
 
+    /// A join request from the mailbox waits for the owner's approval on a
+    /// member device (`approve_join`): the mailbox alone (which a stolen
+    /// device or a forwarding rule can read) lets no device in, and a
+    /// forged request costs one bounded entry, never a mail.
     async fn on_join_request(&self, payload: &[u8]) -> Result<(), String> {
         let request = JoinRequest::decode(payload).map_err(|e| e.to_string())?;
         let node = request.node.node_id();
-        let mut issuer = {
+        {
             let state = self.state.lock().await;
             let network = state.enrollment.network().ok_or("not a member")?;
             if network.roster.contains(&node) {
@@ -155,10 +160,66 @@ impl NodeService {
             if network.roster.was_removed(&node) {
                 return Err("a removed device cannot join again".into());
             }
-            joining::load_issuer(&self.home).map_err(|e| e.to_string())?
-        };
-        if issuer.issued.iter().any(|i| i.node_id() == Some(node)) {
-            return Err("already approved".into());
+        }
+        let mut issuer = joining::load_issuer(&self.home).map_err(|e| e.to_string())?;
+        if !issuer.hold(&request, payload, now_ms()) {
+            return Ok(());
+        }
+        joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
+        tracing::info!(node = %node, "a device asks to join; waiting for the owner to approve it here");
+        self.changed().await;
+        Ok(())
+    }
+
+    /// The devices waiting for the owner to approve them.
+    pub async fn join_requests(&self) -> Vec<JoinRequestView> {
+        let home = self.home.clone();
+        let loaded = tokio::task::spawn_blocking(move || joining::load_issuer(&home)).await;
+        let Ok(Ok(mut issuer)) = loaded else { return Vec::new() };
+        issuer.prune(now_ms());
+        issuer
+            .requests
+            .iter()
+            .filter_map(|r| {
+                let request = r.request()?;
+                let node = request.node.node_id();
+                Some(JoinRequestView {
+                    node_id: node.to_string(),
+                    fingerprint: node.fingerprint(),
+                    device_name: mailmesh_core::names::visible(&request.device_name),
+                    requested_at: r.received_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// The owner declined a device on this member: its request is forgotten.
+    pub async fn decline_join(&self, node_id: &str) -> Result<(), String> {
+        let node = node_id.replace('-', "").parse().map_err(|_| format!("{node_id} is not a node id"))?;
+        let mut issuer = joining::load_issuer(&self.home).map_err(|e| e.to_string())?;
+        if !issuer.drop_request(&node) {
+            return Err(ApproveError::NoRequest(node_id.into()).to_string());
+        }
+        joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// The owner approved a waiting device on this member: this member (and
+    /// only it) mails the approval code, which the owner types on the new
+    /// device.
+    pub async fn approve_join(&self, node_id: &str) -> Result<(), String> {
+        let node = node_id.replace('-', "").parse().map_err(|_| format!("{node_id} is not a node id"))?;
+        let mut issuer = joining::load_issuer(&self.home).map_err(|e| e.to_string())?;
+        let request = issuer.approvable(&node, now_ms()).map_err(|e| e.to_string())?;
+        {
+            let state = self.state.lock().await;
+            let network = state.enrollment.network().ok_or("this device is not in a network")?;
+            if network.roster.contains(&node) || network.roster.was_removed(&node) {
+                issuer.drop_request(&node);
+                joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
+                return Err("that device is already a member, or was removed".into());
+            }
         }
         let token = token_text(&crate::rng::bytes()?);
         let code = code_text(&crate::rng::bytes()?);
@@ -167,20 +228,20 @@ impl NodeService {
             Approval::new(self.secrets.node_id(), node, &token, &code, expires_ms).encode(&request.join_secret);
         let me = self.state.lock().await.config.device_name.clone();
         // Anyone can mail a join request: its name reaches a mail's subject
-        // and text only with nothing hidden in it.
+        // and text only with nothing hidden in it (no newline, no control).
         let name = &mailmesh_core::names::visible(&request.device_name);
         let text = format!(
-            "Your device \"{me}\" asks you to confirm that the device \"{name}\" may join your mailmesh network.\n\
-             Its fingerprint is {}.\n\n\
-             If you are setting up \"{name}\" right now, open this link on it:\n\n    http://127.0.0.1:{}/approve/{token}\n\n\
+            "You approved the device \"{name}\" (fingerprint {}) on \"{me}\".\n\n\
+             On \"{name}\", open this link:\n\n    http://127.0.0.1:{}/approve/{token}\n\n\
              or type this code there:\n\n    {code}\n\n\
-             The link and the code work for 24 hours. If this is not your device, ignore this mail.\n",
+             The link and the code work for 24 hours.\n",
             node.fingerprint(),
             request.loopback_port
         );
         self.send_mail(Kind::Approval, &format!("Approve {name} for mailmesh"), text, approval)
             .await
             .map_err(|e| e.to_string())?;
+        issuer.drop_request(&node);
         issuer.issued.push(Issued {
             node_ed25519: hex::encode(request.node.ed25519),
             node_x25519: hex::encode(request.node.x25519),
@@ -191,7 +252,8 @@ impl NodeService {
             welcomed: false,
         });
         joining::save_issuer(&self.home, &issuer).map_err(|e| e.to_string())?;
-        tracing::info!(node = %node, "mailed the owner an approval for a new device");
+        tracing::info!(node = %node, "the owner approved a new device here; its code is mailed");
+        self.changed().await;
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 //! a join between two nodes through an in-memory mailbox.
 
 mod mailroom;
+mod password;
 mod removal;
 #[cfg(test)]
 mod tests;

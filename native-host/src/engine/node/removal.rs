@@ -139,6 +139,8 @@ impl NodeService {
                 .map_err(|e| e.to_string())?;
             self.publish(&state);
         }
+        // The removed device knew the mail password.
+        self.advise_password_change().await;
         // A file added while the rewrap ran may have taken the old key from
         // the standing published before: this pass catches it.
         self.rewrap_drive(&rotation).await?;

@@ -26,6 +26,10 @@ use crate::mailbox::{Found, MailAccount, MailConnector};
 struct SharedMailbox(Arc<Mutex<MemoryMailbox>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl MailAccount for SharedMailbox {
+    fn login(&self) -> BoxFuture<'_, Result<(), MailError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>> {
         if self.1.load(std::sync::atomic::Ordering::Relaxed) {
             return Box::pin(async { Err(MailError::Protocol("the server refused (test)".into())) });
@@ -118,6 +122,11 @@ impl Node {
         }
     }
 
+    /// The owner approves `joiner` on this member.
+    async fn approve(&self, joiner: &Node) {
+        self.service.approve_join(&joiner.service.secrets.node_id().to_string()).await.unwrap();
+    }
+
     fn key_id(&self) -> Option<String> {
         self.standing.borrow().network.as_ref().map(|n| n.key.key_id())
     }
@@ -143,7 +152,12 @@ async fn a_first_node_is_confirmed_by_mail_and_a_second_joins_by_mail_alone() {
     // The phone finds the network and asks to join.
     let view = phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
     assert_eq!(view.state, "awaiting_approval");
-    laptop.read_mail(&mailbox).await; // the join request: an approval is mailed
+    laptop.read_mail(&mailbox).await; // the join request: it waits for the owner
+    let waiting = laptop.service.join_requests().await;
+    assert_eq!((waiting.len(), waiting[0].device_name.as_str()), (1, "phone"));
+    assert_eq!(waiting[0].fingerprint, phone.service.secrets.node_id().fingerprint());
+    laptop.service.approve_join(&waiting[0].node_id).await.unwrap(); // an approval is mailed
+    assert!(laptop.service.join_requests().await.is_empty());
     phone.read_mail(&mailbox).await; // the approval, kept
     let wrong = phone.service.confirm_code("BBBB-BBBB").await.unwrap_err();
     assert!(wrong.contains("does not match"), "{wrong}");
@@ -167,6 +181,7 @@ async fn a_removed_device_gets_no_new_key_and_learns_it_is_out() {
     laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
     phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
     laptop.read_mail(&mailbox).await;
+    laptop.approve(&phone).await;
     phone.read_mail(&mailbox).await;
     phone.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.unwrap();
     laptop.read_mail(&mailbox).await;
@@ -197,6 +212,7 @@ async fn laptop_and_phone(mailbox: &SharedMailbox, files: usize) -> (Node, Node)
     laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
     phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
     laptop.read_mail(mailbox).await;
+    laptop.approve(&phone).await;
     phone.read_mail(mailbox).await;
     phone.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.unwrap();
     laptop.read_mail(mailbox).await;
@@ -264,6 +280,7 @@ async fn a_rekey_mail_the_server_refused_is_sent_again_until_it_goes() {
     let (account, password) = account();
     tablet.service.join_found_network(account, password, Some("tablet".into())).await.unwrap();
     laptop.read_mail(&mailbox).await;
+    laptop.approve(&tablet).await;
     tablet.read_mail(&mailbox).await;
     tablet.service.confirm_code(&mailbox.code_in("Approve tablet for mailmesh")).await.unwrap();
     laptop.read_mail(&mailbox).await;
@@ -304,4 +321,82 @@ async fn without_randomness_a_removal_draws_no_key_at_all() {
     assert!(refused.contains("no randomness"), "{refused}");
     assert_eq!(laptop.key_id(), old_key, "the old key stays; no key of zeros");
     assert!(laptop.every_file_opens());
+}
+
+/// How many mails in the mailbox have a subject starting with `subject`.
+fn mails_titled(mailbox: &SharedMailbox, subject: &str) -> usize {
+    let mailbox = crate::sync::lock(&mailbox.0);
+    mailbox
+        .raw("INBOX")
+        .into_iter()
+        .filter_map(|raw| mail_parser::MessageParser::default().parse(raw))
+        .filter(|m| m.subject().is_some_and(|s| s.starts_with(subject)))
+        .count()
+}
+
+#[tokio::test]
+async fn the_mailbox_alone_lets_no_device_in_a_member_must_approve_it() {
+    let mailbox = SharedMailbox::default();
+    let (mut laptop, mut phone) = laptop_and_phone(&mailbox, 0).await;
+    // The phone is removed (stolen). Whoever holds it knows the mail
+    // password: a fresh node key and a join request, by mail alone.
+    laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
+    laptop.service.confirm_code(&mailbox.code_in("Remove phone from mailmesh?")).await.unwrap();
+    phone.read_mail(&mailbox).await;
+    let mut thief = node(&mailbox, 9);
+    let (account, password) = account();
+    thief.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    thief.read_mail(&mailbox).await;
+    assert_eq!(mails_titled(&mailbox, "Approve phone for mailmesh"), 1, "only the first, approved join's code");
+    assert_eq!(thief.service.enrollment_view().await.state, "awaiting_approval");
+    assert!(thief.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.is_err());
+
+    // The member shows it, with its fingerprint; the owner declines.
+    let waiting = laptop.service.join_requests().await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].fingerprint, thief.service.secrets.node_id().fingerprint());
+    laptop.service.decline_join(&waiting[0].node_id).await.unwrap();
+    assert!(laptop.service.join_requests().await.is_empty());
+    assert!(laptop.service.approve_join(&waiting[0].node_id).await.is_err(), "declined is gone");
+    assert!(laptop.standing.borrow().network.as_ref().is_some_and(|n| n.members.len() == 1));
+
+    // The removal asks for a new mail password until it is given.
+    let advised = |node: &Node| node.service.state.try_lock().map(|s| s.config.change_password).unwrap_or(false);
+    assert!(advised(&laptop));
+    laptop.service.change_password(Secret::new("new password".into())).await.unwrap();
+    assert!(!advised(&laptop));
+    assert_eq!(laptop.service.account().await.map(|(_, p)| p.expose().to_string()), Some("new password".into()));
+}
+
+#[tokio::test]
+async fn forged_join_requests_send_no_mail_and_wait_in_a_bounded_list() {
+    let mailbox = SharedMailbox::default();
+    let (mut laptop, _phone) = laptop_and_phone(&mailbox, 0).await;
+    let before = crate::sync::lock(&mailbox.0).raw("INBOX").len();
+    for seed in 100..130u8 {
+        let forger = NodeSecrets::from_seeds([seed; 32], [seed; 32]);
+        let request = mailmesh_core::join::JoinRequest {
+            node: forger.public(),
+            join_secret: [seed; 32],
+            loopback_port: 1,
+            created_ms: 0,
+            device_name: format!("evil\r\nBcc: all {seed}"),
+        };
+        let (account, _) = account();
+        let mail = crate::mailbox::build(
+            &account,
+            crate::mailbox::Kind::JoinRequest,
+            "join",
+            "x".into(),
+            request.encode(&forger),
+        );
+        crate::sync::lock(&mailbox.0).append("INBOX", mail.unwrap().formatted());
+    }
+    laptop.read_mail(&mailbox).await;
+    let after = crate::sync::lock(&mailbox.0).raw("INBOX").len();
+    assert_eq!(after, before + 30, "thirty requests made the owner's account send nothing");
+    let waiting = laptop.service.join_requests().await;
+    assert_eq!(waiting.len(), crate::joining::MAX_PENDING_JOINS);
+    assert!(waiting.iter().all(|w| !w.device_name.contains(['\r', '\n'])), "no newline reaches a name shown or mailed");
 }

@@ -1,0 +1,61 @@
+// What asks for the owner's decision about the network, on the popup and
+// the app's nodes page alike: devices waiting to join (approve shows their
+// name and fingerprint; this device then mails the code to type on them),
+// and, after a removal, the new mail password.
+
+import { element } from './dom.js';
+import { RuntimeType, callWorker } from './messages/runtime.js';
+
+/**
+ * Renders the waiting devices into `#join-requests` and the password
+ * notice into `#change-password`, from the engine's status.
+ * @param {Document} doc
+ * @param {object | undefined} status
+ */
+export function renderJoinRequests(doc, status) {
+  const requests = status?.join_requests ?? [];
+  const card = doc.getElementById('join-card');
+  card.hidden = requests.length === 0 && !status?.change_password;
+  const result = doc.getElementById('join-result');
+  doc.getElementById('join-requests').replaceChildren(...requests.map((r) => {
+    const approve = element(doc, 'button', { className: 'approve', textContent: 'Approve' });
+    const decline = element(doc, 'button', { className: 'decline', textContent: 'Decline' });
+    approve.addEventListener('click', () => decide(RuntimeType.JOIN_APPROVE, r, result,
+      `Approved: a mail brings the code to type on ${r.device_name}.`));
+    decline.addEventListener('click', () => decide(RuntimeType.JOIN_DECLINE, r, result, `${r.device_name} was turned away.`));
+    const item = element(doc, 'li', {},
+      element(doc, 'span', { className: 'name', textContent: `${r.device_name} asks to join` }),
+      element(doc, 'span', { className: 'mono muted', textContent: r.fingerprint }),
+      approve, decline);
+    item.dataset.nodeId = r.node_id;
+    return item;
+  }));
+  doc.getElementById('change-password').hidden = !status?.change_password;
+}
+
+async function decide(type, request, result, done) {
+  try {
+    await callWorker({ type, nodeId: request.node_id });
+    result.textContent = done;
+  } catch (e) {
+    result.textContent = e.message;
+  }
+}
+
+/** Wires the new-password form once. @param {Document} doc */
+export function wirePasswordForm(doc) {
+  const form = doc.getElementById('change-password');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const input = form.querySelector('input[type=password]');
+    const result = doc.getElementById('join-result');
+    try {
+      await callWorker({ type: RuntimeType.ACCOUNT_PASSWORD, password: input.value });
+      result.textContent = 'The new password works and is stored on this device.';
+    } catch (e) {
+      result.textContent = e.message;
+    } finally {
+      input.value = '';
+    }
+  });
+}
