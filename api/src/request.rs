@@ -39,7 +39,13 @@ pub enum Request {
         account: AccountInput,
         #[serde(default)]
         device_name: Option<String>,
+        /// Create a new network even if the mailbox holds a roster.
+        #[serde(default)]
+        new_network: bool,
     },
+    /// Stop joining the network found in the mailbox and create a new one
+    /// with the saved account (the owner did not recognise the network).
+    NetworkNew,
     /// The code from the confirmation mail, typed by the owner.
     ConfirmCode {
         code: String,
@@ -286,6 +292,7 @@ mod tests {
             Request::AccountSave {
                 account: AccountInput { account, password: Secret::new("pässword \"quoted\"".into()) },
                 device_name: Some("laptop".into()),
+                new_network: true,
             },
             Request::FilesGet { file_id: "ab12".into(), path: "/tmp/out".into() },
             Request::ChatGroupMembers { conversation: "c".into(), add: vec!["a@b.c".into()], remove: vec![] },

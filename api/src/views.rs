@@ -196,6 +196,17 @@ pub struct EnrollmentView {
     pub state: String,
     pub email: Option<String>,
     pub network_id: Option<String>,
+    /// The networks whose rosters setup found in the mailbox (anyone can
+    /// mail one): shown so the owner can tell theirs, or make a new one.
+    #[serde(default)]
+    pub networks_found: Vec<NetworkFound>,
+}
+
+/// A network whose roster is in the owner's mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkFound {
+    pub network_id: String,
+    pub members: Vec<RosterMember>,
 }
 
 /// Everything the engine reports about itself (`mailmesh status --json`).
@@ -241,6 +252,9 @@ pub struct Status {
     /// (at the provider), then given here (`mailmesh account password`).
     #[serde(default)]
     pub change_password: bool,
+    /// While joining: the networks setup found in the mailbox.
+    #[serde(default)]
+    pub networks_found: Vec<NetworkFound>,
 }
 
 /// A device waiting to join the owner's network.

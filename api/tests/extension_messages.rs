@@ -42,7 +42,8 @@ fn every_request() -> Vec<Request> {
         Request::Stop,
         Request::StartEngine,
         Request::AccountTest { account: input.clone() },
-        Request::AccountSave { account: input, device_name: None },
+        Request::AccountSave { account: input, device_name: None, new_network: false },
+        Request::NetworkNew,
         Request::ConfirmCode { code: s() },
         Request::NodeRemove { node_id: s() },
         Request::JoinApprove { node_id: s() },
@@ -84,6 +85,7 @@ fn every_request() -> Vec<Request> {
             | Request::StartEngine
             | Request::AccountTest { .. }
             | Request::AccountSave { .. }
+            | Request::NetworkNew
             | Request::ConfirmCode { .. }
             | Request::NodeRemove { .. }
             | Request::JoinApprove { .. }
@@ -180,7 +182,12 @@ fn every_reply() -> Vec<Reply> {
         Reply::Pong,
         Reply::Stopping,
         Reply::AccountTest(Box::new(AccountChecks { imap: check(), smtp: check() })),
-        Reply::Enrollment(Box::new(EnrollmentView { state: s(), email: None, network_id: None })),
+        Reply::Enrollment(Box::new(EnrollmentView {
+            state: s(),
+            email: None,
+            network_id: None,
+            networks_found: vec![],
+        })),
         Reply::RemovalRequested { node_id: s() },
         Reply::SocketToken { port: 0, token: s() },
         Reply::Files { files: vec![] },

@@ -38,6 +38,7 @@ export function makeHandlers(link) {
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
     [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.NETWORK_NEW]: () => link.request(request.networkNew(), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.JOIN_APPROVE]: (m) => link.request(request.joinApprove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.JOIN_DECLINE]: (m) => link.request(request.joinDecline(m.nodeId)),
     // Like the account's, the new password passes through once.

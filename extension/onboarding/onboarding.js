@@ -1,6 +1,7 @@
 // The onboarding page: checks the host, takes the mail account, tests the
 // logins, and confirms this device with the mailed link or code.
 
+import { element } from '../shared/dom.js';
 import { watchState } from '../shared/host-state.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
@@ -91,9 +92,33 @@ $('confirm-form').addEventListener('submit', (event) => {
     .catch((e) => say($('confirm-result'), e.message, false));
 });
 
+/** The networks setup found in the mailbox, each with its devices. */
+function renderNetworksFound(status) {
+  const networks = status?.networks_found ?? [];
+  $('networks-section').hidden = networks.length === 0;
+  $('networks-found').replaceChildren(...networks.map((n) => {
+    const item = element(document, 'li', {}, element(document, 'span', { className: 'mono muted', textContent: `network ${n.network_id}` }), ' ',
+      element(document, 'ul', {}, ...n.members.map((m) => element(document, 'li', {},
+        element(document, 'span', { className: 'name', textContent: m.device_name }), ' ',
+        element(document, 'span', { className: 'mono muted', textContent: m.fingerprint })))));
+    item.dataset.networkId = n.network_id;
+    return item;
+  }));
+}
+
+$('new-network').addEventListener('click', () => busy($('new-network'), async () => {
+  try {
+    const result = await callWorker({ type: RuntimeType.NETWORK_NEW });
+    say($('networks-result'), `A new network it is: a confirmation mail was sent to ${result.email}.`, true);
+  } catch (e) {
+    say($('networks-result'), e.message, false);
+  }
+}));
+
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);
+  renderNetworksFound(state.status);
   const enrollment = state.status?.enrollment;
   const joining = enrollment === 'awaiting_approval' || enrollment === 'approved';
   if (enrollment === 'awaiting_confirmation' || joining) $('confirm-section').hidden = false;

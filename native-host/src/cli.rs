@@ -207,6 +207,10 @@ pub struct InitArgs {
     /// The owner's email address: the identity of the network.
     #[arg(long)]
     email: String,
+    /// Create a new network even if the mailbox holds one (say, a network
+    /// you do not recognise among those `init` lists).
+    #[arg(long)]
+    new_network: bool,
     #[arg(long)]
     imap_host: String,
     #[arg(long, default_value_t = 993)]
@@ -513,11 +517,20 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut control = Control::connect(home).await?;
     let email = account.email.clone();
     let account = AccountInput { account, password: Secret::new(password) };
-    let request = Request::AccountSave { account, device_name: args.device_name };
+    let request = Request::AccountSave { account, device_name: args.device_name, new_network: args.new_network };
     let reply = control.request(request).await?;
+    if let Reply::Enrollment(view) = &reply {
+        for network in &view.networks_found {
+            println!("Found the network {} in your mailbox, with:", network.network_id);
+            for m in &network.members {
+                println!("  {}  {}", m.fingerprint, m.device_name);
+            }
+        }
+    }
     if matches!(&reply, Reply::Enrollment(view) if view.state == "awaiting_approval") {
         println!(
-            "Your mailmesh network exists already: this device asked to join it. One of your devices will mail {} a code; run `mailmesh confirm CODE` with it here.",
+            "This device asked to join it. Approve it on one of your devices (`mailmesh nodes approve`); that device mails {} a code: run `mailmesh confirm CODE` with it here.\n\
+             Not your devices? Run `mailmesh init` again with `--new-network` to create your own network.",
             email
         );
     } else {

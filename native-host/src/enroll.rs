@@ -245,22 +245,23 @@ impl Enrollment {
     }
 
     pub fn roster_view(&self) -> Vec<RosterMember> {
-        let Some(network) = self.network() else {
-            return Vec::new();
-        };
-        network
-            .roster
-            .members()
-            .into_iter()
-            .map(|e| RosterMember {
-                node_id: e.node.node_id().to_string(),
-                fingerprint: e.node.node_id().fingerprint(),
-                device_name: e.device_name.clone(),
-                added_ms: e.added_ms,
-                signed_by: e.signer.to_string(),
-            })
-            .collect()
+        self.network().map(|n| roster_members(&n.roster)).unwrap_or_default()
     }
+}
+
+/// A roster's members as clients are shown them.
+pub fn roster_members(roster: &Roster) -> Vec<RosterMember> {
+    roster
+        .members()
+        .into_iter()
+        .map(|e| RosterMember {
+            node_id: e.node.node_id().to_string(),
+            fingerprint: e.node.node_id().fingerprint(),
+            device_name: mailmesh_core::names::visible(&e.device_name),
+            added_ms: e.added_ms,
+            signed_by: e.signer.to_string(),
+        })
+        .collect()
 }
 
 /// How the owner proved they read the confirmation mail.

@@ -42,3 +42,33 @@ test('a member\'s popup and app show a device asking to join, and Approve there 
     { timeoutMs: 30_000, everyMs: 250 });
   assert.equal(await approvals(), 1, 'one member mailed one code');
 });
+
+test('onboarding shows the network found in the mailbox, and a new one can be made instead', async (t) => {
+  const cluster = await Cluster.up({ nodes: 2 });
+  t.after(async () => assert.deepEqual(await cluster.down(), []));
+  const [laptop, phone] = cluster.nodes;
+  const { mail } = cluster;
+  // Whoever mailed it, the mailbox holds a network (here the first node's).
+  const network = await OwnerNetwork.create(mail, cluster.owner, cluster.ownerPassword, cluster.root);
+  await network.found(laptop);
+  const theirs = await laptop.status();
+
+  const page = await phone.openPage('onboarding/onboarding.html');
+  await waitFor('the host connection', async () => (await page.locator('#conn-state').textContent()) === 'connected');
+  for (const [name, value] of Object.entries({
+    email: cluster.owner, device_name: 'phone', imap_host: '127.0.0.1', imap_port: String(mail.imapPort),
+    smtp_host: '127.0.0.1', smtp_port: String(mail.smtpPort), password: cluster.ownerPassword,
+  })) await page.fill(`input[name=${name}]`, value);
+  await page.selectOption('select[name=imap_security]', 'plain');
+  await page.selectOption('select[name=smtp_security]', 'plain');
+  await page.click('#save-account');
+
+  const shown = page.locator(`#networks-found li[data-network-id="${theirs.network_id}"]`);
+  await waitFor('the network found, with its devices', async () => (await shown.count()) === 1, { timeoutMs: 30_000, everyMs: 250 });
+  assert.match(await shown.textContent(), new RegExp(`${laptop.name} ${theirs.fingerprint}`));
+  await page.click('#new-network');
+  await network.mailWith('Confirm mailmesh on phone');
+  await waitFor('a confirmation pending instead of a join', async () => (await phone.status()).enrollment === 'awaiting_confirmation',
+    { timeoutMs: 30_000, everyMs: 250 });
+  await waitFor('the list gone', async () => await page.locator('#networks-section').isHidden(), { timeoutMs: 30_000, everyMs: 250 });
+});

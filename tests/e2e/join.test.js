@@ -37,14 +37,14 @@ async function setup(t) {
     (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable).find((m) => m.includes(`Subject: ${subject}`)),
   { timeoutMs: 30_000 });
 
-  /** A node called `name`, its home in `dir/<folder>`. */
-  const node = (name, folder = name) => {
+  /** A node called `name`, its home in `dir/<folder>`, set up for `email`. */
+  const node = (name, folder = name, email = owner) => {
     const home = path.join(dir, folder);
     const mm = (...args) => runCommand(mailmeshBin(), ['--home', home, ...args]).then((r) => r.stdout);
     const n = {
       name, home, mm,
       status: async () => JSON.parse(await mm('status', '--json')),
-      init: () => mm('init', '--email', owner, '--imap-host', '127.0.0.1', '--imap-port', String(mail.imapPort),
+      init: (...extra) => mm('init', ...extra, '--email', email, '--imap-host', '127.0.0.1', '--imap-port', String(mail.imapPort),
         '--imap-security', 'plain', '--smtp-host', '127.0.0.1', '--smtp-port', String(mail.smtpPort),
         '--smtp-security', 'plain', '--password-file', passwordFile, '--device-name', name),
       start: () => mm('run', '--detach'),
@@ -238,4 +238,40 @@ test('forged join requests, approvals and roster entries from an outsider change
   assert.deepEqual(rosterIds(after), rosterIds(before), 'nobody was added by the forgeries');
   const inbox = (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable);
   assert.ok(!inbox.some((m) => m.includes('Subject: mailmesh: welcome evil')), 'no welcome for the outsider');
+});
+
+test('a foreign network mailed to the owner is shown, and init --new-network makes the owner\'s own', async (t) => {
+  const { mail, owner, mailWith, node } = await setup(t);
+  // Mallory sets up a network of her own and mails its (valid) roster to the owner.
+  const mallory = await mail.addUser('mallory', PASSWORD);
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // Dovecot rereads its users a second later
+  const hers = node('definitely-yours', 'mallory-node', mallory);
+  await hers.start();
+  await hers.init();
+  const inbox = (user) => fetchInbox(mail.imapPort, user, PASSWORD);
+  const confirm = await waitFor('Mallory\'s confirmation', async () =>
+    (await inbox(mallory)).map(unfoldQuotedPrintable).find((m) => m.includes('Subject: Confirm mailmesh on definitely-yours')));
+  await hers.mm('confirm', CODE.exec(confirm)[1]);
+  const roster = await waitFor('Mallory\'s roster mail', async () => (await inbox(mallory)).find((m) => m.includes('X-Mailmesh: roster/1')));
+  await sendMail(mail.smtpPort, { from: mallory, to: owner, message: roster.replace(/^To: .*$/m, `To: ${owner}`) });
+  await mailWith('mailmesh roster');
+  const foreign = await hers.status();
+
+  // The owner's first device finds it: init shows whose it is, and asks to join.
+  const one = node('one');
+  await one.start();
+  const said = await one.init();
+  assert.match(said, new RegExp(`Found the network ${foreign.network_id}`));
+  assert.match(said, new RegExp(`${foreign.fingerprint}  definitely-yours`));
+  assert.match(said, /--new-network/);
+  assert.equal((await one.status()).networks_found[0].network_id, foreign.network_id);
+
+  // Not the owner's: a new network, confirmed by mail like any first device.
+  assert.match(await one.init('--new-network'), /confirmation mail was sent/);
+  const code = CODE.exec(await mailWith('Confirm mailmesh on one'))[1];
+  await one.mm('confirm', code);
+  const mine = await one.status();
+  assert.equal(mine.enrolled, true);
+  assert.notEqual(mine.network_id, foreign.network_id);
+  assert.deepEqual(mine.networks_found, []);
 });

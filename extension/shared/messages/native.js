@@ -42,6 +42,8 @@ export const request = {
   confirmCode: (code) => ({ type: 'confirm_code', code }),
   /** @returns {{type: 'node_remove', node_id: string}} */
   nodeRemove: (nodeId) => ({ type: 'node_remove', node_id: nodeId }),
+  /** @returns {{type: 'network_new'}} a new network instead of joining the one found */
+  networkNew: () => ({ type: 'network_new' }),
   /** @returns {{type: 'join_approve', node_id: string}} this device mails the code for it */
   joinApprove: (nodeId) => ({ type: 'join_approve', node_id: nodeId }),
   /** @returns {{type: 'join_decline', node_id: string}} */

@@ -10,6 +10,7 @@
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
+ * @typedef {{type: 'network_new'}} NetworkNew
  * @typedef {{type: 'join_approve', nodeId: string}} JoinApprove
  * @typedef {{type: 'join_decline', nodeId: string}} JoinDecline
  * @typedef {{type: 'account_password', password: string}} AccountPassword
@@ -46,6 +47,7 @@ export const RuntimeType = {
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',
   NODE_REMOVE: 'node_remove',
+  NETWORK_NEW: 'network_new',
   JOIN_APPROVE: 'join_approve',
   JOIN_DECLINE: 'join_decline',
   ACCOUNT_PASSWORD: 'account_password',

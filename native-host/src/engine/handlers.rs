@@ -2,7 +2,6 @@
 
 use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
 use crate::mail::{imap, smtp, MailError};
-use crate::mailbox::MailAccount;
 
 use super::node::SetupError;
 use super::Engine;
@@ -29,7 +28,10 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             let (imap, smtp) = test_logins(&account).await;
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
         }
-        Request::AccountSave { account, device_name } => save_account(engine, account, device_name).await,
+        Request::AccountSave { account, device_name, new_network } => {
+            save_account(engine, account, device_name, new_network).await
+        }
+        Request::NetworkNew => setup_reply(engine.node.start_new_network().await),
         Request::NodeRemove { node_id } => match engine.node.request_removal(&node_id).await {
             Ok(()) => Reply::RemovalRequested { node_id },
             Err(e) => error(ErrorCode::ConfirmFailed, e),
@@ -169,13 +171,6 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
     }
 }
 
-/// Whether the owner's mailbox already holds a network's roster.
-async fn find_network(input: &AccountInput) -> Result<bool, MailError> {
-    let mail = crate::mailbox::ServerAccount { account: input.account.clone(), password: input.password.clone() };
-    let (found, _) = mail.mailmesh_mails(0, &[crate::mailbox::Kind::Roster]).await?;
-    Ok(super::node::finds_network(&found))
-}
-
 fn one(file: crate::api::FileView) -> Reply {
     Reply::File { file: Box::new(file) }
 }
@@ -243,7 +238,7 @@ async fn test_logins(input: &AccountInput) -> (Check, Check) {
 
 /// Saves the account only if both logins work, then mails the owner a
 /// confirmation. A wrong password changes nothing.
-async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<String>) -> Reply {
+async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<String>, new_network: bool) -> Reply {
     if let Err(e) = input.account.validate() {
         return error(ErrorCode::InvalidAccount, e);
     }
@@ -253,17 +248,11 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
             return Reply::Error { code: ErrorCode::MailFailed, message: format!("{what}: {}", c.message) };
         }
     }
-    // A valid roster in the mailbox means the network exists: join it.
-    let network_exists = match find_network(&input).await {
-        Ok(found) => found,
-        Err(e) => return error(ErrorCode::MailFailed, format!("IMAP: {e}")),
-    };
     let AccountInput { account, password } = input;
-    let outcome = if network_exists {
-        engine.node.join_found_network(account, password, device_name).await
-    } else {
-        engine.node.begin_confirmation(account, password, device_name).await
-    };
+    setup_reply(engine.node.setup(account, password, device_name, new_network).await)
+}
+
+fn setup_reply(outcome: Result<crate::api::EnrollmentView, SetupError>) -> Reply {
     match outcome {
         Ok(view) => Reply::Enrollment(Box::new(view)),
         Err(e @ SetupError::AlreadyConfirmed) => error(ErrorCode::ConfirmFailed, e),

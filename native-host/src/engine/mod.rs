@@ -98,6 +98,9 @@ impl Engine {
         let public = self.secrets.public();
         let id = public.node_id();
         let state = self.node.read(StatusPart::of).await;
+        // Shown only while this device waits to join.
+        let joining = matches!(state.enrollment.as_str(), "awaiting_approval" | "approved");
+        let networks_found = if joining { self.node.networks_found() } else { Vec::new() };
         Status {
             node_id: id.to_string(),
             fingerprint: id.fingerprint(),
@@ -124,6 +127,7 @@ impl Engine {
             chat_unread,
             join_requests: self.node.join_requests().await,
             change_password: state.change_password,
+            networks_found,
         }
     }
 

@@ -377,11 +377,3 @@ pub(super) fn removes_us(newer: &Roster, current: &Roster, me: &NodeId) -> Resul
     }
     Ok(newer.was_removed(me))
 }
-
-/// Whether the mailbox holds a valid roster, i.e. a network to join.
-pub fn finds_network(found: &[Found]) -> bool {
-    found
-        .iter()
-        .filter(|f| f.kind == Kind::Roster)
-        .any(|f| Roster::decode(&f.payload).is_ok_and(|r| r.verify().is_ok()))
-}

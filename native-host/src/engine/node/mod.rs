@@ -19,6 +19,7 @@
 mod mailroom;
 mod password;
 mod removal;
+mod setup;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +28,6 @@ use std::sync::Arc;
 use mailmesh_core::identity::NodeSecrets;
 use tokio::sync::{broadcast, watch, Mutex, MutexGuard, Notify};
 
-pub use self::mailroom::finds_network;
 use super::drive_net::DriveNet;
 use super::standing::Standing;
 use crate::api::{Account, EnrollmentView, Event, Secret};
@@ -67,6 +67,8 @@ pub struct NodeService {
     drive: Arc<DriveNet>,
     /// Signalled when the mail account was saved or changed.
     account_changed: Notify,
+    /// The networks setup found in the mailbox (shown while joining).
+    networks_found: std::sync::Mutex<Vec<crate::api::NetworkFound>>,
 }
 
 impl NodeService {
@@ -92,6 +94,7 @@ impl NodeService {
             mail,
             drive,
             account_changed: Notify::new(),
+            networks_found: Default::default(),
         }
     }
 
@@ -132,7 +135,16 @@ impl NodeService {
             state: state.enrollment.state().to_string(),
             email: state.account.as_ref().map(|(a, _)| a.email.clone()),
             network_id: state.enrollment.network().map(|n| n.roster.network_id()),
+            networks_found: match state.enrollment {
+                Enrollment::Joining(_) => self.networks_found(),
+                _ => Vec::new(),
+            },
         }
+    }
+
+    /// While joining, the networks setup found in the mailbox.
+    pub fn networks_found(&self) -> Vec<crate::api::NetworkFound> {
+        crate::sync::lock(&self.networks_found).clone()
     }
 
     /// The saved account's mail, or why there is none.
@@ -214,6 +226,8 @@ impl NodeService {
             let mut state = self.lock().await;
             crate::account::save(&self.home, &account, &password).map_err(|e| SetupError::Disk(e.to_string()))?;
             save_pending(&self.home, &pending).map_err(|e| SetupError::Disk(e.to_string()))?;
+            // A join asked for before the owner chose a new network instead.
+            crate::joining::remove_joining(&self.home);
             state.account = Some((account, password));
             state.enrollment = Enrollment::Pending(pending);
             self.publish(&state);

@@ -140,18 +140,19 @@ async fn a_first_node_is_confirmed_by_mail_and_a_second_joins_by_mail_alone() {
     let (account, password) = account();
 
     // The laptop: account saved, confirmation mailed, code typed.
-    let view = laptop.service.begin_confirmation(account.clone(), password.clone(), Some("laptop".into())).await;
-    assert_eq!(view.unwrap().state, "awaiting_confirmation");
+    let view = laptop.service.setup(account.clone(), password.clone(), Some("laptop".into()), false).await;
+    assert_eq!(view.unwrap().state, "awaiting_confirmation", "no network in the mailbox yet");
     assert!(laptop.service.confirm_code("AAAA-AAAA").await.is_err(), "a wrong code is refused");
     let code = mailbox.code_in("Confirm mailmesh on laptop");
     let view = laptop.service.confirm_code(&code).await.unwrap();
     assert_eq!(view.state, "enrolled");
     let network_key = laptop.key_id().expect("in a network");
-    assert!(super::finds_network(&crate::sync::lock(&mailbox.0).mailmesh_mails(0).0), "the roster is mailed");
-
-    // The phone finds the network and asks to join.
-    let view = phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
+    // The phone finds the network (the roster the laptop mailed) and asks to join.
+    let view = phone.service.setup(account, password, Some("phone".into()), false).await.unwrap();
     assert_eq!(view.state, "awaiting_approval");
+    let found: Vec<_> =
+        view.networks_found.iter().flat_map(|n| n.members.iter().map(|m| m.device_name.as_str())).collect();
+    assert_eq!(found, vec!["laptop"], "the network found is shown with its members");
     laptop.read_mail(&mailbox).await; // the join request: it waits for the owner
     let waiting = laptop.service.join_requests().await;
     assert_eq!((waiting.len(), waiting[0].device_name.as_str()), (1, "phone"));
@@ -399,4 +400,36 @@ async fn forged_join_requests_send_no_mail_and_wait_in_a_bounded_list() {
     let waiting = laptop.service.join_requests().await;
     assert_eq!(waiting.len(), crate::joining::MAX_PENDING_JOINS);
     assert!(waiting.iter().all(|w| !w.device_name.contains(['\r', '\n'])), "no newline reaches a name shown or mailed");
+}
+
+#[tokio::test]
+async fn a_foreign_roster_in_the_mailbox_is_shown_and_the_owner_can_make_their_own_network() {
+    let mailbox = SharedMailbox::default();
+    // Someone mails the owner a valid roster of a network of their own.
+    let stranger = NodeSecrets::from_seeds([66; 32], [66; 32]);
+    let roster = mailmesh_core::roster::Roster::genesis(&stranger, "definitely yours", 1).unwrap();
+    let (account, password) = account();
+    let forged =
+        crate::mailbox::build(&account, crate::mailbox::Kind::Roster, "mailmesh roster", "x".into(), roster.encode());
+    crate::sync::lock(&mailbox.0).append("INBOX", forged.unwrap().formatted());
+
+    let laptop = node(&mailbox, 1);
+    let view = laptop.service.setup(account.clone(), password.clone(), Some("laptop".into()), false).await.unwrap();
+    assert_eq!(view.state, "awaiting_approval", "without a choice, setup asks to join what it found");
+    assert_eq!(view.networks_found.len(), 1);
+    assert_eq!(view.networks_found[0].members[0].device_name, "definitely yours");
+    assert_eq!(view.networks_found[0].members[0].fingerprint, stranger.node_id().fingerprint());
+
+    // Not the owner's: a new network instead, confirmed by mail as a first device is.
+    let view = laptop.service.start_new_network().await.unwrap();
+    assert_eq!(view.state, "awaiting_confirmation");
+    assert!(view.networks_found.is_empty());
+    let view = laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
+    assert_eq!(view.state, "enrolled");
+    assert_ne!(view.network_id, Some(roster.network_id()));
+
+    // And from the start: `init --new-network` never asks to join.
+    let desktop = node(&mailbox, 2);
+    let view = desktop.service.setup(account, password, Some("desktop".into()), true).await.unwrap();
+    assert_eq!(view.state, "awaiting_confirmation");
 }
