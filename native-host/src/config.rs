@@ -35,6 +35,14 @@ pub struct Config {
     /// owner is asked to change it (the removed device knew it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub change_password: bool,
+    /// When the owner last gave the mail password on one of their devices
+    /// after a removal (0: never); the newest is handed to the others.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub password_set_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_folders() -> Vec<String> {
@@ -92,6 +100,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 link_port: None,
                 mail_folders: default_folders(),
                 change_password: false,
+                password_set_ms: 0,
             };
             write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
@@ -117,7 +126,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false, password_set_ms: 0 };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

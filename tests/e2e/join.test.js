@@ -177,9 +177,12 @@ test('a second and a third node join; the third while every member is off; all r
   await assert.rejects(thief.mm('confirm', CODE.exec(unfoldQuotedPrintable(approvals[0]))[1]), /does not match|no approval/);
   assert.equal((await thief.status()).enrollment, 'awaiting_approval');
 
-  // The owner gives the new mail password; it is tried, then stored.
+  // The owner gives the new mail password on one; it is tried, stored, and
+  // handed to two over their link.
+  assert.equal((await two.status()).change_password, true, 'two asks for it too');
   await one.mm('account', 'password', '--password-file', path.join(path.dirname(one.home), 'pw'));
   assert.doesNotMatch(await one.mm('nodes', 'list'), /change the password/);
+  await waitFor('two to take the password from one', async () => !(await two.status()).change_password, { timeoutMs: 30_000 });
 
   // mailmesh never changed the mailbox: no message was flagged or deleted.
   const flags = await inboxFlags(mail.imapPort, owner, PASSWORD);

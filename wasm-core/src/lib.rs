@@ -34,6 +34,7 @@ pub mod drive;
 pub mod identity;
 pub mod join;
 pub mod names;
+pub mod password;
 pub mod peer;
 pub mod people;
 pub mod roster;

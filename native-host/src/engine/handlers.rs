@@ -45,7 +45,10 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Err(e) => error(ErrorCode::ConfirmFailed, e),
         },
         Request::AccountPassword { password } => match engine.node.change_password(password).await {
-            Ok(()) => Reply::Status(Box::new(engine.status().await)),
+            Ok(()) => {
+                engine.share_password(None).await;
+                Reply::Status(Box::new(engine.status().await))
+            }
             Err(e) => error(ErrorCode::MailFailed, e),
         },
         Request::FilesAdd { path } => {

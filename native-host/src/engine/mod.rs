@@ -131,6 +131,20 @@ impl Engine {
         }
     }
 
+    /// Hands the mail password the owner last gave (after a removal) to
+    /// the online members, or to `only`: each keeps the newest that works.
+    pub async fn share_password(&self, only: Option<mailmesh_core::identity::NodeId>) {
+        let Some(payload) = self.node.password_update().await else { return };
+        let members = only.map_or_else(|| self.mesh.online_members(), |m| vec![m]);
+        for member in members {
+            let frame = mailmesh_core::peer::frame::Frame::Data {
+                topic: routes::PASSWORD_TOPIC.into(),
+                payload: payload.clone(),
+            };
+            let _ = self.mesh.send_to(&member, frame).await;
+        }
+    }
+
     /// The network key, if this node is in a network.
     pub fn network_key(&self) -> Option<mailmesh_core::drive::NetworkKey> {
         self.standing.borrow().network.as_ref().map(|m| m.key.clone())
@@ -394,6 +408,7 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
                 tokio::spawn(async move {
                     engine.chat.on_member_up(peer).await;
                     engine.share_pins(Some(peer)).await;
+                    engine.share_password(Some(peer)).await;
                     engine.drive_net.on_member_up(peer).await;
                 });
             }

@@ -8,6 +8,7 @@
 //! | `chat.` | anyone | 64 | dropped (messages and receipts are sent again until answered) |
 //! | `call.` | other people | 32 | dropped (signaling is repeated by the page) |
 //! | `people.` | anyone | 8 | dropped (a challenge is asked again) |
+//! | `node.` | members | 4 | dropped (the password is handed again at every link-up) |
 //!
 //! Every frame but `send.` runs in a task of its own; the frame's slot in
 //! its route lives in that task, so the quotas bound the tasks too.
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc::Receiver;
 
 use super::Engine;
+/// Where members hand each other the mail password the owner gave.
+pub const PASSWORD_TOPIC: &str = "node.password";
 use crate::mesh::inbound::{Admit, Inbound, Overflow, RouteSpec};
 use crate::mesh::Mesh;
 
@@ -28,6 +31,7 @@ pub const CHAT: RouteSpec = RouteSpec { prefix: "chat.", admit: Admit::Anyone, o
 pub const CALL: RouteSpec = RouteSpec { prefix: "call.", admit: Admit::Others, overflow: Overflow::Drop, per_peer: 32 };
 pub const PEOPLE: RouteSpec =
     RouteSpec { prefix: "people.", admit: Admit::Anyone, overflow: Overflow::Drop, per_peer: 8 };
+pub const NODE: RouteSpec = RouteSpec { prefix: "node.", admit: Admit::Members, overflow: Overflow::Drop, per_peer: 4 };
 
 /// The receivers of every route, registered before any link comes up.
 pub struct Routes {
@@ -36,6 +40,7 @@ pub struct Routes {
     pub chat: Receiver<Inbound>,
     pub call: Receiver<Inbound>,
     pub people: Receiver<Inbound>,
+    pub node: Receiver<Inbound>,
 }
 
 pub fn register(mesh: &Mesh) -> Routes {
@@ -45,6 +50,7 @@ pub fn register(mesh: &Mesh) -> Routes {
         chat: mesh.route(CHAT),
         call: mesh.route(CALL),
         people: mesh.route(PEOPLE),
+        node: mesh.route(NODE),
     }
 }
 
@@ -52,7 +58,7 @@ pub fn register(mesh: &Mesh) -> Routes {
 /// `send.` goes to `DirectSend::run`, which takes them in order (and runs
 /// the transfers' timers).
 pub async fn serve(engine: Arc<Engine>, routes: Routes) {
-    let Routes { drive, send, chat, call, people } = routes;
+    let Routes { drive, send, chat, call, people, node } = routes;
     tokio::join!(
         engine.sends.clone().run(send),
         each_in_a_task(&engine, drive, |engine, mut frame| async move {
@@ -67,6 +73,13 @@ pub async fn serve(engine: Arc<Engine>, routes: Routes) {
         }),
         each_in_a_task(&engine, people, |engine, frame| async move {
             engine.on_people_message(frame.from, &frame.topic, &frame.payload).await;
+        }),
+        each_in_a_task(&engine, node, |engine, frame| async move {
+            if frame.topic == PASSWORD_TOPIC {
+                if let Err(e) = engine.node.on_password_update(&frame.payload).await {
+                    tracing::info!(from = %frame.from, "did not take a new mail password: {e}");
+                }
+            }
         }),
     );
 }

@@ -1,12 +1,14 @@
 //! Everything mailmesh reads from the owner's mailbox, where anyone can
 //! mail: join requests, approvals, proofs, welcomes, rekeys and rosters
-//! (verified too, as the engine does), and the key-rotation file the engine
-//! writes itself. Decoding any bytes gives a message or an error, never a
-//! panic; a rotation re-encodes to the same bytes.
+//! (verified too, as the engine does); and what the owner's own devices
+//! write or hand each other: the key-rotation file and password updates.
+//! Decoding any bytes gives a message or an error, never a panic; a
+//! rotation and a password update re-encode to the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailmesh_core::join::{Approval, JoinProof, JoinRequest, Rekey, Welcome};
+use mailmesh_core::password::PasswordUpdate;
 use mailmesh_core::roster::Roster;
 use mailmesh_core::rotation::KeyRotation;
 
@@ -22,5 +24,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(rotation) = KeyRotation::decode(data) {
         assert_eq!(rotation.encode(), data);
+    }
+    if let Ok(update) = PasswordUpdate::decode(data) {
+        assert_eq!(update.encode(), data);
     }
 });

@@ -433,3 +433,36 @@ async fn a_foreign_roster_in_the_mailbox_is_shown_and_the_owner_can_make_their_o
     let view = desktop.service.setup(account, password, Some("desktop".into()), true).await.unwrap();
     assert_eq!(view.state, "awaiting_confirmation");
 }
+
+#[tokio::test]
+async fn the_password_given_on_one_device_reaches_the_others_newest_first() {
+    let mailbox = SharedMailbox::default();
+    let (mut laptop, phone) = laptop_and_phone(&mailbox, 0).await;
+    let mut tablet = node(&mailbox, 3);
+    let (account, password) = account();
+    tablet.service.join_found_network(account, password, Some("tablet".into())).await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    laptop.approve(&tablet).await;
+    tablet.read_mail(&mailbox).await;
+    tablet.service.confirm_code(&mailbox.code_in("Approve tablet for mailmesh")).await.unwrap();
+    laptop.read_mail(&mailbox).await;
+    tablet.read_mail(&mailbox).await;
+
+    laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
+    laptop.service.confirm_code(&mailbox.code_in("Remove phone from mailmesh?")).await.unwrap();
+    tablet.read_mail(&mailbox).await;
+    let advised = |node: &Node| node.service.state.try_lock().map(|s| s.config.change_password).unwrap_or(false);
+    assert!(advised(&tablet), "every remaining device asks for a new password");
+    assert_eq!(laptop.service.password_update().await, None, "nothing to hand on before the owner gives one");
+
+    laptop.service.change_password(Secret::new("changed once".into())).await.unwrap();
+    let first = laptop.service.password_update().await.expect("the new password to hand on");
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    laptop.service.change_password(Secret::new("changed twice".into())).await.unwrap();
+    let second = laptop.service.password_update().await.unwrap();
+    // Over the member link, in either order: the newest stays.
+    tablet.service.on_password_update(&second).await.unwrap();
+    tablet.service.on_password_update(&first).await.unwrap();
+    assert_eq!(tablet.service.account().await.map(|(_, p)| p.expose().to_string()), Some("changed twice".into()));
+    assert!(!advised(&tablet));
+}
