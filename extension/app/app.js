@@ -1,7 +1,7 @@
 // The app page: one tab with every section; the hash picks the section.
 
 import { watchState } from '../shared/host-state.js';
-import { renderJoinRequests, wirePasswordForm } from '../shared/join-requests.js';
+import { mountJoinCard, renderJoinRequests } from '../shared/join-requests.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { showCalls } from './calls.js';
@@ -35,7 +35,7 @@ showChat(document, {
 });
 showCalls(document);
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
-wirePasswordForm(document);
+mountJoinCard(document);
 watchState((state) => {
   renderNodeCard(document, state);
   renderJoinRequests(document, state.status);

@@ -1,7 +1,7 @@
 // The popup: connection state and this node at a glance, plus shortcuts.
 
 import { onEngineChange, watchState } from '../shared/host-state.js';
-import { renderJoinRequests, wirePasswordForm } from '../shared/join-requests.js';
+import { mountJoinCard, renderJoinRequests } from '../shared/join-requests.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
@@ -9,7 +9,7 @@ import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 // Waking the worker also makes it (re)connect if Chrome had stopped it.
 callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
-wirePasswordForm(document);
+mountJoinCard(document);
 watchState((state) => {
   renderNodeCard(document, state);
   renderJoinRequests(document, state.status);

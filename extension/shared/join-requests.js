@@ -42,16 +42,25 @@ async function decide(type, request, result, done) {
   }
 }
 
-/** Wires the new-password form once. @param {Document} doc */
-export function wirePasswordForm(doc) {
-  const form = doc.getElementById('change-password');
+/**
+ * Fills `#join-card` (a heading in the page) with the list of waiting
+ * devices, the new-password form and a status line; once per page.
+ * @param {Document} doc
+ */
+export function mountJoinCard(doc) {
+  const input = element(doc, 'input', { type: 'password', autocomplete: 'new-password', required: true });
+  input.setAttribute('aria-label', 'New mail password');
+  const form = element(doc, 'form', { id: 'change-password', hidden: true },
+    element(doc, 'p', {}, 'A device was removed, and it knew your mail password. Change the password at your mail provider, then give the new one here: your other devices take it from this one.'),
+    input, ' ', element(doc, 'button', { type: 'submit', textContent: 'Save new password' }));
+  const result = element(doc, 'p', { id: 'join-result', className: 'muted' });
+  result.setAttribute('role', 'status');
+  doc.getElementById('join-card').append(element(doc, 'ul', { id: 'join-requests', className: 'members' }), form, result);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const input = form.querySelector('input[type=password]');
-    const result = doc.getElementById('join-result');
     try {
       await callWorker({ type: RuntimeType.ACCOUNT_PASSWORD, password: input.value });
-      result.textContent = 'The new password works and is stored on this device.';
+      result.textContent = 'The new password works and is stored on this device; your other devices take it from here.';
     } catch (e) {
       result.textContent = e.message;
     } finally {

@@ -12,13 +12,10 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { blake3 } from '@noble/hashes/blake3.js';
-import { MailServer } from '../harness/mail-server.js';
 import { inboxFlags, sendMail } from '../harness/mail-client.js';
 import { LanMesh } from '../harness/lan-mesh.js';
-import { MeshNode } from '../harness/node.js';
-import { OwnerNetwork } from '../harness/owner.js';
-import { processesUsing } from '../harness/processes.js';
-import { tempDir, waitFor } from '../harness/util.js';
+import { foundedNode } from '../harness/owner.js';
+import { waitFor } from '../harness/util.js';
 
 const hex = (bytes) => Buffer.from(bytes).toString('hex');
 const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
@@ -86,20 +83,7 @@ function richMail(to, files) {
 }
 
 test('mail attachments are imported once, come back intact, and the mailbox is untouched', async (t) => {
-  const dir = await tempDir('mailmesh-drive-');
-  await fs.chmod(dir, 0o755);
-  const mail = await MailServer.start(path.join(dir, 'mail'));
-  const node = MeshNode.prepare({ name: 'laptop', dir: path.join(dir, 'laptop') });
-  t.after(async () => {
-    await node.stop();
-    await mail.destroy();
-    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-  const password = crypto.randomBytes(9).toString('base64url');
-  const owner = await mail.addUser('owner', password);
-  const network = await OwnerNetwork.create(mail, owner, password, dir);
-  await network.found(node);
+  const { dir, mail, node, owner, password } = await foundedNode(t, 'mailmesh-drive-');
   const files = async () => JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout);
 
   const sent = {

@@ -7,13 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { MailServer } from '../harness/mail-server.js';
 import { mailmeshMessage, sendMail } from '../harness/mail-client.js';
-import { MeshNode } from '../harness/node.js';
-import { OwnerNetwork } from '../harness/owner.js';
-import { processesUsing } from '../harness/processes.js';
-import { tempDir, waitFor } from '../harness/util.js';
+import { foundedNode } from '../harness/owner.js';
+import { waitFor } from '../harness/util.js';
 
 /** A mail from someone with one attachment named `name`. */
 function withAttachment(to, name) {
@@ -31,20 +27,7 @@ async function peakMb(pid) {
 }
 
 test('twenty forged 5 MB mailmesh mails cost the engine no memory at its next start', async (t) => {
-  const dir = await tempDir('mailmesh-hostile-mail-');
-  await fs.chmod(dir, 0o755);
-  const mail = await MailServer.start(path.join(dir, 'mail'));
-  const node = MeshNode.prepare({ name: 'laptop', dir: path.join(dir, 'laptop') });
-  t.after(async () => {
-    await node.stop();
-    await mail.destroy();
-    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-  const password = crypto.randomBytes(9).toString('base64url');
-  const owner = await mail.addUser('owner', password);
-  const network = await OwnerNetwork.create(mail, owner, password, dir);
-  await network.found(node);
+  const { mail, node, owner } = await foundedNode(t, 'mailmesh-hostile-mail-');
   const names = async () => JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout).map((f) => f.name);
 
   /** Restarts the engine and waits for its first mailbox pass to end (the

@@ -3,10 +3,15 @@
 // mail, later ones join and are approved with the code from the approval
 // mail, exactly as a person would do it.
 
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fetchInbox, unfoldQuotedPrintable } from './mail-client.js';
-import { waitFor } from './util.js';
+import { MailServer } from './mail-server.js';
+import { MeshNode } from './node.js';
+import { processesUsing } from './processes.js';
+import { tempDir, waitFor } from './util.js';
 
 const CODE = /^ {4}([a-z0-9]{4}-[a-z0-9]{4})$/m;
 
@@ -72,4 +77,28 @@ export class OwnerNetwork {
     await node.mailmesh('confirm', code);
     await waitFor(`${node.name} to be welcomed`, async () => (await node.status()).enrolled, { timeoutMs: 30_000 });
   }
+}
+
+/**
+ * A mail server with one owner mailbox and one headless node that founded
+ * the owner's network, everything under a temp directory the test's end
+ * removes (asserting nothing is left running).
+ * @returns {Promise<{dir: string, mail: MailServer, node: MeshNode, owner: string, password: string, network: OwnerNetwork}>}
+ */
+export async function foundedNode(t, prefix) {
+  const dir = await tempDir(prefix);
+  await fs.chmod(dir, 0o755);
+  const mail = await MailServer.start(path.join(dir, 'mail'));
+  const node = MeshNode.prepare({ name: 'laptop', dir: path.join(dir, 'laptop') });
+  t.after(async () => {
+    await node.stop();
+    await mail.destroy();
+    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const password = crypto.randomBytes(9).toString('base64url');
+  const owner = await mail.addUser('owner', password);
+  const network = await OwnerNetwork.create(mail, owner, password, dir);
+  await network.found(node);
+  return { dir, mail, node, owner, password, network };
 }

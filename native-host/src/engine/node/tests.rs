@@ -176,17 +176,7 @@ async fn a_first_node_is_confirmed_by_mail_and_a_second_joins_by_mail_alone() {
 #[tokio::test]
 async fn a_removed_device_gets_no_new_key_and_learns_it_is_out() {
     let mailbox = SharedMailbox::default();
-    let (mut laptop, mut phone) = (node(&mailbox, 1), node(&mailbox, 2));
-    let (account, password) = account();
-    laptop.service.begin_confirmation(account.clone(), password.clone(), Some("laptop".into())).await.unwrap();
-    laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
-    phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    laptop.approve(&phone).await;
-    phone.read_mail(&mailbox).await;
-    phone.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    phone.read_mail(&mailbox).await;
+    let (laptop, mut phone) = laptop_and_phone(&mailbox, 0).await;
     let old_key = laptop.key_id().unwrap();
     assert_eq!(phone.key_id(), Some(old_key.clone()));
 
@@ -207,23 +197,32 @@ async fn a_removed_device_gets_no_new_key_and_learns_it_is_out() {
 /// Sets up a laptop and a phone in one network; the laptop's drive holds
 /// `files` files.
 async fn laptop_and_phone(mailbox: &SharedMailbox, files: usize) -> (Node, Node) {
-    let (mut laptop, mut phone) = (node(mailbox, 1), node(mailbox, 2));
+    let mut laptop = node(mailbox, 1);
     let (account, password) = account();
-    laptop.service.begin_confirmation(account.clone(), password.clone(), Some("laptop".into())).await.unwrap();
+    laptop.service.begin_confirmation(account, password, Some("laptop".into())).await.unwrap();
     laptop.service.confirm_code(&mailbox.code_in("Confirm mailmesh on laptop")).await.unwrap();
-    phone.service.join_found_network(account, password, Some("phone".into())).await.unwrap();
-    laptop.read_mail(mailbox).await;
-    laptop.approve(&phone).await;
-    phone.read_mail(mailbox).await;
-    phone.service.confirm_code(&mailbox.code_in("Approve phone for mailmesh")).await.unwrap();
-    laptop.read_mail(mailbox).await;
-    phone.read_mail(mailbox).await;
+    let phone = join_through(mailbox, &mut laptop, 2, "phone").await;
     let key = laptop.network_key();
     for i in 0..files {
         let bytes = testkit::content(100 + i);
         laptop.service.drive.drive().add_bytes(&key, &format!("file-{i}"), "text/plain", None, &bytes, 1).unwrap();
     }
     (laptop, phone)
+}
+
+/// A device `name` that joins through `member`: it asks by mail, the owner
+/// approves it on the member and types the mailed code on it.
+async fn join_through(mailbox: &SharedMailbox, member: &mut Node, seed: u8, name: &str) -> Node {
+    let mut joiner = node(mailbox, seed);
+    let (account, password) = account();
+    joiner.service.join_found_network(account, password, Some(name.into())).await.unwrap();
+    member.read_mail(mailbox).await;
+    member.approve(&joiner).await;
+    joiner.read_mail(mailbox).await;
+    joiner.service.confirm_code(&mailbox.code_in(&format!("Approve {name} for mailmesh"))).await.unwrap();
+    member.read_mail(mailbox).await;
+    joiner.read_mail(mailbox).await;
+    joiner
 }
 
 impl Node {
@@ -277,15 +276,7 @@ async fn a_rekey_mail_the_server_refused_is_sent_again_until_it_goes() {
     let mailbox = SharedMailbox::default();
     let (mut laptop, phone) = laptop_and_phone(&mailbox, 2).await;
     // A tablet joins too: it is the member that must get the new key.
-    let mut tablet = node(&mailbox, 3);
-    let (account, password) = account();
-    tablet.service.join_found_network(account, password, Some("tablet".into())).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    laptop.approve(&tablet).await;
-    tablet.read_mail(&mailbox).await;
-    tablet.service.confirm_code(&mailbox.code_in("Approve tablet for mailmesh")).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    tablet.read_mail(&mailbox).await;
+    let mut tablet = join_through(&mailbox, &mut laptop, 3, "tablet").await;
     assert_eq!(tablet.key_id(), laptop.key_id());
 
     laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
@@ -438,15 +429,7 @@ async fn a_foreign_roster_in_the_mailbox_is_shown_and_the_owner_can_make_their_o
 async fn the_password_given_on_one_device_reaches_the_others_newest_first() {
     let mailbox = SharedMailbox::default();
     let (mut laptop, phone) = laptop_and_phone(&mailbox, 0).await;
-    let mut tablet = node(&mailbox, 3);
-    let (account, password) = account();
-    tablet.service.join_found_network(account, password, Some("tablet".into())).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    laptop.approve(&tablet).await;
-    tablet.read_mail(&mailbox).await;
-    tablet.service.confirm_code(&mailbox.code_in("Approve tablet for mailmesh")).await.unwrap();
-    laptop.read_mail(&mailbox).await;
-    tablet.read_mail(&mailbox).await;
+    let mut tablet = join_through(&mailbox, &mut laptop, 3, "tablet").await;
 
     laptop.service.request_removal(&phone.service.secrets.node_id().to_string()).await.unwrap();
     laptop.service.confirm_code(&mailbox.code_in("Remove phone from mailmesh?")).await.unwrap();
