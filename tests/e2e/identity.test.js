@@ -190,3 +190,31 @@ test('TLS with a private CA: refused as untrusted without it, accepted with --tl
   await confirmationMail(mail, owner, 'tls-pw', 'tls-node');
   assert.equal(JSON.parse((await node.mm('status', '--json')).stdout).enrollment, 'awaiting_confirmation');
 });
+
+test('a server that cannot check passwords just now is not called a wrong password', async (t) => {
+  const dir = await tempDir('mailmesh-auth-down-');
+  await fs.chmod(dir, 0o755);
+  const mail = await MailServer.start(path.join(dir, 'mail'));
+  t.after(async () => {
+    await mail.destroy();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const owner = await mail.addUser('owner', 'secret-pw');
+  const passwordFile = path.join(dir, 'pw');
+  await fs.writeFile(passwordFile, 'secret-pw\n', { mode: 0o600 });
+  const node = await cliNode(path.join(dir, 'node'));
+  t.after(node.stop);
+
+  // Dovecot's auth service cannot read its user database: it reports a
+  // temporary failure ("[UNAVAILABLE] Temporary authentication failure").
+  const users = path.join(mail.root, 'dovecot/users');
+  await fs.chmod(users, 0);
+  const said = await failure(node.mm(...initArgs(mail, owner, passwordFile, ['--device-name', 'laptop'])));
+  assert.match(said, /could not check the password just now/);
+  assert.doesNotMatch(said, /wrong password/);
+
+  // Back: the same password works.
+  await fs.chmod(users, 0o600);
+  await node.mm(...initArgs(mail, owner, passwordFile, ['--device-name', 'laptop']));
+  assert.equal(JSON.parse((await node.mm('status', '--json')).stdout).enrollment, 'awaiting_confirmation');
+});

@@ -18,8 +18,13 @@ pub enum MailError {
     CertificateNotTrusted { host: String, detail: String },
     #[error("TLS with {host} failed: {detail}")]
     Tls { host: String, detail: String },
-    #[error("the server refused the user name or password (wrong password?)")]
-    WrongPassword,
+    #[error("the server refused the user name or password ({})", advice.unwrap_or("wrong password?"))]
+    WrongPassword {
+        /// What the owner's provider wants instead, when mailmesh knows it.
+        advice: Option<&'static str>,
+    },
+    #[error("{0} could not check the password just now (a temporary failure on the server; the password may well be right); try again in a few minutes")]
+    LoginUnavailable(String),
     #[error("the server does not offer STARTTLS; choose TLS or plain")]
     NoStartTls,
     #[error("the CA file {path} cannot be used: {detail}")]
@@ -39,11 +44,23 @@ impl MailError {
             MailError::Timeout(_) => "timeout",
             MailError::CertificateNotTrusted { .. } => "certificate_not_trusted",
             MailError::Tls { .. } => "tls",
-            MailError::WrongPassword => "wrong_password",
+            MailError::WrongPassword { .. } => "wrong_password",
+            MailError::LoginUnavailable(_) => "login_unavailable",
             MailError::NoStartTls => "no_starttls",
             MailError::BadCaFile { .. } => "bad_ca_file",
             MailError::Rejected(_) => "rejected",
             MailError::Protocol(_) => "protocol",
+        }
+    }
+
+    /// A login the server at `host` refused, saying `server_text`: a
+    /// temporary failure, or the password refused (with the provider's
+    /// words on what it wants instead).
+    pub fn refused_login(account: &crate::api::Account, host: &str, server_text: &str) -> MailError {
+        if super::refusal::is_temporary(server_text) {
+            MailError::LoginUnavailable(host.to_string())
+        } else {
+            MailError::WrongPassword { advice: super::refusal::provider_advice(account) }
         }
     }
 

@@ -69,6 +69,7 @@ pub async fn connect(account: &Account, password: &Secret) -> Result<ImapSession
     match tokio::time::timeout(CONNECT_TIMEOUT, client.login(&account.user, password.expose())).await {
         Err(_) => Err(MailError::Timeout(server.host.clone())),
         Ok(Ok(session)) => Ok(session),
+        Ok(Err((async_imap::error::Error::No(text), _))) => Err(MailError::refused_login(account, &server.host, &text)),
         Ok(Err((e, _))) => Err(classify(&server.host, e)),
     }
 }
@@ -103,7 +104,7 @@ async fn read_line(reader: &mut BufReader<TcpStream>, line: &mut String) -> Resu
 pub fn classify(host: &str, e: async_imap::error::Error) -> MailError {
     use async_imap::error::Error;
     match e {
-        Error::No(_) => MailError::WrongPassword,
+        Error::No(text) => MailError::Protocol(format!("the server refused: {text}")),
         Error::Io(io) => MailError::from_io(host, host, &io),
         Error::ConnectionLost => MailError::Protocol("the server closed the connection".into()),
         other => MailError::Protocol(other.to_string()),

@@ -51,7 +51,9 @@ fn classify(account: &Account, e: lettre::transport::smtp::Error) -> MailError {
     if let Some(code) = e.status() {
         let text = e.to_string();
         return match u16::from(code) {
-            535 | 534 | 530 => MailError::WrongPassword,
+            // 454: "temporary authentication failure".
+            454 => MailError::LoginUnavailable(server.host.clone()),
+            535 | 534 | 530 => MailError::refused_login(account, &server.host, &text),
             _ if e.is_permanent() => MailError::Rejected(text),
             _ => MailError::Protocol(text),
         };
