@@ -211,18 +211,26 @@ pub struct InitArgs {
     /// you do not recognise among those `init` lists).
     #[arg(long)]
     new_network: bool,
+    /// The IMAP server (default: the provider's, for the providers mailmesh
+    /// knows: Gmail, Outlook.com, iCloud, Yahoo, AOL, Fastmail, GMX, WEB.DE,
+    /// Proton Mail Bridge).
     #[arg(long)]
-    imap_host: String,
-    #[arg(long, default_value_t = 993)]
-    imap_port: u16,
-    #[arg(long, value_enum, default_value = "tls")]
-    imap_security: Security,
+    imap_host: Option<String>,
+    /// Default: 993 (or the provider's).
     #[arg(long)]
-    smtp_host: String,
-    #[arg(long, default_value_t = 465)]
-    smtp_port: u16,
-    #[arg(long, value_enum, default_value = "tls")]
-    smtp_security: Security,
+    imap_port: Option<u16>,
+    /// Default: tls (or the provider's).
+    #[arg(long, value_enum)]
+    imap_security: Option<Security>,
+    /// The SMTP server (default: the provider's).
+    #[arg(long)]
+    smtp_host: Option<String>,
+    /// Default: 465 (or the provider's).
+    #[arg(long)]
+    smtp_port: Option<u16>,
+    /// Default: tls (or the provider's).
+    #[arg(long, value_enum)]
+    smtp_security: Option<Security>,
     /// Login name (default: the email address).
     #[arg(long)]
     user: Option<String>,
@@ -501,14 +509,45 @@ fn read_password(file: &std::path::Path) -> anyhow::Result<String> {
     Ok(password.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// A server from the flags, or else the provider's; what is given wins.
+fn server(
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<Security>,
+    known: Option<Server>,
+    default_port: u16,
+) -> Option<Server> {
+    let base = match (host, known) {
+        (Some(host), _) => Server { host, port: default_port, security: Security::Tls },
+        (None, Some(known)) => known,
+        (None, None) => return None,
+    };
+    Some(Server { port: port.unwrap_or(base.port), security: security.unwrap_or(base.security), ..base })
+}
+
 async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
     let password = read_password(&args.password_file)?;
     let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let provider = crate::mail::providers::by_email(&args.email);
+    let imap = server(args.imap_host, args.imap_port, args.imap_security, provider.map(|p| p.imap()), 993);
+    let smtp = server(args.smtp_host, args.smtp_port, args.smtp_security, provider.map(|p| p.smtp()), 465);
+    let (Some(imap), Some(smtp)) = (imap, smtp) else {
+        anyhow::bail!(
+            "mailmesh does not know the mail servers of {}: give --imap-host and --smtp-host (your provider's help pages name them)",
+            args.email.rsplit_once('@').map_or(args.email.as_str(), |(_, d)| d)
+        );
+    };
+    if let Some(provider) = provider {
+        println!(
+            "{}'s servers: IMAP {}:{} ({:?}), SMTP {}:{} ({:?})",
+            provider.name, imap.host, imap.port, imap.security, smtp.host, smtp.port, smtp.security
+        );
+    }
     let account = Account {
         user: args.user.unwrap_or_else(|| args.email.clone()),
         email: args.email,
-        imap: Server { host: args.imap_host, port: args.imap_port, security: args.imap_security },
-        smtp: Server { host: args.smtp_host, port: args.smtp_port, security: args.smtp_security },
+        imap,
+        smtp,
         tls_ca,
         accept_invalid_certs: args.accept_invalid_certs,
     };
@@ -570,4 +609,21 @@ async fn doctor(home: &NodeHome, user_data_dir: Option<&Path>) -> anyhow::Result
     }
     writeln!(out, "{}", if healthy { "everything looks right" } else { "some checks failed; see the fixes above" })?;
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_come_from_the_flags_else_the_provider() {
+        let gmail = crate::mail::providers::by_email("me@gmail.com").map(|p| p.imap());
+        let from_table = server(None, None, None, gmail.clone(), 993).unwrap();
+        assert_eq!((from_table.host.as_str(), from_table.port), ("imap.gmail.com", 993));
+        let port_given = server(None, Some(1993), None, gmail, 993).unwrap();
+        assert_eq!((port_given.host.as_str(), port_given.port), ("imap.gmail.com", 1993));
+        let own = server(Some("mail.example.org".into()), None, Some(Security::Starttls), None, 993).unwrap();
+        assert_eq!((own.host.as_str(), own.port, own.security), ("mail.example.org", 993, Security::Starttls));
+        assert!(server(None, None, None, None, 993).is_none(), "an unknown provider needs its servers");
+    }
 }

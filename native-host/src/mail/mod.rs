@@ -9,6 +9,7 @@
 pub mod compose;
 pub mod error;
 pub mod imap;
+pub mod providers;
 pub mod refusal;
 pub mod smtp;
 pub mod tls;

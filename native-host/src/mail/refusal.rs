@@ -9,55 +9,10 @@
 
 use crate::api::Account;
 
-/// What a provider wants instead of the account password, by the address's
-/// domain or the server's name.
-struct Provider {
-    domains: &'static [&'static str],
-    hosts: &'static [&'static str],
-    advice: &'static str,
-}
-
-const PROVIDERS: &[Provider] = &[
-    Provider {
-        domains: &["gmail.com", "googlemail.com"],
-        hosts: &["imap.gmail.com", "smtp.gmail.com"],
-        advice: "Gmail needs an app password: turn on 2-Step Verification, then create one at \
-                 https://myaccount.google.com/apppasswords and use it here",
-    },
-    Provider {
-        domains: &["outlook.com", "hotmail.com", "live.com", "msn.com"],
-        hosts: &["outlook.office365.com", "smtp-mail.outlook.com", "smtp.office365.com"],
-        advice: "Outlook.com and Microsoft 365 need Sign in with Microsoft (OAuth 2) and refuse passwords \
-                 from other mail programs since September 2024; mailmesh cannot sign in there yet",
-    },
-    Provider {
-        domains: &["icloud.com", "me.com", "mac.com"],
-        hosts: &["imap.mail.me.com", "smtp.mail.me.com"],
-        advice: "iCloud Mail needs an app-specific password: create one at https://account.apple.com \
-                 (Sign-In and Security, App-Specific Passwords) and use it here",
-    },
-    Provider {
-        domains: &["yahoo.com", "ymail.com", "aol.com"],
-        hosts: &["imap.mail.yahoo.com", "smtp.mail.yahoo.com", "imap.aol.com", "smtp.aol.com"],
-        advice: "Yahoo and AOL need an app password: create one under Account Security, \
-                 Generate app password, and use it here",
-    },
-    Provider {
-        domains: &["fastmail.com", "fastmail.fm"],
-        hosts: &["imap.fastmail.com", "smtp.fastmail.com"],
-        advice: "Fastmail needs an app password: create one under Settings, Privacy & Security, \
-                 Manage app passwords, and use it here",
-    },
-];
-
-/// The provider's advice for this account, if mailmesh knows its provider.
+/// The provider's advice for this account, if mailmesh knows its provider
+/// (by the address's domain or the server's name).
 pub fn provider_advice(account: &Account) -> Option<&'static str> {
-    let domain = account.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-    let hosts = [account.imap.host.to_ascii_lowercase(), account.smtp.host.to_ascii_lowercase()];
-    PROVIDERS
-        .iter()
-        .find(|p| p.domains.contains(&domain.as_str()) || hosts.iter().any(|h| p.hosts.contains(&h.as_str())))
-        .map(|p| p.advice)
+    super::providers::of(account).and_then(|p| p.advice)
 }
 
 /// Whether the server's words say it could not check the password just
