@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::views::{
     AccountChecks, ConversationDetail, ConversationView, EnrollmentView, FileView, MessageView, PersonView, RoomView,
-    Status, TransferView,
+    ServersFound, Status, TransferView,
 };
 
 /// Stable, machine-readable error kinds; the message says it in words.
@@ -42,6 +42,7 @@ pub enum Reply {
     Pong,
     Stopping,
     AccountTest(Box<AccountChecks>),
+    ServersFound(Box<ServersFound>),
     Enrollment(Box<EnrollmentView>),
     /// A removal was asked for; the owner must confirm it from the mail.
     RemovalRequested {

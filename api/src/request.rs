@@ -30,6 +30,10 @@ pub enum Request {
     /// Makes sure an engine runs. The bridge answers it itself when no
     /// engine is up (by starting one); a running engine answers "up".
     StartEngine,
+    /// The servers mailmesh knows for an address (onboarding fills them in).
+    AccountDiscover {
+        email: String,
+    },
     /// Tries IMAP and SMTP logins with these settings; saves nothing.
     AccountTest {
         account: AccountInput,

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::account::Server;
+
 /// A file as clients see it (`mailmesh files list --json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileView {
@@ -187,6 +189,17 @@ pub struct Check {
 pub struct AccountChecks {
     pub imap: Check,
     pub smtp: Check,
+}
+
+/// The servers mailmesh knows for an address, to fill in for the owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServersFound {
+    /// The provider's name ("Gmail"); None when mailmesh does not know it.
+    pub provider: Option<String>,
+    pub imap: Option<Server>,
+    pub smtp: Option<Server>,
+    /// What the provider wants instead of the account password.
+    pub advice: Option<String>,
 }
 
 /// Where this node stands in joining the owner's network.

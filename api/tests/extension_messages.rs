@@ -41,6 +41,7 @@ fn every_request() -> Vec<Request> {
         Request::Ping,
         Request::Stop,
         Request::StartEngine,
+        Request::AccountDiscover { email: s() },
         Request::AccountTest { account: input.clone() },
         Request::AccountSave { account: input, device_name: None, new_network: false },
         Request::NetworkNew,
@@ -83,6 +84,7 @@ fn every_request() -> Vec<Request> {
             | Request::Ping
             | Request::Stop
             | Request::StartEngine
+            | Request::AccountDiscover { .. }
             | Request::AccountTest { .. }
             | Request::AccountSave { .. }
             | Request::NetworkNew
@@ -182,6 +184,12 @@ fn every_reply() -> Vec<Reply> {
         Reply::Pong,
         Reply::Stopping,
         Reply::AccountTest(Box::new(AccountChecks { imap: check(), smtp: check() })),
+        Reply::ServersFound(Box::new(mailmesh_api::ServersFound {
+            provider: None,
+            imap: None,
+            smtp: None,
+            advice: None,
+        })),
         Reply::Enrollment(Box::new(EnrollmentView {
             state: s(),
             email: None,
@@ -220,6 +228,7 @@ fn every_reply() -> Vec<Reply> {
             | Reply::Pong
             | Reply::Stopping
             | Reply::AccountTest(_)
+            | Reply::ServersFound(_)
             | Reply::Enrollment(_)
             | Reply::RemovalRequested { .. }
             | Reply::SocketToken { .. }

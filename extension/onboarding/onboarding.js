@@ -54,6 +54,36 @@ async function busy(button, work) {
   }
 }
 
+/** Server fields the owner typed into: never overwritten. */
+const edited = new Set();
+for (const name of ['imap_host', 'imap_port', 'imap_security', 'smtp_host', 'smtp_port', 'smtp_security']) {
+  form.elements[name].addEventListener('input', () => edited.add(name));
+}
+
+/** Fills in the servers mailmesh knows for the address (still editable). */
+async function findServers() {
+  const email = String(form.elements.email.value).trim();
+  if (!email.includes('@')) return;
+  try {
+    const found = await callWorker({ type: RuntimeType.ACCOUNT_DISCOVER, email });
+    if (!found.provider) {
+      $('provider-note').textContent = 'Give your mail servers below (your provider\'s help pages name them).';
+      return;
+    }
+    for (const kind of ['imap', 'smtp']) {
+      const server = found[kind];
+      const fields = { host: server.host, port: String(server.port), security: server.security };
+      for (const [field, value] of Object.entries(fields)) {
+        if (!edited.has(`${kind}_${field}`)) form.elements[`${kind}_${field}`].value = value;
+      }
+    }
+    $('provider-note').textContent = `${found.provider}: its servers are filled in below.${found.advice ? ` ${found.advice}.` : ''}`;
+  } catch (e) {
+    $('provider-note').textContent = e.message;
+  }
+}
+form.elements.email.addEventListener('change', findServers);
+
 $('test-connection').addEventListener('click', () => busy($('test-connection'), async () => {
   if (!form.reportValidity()) return;
   $('account-result').textContent = 'Testing…';

@@ -221,3 +221,20 @@ test('a server that cannot check passwords just now is not called a wrong passwo
   await node.mm(...initArgs(mail, owner, passwordFile, ['--device-name', 'laptop']));
   assert.equal(JSON.parse((await node.mm('status', '--json')).stdout).enrollment, 'awaiting_confirmation');
 });
+
+test('onboarding fills in the servers of a provider mailmesh knows, and says what it wants', async (t) => {
+  const cluster = await Cluster.up({ nodes: 1 });
+  t.after(async () => assert.deepEqual(await cluster.down(), []));
+  const page = await cluster.nodes[0].openPage('onboarding/onboarding.html');
+  await waitFor('the host connection', async () => (await page.locator('#conn-state').textContent()) === 'connected');
+  await page.fill('input[name=smtp_port]', '2525'); // typed by the owner: kept
+  await page.fill('input[name=email]', 'someone@gmail.com');
+  await page.press('input[name=email]', 'Tab');
+  await waitFor('the servers filled in', async () => (await page.inputValue('input[name=imap_host]')) === 'imap.gmail.com',
+    { timeoutMs: 30_000, everyMs: 250 });
+  assert.equal(await page.inputValue('input[name=imap_port]'), '993');
+  assert.equal(await page.inputValue('select[name=imap_security]'), 'tls');
+  assert.equal(await page.inputValue('input[name=smtp_host]'), 'smtp.gmail.com');
+  assert.equal(await page.inputValue('input[name=smtp_port]'), '2525', 'what the owner typed stays');
+  assert.match(await page.locator('#provider-note').textContent(), /Gmail needs an app password/);
+});

@@ -36,6 +36,8 @@ export const request = {
   stop: () => ({ type: 'stop' }),
   /** @returns {AccountTestRequest} */
   accountTest: (account) => ({ type: 'account_test', account }),
+  /** @returns {{type: 'account_discover', email: string}} the servers mailmesh knows for it */
+  accountDiscover: (email) => ({ type: 'account_discover', email }),
   /** @returns {AccountSaveRequest} */
   accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
   /** @returns {ConfirmCodeRequest} */
@@ -114,6 +116,8 @@ export const request = {
  * @typedef {{type: 'engine_state', state: 'up' | 'down', message: string}} EngineStateEvent
  * @typedef {{ok: boolean, code?: string, message: string}} Check
  * @typedef {{type: 'account_test', imap: Check, smtp: Check}} AccountTestReply
+ * @typedef {{type: 'servers_found', provider: string | null, imap: object | null, smtp: object | null,
+ *   advice: string | null}} ServersFoundReply
  * @typedef {{type: 'enrollment', state: 'none' | 'awaiting_confirmation' | 'enrolled',
  *   email: string | null, network_id: string | null}} EnrollmentReply
  * @typedef {{type: 'status_changed'}} StatusChangedEvent
@@ -140,6 +144,7 @@ export const reply = {
   ERROR: 'error',
   ENGINE_STATE: 'engine_state',
   ACCOUNT_TEST: 'account_test',
+  SERVERS_FOUND: 'servers_found',
   ENROLLMENT: 'enrollment',
   STATUS_CHANGED: 'status_changed',
   PEERS_CHANGED: 'peers_changed',

@@ -6,6 +6,7 @@
  * @typedef {{type: 'start_engine'}} StartEngine
  * @typedef {{type: 'refresh'}} Refresh
  * @typedef {{type: 'offscreen_ready'}} OffscreenReady
+ * @typedef {{type: 'account_discover', email: string}} AccountDiscover
  * @typedef {{type: 'account_test', account: object}} AccountTest
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
@@ -43,6 +44,7 @@ export const RuntimeType = {
   START_ENGINE: 'start_engine',
   REFRESH: 'refresh',
   OFFSCREEN_READY: 'offscreen_ready',
+  ACCOUNT_DISCOVER: 'account_discover',
   ACCOUNT_TEST: 'account_test',
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',

@@ -24,6 +24,15 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             tracing::info!("stop requested over the control socket");
             Reply::Stopping
         }
+        Request::AccountDiscover { email } => {
+            let provider = crate::mail::providers::by_email(&email);
+            Reply::ServersFound(Box::new(crate::api::ServersFound {
+                provider: provider.map(|p| p.name.to_string()),
+                imap: provider.map(|p| p.imap()),
+                smtp: provider.map(|p| p.smtp()),
+                advice: provider.and_then(|p| p.advice).map(str::to_string),
+            }))
+        }
         Request::AccountTest { account } => {
             let (imap, smtp) = test_logins(&account).await;
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))
