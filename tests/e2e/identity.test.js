@@ -10,6 +10,7 @@ import { Cluster } from '../harness/cluster.js';
 import { MailServer } from '../harness/mail-server.js';
 import { fetchInbox, unfoldQuotedPrintable } from '../harness/mail-client.js';
 import { mailmeshBin } from '../harness/paths.js';
+import { processesUsing } from '../harness/processes.js';
 import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
@@ -195,15 +196,17 @@ test('a server that cannot check passwords just now is not called a wrong passwo
   const dir = await tempDir('mailmesh-auth-down-');
   await fs.chmod(dir, 0o755);
   const mail = await MailServer.start(path.join(dir, 'mail'));
-  t.after(async () => {
-    await mail.destroy();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
   const owner = await mail.addUser('owner', 'secret-pw');
   const passwordFile = path.join(dir, 'pw');
   await fs.writeFile(passwordFile, 'secret-pw\n', { mode: 0o600 });
   const node = await cliNode(path.join(dir, 'node'));
-  t.after(node.stop);
+  // One hook, in order: the engine stops while its home still exists.
+  t.after(async () => {
+    await node.stop();
+    await mail.destroy();
+    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
   // An address whose provider mailmesh does not know needs its servers.
   assert.match(await failure(node.mm('init', '--email', owner, '--password-file', passwordFile)),
     /does not know the mail servers of mailmesh\.test: give --imap-host and --smtp-host/);
