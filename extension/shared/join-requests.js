@@ -17,7 +17,14 @@ export function renderJoinRequests(doc, status) {
   const card = doc.getElementById('join-card');
   card.hidden = requests.length === 0 && !status?.change_password;
   const result = doc.getElementById('join-result');
-  doc.getElementById('join-requests').replaceChildren(...requests.map((r) => {
+  doc.getElementById('change-password').hidden = !status?.change_password;
+  // Re-rendered only when the list changes: a click never meets a button
+  // being replaced (the popup re-reads the state every few seconds).
+  const list = doc.getElementById('join-requests');
+  const key = JSON.stringify(requests.map((r) => [r.node_id, r.device_name]));
+  if (list.dataset.key === key) return;
+  list.dataset.key = key;
+  list.replaceChildren(...requests.map((r) => {
     const approve = element(doc, 'button', { className: 'approve', textContent: 'Approve' });
     const decline = element(doc, 'button', { className: 'decline', textContent: 'Decline' });
     approve.addEventListener('click', () => decide(RuntimeType.JOIN_APPROVE, r, result,
@@ -30,7 +37,6 @@ export function renderJoinRequests(doc, status) {
     item.dataset.nodeId = r.node_id;
     return item;
   }));
-  doc.getElementById('change-password').hidden = !status?.change_password;
 }
 
 async function decide(type, request, result, done) {
