@@ -487,17 +487,23 @@ mod tests {
     use super::*;
     use crate::api::{Security, Server};
 
-    #[test]
-    fn a_built_mail_parses_back() {
+    /// An account on a server the tests never reach.
+    fn account(email: &str) -> Account {
         let server = Server { host: "h".into(), port: 1, security: Security::Plain };
-        let account = Account {
-            email: "owner@mailmesh.test".into(),
+        let user = email.split('@').next().unwrap_or(email).into();
+        Account {
+            email: email.into(),
             imap: server.clone(),
             smtp: server,
-            user: "owner".into(),
+            user,
             tls_ca: None,
             accept_invalid_certs: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_built_mail_parses_back() {
+        let account = account("owner@mailmesh.test");
         let mail = build(&account, Kind::Approval, "subject", "hello".into(), vec![0, 1, 2, 255]).unwrap();
         let (kind, payload) = parse(&mail.formatted()).unwrap();
         assert_eq!(kind, Kind::Approval);
@@ -515,15 +521,7 @@ mod tests {
 
     #[tokio::test]
     async fn forged_mailmesh_mails_too_large_for_their_kind_are_never_fetched_and_each_is_handled_alone() {
-        let server = Server { host: "h".into(), port: 1, security: Security::Plain };
-        let account = Account {
-            email: "me@example.org".into(),
-            imap: server.clone(),
-            smtp: server,
-            user: "me".into(),
-            tls_ca: None,
-            accept_invalid_certs: false,
-        };
+        let account = account("me@example.org");
         let mut mailbox = memory::MemoryMailbox::default();
         let real = build(&account, Kind::JoinRequest, "join", "text".into(), vec![7; 300]).unwrap().formatted();
         mailbox.append("INBOX", real.clone());
