@@ -30,9 +30,12 @@ pub enum Request {
     /// Makes sure an engine runs. The bridge answers it itself when no
     /// engine is up (by starting one); a running engine answers "up".
     StartEngine,
-    /// The servers mailmesh knows for an address (onboarding fills them in).
+    /// Finds an address's servers (onboarding fills them in).
     AccountDiscover {
         email: String,
+        /// A CA file the owner trusts, trusted for the autoconfig fetch too.
+        #[serde(default)]
+        tls_ca: Option<std::path::PathBuf>,
     },
     /// Tries IMAP and SMTP logins with these settings; saves nothing.
     AccountTest {

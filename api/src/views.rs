@@ -191,13 +191,21 @@ pub struct AccountChecks {
     pub smtp: Check,
 }
 
-/// The servers mailmesh knows for an address, to fill in for the owner.
+/// The servers found for an address, to fill in for the owner (who can
+/// still edit them). All None when nothing was found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServersFound {
-    /// The provider's name ("Gmail"); None when mailmesh does not know it.
+    /// The provider's name ("Gmail"), when known.
     pub provider: Option<String>,
     pub imap: Option<Server>,
     pub smtp: Option<Server>,
+    /// The login name, when it is not the address.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Where the servers came from, in words ("mailmesh's list of
+    /// providers", "the SRV records of example.org", …).
+    #[serde(default)]
+    pub source: Option<String>,
     /// What the provider wants instead of the account password.
     pub advice: Option<String>,
 }

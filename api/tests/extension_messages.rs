@@ -41,7 +41,7 @@ fn every_request() -> Vec<Request> {
         Request::Ping,
         Request::Stop,
         Request::StartEngine,
-        Request::AccountDiscover { email: s() },
+        Request::AccountDiscover { email: s(), tls_ca: None },
         Request::AccountTest { account: input.clone() },
         Request::AccountSave { account: input, device_name: None, new_network: false },
         Request::NetworkNew,
@@ -188,6 +188,8 @@ fn every_reply() -> Vec<Reply> {
             provider: None,
             imap: None,
             smtp: None,
+            user: None,
+            source: None,
             advice: None,
         })),
         Reply::Enrollment(Box::new(EnrollmentView {

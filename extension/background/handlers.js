@@ -34,7 +34,7 @@ export function makeHandlers(link) {
     [RuntimeType.OFFSCREEN_READY]: async () => ({ ok: true }),
     // The password passes through once, to the engine; it is never stored
     // in the extension nor sent back.
-    [RuntimeType.ACCOUNT_DISCOVER]: (m) => link.request(request.accountDiscover(m.email)),
+    [RuntimeType.ACCOUNT_DISCOVER]: (m) => link.request(request.accountDiscover(m.email, m.tlsCa), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.ACCOUNT_TEST]: (m) => link.request(request.accountTest(m.account), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),

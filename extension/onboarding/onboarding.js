@@ -54,35 +54,48 @@ async function busy(button, work) {
   }
 }
 
-/** Server fields the owner typed into: never overwritten. */
+/** Fields the owner typed into: never overwritten by what is found. */
 const edited = new Set();
-for (const name of ['imap_host', 'imap_port', 'imap_security', 'smtp_host', 'smtp_port', 'smtp_security']) {
+for (const name of ['user', 'imap_host', 'imap_port', 'imap_security', 'smtp_host', 'smtp_port', 'smtp_security']) {
   form.elements[name].addEventListener('input', () => edited.add(name));
 }
 
-/** Fills in the servers mailmesh knows for the address (still editable). */
+function fill(name, value) {
+  if (!edited.has(name)) form.elements[name].value = value;
+}
+
+/**
+ * Finds the address's servers (mailmesh's table, the domain's autoconfig,
+ * SRV and MX records) and fills them in, still editable, saying where they
+ * came from. An answer for an address since changed is dropped.
+ */
 async function findServers() {
   const email = String(form.elements.email.value).trim();
   if (!email.includes('@')) return;
+  $('provider-note').textContent = `Looking for the mail servers of ${email.split('@').pop()}…`;
   try {
-    const found = await callWorker({ type: RuntimeType.ACCOUNT_DISCOVER, email });
-    if (!found.provider) {
-      $('provider-note').textContent = 'Give your mail servers below (your provider\'s help pages name them).';
+    const tlsCa = String(form.elements.tls_ca.value).trim();
+    const found = await callWorker({ type: RuntimeType.ACCOUNT_DISCOVER, email, tlsCa });
+    if (String(form.elements.email.value).trim() !== email) return;
+    if (!found.imap || !found.smtp) {
+      $('provider-note').textContent = 'mailmesh could not find your mail servers: give them below (your provider\'s help pages name them).';
       return;
     }
     for (const kind of ['imap', 'smtp']) {
       const server = found[kind];
-      const fields = { host: server.host, port: String(server.port), security: server.security };
-      for (const [field, value] of Object.entries(fields)) {
-        if (!edited.has(`${kind}_${field}`)) form.elements[`${kind}_${field}`].value = value;
-      }
+      fill(`${kind}_host`, server.host);
+      fill(`${kind}_port`, String(server.port));
+      fill(`${kind}_security`, server.security);
     }
-    $('provider-note').textContent = `${found.provider}: its servers are filled in below.${found.advice ? ` ${found.advice}.` : ''}`;
+    if (found.user) fill('user', found.user);
+    const who = found.provider ? `${found.provider}: its` : 'Your';
+    $('provider-note').textContent = `${who} servers are filled in below, from ${found.source}. Check them.${found.advice ? ` ${found.advice}.` : ''}`;
   } catch (e) {
     $('provider-note').textContent = e.message;
   }
 }
 form.elements.email.addEventListener('change', findServers);
+form.elements.tls_ca.addEventListener('change', findServers);
 
 $('test-connection').addEventListener('click', () => busy($('test-connection'), async () => {
   if (!form.reportValidity()) return;

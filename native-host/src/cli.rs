@@ -528,23 +528,39 @@ fn server(
 async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
     let password = read_password(&args.password_file)?;
     let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
-    let provider = crate::mail::providers::by_email(&args.email);
-    let imap = server(args.imap_host, args.imap_port, args.imap_security, provider.map(|p| p.imap()), 993);
-    let smtp = server(args.smtp_host, args.smtp_port, args.smtp_security, provider.map(|p| p.smtp()), 465);
+    let found = if args.imap_host.is_some() && args.smtp_host.is_some() {
+        None
+    } else {
+        let net = crate::mail::discover::Net::new(tls_ca.as_deref())?;
+        crate::mail::discover::discover(&args.email, &net).await
+    };
+    let imap = server(args.imap_host, args.imap_port, args.imap_security, found.as_ref().map(|f| f.imap.clone()), 993);
+    let smtp = server(args.smtp_host, args.smtp_port, args.smtp_security, found.as_ref().map(|f| f.smtp.clone()), 465);
     let (Some(imap), Some(smtp)) = (imap, smtp) else {
         anyhow::bail!(
-            "mailmesh does not know the mail servers of {}: give --imap-host and --smtp-host (your provider's help pages name them)",
+            "mailmesh could not find the mail servers of {}: give --imap-host and --smtp-host (your provider's help pages name them)",
             args.email.rsplit_once('@').map_or(args.email.as_str(), |(_, d)| d)
         );
     };
-    if let Some(provider) = provider {
+    if let Some(found) = &found {
         println!(
-            "{}'s servers: IMAP {}:{} ({:?}), SMTP {}:{} ({:?})",
-            provider.name, imap.host, imap.port, imap.security, smtp.host, smtp.port, smtp.security
+            "{}servers from {}: IMAP {}:{} ({:?}), SMTP {}:{} ({:?})",
+            found.provider.as_ref().map(|p| format!("{p}'s ")).unwrap_or_default(),
+            found.source,
+            imap.host,
+            imap.port,
+            imap.security,
+            smtp.host,
+            smtp.port,
+            smtp.security
         );
+        if let Some(advice) = &found.advice {
+            println!("{advice}.");
+        }
     }
+    let user = args.user.or_else(|| found.and_then(|f| f.user));
     let account = Account {
-        user: args.user.unwrap_or_else(|| args.email.clone()),
+        user: user.unwrap_or_else(|| args.email.clone()),
         email: args.email,
         imap,
         smtp,

@@ -209,7 +209,7 @@ test('a server that cannot check passwords just now is not called a wrong passwo
   });
   // An address whose provider mailmesh does not know needs its servers.
   assert.match(await failure(node.mm('init', '--email', owner, '--password-file', passwordFile)),
-    /does not know the mail servers of mailmesh\.test: give --imap-host and --smtp-host/);
+    /could not find the mail servers of mailmesh\.test: give --imap-host and --smtp-host/);
 
   // Dovecot's auth service cannot read its user database: it reports a
   // temporary failure ("[UNAVAILABLE] Temporary authentication failure").

@@ -4,6 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const iptables = (ns, ...args) => execFileSync('ip', ['netns', 'exec', ns, 'iptables', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -45,6 +46,17 @@ export class Lan {
     return ['ip', ['netns', 'exec', this.hosts[i].ns, ...argv]];
   }
 
+  /**
+   * Makes every host ask `nameserver` for names: `ip netns exec` mounts
+   * /etc/netns/NS/resolv.conf over /etc/resolv.conf for what it starts.
+   */
+  useDns(nameserver) {
+    for (const host of this.hosts) {
+      mkdirSync(`/etc/netns/${host.ns}`, { recursive: true });
+      writeFileSync(`/etc/netns/${host.ns}/resolv.conf`, `nameserver ${nameserver}\n`);
+    }
+  }
+
   /** Pulls host `i`'s cable out of the bridge. */
   cut(i) {
     ip('link', 'set', this.hosts[i].outer, 'down');
@@ -70,6 +82,7 @@ export class Lan {
   destroy() {
     for (const host of this.hosts ?? []) {
       try { ip('netns', 'del', host.ns); } catch { /* already gone */ }
+      rmSync(`/etc/netns/${host.ns}`, { recursive: true, force: true });
     }
     try { ip('link', 'del', this.bridge); } catch { /* already gone */ }
   }

@@ -18,7 +18,7 @@ const gidOf = (user) => Number(execFileSync('id', ['-g', user]).toString().trim(
 
 /** Services of Postfix's master we need; chroot off, SMTP on our port. */
 function masterCf(smtpPort, smtpsPort) {
-  const smtps = smtpsPort ? `127.0.0.1:${smtpsPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt\n` : '';
+  const smtps = smtpsPort ? `${smtpsPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt\n` : '';
   return `${smtpPort} inet n - n - - smtpd
 ${smtps}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -254,14 +254,17 @@ export class MailServer {
   }
 }
 
-/** A throwaway CA and a certificate it signs for 127.0.0.1 and localhost. */
+/**
+ * A throwaway CA and a certificate it signs for 127.0.0.1, localhost and
+ * every name under the test domain (imap., smtp., autoconfig. …).
+ */
 async function makeCertificates(dir) {
   await fs.mkdir(dir, { recursive: true });
   const f = (name) => path.join(dir, name);
   const openssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
   openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=mailmesh test CA');
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
-  await fs.writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
+  await fs.writeFile(f('ext.cnf'), `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.${MAIL_DOMAIN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
   openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
   // Dovecot and Postfix read the key as root before dropping privileges.
   await fs.chmod(f('server.key'), 0o600);

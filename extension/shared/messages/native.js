@@ -36,8 +36,8 @@ export const request = {
   stop: () => ({ type: 'stop' }),
   /** @returns {AccountTestRequest} */
   accountTest: (account) => ({ type: 'account_test', account }),
-  /** @returns {{type: 'account_discover', email: string}} the servers mailmesh knows for it */
-  accountDiscover: (email) => ({ type: 'account_discover', email }),
+  /** @returns {{type: 'account_discover', email: string, tls_ca: string | null}} finds its servers */
+  accountDiscover: (email, tlsCa) => ({ type: 'account_discover', email, tls_ca: tlsCa || null }),
   /** @returns {AccountSaveRequest} */
   accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
   /** @returns {ConfirmCodeRequest} */
@@ -117,7 +117,7 @@ export const request = {
  * @typedef {{ok: boolean, code?: string, message: string}} Check
  * @typedef {{type: 'account_test', imap: Check, smtp: Check}} AccountTestReply
  * @typedef {{type: 'servers_found', provider: string | null, imap: object | null, smtp: object | null,
- *   advice: string | null}} ServersFoundReply
+ *   user: string | null, source: string | null, advice: string | null}} ServersFoundReply
  * @typedef {{type: 'enrollment', state: 'none' | 'awaiting_confirmation' | 'enrolled',
  *   email: string | null, network_id: string | null}} EnrollmentReply
  * @typedef {{type: 'status_changed'}} StatusChangedEvent

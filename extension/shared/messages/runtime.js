@@ -6,7 +6,7 @@
  * @typedef {{type: 'start_engine'}} StartEngine
  * @typedef {{type: 'refresh'}} Refresh
  * @typedef {{type: 'offscreen_ready'}} OffscreenReady
- * @typedef {{type: 'account_discover', email: string}} AccountDiscover
+ * @typedef {{type: 'account_discover', email: string, tlsCa?: string}} AccountDiscover
  * @typedef {{type: 'account_test', account: object}} AccountTest
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode

@@ -1,7 +1,7 @@
 //! The handler map of the control socket: one arm per request type.
 
 use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
-use crate::mail::{imap, smtp, MailError};
+use crate::mail::{discover, imap, smtp, MailError};
 
 use super::node::SetupError;
 use super::Engine;
@@ -24,15 +24,10 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             tracing::info!("stop requested over the control socket");
             Reply::Stopping
         }
-        Request::AccountDiscover { email } => {
-            let provider = crate::mail::providers::by_email(&email);
-            Reply::ServersFound(Box::new(crate::api::ServersFound {
-                provider: provider.map(|p| p.name.to_string()),
-                imap: provider.map(|p| p.imap()),
-                smtp: provider.map(|p| p.smtp()),
-                advice: provider.and_then(|p| p.advice).map(str::to_string),
-            }))
-        }
+        Request::AccountDiscover { email, tls_ca } => match discover::Net::new(tls_ca.as_deref()) {
+            Ok(net) => Reply::ServersFound(Box::new(discover::view(discover::discover(&email, &net).await))),
+            Err(e) => error(ErrorCode::MailFailed, e),
+        },
         Request::AccountTest { account } => {
             let (imap, smtp) = test_logins(&account).await;
             Reply::AccountTest(Box::new(AccountChecks { imap, smtp }))

@@ -7,6 +7,7 @@
 //! went wrong in words a user understands.
 
 pub mod compose;
+pub mod discover;
 pub mod error;
 pub mod imap;
 pub mod providers;

@@ -15,6 +15,9 @@ pub struct Provider {
     smtp: (&'static str, u16, Security),
     /// Other server names of the provider (a company domain on it).
     other_hosts: &'static [&'static str],
+    /// The domains of its mail exchangers: a company domain whose MX is
+    /// under one of them has its mail there.
+    mx_domains: &'static [&'static str],
     /// What it wants instead of the account password, if anything.
     pub advice: Option<&'static str>,
 }
@@ -38,6 +41,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.gmail.com", 993, Security::Tls),
         smtp: ("smtp.gmail.com", 465, Security::Tls),
         other_hosts: &[],
+        mx_domains: &["google.com", "googlemail.com"],
         advice: Some(
             "Gmail needs an app password: turn on 2-Step Verification, then create one at \
              https://myaccount.google.com/apppasswords and use it here",
@@ -48,10 +52,23 @@ pub const PROVIDERS: &[Provider] = &[
         domains: &["outlook.com", "hotmail.com", "live.com", "msn.com"],
         imap: ("outlook.office365.com", 993, Security::Tls),
         smtp: ("smtp-mail.outlook.com", 587, Security::Starttls),
-        other_hosts: &["smtp.office365.com"],
+        other_hosts: &[],
+        mx_domains: &[],
         advice: Some(
             "Outlook.com and Microsoft 365 need Sign in with Microsoft (OAuth 2) and refuse passwords \
              from other mail programs since September 2024; mailmesh cannot sign in there yet",
+        ),
+    },
+    Provider {
+        name: "Microsoft 365",
+        domains: &[],
+        imap: ("outlook.office365.com", 993, Security::Tls),
+        smtp: ("smtp.office365.com", 587, Security::Starttls),
+        other_hosts: &[],
+        mx_domains: &["mail.protection.outlook.com"],
+        advice: Some(
+            "Microsoft 365 needs Sign in with Microsoft (OAuth 2): it refuses passwords from other mail programs; \
+             mailmesh cannot sign in there yet",
         ),
     },
     Provider {
@@ -60,6 +77,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.mail.me.com", 993, Security::Tls),
         smtp: ("smtp.mail.me.com", 587, Security::Starttls),
         other_hosts: &[],
+        mx_domains: &["mail.icloud.com"],
         advice: Some(
             "iCloud Mail needs an app-specific password: create one at https://account.apple.com \
              (Sign-In and Security, App-Specific Passwords) and use it here",
@@ -71,6 +89,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.mail.yahoo.com", 993, Security::Tls),
         smtp: ("smtp.mail.yahoo.com", 465, Security::Tls),
         other_hosts: &[],
+        mx_domains: &["yahoodns.net"],
         advice: Some(
             "Yahoo needs an app password: create one under Account Security, Generate app password, and use it here",
         ),
@@ -81,6 +100,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.aol.com", 993, Security::Tls),
         smtp: ("smtp.aol.com", 465, Security::Tls),
         other_hosts: &[],
+        mx_domains: &[],
         advice: Some(
             "AOL needs an app password: create one under Account Security, Generate app password, and use it here",
         ),
@@ -91,6 +111,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.fastmail.com", 993, Security::Tls),
         smtp: ("smtp.fastmail.com", 465, Security::Tls),
         other_hosts: &[],
+        mx_domains: &["messagingengine.com"],
         advice: Some(
             "Fastmail needs an app password: create one under Settings, Privacy & Security, \
              Manage app passwords, and use it here",
@@ -102,6 +123,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.gmx.net", 993, Security::Tls),
         smtp: ("mail.gmx.net", 465, Security::Tls),
         other_hosts: &[],
+        mx_domains: &["gmx.net"],
         advice: None,
     },
     Provider {
@@ -110,6 +132,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("imap.web.de", 993, Security::Tls),
         smtp: ("smtp.web.de", 587, Security::Starttls),
         other_hosts: &[],
+        mx_domains: &["web.de"],
         advice: None,
     },
     Provider {
@@ -118,6 +141,7 @@ pub const PROVIDERS: &[Provider] = &[
         imap: ("127.0.0.1", 1143, Security::Starttls),
         smtp: ("127.0.0.1", 1025, Security::Starttls),
         other_hosts: &[],
+        mx_domains: &["protonmail.ch"],
         advice: Some("Proton Mail Bridge shows its own password for mail programs: use that one here"),
     },
 ];
@@ -130,10 +154,22 @@ pub fn by_email(email: &str) -> Option<&'static Provider> {
 
 /// The provider of an account, by its address or its servers.
 pub fn of(account: &Account) -> Option<&'static Provider> {
-    by_email(&account.email).or_else(|| {
-        let hosts = [account.imap.host.to_ascii_lowercase(), account.smtp.host.to_ascii_lowercase()];
-        // Not by 127.0.0.1: a local test server or bridge is not Proton's.
-        PROVIDERS.iter().find(|p| hosts.iter().any(|h| h != "127.0.0.1" && p.serves(h)))
+    by_email(&account.email).or_else(|| of_servers(&account.imap, &account.smtp))
+}
+
+/// The provider whose servers these are.
+pub fn of_servers(imap: &Server, smtp: &Server) -> Option<&'static Provider> {
+    let hosts = [imap.host.to_ascii_lowercase(), smtp.host.to_ascii_lowercase()];
+    // Not by 127.0.0.1: a local test server or bridge is not Proton's.
+    PROVIDERS.iter().find(|p| hosts.iter().any(|h| h != "127.0.0.1" && p.serves(h)))
+}
+
+/// The provider a mail exchanger belongs to (`x.mail.protection.outlook.com`
+/// is Microsoft 365's).
+pub fn by_mx_host(host: &str) -> Option<&'static Provider> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    PROVIDERS.iter().find(|p| {
+        p.mx_domains.iter().any(|d| host.strip_suffix(d).is_some_and(|rest| rest.is_empty() || rest.ends_with('.')))
     })
 }
 
@@ -159,6 +195,9 @@ mod tests {
             assert_eq!(by_email(email).map(|p| p.name), Some(name), "{email}");
         }
         assert!(by_email("a@example.org").is_none());
+        assert_eq!(by_mx_host("contoso-com.mail.protection.outlook.com.").map(|p| p.name), Some("Microsoft 365"));
+        assert_eq!(by_mx_host("ASPMX.L.GOOGLE.COM").map(|p| p.name), Some("Gmail"));
+        assert!(by_mx_host("notgoogle.com").is_none());
         assert!(by_email("not an address").is_none());
     }
 }

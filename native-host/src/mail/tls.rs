@@ -1,5 +1,6 @@
 //! rustls client configuration for the mail servers.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -12,21 +13,35 @@ use crate::api::Account;
 
 /// Trusted roots: the Mozilla set, plus the account's CA file if any.
 pub fn client_config(account: &Account) -> Result<Arc<ClientConfig>, MailError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| MailError::Tls { host: String::new(), detail: e.to_string() })?;
-    let config = if account.accept_invalid_certs {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnything(provider))).with_no_client_auth()
+    if account.accept_invalid_certs {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = builder(provider.clone())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+            .with_no_client_auth();
+        Ok(Arc::new(config))
     } else {
-        builder.with_root_certificates(roots(account)?).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
+        trusting(account.tls_ca.as_deref())
+    }
 }
 
-fn roots(account: &Account) -> Result<RootCertStore, MailError> {
+/// The Mozilla roots plus those of a CA file.
+pub fn trusting(tls_ca: Option<&Path>) -> Result<Arc<ClientConfig>, MailError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(Arc::new(builder(provider)?.with_root_certificates(roots(tls_ca)?).with_no_client_auth()))
+}
+
+fn builder(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, MailError> {
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| MailError::Tls { host: String::new(), detail: e.to_string() })
+}
+
+fn roots(tls_ca: Option<&Path>) -> Result<RootCertStore, MailError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    if let Some(path) = &account.tls_ca {
+    if let Some(path) = tls_ca {
         let bad = |detail: String| MailError::BadCaFile { path: path.display().to_string(), detail };
         let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
             .map_err(|e| bad(e.to_string()))?

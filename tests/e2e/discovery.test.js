@@ -1,0 +1,128 @@
+// Issue 16, end to end: an address alone finds its servers on a test LAN
+// with its own DNS server (A, SRV and MX records) and autoconfig documents
+// over HTTPS and plain HTTP, against a real Postfix + Dovecot with TLS.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Lan } from '../harness/lan.js';
+import { DnsServer } from '../harness/dns-server.js';
+import { AutoconfigServer, autoconfigXml } from '../harness/autoconfig-server.js';
+import { MailServer, MAIL_DOMAIN } from '../harness/mail-server.js';
+import { fetchInbox, unfoldQuotedPrintable } from '../harness/mail-client.js';
+import { Control } from '../harness/control.js';
+import { MeshNode } from '../harness/node.js';
+import { mailmeshBin } from '../harness/paths.js';
+import { processesUsing } from '../harness/processes.js';
+import { runCommand } from '../harness/idle-time.js';
+import { tempDir, waitFor } from '../harness/util.js';
+
+let dir, lan, mail, dns, web, owner;
+const PASSWORD = 'found-pw';
+
+before(async () => {
+  dir = await tempDir('mailmesh-discovery-');
+  await fs.chmod(dir, 0o755);
+  lan = Lan.create(1);
+  mail = await MailServer.start(path.join(dir, 'mail'), { tls: true, host: lan.gateway });
+  owner = await mail.addUser('owner', PASSWORD);
+  const at = (name) => ({ type: 'A', name, data: lan.gateway });
+  const imaps = { host: `imap.${MAIL_DOMAIN}`, port: mail.imapsPort, socketType: 'SSL' };
+  const smtps = { host: `smtp.${MAIL_DOMAIN}`, port: mail.smtpsPort, socketType: 'SSL' };
+  dns = await DnsServer.start(lan.gateway, [
+    at(`autoconfig.${MAIL_DOMAIN}`), at(`imap.${MAIL_DOMAIN}`), at(`smtp.${MAIL_DOMAIN}`),
+    // srv.test: only SRV records (RFC 6186, RFC 8314).
+    { type: 'SRV', name: '_imaps._tcp.srv.test', data: { priority: 0, weight: 1, port: mail.imapsPort, target: `imap.${MAIL_DOMAIN}` } },
+    { type: 'SRV', name: '_submissions._tcp.srv.test', data: { priority: 0, weight: 1, port: mail.smtpsPort, target: `smtp.${MAIL_DOMAIN}` } },
+    // mx.test: its mail exchanger's domain has a document, over plain HTTP only.
+    { type: 'MX', name: 'mx.test', data: { preference: 10, exchange: 'mx1.hoster.test' } },
+    at('autoconfig.hoster.test'),
+  ]);
+  lan.useDns(lan.gateway);
+  web = await AutoconfigServer.start(lan.gateway, mail.tls, {
+    https: { [`autoconfig.${MAIL_DOMAIN}/mail/config-v1.1.xml`]: autoconfigXml({ name: 'Test Mail', imap: imaps, smtp: smtps }) },
+    http: { 'autoconfig.hoster.test/mail/config-v1.1.xml': autoconfigXml({ name: 'Hoster', imap: imaps, smtp: smtps }) },
+  });
+});
+
+after(async () => {
+  await web?.stop();
+  await dns?.stop();
+  await mail?.destroy();
+  lan?.destroy();
+  assert.deepEqual(processesUsing(dir), [], 'nothing left running');
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** A home on the LAN host with an engine started from the CLI there. */
+async function lanNode(t, name) {
+  const home = path.join(dir, name);
+  const mm = (...args) => runCommand(...lan.exec(0, [mailmeshBin(), '--home', home, ...args]));
+  await mm('run', '--detach');
+  t.after(() => mm('stop').catch(() => {}));
+  const control = await Control.connect(home);
+  t.after(() => control.close());
+  return { home, mm, control };
+}
+
+test('init with the address alone finds the servers in the autoconfig document over HTTPS and enrols', async (t) => {
+  const node = await lanNode(t, 'cli');
+  const passwordFile = path.join(dir, 'pw');
+  await fs.writeFile(passwordFile, PASSWORD, { mode: 0o600 });
+  const { stdout } = await node.mm('init', '--email', owner, '--password-file', passwordFile, '--tls-ca', mail.caFile,
+    '--device-name', 'found-node');
+  assert.match(stdout, new RegExp(`Test Mail's servers from the autoconfig document at https://autoconfig\\.${MAIL_DOMAIN}/mail/config-v1\\.1\\.xml: ` +
+    `IMAP imap\\.${MAIL_DOMAIN}:${mail.imapsPort} \\(Tls\\), SMTP smtp\\.${MAIL_DOMAIN}:${mail.smtpsPort} \\(Tls\\)`));
+  // The engine logged in and sent over the servers found: the mail is there.
+  await waitFor('the confirmation mail', async () => (await fetchInbox(mail.imapPort, owner, PASSWORD))
+    .map(unfoldQuotedPrintable).some((m) => m.includes('Subject: Confirm mailmesh on found-node')));
+  const status = JSON.parse((await node.mm('status', '--json')).stdout);
+  assert.equal(status.enrollment, 'awaiting_confirmation');
+});
+
+test('an HTTPS document from a CA not trusted is not believed, and nothing else is guessed', async (t) => {
+  const { control } = await lanNode(t, 'untrusted');
+  const found = await control.request({ type: 'account_discover', email: owner });
+  assert.deepEqual([found.imap, found.smtp, found.source], [null, null, null]);
+  assert.ok(web.requests.includes(`http://autoconfig.${MAIL_DOMAIN}/mail/config-v1.1.xml`), 'plain HTTP was tried after HTTPS');
+});
+
+test('SRV records give the servers, and both logins work with them', async (t) => {
+  const { control } = await lanNode(t, 'srv');
+  const found = await control.request({ type: 'account_discover', email: 'someone@srv.test', tls_ca: mail.caFile });
+  assert.equal(found.source, 'the SRV records of srv.test');
+  assert.deepEqual(found.imap, { host: `imap.${MAIL_DOMAIN}`, port: mail.imapsPort, security: 'tls' });
+  assert.deepEqual(found.smtp, { host: `smtp.${MAIL_DOMAIN}`, port: mail.smtpsPort, security: 'tls' });
+  const checks = await control.request({ type: 'account_test', account: {
+    email: owner, user: owner, imap: found.imap, smtp: found.smtp, tls_ca: mail.caFile, password: PASSWORD,
+  } });
+  assert.deepEqual([checks.imap.ok, checks.smtp.ok], [true, true], JSON.stringify(checks));
+});
+
+test('the mail exchanger leads to its domain\'s document, found over plain HTTP and flagged', async (t) => {
+  const { control } = await lanNode(t, 'mx');
+  const found = await control.request({ type: 'account_discover', email: 'someone@mx.test' });
+  assert.equal(found.provider, 'Hoster');
+  assert.equal(found.imap.host, `imap.${MAIL_DOMAIN}`);
+  assert.match(found.source, /autoconfig\.hoster\.test.*plain HTTP, which anyone on the network can forge/);
+  assert.ok(dns.asked.includes('MX mx.test'), dns.asked.join(', '));
+});
+
+test('onboarding fills in what the address\'s domain publishes, and says where it came from', async (t) => {
+  const node = await MeshNode.start({ name: 'onboard', dir: path.join(dir, 'browser'), lan, host: 0 });
+  t.after(() => node.stop());
+  const page = await node.openPage('onboarding/onboarding.html');
+  await waitFor('the host connection', async () => (await page.locator('#conn-state').textContent()) === 'connected');
+  await page.click('summary:has-text("Self-hosted server")');
+  await page.fill('input[name=tls_ca]', mail.caFile);
+  await page.fill('input[name=email]', owner);
+  await page.press('input[name=email]', 'Tab');
+  await waitFor('the servers filled in', async () => (await page.inputValue('input[name=imap_host]')) === `imap.${MAIL_DOMAIN}`,
+    { timeoutMs: 60_000, everyMs: 250 });
+  assert.equal(await page.inputValue('input[name=imap_port]'), String(mail.imapsPort));
+  assert.equal(await page.inputValue('input[name=smtp_host]'), `smtp.${MAIL_DOMAIN}`);
+  assert.equal(await page.inputValue('select[name=smtp_security]'), 'tls');
+  assert.match(await page.locator('#provider-note').textContent(),
+    new RegExp(`Test Mail: its servers are filled in below, from the autoconfig document at https://autoconfig\\.${MAIL_DOMAIN}`));
+});
