@@ -39,6 +39,10 @@ pub struct Config {
     /// after a removal (0: never); the newest is handed to the others.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub password_set_ms: u64,
+    /// When a device with a mailmesh from before its mail folder was last
+    /// heard from in the inbox (0: never); see `engine/node/filing.rs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub older_version_heard_ms: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -101,6 +105,7 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 mail_folders: default_folders(),
                 change_password: false,
                 password_set_ms: 0,
+                older_version_heard_ms: 0,
             };
             write_private(&path, &config.encode(), 0o600).map_err(|source| ConfigError::Write { path, source })?;
             Ok(config)
@@ -126,7 +131,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false, password_set_ms: 0 };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false, password_set_ms: 0, older_version_heard_ms: 0 };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

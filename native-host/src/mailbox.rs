@@ -7,7 +7,18 @@
 //! believed for being there: every payload carries its own proof (see
 //! `mailmesh_core::join` and `mailmesh_core::roster`).
 //!
-//! Reading never changes the mailbox: EXAMINE (read-only) and BODY.PEEK.
+//! Mails only the owner's nodes read (roster, join request and proof,
+//! welcome, rekey: [`Kind::for_own_nodes`]) are not mailed but appended
+//! over IMAP to mailmesh's own folder ([`FOLDER`], created once), so the
+//! inbox stays the owner's. Mails for the owner's eyes (confirmation,
+//! approval and removal codes) and for other people (challenges) are
+//! mailed. Both places are read. A mailmesh before the folder mailed every
+//! kind to the inbox and reads only the inbox: while such a node was heard
+//! from lately, the others also mail it a copy (marked [`COPY_HEADER`], so
+//! a copy is never taken for an older node).
+//!
+//! Reading never changes the mailbox: EXAMINE (read-only) and BODY.PEEK;
+//! the only change mailmesh makes is appending its own mails to its folder.
 
 use futures_util::future::BoxFuture;
 use futures_util::TryStreamExt;
@@ -23,6 +34,11 @@ use crate::mail::smtp::owner_mailbox;
 use crate::mail::MailError;
 
 pub const HEADER: &str = "X-Mailmesh";
+/// Marks the inbox copy of a mail that is also in [`FOLDER`].
+pub const COPY_HEADER: &str = "X-Mailmesh-Copy";
+/// mailmesh's own folder, for the mails only the owner's nodes read.
+pub const FOLDER: &str = "Mailmesh";
+pub const INBOX: &str = "INBOX";
 /// The largest mailmesh mail fetched of a kind that carries a roster
 /// (roster, welcome, rekey: a roster of at most 1 MiB, base64 in a mail).
 pub const MAX_ROSTER_MAIL: u32 = 2 << 20;
@@ -48,6 +64,11 @@ pub enum Kind {
 impl Kind {
     /// The kinds whose payload holds a whole roster, and so may be large.
     pub const CARRYING_ROSTER: [Kind; 3] = [Kind::Roster, Kind::Welcome, Kind::Rekey];
+
+    /// Whether only the owner's nodes read this kind: it goes to [`FOLDER`].
+    pub fn for_own_nodes(self) -> bool {
+        matches!(self, Kind::JoinRequest | Kind::JoinProof | Kind::Welcome | Kind::Roster | Kind::Rekey)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,6 +104,19 @@ pub fn build(
     build_to(account, owner_mailbox(account)?, kind, subject, text, payload)
 }
 
+/// Builds the inbox copy of a mail filed in [`FOLDER`], for older nodes.
+pub fn build_inbox_copy(
+    account: &Account,
+    kind: Kind,
+    subject: &str,
+    text: String,
+    payload: Vec<u8>,
+) -> Result<Message, MailError> {
+    let text =
+        format!("{text}\n(A copy for your devices with an older mailmesh: newer ones read the {FOLDER} folder.)\n");
+    compose(account, owner_mailbox(account)?, kind, subject, text, payload, Some((COPY_HEADER, FOLDER)))
+}
+
 /// Builds a mailmesh mail from the owner to `to`.
 pub fn build_to(
     account: &Account,
@@ -92,24 +126,37 @@ pub fn build_to(
     text: String,
     payload: Vec<u8>,
 ) -> Result<Message, MailError> {
+    compose(account, to, kind, subject, text, payload, None)
+}
+
+fn compose(
+    account: &Account,
+    to: Mailbox,
+    kind: Kind,
+    subject: &str,
+    text: String,
+    payload: Vec<u8>,
+    extra_header: Option<(&'static str, &str)>,
+) -> Result<Message, MailError> {
     let owner = owner_mailbox(account)?;
     let attachment = Attachment::new(format!("{}.mailmesh", kind.as_str()))
         .body(payload, ContentType::parse(MEDIA_TYPE).map_err(|e| MailError::Protocol(e.to_string()))?);
-    Message::builder()
+    let mut builder = Message::builder()
         .from(owner)
         .to(to)
         .subject(subject)
-        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(HEADER), format!("{}/1", kind.as_str())))
+        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(HEADER), format!("{}/1", kind.as_str())));
+    if let Some((name, value)) = extra_header {
+        builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string()));
+    }
+    builder
         .multipart(MultiPart::mixed().singlepart(SinglePart::plain(text)).singlepart(attachment))
         .map_err(|e| MailError::Protocol(e.to_string()))
 }
 
 /// The kind and payload of a raw mail, if it is a well-formed mailmesh mail.
 pub fn parse(raw: &[u8]) -> Option<(Kind, Vec<u8>)> {
-    let message = MessageParser::default().parse(raw)?;
-    let kind = Kind::parse(message.header_raw(HEADER)?)?;
-    let payload = message.attachments().find(|a| a.is_content_type("application", "x-mailmesh"))?;
-    Some((kind, payload.contents().to_vec()))
+    found(0, raw, FOLDER).map(|f| (f.kind, f.payload))
 }
 
 /// A mailmesh mail found in the mailbox.
@@ -117,33 +164,41 @@ pub struct Found {
     pub uid: u32,
     pub kind: Kind,
     pub payload: Vec<u8>,
+    /// A mail of a kind for the owner's nodes in the inbox, not a copy: a
+    /// node of a mailmesh before [`FOLDER`] sent it (or anyone did).
+    pub from_older_version: bool,
 }
 
-/// The mailmesh mails of `kinds` in INBOX with a UID above `after`, oldest
-/// first, and the highest UID seen (see [`read_mailmesh`] for the bounds).
-/// Opens INBOX read-only.
-pub async fn fetch_since(
-    session: &mut ImapSession,
-    host: &str,
-    after: u32,
-    kinds: &[Kind],
-) -> Result<(Vec<Found>, u32), MailError> {
-    let mut reader = ImapReader { session, host: host.to_string() };
+/// The mailmesh mail in `raw`, found in `folder`.
+fn found(uid: u32, raw: &[u8], folder: &str) -> Option<Found> {
+    let message = MessageParser::default().parse(raw)?;
+    let kind = Kind::parse(message.header_raw(HEADER)?)?;
+    let payload = message.attachments().find(|a| a.is_content_type("application", "x-mailmesh"))?;
+    let from_older_version = folder == INBOX && kind.for_own_nodes() && message.header_raw(COPY_HEADER).is_none();
+    Some(Found { uid, kind, payload: payload.contents().to_vec(), from_older_version })
+}
+
+/// Every mailmesh mail of `kinds`, in [`FOLDER`] (if there is one) and in
+/// INBOX, oldest first in each (see [`read_mailmesh`] for the bounds).
+/// Opens both read-only.
+pub async fn fetch_all(session: &mut ImapSession, host: &str, kinds: &[Kind]) -> Result<Vec<Found>, MailError> {
     let mut found = Vec::new();
-    let from = Some(Checkpoint { uid_validity: reader.examine("INBOX").await?, last_uid: after });
-    let last = read_mailmesh(&mut reader, from, |mail| {
-        if kinds.contains(&mail.kind) {
-            found.push(mail);
-        }
-        async {}
-    })
-    .await?
-    .last_uid;
-    Ok((found, last))
+    let with_folder = crate::mail::imap::folder_exists(session, host, FOLDER).await?;
+    let mut reader = ImapReader { session, host: host.to_string() };
+    for folder in [FOLDER, INBOX].into_iter().filter(|f| *f == INBOX || with_folder) {
+        read_mailmesh(&mut reader, folder, None, |mail| {
+            if kinds.contains(&mail.kind) {
+                found.push(mail);
+            }
+            async {}
+        })
+        .await?;
+    }
+    Ok(found)
 }
 
-/// Reads the mailmesh mails of INBOX after the checkpoint `from` (all of
-/// them if none, or if the server renumbered INBOX), handing each to
+/// Reads the mailmesh mails of `folder` after the checkpoint `from` (all of
+/// them if none, or if the server renumbered the folder), handing each to
 /// `on_mail` before the next is fetched; returns the checkpoint to keep.
 ///
 /// Anyone can mail the owner a mail with the header, so sizes come first
@@ -152,6 +207,7 @@ pub async fn fetch_since(
 /// skipped unread, and at most one mail is held at a time.
 pub async fn read_mailmesh<F, Fut>(
     reader: &mut dyn MailReader,
+    folder: &str,
     from: Option<Checkpoint>,
     mut on_mail: F,
 ) -> Result<Checkpoint, MailError>
@@ -159,7 +215,7 @@ where
     F: FnMut(Found) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let validity = reader.examine("INBOX").await?;
+    let validity = reader.examine(folder).await?;
     let after = from.filter(|c| c.uid_validity == validity).map_or(0, |c| c.last_uid);
     let done = |last_uid| Checkpoint { uid_validity: validity, last_uid };
     let uids = reader.uids_after(after, Which::Mailmesh).await?;
@@ -173,9 +229,8 @@ where
                 tracing::info!(uid, size, limit, "skipped a mailmesh mail larger than its kind can be");
                 continue;
             }
-            let found = reader.fetch_raw(uid).await?.as_deref().and_then(parse);
-            if let Some((kind, payload)) = found {
-                on_mail(Found { uid, kind, payload }).await;
+            if let Some(mail) = reader.fetch_raw(uid).await?.and_then(|raw| found(uid, &raw, folder)) {
+                on_mail(mail).await;
             }
         }
     }
@@ -283,13 +338,14 @@ pub trait MailReader: Send {
 /// it, and find mailmesh's mails in it. A seam an in-memory mailbox fills
 /// in unit tests.
 pub trait MailAccount: Send + Sync {
+    /// Mails it (SMTP).
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>>;
+    /// Appends it, marked seen, to [`FOLDER`], made if missing (IMAP).
+    fn file(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>>;
     /// Logs in to IMAP and out again: whether the server takes the password.
     fn login(&self) -> BoxFuture<'_, Result<(), MailError>>;
-    /// The mailmesh mails of `kinds` in INBOX with a UID above `after`,
-    /// oldest first, and the highest UID seen.
-    fn mailmesh_mails(&self, after: u32, kinds: &'static [Kind])
-        -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>>;
+    /// Every mailmesh mail of `kinds`, in [`FOLDER`] and INBOX.
+    fn mailmesh_mails(&self, kinds: &'static [Kind]) -> BoxFuture<'_, Result<Vec<Found>, MailError>>;
 }
 
 /// Makes the [`MailAccount`] for an account and its password.
@@ -322,14 +378,21 @@ impl MailAccount for ServerAccount {
         })
     }
 
-    fn mailmesh_mails(
-        &self,
-        after: u32,
-        kinds: &'static [Kind],
-    ) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
+    fn file(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>> {
+        Box::pin(async move {
+            let host = &self.account.imap.host;
+            let mut session = crate::mail::imap::connect(&self.account, &self.password).await?;
+            crate::mail::imap::ensure_folder(&mut session, host, FOLDER).await?;
+            let filed = crate::mail::imap::append_seen(&mut session, host, FOLDER, &message.formatted()).await;
+            let _ = session.logout().await;
+            filed
+        })
+    }
+
+    fn mailmesh_mails(&self, kinds: &'static [Kind]) -> BoxFuture<'_, Result<Vec<Found>, MailError>> {
         Box::pin(async move {
             let mut session = crate::mail::imap::connect(&self.account, &self.password).await?;
-            let found = fetch_since(&mut session, &self.account.imap.host, after, kinds).await;
+            let found = fetch_all(&mut session, &self.account.imap.host, kinds).await;
             let _ = session.logout().await;
             found
         })
@@ -408,17 +471,15 @@ pub mod memory {
             self.folders.get(folder).map_or(Vec::new(), |f| f.messages.iter().map(|(_, raw)| raw.as_slice()).collect())
         }
 
-        /// Every mailmesh mail in INBOX above `after`, as `fetch_since` finds them.
-        pub fn mailmesh_mails(&self, after: u32) -> (Vec<Found>, u32) {
-            let inbox = self.folders.get("INBOX").map_or(&[][..], |f| f.messages.as_slice());
-            let mut last = after;
-            let found = inbox
+        /// Every mailmesh mail in `folder` above `after`, and the highest
+        /// UID there.
+        pub fn mailmesh_mails(&self, folder: &str, after: u32) -> (Vec<Found>, u32) {
+            let messages = self.folders.get(folder).map_or(&[][..], |f| f.messages.as_slice());
+            let last = messages.last().map_or(after, |(uid, _)| after.max(*uid));
+            let found = messages
                 .iter()
                 .filter(|(uid, _)| *uid > after)
-                .filter_map(|(uid, raw)| {
-                    last = last.max(*uid);
-                    parse(raw).map(|(kind, payload)| Found { uid: *uid, kind, payload })
-                })
+                .filter_map(|(uid, raw)| found(*uid, raw, folder))
                 .collect();
             (found, last)
         }
@@ -531,7 +592,7 @@ mod tests {
             mailbox.append("INBOX", forged("approval", 200 << 10));
         }
         let mut handled = Vec::new();
-        let checkpoint = read_mailmesh(&mut mailbox, None, |mail| {
+        let checkpoint = read_mailmesh(&mut mailbox, INBOX, None, |mail| {
             handled.push(mail.kind);
             async {}
         })
@@ -547,11 +608,11 @@ mod tests {
 
         // The next start goes on from the checkpoint: nothing is read again.
         let before = mailbox.fetched_bytes;
-        let again = read_mailmesh(&mut mailbox, Some(checkpoint), |_| async {}).await.unwrap();
+        let again = read_mailmesh(&mut mailbox, INBOX, Some(checkpoint), |_| async {}).await.unwrap();
         assert_eq!((again, mailbox.fetched_bytes), (checkpoint, before));
         // Unless the server renumbered INBOX.
         mailbox.renumber("INBOX");
-        read_mailmesh(&mut mailbox, Some(checkpoint), |_| async {}).await.unwrap();
+        read_mailmesh(&mut mailbox, INBOX, Some(checkpoint), |_| async {}).await.unwrap();
         assert!(mailbox.fetched_bytes > before);
     }
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { MailServer } from '../harness/mail-server.js';
-import { fetchInbox, inboxFlags, mailmeshMessage, sendMail, unfoldQuotedPrintable } from '../harness/mail-client.js';
+import { MAILMESH_FOLDER, fetchInbox, fetchInboxAndFolder, inboxFlags, mailmeshMessage, sendMail, unfoldQuotedPrintable } from '../harness/mail-client.js';
 import { mailmeshBin } from '../harness/paths.js';
 import { processesUsing } from '../harness/processes.js';
 import { runCommand } from '../harness/idle-time.js';
@@ -34,7 +34,7 @@ async function setup(t) {
   });
 
   const mailWith = (subject) => waitFor(`a mail "${subject}"`, async () =>
-    (await fetchInbox(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable).find((m) => m.includes(`Subject: ${subject}`)),
+    (await fetchInboxAndFolder(mail.imapPort, owner, PASSWORD)).map(unfoldQuotedPrintable).find((m) => m.includes(`Subject: ${subject}`)),
   { timeoutMs: 30_000 });
 
   /** A node called `name`, its home in `dir/<folder>`, set up for `email`. */
@@ -139,6 +139,12 @@ test('a second and a third node join; the third while every member is off; all r
     assert.equal(s.network_id, statuses[0].network_id);
     assert.equal(s.enrolled, true);
   }
+  // The inbox holds what the owner reads (confirmation, approval codes);
+  // what only the devices read went to mailmesh's own folder.
+  const kinds = (messages) => messages.map((m) => /^X-Mailmesh: ([a-z-]+)\//m.exec(m)?.[1]).filter(Boolean);
+  assert.deepEqual([...new Set(kinds(await fetchInbox(mail.imapPort, owner, PASSWORD)))].sort(), ['approval', 'confirm']);
+  const filed = kinds(await fetchInbox(mail.imapPort, owner, PASSWORD, MAILMESH_FOLDER));
+  for (const kind of ['roster', 'join-request', 'join-proof', 'welcome']) assert.ok(filed.includes(kind), `${kind} in ${filed}`);
 
   // Removing three, confirmed by mail on one: one and two move to a new
   // network key, three gets nothing and knows it was removed.
@@ -184,10 +190,14 @@ test('a second and a third node join; the third while every member is off; all r
   assert.doesNotMatch(await one.mm('nodes', 'list'), /change the password/);
   await waitFor('two to take the password from one', async () => !(await two.status()).change_password, { timeoutMs: 30_000 });
 
-  // mailmesh never changed the mailbox: no message was flagged or deleted.
+  // mailmesh never changed the inbox: no message was flagged or deleted;
   const flags = await inboxFlags(mail.imapPort, owner, PASSWORD);
-  assert.ok(flags.length >= 8, 'the join mails are all there');
+  assert.ok(flags.length >= 4, 'the confirmation, two approvals and the removal code are there');
   assert.deepEqual(flags.filter((f) => f.includes('\\Seen') || f.includes('\\Deleted')), []);
+  // its own mails are all in its folder, marked seen (not for the owner to read).
+  const filedFlags = await inboxFlags(mail.imapPort, owner, PASSWORD, MAILMESH_FOLDER);
+  assert.ok(filedFlags.length >= 8, 'the join mails are all there');
+  assert.deepEqual(filedFlags.filter((f) => !f.includes('\\Seen') || f.includes('\\Deleted')), []);
 });
 
 test('forged join requests, approvals and roster entries from an outsider change nothing', async (t) => {
@@ -216,7 +226,7 @@ test('forged join requests, approvals and roster entries from an outsider change
   await waitFor('the forged proof to be refused', async () => /ignored a mail: no open approval for this device/.test(await engineLog(one)));
 
   // A roster with an extra entry the outsider signed.
-  const rosterMail = (await fetchInbox(mail.imapPort, owner, PASSWORD)).find((m) => m.includes('X-Mailmesh: roster/1'));
+  const rosterMail = (await fetchInbox(mail.imapPort, owner, PASSWORD, MAILMESH_FOLDER)).find((m) => m.includes('X-Mailmesh: roster/1'));
   const rosterB64 = /Content-Transfer-Encoding: base64\r?\n\r?\n([A-Za-z0-9+/=\r\n]+?)\r?\n--/.exec(rosterMail)[1];
   const roster = Buffer.from(rosterB64.replace(/\s/g, ''), 'base64');
   // entry: kind (0 = add) | keys | time | signer id: the genesis node's, copied | name
@@ -255,7 +265,8 @@ test('a foreign network mailed to the owner is shown, and init --new-network mak
   const confirm = await waitFor('Mallory\'s confirmation', async () =>
     (await inbox(mallory)).map(unfoldQuotedPrintable).find((m) => m.includes('Subject: Confirm mailmesh on definitely-yours')));
   await hers.mm('confirm', CODE.exec(confirm)[1]);
-  const roster = await waitFor('Mallory\'s roster mail', async () => (await inbox(mallory)).find((m) => m.includes('X-Mailmesh: roster/1')));
+  const roster = await waitFor('Mallory\'s roster mail', async () =>
+    (await fetchInbox(mail.imapPort, mallory, PASSWORD, MAILMESH_FOLDER)).find((m) => m.includes('X-Mailmesh: roster/1')));
   await sendMail(mail.smtpPort, { from: mallory, to: owner, message: roster.replace(/^To: .*$/m, `To: ${owner}`) });
   await mailWith('mailmesh roster');
   const foreign = await hers.status();

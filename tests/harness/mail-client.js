@@ -71,13 +71,16 @@ export async function sendMail(port, { from, to, message }) {
   }
 }
 
-/** Logs in and opens INBOX read-only (EXAMINE); returns its message count. */
-async function examineInbox(c, user, password) {
+/** mailmesh's own folder in the owner's mailbox. */
+export const MAILMESH_FOLDER = 'Mailmesh';
+
+/** Logs in and opens a folder read-only (EXAMINE); returns its message count (0 for none). */
+async function examineInbox(c, user, password, folder = 'INBOX') {
   await c.until(/^\* OK/);
   c.send(`a1 LOGIN "${user}" "${password}"`);
   const login = await c.until(/^a1 /);
   if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
-  c.send('a2 EXAMINE INBOX');
+  c.send(`a2 EXAMINE "${folder}"`);
   const examine = await c.until(/^a2 /);
   return Number(/^\* (\d+) EXISTS/m.exec(examine)?.[1] ?? 0);
 }
@@ -94,11 +97,11 @@ export async function countInbox(port, user, password) {
   }
 }
 
-/** Logs in over IMAP (read-only) and returns every INBOX message as raw text. */
-export async function fetchInbox(port, user, password) {
+/** Logs in over IMAP (read-only) and returns every message of a folder (INBOX by default) as raw text. */
+export async function fetchInbox(port, user, password, folder = 'INBOX') {
   const c = new Conversation(port);
   try {
-    const exists = await examineInbox(c, user, password);
+    const exists = await examineInbox(c, user, password, folder);
     if (exists === 0) return [];
     c.send('a3 FETCH 1:* (FLAGS BODY.PEEK[])');
     const text = await c.until(/^a3 /, 20_000);
@@ -116,16 +119,21 @@ export async function fetchInbox(port, user, password) {
   }
 }
 
+/** Every message in INBOX and in mailmesh's folder. */
+export async function fetchInboxAndFolder(port, user, password) {
+  return [...await fetchInbox(port, user, password), ...await fetchInbox(port, user, password, MAILMESH_FOLDER)];
+}
+
 /** Decodes a quoted-printable body enough to read links and codes. */
 export function unfoldQuotedPrintable(text) {
   return text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
 }
 
-/** The flags of every INBOX message, read without changing them. */
-export async function inboxFlags(port, user, password) {
+/** The flags of every message of a folder (INBOX by default), read without changing them. */
+export async function inboxFlags(port, user, password, folder = 'INBOX') {
   const c = new Conversation(port);
   try {
-    if ((await examineInbox(c, user, password)) === 0) return [];
+    if ((await examineInbox(c, user, password, folder)) === 0) return [];
     c.send('a3 FETCH 1:* (FLAGS)');
     const text = await c.until(/^a3 /);
     return [...text.matchAll(/FLAGS \(([^)]*)\)/g)].map((m) => m[1].split(' ').filter(Boolean));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fetchInbox, unfoldQuotedPrintable } from './mail-client.js';
+import { fetchInboxAndFolder, unfoldQuotedPrintable } from './mail-client.js';
 import { MailServer } from './mail-server.js';
 import { MeshNode } from './node.js';
 import { processesUsing } from './processes.js';
@@ -38,7 +38,7 @@ export class OwnerNetwork {
   /** Waits for a mail whose subject contains `subject`; returns its text. */
   mailWith(subject) {
     return waitFor(`a mail "${subject}"`, async () =>
-      (await fetchInbox(this.mail.imapPort, this.owner, this.password))
+      (await fetchInboxAndFolder(this.mail.imapPort, this.owner, this.password))
         .map(unfoldQuotedPrintable)
         .find((m) => m.includes(`Subject: ${subject}`)),
     { timeoutMs: 30_000, everyMs: 250 });

@@ -433,29 +433,37 @@ async fn watch_mailbox(engine: Arc<Engine>) {
             let engine = engine.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
+                let on_mail = |mail| {
+                    let engine = engine.clone();
+                    async move { engine.on_mail(mail).await }
+                };
                 let importer = engine.clone();
-                crate::mail::watch::watch(
-                    account,
-                    password,
-                    engine.drive_net.drive().clone(),
-                    stop,
-                    |mail| {
-                        let engine = engine.clone();
-                        async move { engine.on_mail(mail).await }
-                    },
-                    move || {
-                        let engine = importer.clone();
-                        async move {
-                            if let Err(e) = engine.node.finish_rotation().await {
-                                tracing::warn!("a change of the network key is not finished yet: {e}");
-                            }
-                            if let Err(e) = engine.import_mail().await {
-                                tracing::warn!("importing mail attachments failed: {e}");
-                            }
+                let after_inbox_pass = move || {
+                    let engine = importer.clone();
+                    async move {
+                        if let Err(e) = engine.node.finish_rotation().await {
+                            tracing::warn!("a change of the network key is not finished yet: {e}");
                         }
-                    },
-                )
-                .await
+                        if let Err(e) = engine.import_mail().await {
+                            tracing::warn!("importing mail attachments failed: {e}");
+                        }
+                    }
+                };
+                let drive = engine.drive_net.drive().clone();
+                use crate::mail::watch::watch;
+                use crate::mailbox::{FOLDER, INBOX};
+                tokio::join!(
+                    watch(
+                        INBOX,
+                        account.clone(),
+                        password.clone(),
+                        drive.clone(),
+                        stop.clone(),
+                        on_mail,
+                        after_inbox_pass
+                    ),
+                    watch(FOLDER, account, password, drive, stop, on_mail, || async {}),
+                );
             })
         };
         tokio::select! {

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -116,4 +117,41 @@ pub async fn test_login(account: &Account, password: &Secret) -> Result<(), Mail
     let mut session = connect(account, password).await?;
     let _ = session.logout().await;
     Ok(())
+}
+
+/// Whether a folder of that name exists (LIST).
+pub async fn folder_exists(session: &mut ImapSession, host: &str, folder: &str) -> Result<bool, MailError> {
+    let names: Vec<_> = session
+        .list(None, Some(&format!("\"{folder}\"")))
+        .await
+        .map_err(|e| classify(host, e))?
+        .try_collect()
+        .await
+        .map_err(|e| classify(host, e))?;
+    Ok(names.iter().any(|n| n.name().eq_ignore_ascii_case(folder)))
+}
+
+/// Makes the folder unless it exists. Two nodes may race to make it: a
+/// CREATE refused because the other won is fine.
+pub async fn ensure_folder(session: &mut ImapSession, host: &str, folder: &str) -> Result<(), MailError> {
+    if folder_exists(session, host, folder).await? {
+        return Ok(());
+    }
+    match session.create(folder).await {
+        Ok(()) => {
+            tracing::info!(folder, "made mailmesh's folder in the mailbox");
+            Ok(())
+        }
+        Err(e) if folder_exists(session, host, folder).await.unwrap_or(false) => {
+            tracing::debug!(folder, error = %e, "another node made the folder first");
+            Ok(())
+        }
+        Err(e) => Err(classify(host, e)),
+    }
+}
+
+/// Appends a message to a folder, marked seen (it is not mail for the
+/// owner to read).
+pub async fn append_seen(session: &mut ImapSession, host: &str, folder: &str, raw: &[u8]) -> Result<(), MailError> {
+    session.append(folder, Some("(\\Seen)"), None, raw).await.map_err(|e| classify(host, e))
 }

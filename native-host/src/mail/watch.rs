@@ -1,13 +1,15 @@
-//! Watching the mailbox: IMAP IDLE where the server offers it, polling
-//! where it does not, reconnecting with backoff after any failure.
+//! Watching one folder of the mailbox: IMAP IDLE where the server offers
+//! it, polling where it does not, reconnecting with backoff after any
+//! failure. IDLE tells of one folder only, so the engine runs one watch,
+//! on a connection of its own, for INBOX and one for mailmesh's folder
+//! (`mailbox::FOLDER`, made here if missing).
 //!
 //! Each pass hands every new mailmesh mail to `on_mail`, one at a time
 //! (see `mailbox::read_mailmesh` for the size bounds), then calls
-//! `after_pass` (which imports attachments from its own checkpoint). Where
-//! the mailmesh mails were read to is kept in the drive's index per
-//! account, so a start reads only what arrived meanwhile, not the whole
-//! INBOX again; a renumbered INBOX is read again (the handlers are
-//! idempotent).
+//! `after_pass` (for INBOX: import attachments from its own checkpoint).
+//! Where the mailmesh mails were read to is kept in the drive's index per
+//! account and folder, so a start reads only what arrived meanwhile; a
+//! renumbered folder is read again (the handlers are idempotent).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,14 +21,16 @@ use crate::api::{Account, Secret};
 use crate::drive::index::Checkpoint;
 use crate::drive::Drive;
 use crate::mail::imap;
-use crate::mailbox::{read_mailmesh, Found, ImapReader};
+use crate::mailbox::{read_mailmesh, Found, ImapReader, INBOX};
 
 const IDLE_FOR: Duration = Duration::from_secs(5 * 60);
 const POLL_EVERY: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// Watches until `stop` is cancelled.
+/// Watches `folder` until `stop` is cancelled.
+#[allow(clippy::too_many_arguments)]
 pub async fn watch<F, Fut, P, PassFut>(
+    folder: &'static str,
     account: Account,
     password: Secret,
     drive: Arc<Drive>,
@@ -39,17 +43,24 @@ pub async fn watch<F, Fut, P, PassFut>(
     P: FnMut() -> PassFut,
     PassFut: Future<Output = ()>,
 {
-    let key = format!("mailmesh mails of {}", account.email);
+    // INBOX keeps the key it had before there was a folder.
+    let key = match folder {
+        INBOX => format!("mailmesh mails of {}", account.email),
+        _ => format!("mailmesh mails of {} in {folder}", account.email),
+    };
     let mut checkpoint = load(&drive, &key).await;
     let mut backoff = Duration::from_secs(1);
     loop {
         let pass = async {
             let mut session = imap::connect(&account, &password).await?;
+            if folder != INBOX {
+                imap::ensure_folder(&mut session, &account.imap.host, folder).await?;
+            }
             let idle = session.capabilities().await.map(|c| c.has_str("IDLE")).unwrap_or(false);
-            tracing::info!(idle, "watching the mailbox");
+            tracing::info!(idle, folder, "watching the mailbox");
             loop {
                 let mut reader = ImapReader { session: &mut session, host: account.imap.host.clone() };
-                let read = read_mailmesh(&mut reader, checkpoint, &mut on_mail).await?;
+                let read = read_mailmesh(&mut reader, folder, checkpoint, &mut on_mail).await?;
                 if checkpoint != Some(read) {
                     checkpoint = Some(read);
                     save(&drive, &key, read).await;
@@ -72,7 +83,7 @@ pub async fn watch<F, Fut, P, PassFut>(
         tokio::select! {
             _ = stop.cancelled() => return,
             result = pass => if let Err(e) = result {
-                tracing::warn!("mailbox watch interrupted: {e}; retrying in {backoff:?}");
+                tracing::warn!(folder, "mailbox watch interrupted: {e}; retrying in {backoff:?}");
             },
         }
         tokio::select! {

@@ -1,7 +1,7 @@
 //! What the node does with mailmesh mails from the mailbox, and the mails
 //! it sends to move a join along (see `mailmesh_core::join` for the proofs
-//! each step carries). Every handler is idempotent: the whole INBOX is read
-//! again after each start.
+//! each step carries). Every handler is idempotent: a renumbered folder is
+//! read again whole.
 
 use mailmesh_core::confirm::{code_text, token_text};
 use mailmesh_core::identity::NodeId;
@@ -100,7 +100,7 @@ impl NodeService {
         if self.account().await.is_none() {
             return Ok(());
         }
-        let (found, _) = self.mail().await?.mailmesh_mails(0, &[Kind::Approval]).await?;
+        let found = self.mail().await?.mailmesh_mails(&[Kind::Approval]).await?;
         for mail in found {
             self.on_mail(mail).await;
         }
@@ -110,6 +110,9 @@ impl NodeService {
     /// Handles one mailmesh mail from the mailbox (a challenge is the
     /// contact book's: the engine hands it there).
     pub async fn on_mail(&self, mail: Found) {
+        if mail.from_older_version {
+            self.heard_older_version().await;
+        }
         let outcome = match mail.kind {
             Kind::Roster => self.adopt_roster(&mail.payload, "the mailbox").await,
             Kind::JoinRequest => self.on_join_request(&mail.payload).await,

@@ -16,6 +16,7 @@
 //! clients, so no one acts on the old one. Its unit tests (`tests.rs`) run
 //! a join between two nodes through an in-memory mailbox.
 
+mod filing;
 mod mailroom;
 mod password;
 mod removal;
@@ -36,7 +37,7 @@ use crate::config::Config;
 use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollment, Proof};
 use crate::home::NodeHome;
 use crate::mail::MailError;
-use crate::mailbox::{self, Kind, MailAccount, MailConnector};
+use crate::mailbox::{MailAccount, MailConnector};
 
 /// What the node knows of itself that changes while it runs.
 pub struct NodeState {
@@ -152,15 +153,6 @@ impl NodeService {
         let (account, password) =
             self.account().await.ok_or_else(|| MailError::Protocol("no mail account is set up".into()))?;
         Ok((self.mail)(&account, &password))
-    }
-
-    /// Sends a mailmesh mail with the saved account.
-    async fn send_mail(&self, kind: Kind, subject: &str, text: String, payload: Vec<u8>) -> Result<(), MailError> {
-        let Some((account, _)) = self.account().await else {
-            return Err(MailError::Protocol("no mail account is set up".into()));
-        };
-        let message = mailbox::build(&account, kind, subject, text, payload)?;
-        self.mail().await?.send(message).await
     }
 
     /// Sets the device name (trimmed, bounded) if one is given.

@@ -28,7 +28,10 @@ impl NodeService {
         account: &Account,
         password: &Secret,
     ) -> Result<Vec<NetworkFound>, MailError> {
-        let (found, _) = (self.mail)(account, password).mailmesh_mails(0, &[Kind::Roster]).await?;
+        let found = (self.mail)(account, password).mailmesh_mails(&[Kind::Roster]).await?;
+        if found.iter().any(|mail| mail.from_older_version) {
+            self.heard_older_version().await;
+        }
         let mut networks: BTreeMap<String, Roster> = BTreeMap::new();
         for mail in found {
             let Ok(roster) = Roster::decode(&mail.payload) else { continue };

@@ -18,10 +18,10 @@ use crate::enroll::Enrollment;
 use crate::home::NodeHome;
 use crate::mail::MailError;
 use crate::mailbox::memory::MemoryMailbox;
-use crate::mailbox::{Found, MailAccount, MailConnector};
+use crate::mailbox::{Found, MailAccount, MailConnector, FOLDER, INBOX};
 
-/// The owner's mailbox, shared by every node of the test; its SMTP side
-/// can be made to refuse.
+/// The owner's mailbox, shared by every node of the test; its servers can
+/// be made to refuse.
 #[derive(Clone, Default)]
 struct SharedMailbox(Arc<Mutex<MemoryMailbox>>, Arc<std::sync::atomic::AtomicBool>);
 
@@ -34,18 +34,22 @@ impl MailAccount for SharedMailbox {
         if self.1.load(std::sync::atomic::Ordering::Relaxed) {
             return Box::pin(async { Err(MailError::Protocol("the server refused (test)".into())) });
         }
-        crate::sync::lock(&self.0).append("INBOX", message.formatted());
+        crate::sync::lock(&self.0).append(INBOX, message.formatted());
         Box::pin(async { Ok(()) })
     }
 
-    fn mailmesh_mails(
-        &self,
-        after: u32,
-        kinds: &'static [crate::mailbox::Kind],
-    ) -> BoxFuture<'_, Result<(Vec<Found>, u32), MailError>> {
-        let (mut found, last) = crate::sync::lock(&self.0).mailmesh_mails(after);
+    fn file(&self, message: Message) -> BoxFuture<'_, Result<(), MailError>> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Box::pin(async { Err(MailError::Protocol("the server refused (test)".into())) });
+        }
+        crate::sync::lock(&self.0).append(FOLDER, message.formatted());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn mailmesh_mails(&self, kinds: &'static [crate::mailbox::Kind]) -> BoxFuture<'_, Result<Vec<Found>, MailError>> {
+        let mailbox = crate::sync::lock(&self.0);
+        let mut found: Vec<Found> = [FOLDER, INBOX].into_iter().flat_map(|f| mailbox.mailmesh_mails(f, 0).0).collect();
         found.retain(|m| kinds.contains(&m.kind));
-        let found = (found, last);
         Box::pin(async move { Ok(found) })
     }
 }
@@ -73,8 +77,8 @@ impl SharedMailbox {
 struct Node {
     service: NodeService,
     standing: StandingWatch,
-    /// The last mailbox UID this node has read.
-    read_to: u32,
+    /// The last UIDs this node has read, in mailmesh's folder and INBOX.
+    read_to: [u32; 2],
     _home: tempfile::TempDir,
 }
 
@@ -108,17 +112,19 @@ fn node_at(mailbox: &SharedMailbox, secrets: NodeSecrets, dir: tempfile::TempDir
     let net = testkit::lone_drive(dir.path(), &secrets, standing.subscribe(), events.clone());
     let watch = standing.subscribe();
     let service = NodeService::new(home, secrets, 1, state, standing, events, mailbox.connector(), net);
-    Node { service, standing: watch, read_to: 0, _home: dir }
+    Node { service, standing: watch, read_to: [0, 0], _home: dir }
 }
 
 impl Node {
     /// Reads the mailmesh mails that came since this node last looked, as
     /// the watcher would.
     async fn read_mail(&mut self, mailbox: &SharedMailbox) {
-        let (found, last) = crate::sync::lock(&mailbox.0).mailmesh_mails(self.read_to);
-        self.read_to = last;
-        for mail in found {
-            self.service.on_mail(mail).await;
+        for (folder, read_to) in [FOLDER, INBOX].into_iter().zip(&mut self.read_to) {
+            let (found, last) = crate::sync::lock(&mailbox.0).mailmesh_mails(folder, *read_to);
+            *read_to = last;
+            for mail in found {
+                self.service.on_mail(mail).await;
+            }
         }
     }
 
@@ -296,7 +302,7 @@ async fn a_rekey_mail_the_server_refused_is_sent_again_until_it_goes() {
     assert_eq!(tablet.key_id(), laptop.key_id(), "the tablet has the new key");
     laptop.service.finish_rotation().await.unwrap();
     laptop.read_mail(&mailbox).await;
-    let mails = crate::sync::lock(&mailbox.0).mailmesh_mails(0).0;
+    let mails = crate::sync::lock(&mailbox.0).mailmesh_mails(FOLDER, 0).0;
     let rekeys = mails.iter().filter(|m| m.kind == crate::mailbox::Kind::Rekey).count();
     assert_eq!(rekeys, 1, "sent once it went, not again");
 }
@@ -448,4 +454,70 @@ async fn the_password_given_on_one_device_reaches_the_others_newest_first() {
     tablet.service.on_password_update(&first).await.unwrap();
     assert_eq!(tablet.service.account().await.map(|(_, p)| p.expose().to_string()), Some("changed twice".into()));
     assert!(!advised(&tablet));
+}
+
+impl SharedMailbox {
+    /// The kinds of the mailmesh mails in `folder`, and whether each is an
+    /// inbox copy.
+    fn kinds_in(&self, folder: &str) -> Vec<(crate::mailbox::Kind, bool)> {
+        let mailbox = crate::sync::lock(&self.0);
+        mailbox
+            .raw(folder)
+            .into_iter()
+            .filter_map(|raw| {
+                let (kind, _) = crate::mailbox::parse(raw)?;
+                let copy =
+                    mail_parser::MessageParser::default().parse(raw)?.header_raw(crate::mailbox::COPY_HEADER).is_some();
+                Some((kind, copy))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn mails_for_the_owners_devices_go_to_mailmeshs_folder_and_the_inbox_keeps_only_what_the_owner_reads() {
+    use crate::mailbox::Kind;
+    let mailbox = SharedMailbox::default();
+    let (laptop, _phone) = laptop_and_phone(&mailbox, 0).await;
+    laptop.service.announce_roster().await;
+    let inbox = mailbox.kinds_in(INBOX);
+    assert_eq!(
+        inbox,
+        [(Kind::Approval, false)],
+        "the inbox holds the approval code for the owner, nothing else of mailmesh's"
+    );
+    assert!(mailbox.code_in("Confirm mailmesh on laptop").len() == 9, "the confirmation mail is in the inbox");
+    let filed: Vec<Kind> = mailbox.kinds_in(FOLDER).into_iter().map(|(kind, _)| kind).collect();
+    for kind in [Kind::JoinRequest, Kind::JoinProof, Kind::Welcome, Kind::Roster] {
+        assert!(filed.contains(&kind), "{kind:?} is in the folder: {filed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_device_with_an_older_mailmesh_is_still_read_and_gets_inbox_copies_for_a_while() {
+    use crate::mailbox::Kind;
+    let mailbox = SharedMailbox::default();
+    let (mut laptop, mut phone) = laptop_and_phone(&mailbox, 0).await;
+    // The laptop, as an older mailmesh would, mails its roster to the inbox.
+    let roster = laptop.service.state.try_lock().unwrap().enrollment.network().unwrap().roster.encode();
+    let older = crate::mailbox::build(&account().0, Kind::Roster, "mailmesh roster", "roster".into(), roster).unwrap();
+    crate::sync::lock(&mailbox.0).append(INBOX, older.formatted());
+    phone.read_mail(&mailbox).await;
+    assert_ne!(phone.service.lock().await.config.older_version_heard_ms, 0, "the phone heard an older device");
+    laptop.read_mail(&mailbox).await;
+    laptop.service.lock().await.config.older_version_heard_ms = 0;
+
+    // The phone's mails now reach the inbox too, as marked copies.
+    phone.service.announce_roster().await;
+    assert_eq!(mailbox.kinds_in(INBOX).last(), Some(&(Kind::Roster, true)));
+    assert_eq!(mailbox.kinds_in(FOLDER).last(), Some(&(Kind::Roster, false)));
+    // A copy is not taken for an older device.
+    laptop.read_mail(&mailbox).await;
+    assert_eq!(laptop.service.lock().await.config.older_version_heard_ms, 0);
+
+    // Thirty days on without a word from an older device: the folder only.
+    phone.service.lock().await.config.older_version_heard_ms -= super::filing::OLDER_VERSION_GRACE_MS;
+    let in_inbox = mailbox.kinds_in(INBOX).len();
+    phone.service.announce_roster().await;
+    assert_eq!(mailbox.kinds_in(INBOX).len(), in_inbox, "no copy any more");
 }
