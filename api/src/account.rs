@@ -52,6 +52,24 @@ impl fmt::Debug for Secret {
 #[error("{0:?} is not an email address")]
 pub struct NotAnEmail(pub String);
 
+/// Signing in with OAuth 2 instead of a password: where and as whom. The
+/// login secret is then an access token, refreshed with the refresh token
+/// the engine keeps where it would keep the password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth {
+    /// The issuer's name ("login.microsoftonline.com"), as autoconfig
+    /// gives it; also the name of its client file.
+    pub issuer: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub scopes: Vec<String>,
+    /// This program's registration with the issuer.
+    pub client_id: String,
+    /// Only for issuers that give installed programs a (public) secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
 /// The account settings, without the password.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -65,6 +83,9 @@ pub struct Account {
     /// The user explicitly chose to accept certificates nobody vouches for.
     #[serde(default)]
     pub accept_invalid_certs: bool,
+    /// Set when the account signs in with OAuth 2 (XOAUTH2) instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuth>,
 }
 
 impl Account {
@@ -97,6 +118,7 @@ mod tests {
             user: "owner".into(),
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         };
         assert!(a.validate().is_err());
         a.email = "owner@mailmesh.test".into();

@@ -13,7 +13,7 @@ mod reply;
 mod request;
 pub mod views;
 
-pub use account::{Account, Secret, Security, Server};
+pub use account::{Account, OAuth, Secret, Security, Server};
 pub use reply::{EngineState, ErrorCode, Event, Reply, ReplyEnvelope};
 pub use request::{decode_request, decode_request_value, message_id, parse_json, AccountInput, Envelope, Request};
 pub use views::*;

@@ -43,6 +43,10 @@ pub enum Reply {
     Stopping,
     AccountTest(Box<AccountChecks>),
     ServersFound(Box<ServersFound>),
+    /// Open this in a browser to sign in (OAuth 2).
+    SignInUrl {
+        url: String,
+    },
     Enrollment(Box<EnrollmentView>),
     /// A removal was asked for; the owner must confirm it from the mail.
     RemovalRequested {

@@ -50,6 +50,17 @@ pub enum Request {
         #[serde(default)]
         new_network: bool,
     },
+    /// Starts signing in with OAuth 2 (the account's `oauth` says where;
+    /// the engine completes it from its client files): replies with the URL
+    /// to open in a browser. The issuer answers to the engine's loopback
+    /// endpoint, which then sets the account up as `account_save` does.
+    SignInStart {
+        account: Account,
+        #[serde(default)]
+        device_name: Option<String>,
+        #[serde(default)]
+        new_network: bool,
+    },
     /// Stop joining the network found in the mailbox and create a new one
     /// with the saved account (the owner did not recognise the network).
     NetworkNew,
@@ -293,6 +304,7 @@ mod tests {
             user: "owner".into(),
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         };
         let requests = [
             Request::Status,

@@ -202,6 +202,13 @@ pub struct ServersFound {
     /// The login name, when it is not the address.
     #[serde(default)]
     pub user: Option<String>,
+    /// Set when the provider signs in with OAuth 2 (the client id is the
+    /// engine's to fill in).
+    #[serde(default)]
+    pub oauth: Option<crate::account::OAuth>,
+    /// The provider takes no passwords at all, only OAuth 2.
+    #[serde(default)]
+    pub oauth_only: bool,
     /// Where the servers came from, in words ("mailmesh's list of
     /// providers", "the SRV records of example.org", …).
     #[serde(default)]
@@ -273,6 +280,10 @@ pub struct Status {
     /// (at the provider), then given here (`mailmesh account password`).
     #[serde(default)]
     pub change_password: bool,
+    /// The account signs in with OAuth 2 and its sign-in expired or was
+    /// revoked: the owner must sign in again.
+    #[serde(default)]
+    pub sign_in_again: bool,
     /// While joining: the networks setup found in the mailbox.
     #[serde(default)]
     pub networks_found: Vec<NetworkFound>,

@@ -32,6 +32,7 @@ fn every_request() -> Vec<Request> {
         user: "a".into(),
         tls_ca: None,
         accept_invalid_certs: false,
+        oauth: None,
     };
     let input = AccountInput { account, password: Secret::new("p".into()) };
     let s = String::new;
@@ -43,6 +44,7 @@ fn every_request() -> Vec<Request> {
         Request::StartEngine,
         Request::AccountDiscover { email: s(), tls_ca: None },
         Request::AccountTest { account: input.clone() },
+        Request::SignInStart { account: input.account.clone(), device_name: None, new_network: false },
         Request::AccountSave { account: input, device_name: None, new_network: false },
         Request::NetworkNew,
         Request::ConfirmCode { code: s() },
@@ -85,6 +87,7 @@ fn every_request() -> Vec<Request> {
             | Request::Stop
             | Request::StartEngine
             | Request::AccountDiscover { .. }
+            | Request::SignInStart { .. }
             | Request::AccountTest { .. }
             | Request::AccountSave { .. }
             | Request::NetworkNew
@@ -189,9 +192,12 @@ fn every_reply() -> Vec<Reply> {
             imap: None,
             smtp: None,
             user: None,
+            oauth: None,
+            oauth_only: false,
             source: None,
             advice: None,
         })),
+        Reply::SignInUrl { url: s() },
         Reply::Enrollment(Box::new(EnrollmentView {
             state: s(),
             email: None,
@@ -231,6 +237,7 @@ fn every_reply() -> Vec<Reply> {
             | Reply::Stopping
             | Reply::AccountTest(_)
             | Reply::ServersFound(_)
+            | Reply::SignInUrl { .. }
             | Reply::Enrollment(_)
             | Reply::RemovalRequested { .. }
             | Reply::SocketToken { .. }

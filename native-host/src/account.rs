@@ -74,6 +74,7 @@ mod tests {
             user: "owner@mailmesh.test".into(),
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         }
     }
 

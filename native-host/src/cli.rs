@@ -235,9 +235,17 @@ pub struct InitArgs {
     #[arg(long)]
     user: Option<String>,
     /// File holding the password, or `-` to read it from standard input.
-    /// (Never on the command line, where other users could see it.)
+    /// (Never on the command line, where other users could see it.) Not
+    /// needed with --oauth.
     #[arg(long, value_name = "FILE")]
-    password_file: PathBuf,
+    password_file: Option<PathBuf>,
+    /// Sign in with OAuth 2 in a browser instead of a password (the
+    /// default for providers that take no password, like Outlook.com).
+    #[arg(long)]
+    oauth: bool,
+    /// With OAuth 2: print the sign-in address instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
     /// What to call this device in the roster and in mails.
     #[arg(long)]
     device_name: Option<String>,
@@ -526,16 +534,16 @@ fn server(
 }
 
 async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
-    let password = read_password(&args.password_file)?;
-    let tls_ca = args.tls_ca.map(|p| std::path::absolute(&p).unwrap_or(p));
-    let found = if args.imap_host.is_some() && args.smtp_host.is_some() {
+    let tls_ca = args.tls_ca.clone().map(|p| std::path::absolute(&p).unwrap_or(p));
+    let found = if args.imap_host.is_some() && args.smtp_host.is_some() && !args.oauth {
         None
     } else {
         let net = crate::mail::discover::Net::new(tls_ca.as_deref())?;
         crate::mail::discover::discover(&args.email, &net).await
     };
-    let imap = server(args.imap_host, args.imap_port, args.imap_security, found.as_ref().map(|f| f.imap.clone()), 993);
-    let smtp = server(args.smtp_host, args.smtp_port, args.smtp_security, found.as_ref().map(|f| f.smtp.clone()), 465);
+    let known = |pick: fn(&crate::mail::discover::Found) -> Server| found.as_ref().map(pick);
+    let imap = server(args.imap_host.clone(), args.imap_port, args.imap_security, known(|f| f.imap.clone()), 993);
+    let smtp = server(args.smtp_host.clone(), args.smtp_port, args.smtp_security, known(|f| f.smtp.clone()), 465);
     let (Some(imap), Some(smtp)) = (imap, smtp) else {
         anyhow::bail!(
             "mailmesh could not find the mail servers of {}: give --imap-host and --smtp-host (your provider's help pages name them)",
@@ -554,35 +562,51 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
             smtp.port,
             smtp.security
         );
-        if let Some(advice) = &found.advice {
-            println!("{advice}.");
-        }
     }
-    let user = args.user.or_else(|| found.and_then(|f| f.user));
+    let oauth_only = found.as_ref().is_some_and(|f| f.oauth_only);
+    let use_oauth = args.oauth || (oauth_only && args.password_file.is_none());
+    if let Some(advice) = found.as_ref().and_then(|f| f.advice.as_ref()).filter(|_| !use_oauth) {
+        println!("{advice}.");
+    }
+    let oauth = found.as_ref().and_then(|f| f.oauth.clone());
+    let user = args.user.clone().or_else(|| found.and_then(|f| f.user));
     let account = Account {
         user: user.unwrap_or_else(|| args.email.clone()),
-        email: args.email,
+        email: args.email.clone(),
         imap,
         smtp,
         tls_ca,
         accept_invalid_certs: args.accept_invalid_certs,
+        oauth: None,
     };
     account.validate()?;
     crate::spawn::ensure_engine(home).await?;
     let mut control = Control::connect(home).await?;
     let email = account.email.clone();
-    let account = AccountInput { account, password: Secret::new(password) };
-    let request = Request::AccountSave { account, device_name: args.device_name, new_network: args.new_network };
-    let reply = control.request(request).await?;
-    if let Reply::Enrollment(view) = &reply {
-        for network in &view.networks_found {
-            println!("Found the network {} in your mailbox, with:", network.network_id);
-            for m in &network.members {
-                println!("  {}  {}", m.fingerprint, m.device_name);
-            }
+    let view = if use_oauth {
+        let Some(oauth) = oauth else {
+            anyhow::bail!("mailmesh knows no OAuth 2 sign-in for {email}: give --password-file instead");
+        };
+        sign_in_with_browser(home, &mut control, Account { oauth: Some(oauth), ..account }, &args).await?
+    } else {
+        let Some(password_file) = &args.password_file else {
+            anyhow::bail!("give --password-file (or --oauth to sign in in a browser, where the provider offers it)");
+        };
+        let account = AccountInput { account, password: Secret::new(read_password(password_file)?) };
+        let request =
+            Request::AccountSave { account, device_name: args.device_name.clone(), new_network: args.new_network };
+        match control.request(request).await? {
+            Reply::Enrollment(view) => *view,
+            other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+        }
+    };
+    for network in &view.networks_found {
+        println!("Found the network {} in your mailbox, with:", network.network_id);
+        for m in &network.members {
+            println!("  {}  {}", m.fingerprint, m.device_name);
         }
     }
-    if matches!(&reply, Reply::Enrollment(view) if view.state == "awaiting_approval") {
+    if view.state == "awaiting_approval" {
         println!(
             "This device asked to join it. Approve it on one of your devices (`mailmesh nodes approve`); that device mails {} a code: run `mailmesh confirm CODE` with it here.\n\
              Not your devices? Run `mailmesh init` again with `--new-network` to create your own network.",
@@ -595,6 +619,51 @@ async fn init(home: &NodeHome, args: InitArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `init --oauth` waits for the sign-in in the browser.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Starts an OAuth 2 sign-in, opens it in the system browser (or prints
+/// it), and waits until the engine has set the account up with it.
+async fn sign_in_with_browser(
+    home: &NodeHome,
+    control: &mut Control,
+    account: Account,
+    args: &InitArgs,
+) -> anyhow::Result<crate::api::EnrollmentView> {
+    let email = account.email.clone();
+    let request =
+        Request::SignInStart { account, device_name: args.device_name.clone(), new_network: args.new_network };
+    let url = match control.request(request).await? {
+        Reply::SignInUrl { url } => url,
+        other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
+    };
+    println!("Sign in to your mail account in your browser:\n  {url}");
+    let opened = !args.no_browser
+        && std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !opened {
+        println!("(Open that address in a browser on this computer.)");
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < SIGN_IN_WAIT {
+        let status = status_of(home).await?;
+        if status.account_email.as_deref() == Some(email.as_str()) && status.enrollment != "none" {
+            return Ok(crate::api::EnrollmentView {
+                state: status.enrollment,
+                email: status.account_email,
+                network_id: status.network_id,
+                networks_found: status.networks_found,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("no sign-in came back within {} minutes; run `mailmesh init` again", SIGN_IN_WAIT.as_secs() / 60)
 }
 
 async fn stop(home: &NodeHome) -> anyhow::Result<ExitCode> {

@@ -559,6 +559,7 @@ mod tests {
             user,
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         }
     }
 

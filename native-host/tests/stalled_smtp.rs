@@ -57,6 +57,7 @@ fn a_stalled_smtp_server_delays_no_other_request_on_the_connection() {
         user: "owner".into(),
         tls_ca: None,
         accept_invalid_certs: false,
+        oauth: None,
     };
     mailmesh_host::account::save(&home, &account, &Secret::new("password".into())).unwrap();
     let out = mailmesh(dir.path()).args(["run", "--detach"]).output().unwrap();

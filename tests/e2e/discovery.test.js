@@ -1,9 +1,13 @@
 // Issue 16, end to end: an address alone finds its servers on a test LAN
 // with its own DNS server (A, SRV and MX records) and autoconfig documents
-// over HTTPS and plain HTTP, against a real Postfix + Dovecot with TLS.
+// over HTTPS and plain HTTP, against a real Postfix + Dovecot with TLS; and
+// signing in with OAuth 2 through an issuer on that LAN, Dovecot checking
+// the access tokens (its oauth2 passdb, local JWT validation).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Lan } from '../harness/lan.js';
@@ -12,26 +16,31 @@ import { AutoconfigServer, autoconfigXml } from '../harness/autoconfig-server.js
 import { MailServer, MAIL_DOMAIN } from '../harness/mail-server.js';
 import { fetchInbox, unfoldQuotedPrintable } from '../harness/mail-client.js';
 import { Control } from '../harness/control.js';
+import { TokenIssuer } from '../harness/token-issuer.js';
 import { MeshNode } from '../harness/node.js';
 import { mailmeshBin } from '../harness/paths.js';
 import { processesUsing } from '../harness/processes.js';
 import { runCommand } from '../harness/idle-time.js';
 import { tempDir, waitFor } from '../harness/util.js';
 
-let dir, lan, mail, dns, web, owner;
+let dir, lan, mail, dns, web, issuer, owner;
 const PASSWORD = 'found-pw';
 
 before(async () => {
   dir = await tempDir('mailmesh-discovery-');
   await fs.chmod(dir, 0o755);
   lan = Lan.create(1);
-  mail = await MailServer.start(path.join(dir, 'mail'), { tls: true, host: lan.gateway });
+  const oauthKey = crypto.randomBytes(32);
+  mail = await MailServer.start(path.join(dir, 'mail'), { tls: true, host: lan.gateway, oauthKey });
   owner = await mail.addUser('owner', PASSWORD);
+  // Access tokens live 8 seconds: the engine renews them every 4.
+  issuer = await TokenIssuer.start({ host: lan.gateway, tls: mail.tls, hmacKey: oauthKey, clientId: 'mailmesh-test', lifetimeS: 8 });
+  const signIn = `https://id.${MAIL_DOMAIN}:${issuer.port}`;
   const at = (name) => ({ type: 'A', name, data: lan.gateway });
   const imaps = { host: `imap.${MAIL_DOMAIN}`, port: mail.imapsPort, socketType: 'SSL' };
   const smtps = { host: `smtp.${MAIL_DOMAIN}`, port: mail.smtpsPort, socketType: 'SSL' };
   dns = await DnsServer.start(lan.gateway, [
-    at(`autoconfig.${MAIL_DOMAIN}`), at(`imap.${MAIL_DOMAIN}`), at(`smtp.${MAIL_DOMAIN}`),
+    at(`autoconfig.${MAIL_DOMAIN}`), at(`imap.${MAIL_DOMAIN}`), at(`smtp.${MAIL_DOMAIN}`), at(`id.${MAIL_DOMAIN}`),
     // srv.test: only SRV records (RFC 6186, RFC 8314).
     { type: 'SRV', name: '_imaps._tcp.srv.test', data: { priority: 0, weight: 1, port: mail.imapsPort, target: `imap.${MAIL_DOMAIN}` } },
     { type: 'SRV', name: '_submissions._tcp.srv.test', data: { priority: 0, weight: 1, port: mail.smtpsPort, target: `smtp.${MAIL_DOMAIN}` } },
@@ -41,12 +50,14 @@ before(async () => {
   ]);
   lan.useDns(lan.gateway);
   web = await AutoconfigServer.start(lan.gateway, mail.tls, {
-    https: { [`autoconfig.${MAIL_DOMAIN}/mail/config-v1.1.xml`]: autoconfigXml({ name: 'Test Mail', imap: imaps, smtp: smtps }) },
+    https: { [`autoconfig.${MAIL_DOMAIN}/mail/config-v1.1.xml`]: autoconfigXml({ name: 'Test Mail', imap: imaps, smtp: smtps,
+      oauth: { issuer: `id.${MAIL_DOMAIN}`, scope: 'mail offline_access', authURL: `${signIn}/authorize`, tokenURL: `${signIn}/token` } }) },
     http: { 'autoconfig.hoster.test/mail/config-v1.1.xml': autoconfigXml({ name: 'Hoster', imap: imaps, smtp: smtps }) },
   });
 });
 
 after(async () => {
+  await issuer?.stop();
   await web?.stop();
   await dns?.stop();
   await mail?.destroy();
@@ -125,4 +136,57 @@ test('onboarding fills in what the address\'s domain publishes, and says where i
   assert.equal(await page.inputValue('select[name=smtp_security]'), 'tls');
   assert.match(await page.locator('#provider-note').textContent(),
     new RegExp(`Test Mail: its servers are filled in below, from the autoconfig document at https://autoconfig\\.${MAIL_DOMAIN}`));
+});
+
+const failure = (promise) => promise.then(() => assert.fail('expected the command to fail'), (e) => `${e.stdout}${e.stderr}`);
+
+/** Runs a command on the LAN host, its output collected as it comes. */
+function started(argv, env = {}) {
+  const [command, args] = lan.exec(0, argv);
+  const child = spawn(command, args, { env: { ...process.env, ...env } });
+  const run = { output: '', exited: new Promise((resolve) => child.on('exit', resolve)) };
+  child.stdout.on('data', (d) => { run.output += d; });
+  child.stderr.on('data', (d) => { run.output += d; });
+  return run;
+}
+
+test('init --oauth signs in through the issuer, mails with XOAUTH2, renews the token, and asks to sign in again once revoked', async (t) => {
+  const ann = await mail.addUser('ann', 'not-used-by-mailmesh');
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // Dovecot rereads its users a second later
+  const { home, mm } = await lanNode(t, 'oauth');
+  const init = ['init', '--email', ann, '--oauth', '--no-browser', '--tls-ca', mail.caFile, '--device-name', 'oauth-node'];
+
+  // No client id registered for this issuer: said plainly, nothing saved.
+  assert.match(await failure(mm(...init)), new RegExp(`no client id for id\\.${MAIL_DOMAIN}.*oauth-clients/id\\.${MAIL_DOMAIN}\\.json`, 's'));
+  await fs.mkdir(path.join(home, 'oauth-clients'));
+  await fs.writeFile(path.join(home, 'oauth-clients', `id.${MAIL_DOMAIN}.json`), JSON.stringify({ client_id: 'mailmesh-test' }));
+
+  // init prints where to sign in and waits; a browser on that host goes there.
+  const signingIn = started([mailmeshBin(), '--home', home, ...init]);
+  const url = await waitFor('the sign-in address', () => /https:\/\/id\.\S+\/authorize\?\S+/.exec(signingIn.output)?.[0]);
+  const browser = started([process.execPath, '-e', 'fetch(process.argv[1]).then(async (r) => console.log(r.status, await r.text()))', url],
+    { NODE_EXTRA_CA_CERTS: mail.caFile });
+  assert.equal(await browser.exited, 0, browser.output);
+  assert.match(browser.output, /^200 .*Signed in as ann@/s, 'the page the browser comes back to');
+  assert.equal(await signingIn.exited, 0, signingIn.output);
+  assert.match(signingIn.output, /A confirmation mail was sent to ann@/);
+  assert.deepEqual(issuer.grants, ['authorization_code']);
+
+  // The confirmation went out over SMTP with the access token (XOAUTH2).
+  await waitFor('the confirmation mail', async () => (await fetchInbox(mail.imapPort, ann, 'not-used-by-mailmesh'))
+    .some((m) => m.includes('Subject: Confirm mailmesh on oauth-node')));
+  const saved = await fs.readFile(path.join(home, 'mail-password'), 'utf8');
+  assert.ok(!saved.includes('.'), 'what is kept is the refresh token, not a JWT access token');
+  assert.equal(((await fs.stat(path.join(home, 'mail-password'))).mode & 0o777), 0o600);
+
+  // Renewed before it expires: after the first token is long dead, IMAP
+  // still logs in with the current one.
+  await waitFor('three renewals', () => issuer.grants.filter((g) => g === 'refresh_token').length >= 3, { timeoutMs: 60_000 });
+  assert.match((await mm('mail', 'sync')).stdout, /read \d+ new messages/);
+
+  // The owner revokes mailmesh's access: the next renewal is refused, and
+  // the node says to sign in again.
+  issuer.revokeAll();
+  await waitFor('"sign in again"', async () => JSON.parse((await mm('status', '--json')).stdout).sign_in_again === true,
+    { timeoutMs: 60_000 });
 });

@@ -6,14 +6,19 @@ import http from 'node:http';
 import https from 'node:https';
 import fs from 'node:fs/promises';
 
-/** An autoconfig document for these servers, login name the address. */
-export function autoconfigXml({ name, imap, smtp }) {
+/**
+ * An autoconfig document for these servers, login name the address; with
+ * `oauth` ({issuer, scope, authURL, tokenURL}), they take OAuth 2 too.
+ */
+export function autoconfigXml({ name, imap, smtp, oauth }) {
+  const auth = `<authentication>password-cleartext</authentication>${oauth ? '<authentication>OAuth2</authentication>' : ''}`;
   const server = (tag, type, s) => `<${tag} type="${type}"><hostname>${s.host}</hostname><port>${s.port}</port>` +
-    `<socketType>${s.socketType}</socketType><username>%EMAILADDRESS%</username>` +
-    `<authentication>password-cleartext</authentication></${tag}>`;
+    `<socketType>${s.socketType}</socketType><username>%EMAILADDRESS%</username>${auth}</${tag}>`;
+  const signIn = oauth ? `<oAuth2><issuer>${oauth.issuer}</issuer><scope>${oauth.scope}</scope>` +
+    `<authURL>${oauth.authURL}</authURL><tokenURL>${oauth.tokenURL}</tokenURL></oAuth2>` : '';
   return `<?xml version="1.0" encoding="UTF-8"?>\n<clientConfig version="1.1"><emailProvider id="${name}">` +
     `<displayName>${name}</displayName>${server('incomingServer', 'imap', imap)}${server('outgoingServer', 'smtp', smtp)}` +
-    '</emailProvider></clientConfig>\n';
+    `</emailProvider>${signIn}</clientConfig>\n`;
 }
 
 export class AutoconfigServer {

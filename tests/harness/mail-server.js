@@ -84,8 +84,16 @@ function listenList(host) {
   return host === '127.0.0.1' ? '127.0.0.1' : `127.0.0.1, ${host}`;
 }
 
-function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls, host }) {
+function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls, host, oauthKey }) {
   const ssl = tls ? `ssl = yes\nssl_cert = <${tls.cert}\nssl_key = <${tls.key}` : 'ssl = no';
+  // With an OAuth key: XOAUTH2 and OAUTHBEARER too, the access tokens JWTs
+  // checked here against the key (Dovecot's oauth2 passdb, local mode).
+  const oauth = oauthKey ? `passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = ${root}/dovecot/oauth2.conf.ext
+}
+` : '';
   return `protocols = imap lmtp
 listen = ${listenList(host)}
 base_dir = ${root}/dovecot/run
@@ -93,16 +101,17 @@ state_dir = ${root}/dovecot/state
 log_path = ${root}/dovecot/dovecot.log
 ${ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${oauthKey ? ' xoauth2 oauthbearer' : ''}
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${root}/dovecot/users
+${oauthKey ? '  mechanisms = plain login\n' : ''}  args = scheme=PLAIN username_format=%u ${root}/dovecot/users
 }
-userdb {
+${oauth}userdb {
   driver = static
-  args = uid=nobody gid=nogroup home=${root}/mail/%u
+  # With the passdbs kept to their mechanisms, a user lookup (LMTP) skips them.
+  args = uid=nobody gid=nogroup home=${root}/mail/%u${oauthKey ? ' allow_all_users=yes' : ''}
 }
 service imap-login {
   inet_listener imap {
@@ -141,7 +150,9 @@ export class MailServer {
    * @param {{tls?: boolean}} [options] with `tls`, also IMAPS and SMTPS
    *   ports, with a certificate from a CA made for this server
    *   (`caFile`), which nobody else trusts. With `host`, SMTP and IMAP
-   *   also listen on that address (for nodes in network namespaces).
+   *   also listen on that address (for nodes in network namespaces). With
+   *   `oauthKey` (bytes), XOAUTH2 and OAUTHBEARER take JWT access tokens
+   *   signed with it (HS256), checked by Dovecot's oauth2 passdb.
    */
   static async start(root, options = {}) {
     // A port found free can be taken by someone else before the servers
@@ -157,8 +168,9 @@ export class MailServer {
     }
   }
 
-  async #start(dir, { tls = false, host = '127.0.0.1' } = {}) {
+  async #start(dir, { tls = false, host = '127.0.0.1', oauthKey = null } = {}) {
     this.host = host;
+    this.oauthKey = oauthKey;
     this.root = dir ?? await tempDir('mailmesh-mail-');
     await fs.mkdir(this.root, { recursive: true });
     if (tls) {
@@ -181,6 +193,14 @@ export class MailServer {
     await fs.chown(path.join(root, 'postfix/data'), uidOf('postfix'), gidOf('postfix'));
     await fs.writeFile(path.join(root, 'postfix/etc/main.cf'), mainCf(this));
     await fs.writeFile(path.join(root, 'postfix/etc/master.cf'), masterCf(this.smtpPort, this.smtpsPort));
+    if (oauthKey) {
+      // Dovecot looks the key up as shared/<azp>/<alg>/<kid>: no azp, no kid.
+      const keys = path.join(root, 'dovecot/keys/default/HS256');
+      await fs.mkdir(keys, { recursive: true, mode: 0o755 });
+      await fs.writeFile(path.join(keys, 'default'), oauthKey.toString('base64'), { mode: 0o644 });
+      await fs.writeFile(path.join(root, 'dovecot/oauth2.conf.ext'),
+        `introspection_mode = local\nlocal_validation_key_dict = fs:posix:prefix=${root}/dovecot/keys/\nusername_attribute = email\n`);
+    }
     await fs.writeFile(path.join(root, 'dovecot/dovecot.conf'), dovecotConf(this));
     await fs.writeFile(path.join(root, 'dovecot/users'), '', { mode: 0o600 });
     await fs.chown(path.join(root, 'dovecot/users'), uidOf('dovecot'), gidOf('dovecot'));

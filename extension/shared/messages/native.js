@@ -38,6 +38,9 @@ export const request = {
   accountTest: (account) => ({ type: 'account_test', account }),
   /** @returns {{type: 'account_discover', email: string, tls_ca: string | null}} finds its servers */
   accountDiscover: (email, tlsCa) => ({ type: 'account_discover', email, tls_ca: tlsCa || null }),
+  /** @returns {{type: 'sign_in_start', account: object, device_name: string, new_network: boolean}} the URL to sign in at (OAuth 2) */
+  signInStart: (account, deviceName, newNetwork = false) =>
+    ({ type: 'sign_in_start', account, device_name: deviceName, new_network: newNetwork }),
   /** @returns {AccountSaveRequest} */
   accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
   /** @returns {ConfirmCodeRequest} */
@@ -145,6 +148,7 @@ export const reply = {
   ENGINE_STATE: 'engine_state',
   ACCOUNT_TEST: 'account_test',
   SERVERS_FOUND: 'servers_found',
+  SIGN_IN_URL: 'sign_in_url',
   ENROLLMENT: 'enrollment',
   STATUS_CHANGED: 'status_changed',
   PEERS_CHANGED: 'peers_changed',

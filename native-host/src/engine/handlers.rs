@@ -1,7 +1,7 @@
 //! The handler map of the control socket: one arm per request type.
 
 use crate::api::{AccountChecks, AccountInput, Check, EngineState, ErrorCode, Reply, Request, PROTOCOL_VERSION};
-use crate::mail::{discover, imap, smtp, MailError};
+use crate::mail::{discover, MailError};
 
 use super::node::SetupError;
 use super::Engine;
@@ -34,6 +34,9 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         }
         Request::AccountSave { account, device_name, new_network } => {
             save_account(engine, account, device_name, new_network).await
+        }
+        Request::SignInStart { account, device_name, new_network } => {
+            sign_in(engine, account, device_name, new_network)
         }
         Request::NetworkNew => setup_reply(engine.node.start_new_network().await),
         Request::NodeRemove { node_id } => match engine.node.request_removal(&node_id).await {
@@ -236,10 +239,7 @@ fn check(result: Result<(), MailError>) -> Check {
 }
 
 async fn test_logins(input: &AccountInput) -> (Check, Check) {
-    let (imap, smtp) = tokio::join!(
-        imap::test_login(&input.account, &input.password),
-        smtp::test_login(&input.account, &input.password)
-    );
+    let (imap, smtp) = crate::mail::test_logins(&input.account, &input.password).await;
     (check(imap), check(smtp))
 }
 
@@ -257,6 +257,24 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
     }
     let AccountInput { account, password } = input;
     setup_reply(engine.node.setup(account, password, device_name, new_network).await)
+}
+
+/// Completes the account's OAuth settings from the client files and
+/// starts the sign-in: the URL for the browser.
+fn sign_in(engine: &Engine, mut account: crate::api::Account, device_name: Option<String>, new_network: bool) -> Reply {
+    if let Err(e) = account.validate() {
+        return error(ErrorCode::InvalidAccount, e);
+    }
+    let Some(found) = account.oauth.take() else {
+        return error(ErrorCode::InvalidAccount, "this account has no OAuth 2 settings: sign in with a password");
+    };
+    let started = crate::mail::oauth::settings(&engine.home, &found.issuer.clone(), Some(found)).and_then(|settings| {
+        engine.node.start_sign_in(crate::api::Account { oauth: Some(settings), ..account }, device_name, new_network)
+    });
+    match started {
+        Ok(url) => Reply::SignInUrl { url },
+        Err(e) => error(ErrorCode::InvalidAccount, e),
+    }
 }
 
 fn setup_reply(outcome: Result<crate::api::EnrollmentView, SetupError>) -> Reply {

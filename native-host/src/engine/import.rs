@@ -206,6 +206,7 @@ mod tests {
             user: "owner".into(),
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         };
         let ours = crate::mailbox::build(&account, crate::mailbox::Kind::Roster, "roster", "x".into(), vec![1]);
         mailbox.append("INBOX", ours.unwrap().formatted());

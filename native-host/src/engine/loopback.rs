@@ -38,6 +38,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route("/approve/{token}", get(confirm_page).post(approve))
         .route("/remove/{token}", get(confirm_page).post(remove))
+        .route("/oauth/callback", get(sign_in_answer))
         .route("/mesh", get(super::sockets::mesh_socket))
         .route("/bulk", get(super::sockets::bulk_socket))
         .route("/call", get(super::calls::call_socket))
@@ -113,6 +114,58 @@ async fn remove(State(engine): State<Arc<Engine>>, headers: HeaderMap, Path(toke
     match engine.node.confirm_removal(Proof::Token(&token)).await {
         Ok(()) => page(StatusCode::OK, "Device removed", "<p id=\"result\" data-ok=\"true\">Removed. Your other devices get a new network key; the removed one gets nothing new.</p>"),
         Err(e) => page(StatusCode::BAD_REQUEST, "Not removed", &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e))),
+    }
+}
+
+/// What the issuer's answer to a sign-in carries (RFC 6749 4.1.2).
+#[derive(serde::Deserialize)]
+struct SignInAnswer {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The browser comes back from the issuer: the sign-in is finished, the
+/// account set up, and the page says how it went. Only an answer with the
+/// `state` of a sign-in this engine started is taken.
+async fn sign_in_answer(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    axum::extract::Query(answer): axum::extract::Query<SignInAnswer>,
+) -> Response {
+    if !from_here(&headers, engine.loopback_port) {
+        return refused();
+    }
+    let outcome = match answer {
+        SignInAnswer { error: Some(error), error_description, .. } => {
+            Err(format!("the sign-in was refused: {}", error_description.unwrap_or(error)))
+        }
+        SignInAnswer { code: Some(code), state: Some(state), .. } => engine.node.finish_sign_in(&state, code).await,
+        _ => Err("this is not an answer to a sign-in".into()),
+    };
+    match outcome {
+        Ok(view) => page(
+            StatusCode::OK,
+            "Signed in",
+            &format!(
+                "<p id=\"result\" data-ok=\"true\">Signed in as {}. {}</p><p>You can close this tab.</p>",
+                html_escape(view.email.as_deref().unwrap_or("")),
+                if view.state == "awaiting_approval" {
+                    "This device asked to join your network: approve it on one of your devices."
+                } else {
+                    "A confirmation mail is on its way to you."
+                }
+            ),
+        ),
+        Err(e) => {
+            tracing::warn!("sign-in not finished: {e}");
+            page(
+                StatusCode::BAD_REQUEST,
+                "Not signed in",
+                &format!("<p id=\"result\" data-ok=\"false\">{}</p>", html_escape(&e)),
+            )
+        }
     }
 }
 

@@ -127,6 +127,7 @@ impl Engine {
             chat_unread,
             join_requests: self.node.join_requests().await,
             change_password: state.change_password,
+            sign_in_again: self.node.sign_in_again(),
             networks_found,
         }
     }
@@ -169,7 +170,7 @@ impl Engine {
     pub async fn import_mail(&self) -> Result<(usize, usize), String> {
         let (account, folders) =
             self.node.read(|state| (state.account.clone(), state.config.mail_folders.clone())).await;
-        let Some((account, password)) = account else { return Ok((0, 0)) };
+        let Some((account, password)) = account.map(|(a, s)| self.node.login_for(a, s)) else { return Ok((0, 0)) };
         if !self.drive_net.in_network() {
             return Ok((0, 0));
         }
@@ -338,6 +339,10 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         }
     });
     let mail = tokio::spawn(watch_mailbox(engine.clone()));
+    let signed_in = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.node.keep_signed_in().await })
+    };
     let identity = tokio::spawn(keep_mesh_identity(engine.clone()));
     let link_server = tokio::spawn(mesh::link::serve(links, mesh.clone()));
     let discovery = tokio::spawn(mesh::discovery::run(mesh.clone()));
@@ -347,8 +352,20 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
     let services = tokio::spawn(routes::serve(engine.clone(), routes));
     let trusted = tokio::spawn(people::keep_trusted(engine.clone()));
     server::serve(listener, engine.clone()).await;
-    for task in [signals, web, mail, identity, link_server, discovery, from_mesh, maintenance, chat, services, trusted]
-    {
+    for task in [
+        signals,
+        web,
+        mail,
+        signed_in,
+        identity,
+        link_server,
+        discovery,
+        from_mesh,
+        maintenance,
+        chat,
+        services,
+        trusted,
+    ] {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
@@ -424,7 +441,7 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
 /// when the account changes.
 async fn watch_mailbox(engine: Arc<Engine>) {
     loop {
-        let Some((account, password)) = engine.node.account().await else {
+        let Some((account, password)) = engine.node.login().await else {
             engine.node.account_changed().await;
             continue;
         };

@@ -67,7 +67,7 @@ impl Engine {
         body: String,
         attachments: Vec<String>,
     ) -> Result<Sent, OutboxError> {
-        let (account, password) = self.node.account().await.ok_or(OutboxError::NoAccount)?;
+        let (account, password) = self.node.login().await.ok_or(OutboxError::NoAccount)?;
         let from = smtp::owner_mailbox(&account)?;
         let recipients = compose::recipients(&to)?;
         let mut temps = TempFiles::default();

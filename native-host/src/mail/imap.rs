@@ -67,7 +67,17 @@ pub async fn connect(account: &Account, password: &Secret) -> Result<ImapSession
             Ok(Ok(Some(_))) => {}
         }
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.login(&account.user, password.expose())).await {
+    let login = async {
+        if account.oauth.is_some() {
+            // With OAuth 2 the secret is an access token (XOAUTH2).
+            let mut xoauth2 =
+                super::oauth::XOAuth2 { response: super::oauth::xoauth2(&account.user, password), sent: false };
+            client.authenticate("XOAUTH2", &mut xoauth2).await
+        } else {
+            client.login(&account.user, password.expose()).await
+        }
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, login).await {
         Err(_) => Err(MailError::Timeout(server.host.clone())),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(text), _))) => Err(MailError::refused_login(account, &server.host, &text)),

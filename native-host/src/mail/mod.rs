@@ -10,6 +10,7 @@ pub mod compose;
 pub mod discover;
 pub mod error;
 pub mod imap;
+pub mod oauth;
 pub mod providers;
 pub mod refusal;
 pub mod smtp;
@@ -17,3 +18,12 @@ pub mod tls;
 pub mod watch;
 
 pub use error::MailError;
+
+/// Tries an IMAP and an SMTP login at once with this account and login
+/// secret (a password, or an OAuth access token).
+pub async fn test_logins(
+    account: &crate::api::Account,
+    login: &crate::api::Secret,
+) -> (Result<(), MailError>, Result<(), MailError>) {
+    tokio::join!(imap::test_login(account, login), smtp::test_login(account, login))
+}

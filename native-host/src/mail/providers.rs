@@ -20,6 +20,10 @@ pub struct Provider {
     mx_domains: &'static [&'static str],
     /// What it wants instead of the account password, if anything.
     pub advice: Option<&'static str>,
+    /// Its OAuth 2 issuer (see `oauth-clients/`), if it offers sign-in.
+    pub oauth_issuer: Option<&'static str>,
+    /// It takes no passwords from mail programs, only OAuth 2.
+    pub oauth_only: bool,
 }
 
 impl Provider {
@@ -46,6 +50,8 @@ pub const PROVIDERS: &[Provider] = &[
             "Gmail needs an app password: turn on 2-Step Verification, then create one at \
              https://myaccount.google.com/apppasswords and use it here",
         ),
+        oauth_issuer: Some("accounts.google.com"),
+        oauth_only: false,
     },
     Provider {
         name: "Outlook.com",
@@ -55,9 +61,11 @@ pub const PROVIDERS: &[Provider] = &[
         other_hosts: &[],
         mx_domains: &[],
         advice: Some(
-            "Outlook.com and Microsoft 365 need Sign in with Microsoft (OAuth 2) and refuse passwords \
-             from other mail programs since September 2024; mailmesh cannot sign in there yet",
+            "Outlook.com and Microsoft 365 need Sign in with Microsoft (OAuth 2): they refuse passwords \
+             from other mail programs since September 2024",
         ),
+        oauth_issuer: Some("login.microsoftonline.com"),
+        oauth_only: true,
     },
     Provider {
         name: "Microsoft 365",
@@ -67,9 +75,10 @@ pub const PROVIDERS: &[Provider] = &[
         other_hosts: &[],
         mx_domains: &["mail.protection.outlook.com"],
         advice: Some(
-            "Microsoft 365 needs Sign in with Microsoft (OAuth 2): it refuses passwords from other mail programs; \
-             mailmesh cannot sign in there yet",
+            "Microsoft 365 needs Sign in with Microsoft (OAuth 2): it refuses passwords from other mail programs",
         ),
+        oauth_issuer: Some("login.microsoftonline.com"),
+        oauth_only: true,
     },
     Provider {
         name: "iCloud Mail",
@@ -82,6 +91,8 @@ pub const PROVIDERS: &[Provider] = &[
             "iCloud Mail needs an app-specific password: create one at https://account.apple.com \
              (Sign-In and Security, App-Specific Passwords) and use it here",
         ),
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "Yahoo Mail",
@@ -93,6 +104,8 @@ pub const PROVIDERS: &[Provider] = &[
         advice: Some(
             "Yahoo needs an app password: create one under Account Security, Generate app password, and use it here",
         ),
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "AOL Mail",
@@ -104,6 +117,8 @@ pub const PROVIDERS: &[Provider] = &[
         advice: Some(
             "AOL needs an app password: create one under Account Security, Generate app password, and use it here",
         ),
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "Fastmail",
@@ -116,6 +131,8 @@ pub const PROVIDERS: &[Provider] = &[
             "Fastmail needs an app password: create one under Settings, Privacy & Security, \
              Manage app passwords, and use it here",
         ),
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "GMX",
@@ -125,6 +142,8 @@ pub const PROVIDERS: &[Provider] = &[
         other_hosts: &[],
         mx_domains: &["gmx.net"],
         advice: None,
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "WEB.DE",
@@ -134,6 +153,8 @@ pub const PROVIDERS: &[Provider] = &[
         other_hosts: &[],
         mx_domains: &["web.de"],
         advice: None,
+        oauth_issuer: None,
+        oauth_only: false,
     },
     Provider {
         name: "Proton Mail (through Proton Mail Bridge on this computer)",
@@ -143,6 +164,8 @@ pub const PROVIDERS: &[Provider] = &[
         other_hosts: &[],
         mx_domains: &["protonmail.ch"],
         advice: Some("Proton Mail Bridge shows its own password for mail programs: use that one here"),
+        oauth_issuer: None,
+        oauth_only: false,
     },
 ];
 

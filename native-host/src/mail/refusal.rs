@@ -36,6 +36,7 @@ mod tests {
             user: email.into(),
             tls_ca: None,
             accept_invalid_certs: false,
+            oauth: None,
         }
     }
 

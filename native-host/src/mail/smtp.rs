@@ -5,7 +5,7 @@ use std::error::Error as _;
 
 use lettre::address::Envelope;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::Path;
@@ -33,12 +33,14 @@ fn transport(account: &Account, password: &Secret) -> Result<AsyncSmtpTransport<
         Security::Tls => Tls::Wrapper(tls_params()?),
         Security::Starttls => Tls::Required(tls_params()?),
     };
-    Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
         .port(server.port)
         .tls(tls)
         .timeout(Some(CONNECT_TIMEOUT))
-        .credentials(Credentials::new(account.user.clone(), password.expose().to_string()))
-        .build())
+        .credentials(Credentials::new(account.user.clone(), password.expose().to_string()));
+    // With OAuth 2 the secret is an access token, and only XOAUTH2 takes it.
+    let builder = if account.oauth.is_some() { builder.authentication(vec![Mechanism::Xoauth2]) } else { builder };
+    Ok(builder.build())
 }
 
 /// Maps a lettre error to words, looking through its causes.

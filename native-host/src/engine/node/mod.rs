@@ -21,6 +21,7 @@ mod mailroom;
 mod password;
 mod removal;
 mod setup;
+mod signin;
 #[cfg(test)]
 mod tests;
 
@@ -66,10 +67,14 @@ pub struct NodeService {
     events: broadcast::Sender<Event>,
     mail: MailConnector,
     drive: Arc<DriveNet>,
-    /// Signalled when the mail account was saved or changed.
+    /// Signalled when the mail account was saved or changed, for the mail
+    /// watcher; `signin_changed` the same, for the sign-in keeper.
     account_changed: Notify,
+    signin_changed: Notify,
     /// The networks setup found in the mailbox (shown while joining).
     networks_found: std::sync::Mutex<Vec<crate::api::NetworkFound>>,
+    /// OAuth 2 sign-ins under way and the access token in use (`signin.rs`).
+    signed_in: std::sync::Mutex<signin::SignedIn>,
 }
 
 impl NodeService {
@@ -95,7 +100,9 @@ impl NodeService {
             mail,
             drive,
             account_changed: Notify::new(),
+            signin_changed: Notify::new(),
             networks_found: Default::default(),
+            signed_in: Default::default(),
         }
     }
 
@@ -108,9 +115,16 @@ impl NodeService {
         self.state.lock().await.account.clone()
     }
 
-    /// Waits until the account is saved or changed.
+    /// Waits until the account is saved or changed, or its sign-in renewed
+    /// (for the mail watcher, the one waiter).
     pub async fn account_changed(&self) {
         self.account_changed.notified().await
+    }
+
+    /// Tells the mail watcher and the sign-in keeper the account changed.
+    fn account_saved(&self) {
+        self.account_changed.notify_one();
+        self.signin_changed.notify_one();
     }
 
     /// After a change: the services and the mesh get the new standing at
@@ -151,7 +165,7 @@ impl NodeService {
     /// The saved account's mail, or why there is none.
     async fn mail(&self) -> Result<Box<dyn MailAccount>, MailError> {
         let (account, password) =
-            self.account().await.ok_or_else(|| MailError::Protocol("no mail account is set up".into()))?;
+            self.login().await.ok_or_else(|| MailError::Protocol("no mail account is set up".into()))?;
         Ok((self.mail)(&account, &password))
     }
 
@@ -180,7 +194,7 @@ impl NodeService {
             crate::account::save(&self.home, &account, &password).map_err(|e| SetupError::Disk(e.to_string()))?;
             state.account = Some((account, password));
         }
-        self.account_changed.notify_one();
+        self.account_saved();
         self.start_join().await.map_err(|e| SetupError::Mail(format!("the join request could not be sent: {e}")))?;
         Ok(self.enrollment_view().await)
     }
@@ -209,7 +223,7 @@ impl NodeService {
             start_confirmation(mail, now_ms()).map_err(|e| SetupError::Disk(e.to_string()))?
         };
         // Sent without holding the state, so status requests stay quick.
-        (self.mail)(&account, &password)
+        self.mail_for(&account, &password)
             .send(message)
             .await
             .map_err(|e| SetupError::Mail(format!("the confirmation mail could not be sent: {e}")))?;
@@ -224,7 +238,7 @@ impl NodeService {
             state.enrollment = Enrollment::Pending(pending);
             self.publish(&state);
         }
-        self.account_changed.notify_one();
+        self.account_saved();
         Ok(self.enrollment_view().await)
     }
 

@@ -53,6 +53,9 @@ impl NodeService {
 
     async fn store_password(&self, password: Secret, set_ms: u64) -> Result<(), String> {
         let (account, _) = self.account().await.ok_or("no mail account is set up")?;
+        if account.oauth.is_some() {
+            return Err("this account signs in with OAuth 2, not a password: sign in again instead".into());
+        }
         (self.mail)(&account, &password).login().await.map_err(|e| e.to_string())?;
         {
             let mut state = self.state.lock().await;
@@ -64,7 +67,7 @@ impl NodeService {
             self.publish(&state);
         }
         // The watcher logs in again with it.
-        self.account_changed.notify_one();
+        self.account_saved();
         tracing::info!("stored the new mail password");
         Ok(())
     }

@@ -28,7 +28,7 @@ impl NodeService {
         account: &Account,
         password: &Secret,
     ) -> Result<Vec<NetworkFound>, MailError> {
-        let found = (self.mail)(account, password).mailmesh_mails(&[Kind::Roster]).await?;
+        let found = self.mail_for(account, password).mailmesh_mails(&[Kind::Roster]).await?;
         if found.iter().any(|mail| mail.from_older_version) {
             self.heard_older_version().await;
         }

@@ -91,6 +91,7 @@ fn account() -> (Account, Secret) {
         user: "owner".into(),
         tls_ca: None,
         accept_invalid_certs: false,
+        oauth: None,
     };
     (account, Secret::new("password".into()))
 }

@@ -173,7 +173,7 @@ impl Engine {
 
     /// Mails `email` a challenge for each of their unverified nodes.
     pub async fn verify_person(&self, email: &str) -> Result<PersonView, String> {
-        let (account, password) = self.node.account().await.ok_or("no mail account is set up")?;
+        let (account, password) = self.node.login().await.ok_or("no mail account is set up")?;
         let nonces = (0..MAX_NODES_PER_CHALLENGE).map(|_| crate::rng::bytes::<32>()).collect::<Result<_, _>>()?;
         let challenge: Challenge = self
             .people

@@ -5,9 +5,9 @@
 //! A document that offers only unencrypted servers gives nothing: the
 //! password would cross the network in the clear.
 
-use pimconf::autoconfig::types::{Autoconfig, SecurityType, Server as XmlServer, ServerType};
+use pimconf::autoconfig::types::{AuthenticationType, Autoconfig, SecurityType, Server as XmlServer, ServerType};
 
-use crate::api::{Security, Server};
+use crate::api::{OAuth, Security, Server};
 
 /// What one autoconfig document says.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,6 +17,11 @@ pub struct Config {
     pub smtp: Server,
     /// The login name, placeholders filled in for `email`.
     pub user: Option<String>,
+    /// Where to sign in, when the IMAP server takes OAuth 2 (the client id
+    /// is left empty: it is mailmesh's, not the document's).
+    pub oauth: Option<OAuth>,
+    /// The IMAP server takes OAuth 2 and no password.
+    pub oauth_only: bool,
 }
 
 /// The servers of an autoconfig document, or None when it is not one or
@@ -25,19 +30,34 @@ pub fn read(xml: &[u8], email: &str) -> Option<Config> {
     let text = std::str::from_utf8(xml).ok()?;
     let doc: Autoconfig = serde_xml_rs::from_str(text).ok()?;
     let provider = doc.email_provider;
-    let imap = best(&provider.incoming_server, ServerType::Imap)?;
-    let smtp = best(&provider.outgoing_server, ServerType::Smtp)?;
+    let (imap, template, auth) = best(&provider.incoming_server, ServerType::Imap)?;
+    let (smtp, _, _) = best(&provider.outgoing_server, ServerType::Smtp)?;
+    let takes_oauth = auth.iter().any(|a| matches!(a, AuthenticationType::OAuth2));
+    let takes_password = auth.is_empty()
+        || auth
+            .iter()
+            .any(|a| matches!(a, AuthenticationType::PasswordCleartext | AuthenticationType::PasswordEncrypted));
+    let oauth = doc.oauth2.filter(|_| takes_oauth).map(|o| OAuth {
+        issuer: o.issuer,
+        auth_url: o.auth_url,
+        token_url: o.token_url,
+        scopes: o.scope.split_whitespace().map(str::to_string).collect(),
+        client_id: String::new(),
+        client_secret: None,
+    });
     Some(Config {
         name: provider.display_name.or(provider.display_short_name),
-        user: imap.1.map(|template| fill(&template, email)),
-        imap: imap.0,
-        smtp: smtp.0,
+        user: template.map(|template| fill(&template, email)),
+        oauth_only: oauth.is_some() && !takes_password,
+        oauth,
+        imap,
+        smtp,
     })
 }
 
 /// The first encrypted server of a kind, TLS before STARTTLS, in the
 /// document's order (its order is the provider's preference).
-fn best(servers: &[XmlServer], kind: ServerType) -> Option<(Server, Option<String>)> {
+fn best(servers: &[XmlServer], kind: ServerType) -> Option<(Server, Option<String>, &[AuthenticationType])> {
     let of_kind = || servers.iter().filter(|s| std::mem::discriminant(&s.r#type) == std::mem::discriminant(&kind));
     let with = |wanted: Security| {
         of_kind().find_map(|s| {
@@ -54,7 +74,11 @@ fn best(servers: &[XmlServer], kind: ServerType) -> Option<(Server, Option<Strin
                     (_, Security::Tls) => 993,
                     _ => 143,
                 });
-                (Server { host: host.to_ascii_lowercase(), port, security }, s.username.clone())
+                (
+                    Server { host: host.to_ascii_lowercase(), port, security },
+                    s.username.clone(),
+                    s.authentication.as_slice(),
+                )
             })
         })
     };
@@ -106,6 +130,26 @@ mod tests {
         assert_eq!(config.imap, Server { host: "imap.example.org".into(), port: 993, security: Security::Tls });
         assert_eq!(config.smtp, Server { host: "smtp.example.org".into(), port: 587, security: Security::Starttls });
         assert_eq!(config.user.as_deref(), Some("ann"));
+        assert_eq!((config.oauth, config.oauth_only), (None, false));
+    }
+
+    #[test]
+    fn a_server_that_takes_oauth_gives_where_to_sign_in() {
+        let xml = FASTMAIL_LIKE
+            .replace("<authentication>password-cleartext</authentication>", "<authentication>OAuth2</authentication>")
+            .replace(
+                "</emailProvider>",
+                "</emailProvider><oAuth2><issuer>id.example.org</issuer><scope>mail offline</scope>\
+                 <authURL>https://id.example.org/authorize</authURL><tokenURL>https://id.example.org/token</tokenURL></oAuth2>",
+            );
+        let config = read(xml.as_bytes(), "ann@example.org").unwrap();
+        let oauth = config.oauth.unwrap();
+        assert_eq!(
+            (oauth.issuer.as_str(), oauth.token_url.as_str()),
+            ("id.example.org", "https://id.example.org/token")
+        );
+        assert_eq!(oauth.scopes, ["mail", "offline"]);
+        assert!(config.oauth_only);
     }
 
     #[test]

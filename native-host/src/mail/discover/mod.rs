@@ -29,7 +29,7 @@ use futures_util::future::join_all;
 pub use net::Net;
 
 use super::providers::{self, Provider};
-use crate::api::{Security, Server};
+use crate::api::{OAuth, Security, Server};
 
 /// Servers found for an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,10 @@ pub struct Found {
     pub source: String,
     /// What the provider wants instead of the account password.
     pub advice: Option<String>,
+    /// Where to sign in with OAuth 2, if the provider offers it.
+    pub oauth: Option<OAuth>,
+    /// The provider takes OAuth 2 and no password.
+    pub oauth_only: bool,
 }
 
 impl Found {
@@ -55,6 +59,15 @@ impl Found {
             user: None,
             source,
             advice: provider.advice.map(str::to_string),
+            oauth: provider.oauth_issuer.map(|issuer| OAuth {
+                issuer: issuer.to_string(),
+                auth_url: String::new(),
+                token_url: String::new(),
+                scopes: Vec::new(),
+                client_id: String::new(),
+                client_secret: None,
+            }),
+            oauth_only: provider.oauth_only,
         }
     }
 }
@@ -67,6 +80,8 @@ pub fn view(found: Option<Found>) -> crate::api::ServersFound {
             imap: None,
             smtp: None,
             user: None,
+            oauth: None,
+            oauth_only: false,
             source: None,
             advice: None,
         };
@@ -76,6 +91,8 @@ pub fn view(found: Option<Found>) -> crate::api::ServersFound {
         imap: Some(found.imap),
         smtp: Some(found.smtp),
         user: found.user,
+        oauth: found.oauth,
+        oauth_only: found.oauth_only,
         source: Some(found.source),
         advice: found.advice,
     }
@@ -178,6 +195,8 @@ async fn autoconfig_of(domain: &str, email: &str, lookups: &impl Lookups) -> Opt
             imap: config.imap,
             smtp: config.smtp,
             source,
+            oauth: config.oauth,
+            oauth_only: config.oauth_only,
         })
     })
 }
@@ -205,6 +224,8 @@ async fn srv_of(domain: &str, lookups: &impl Lookups) -> Option<Found> {
         smtp,
         user: None,
         source: format!("the SRV records of {domain}"),
+        oauth: None,
+        oauth_only: false,
     })
 }
 
@@ -243,6 +264,8 @@ async fn guess(domains: &[String], lookups: &impl Lookups) -> Option<Found> {
         user: None,
         source: "a guess: these servers answer on the usual ports".into(),
         advice: None,
+        oauth: None,
+        oauth_only: false,
     })
 }
 
