@@ -61,6 +61,9 @@ pub enum Request {
         #[serde(default)]
         new_network: bool,
     },
+    /// Signs the saved OAuth 2 account in again (after "sign in again"):
+    /// replies with the URL to open, as `sign_in_start` does.
+    SignInAgain,
     /// Stop joining the network found in the mailbox and create a new one
     /// with the saved account (the owner did not recognise the network).
     NetworkNew,

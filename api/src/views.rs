@@ -284,6 +284,12 @@ pub struct Status {
     /// revoked: the owner must sign in again.
     #[serde(default)]
     pub sign_in_again: bool,
+    /// An OAuth 2 sign-in is under way (the browser has not come back).
+    #[serde(default)]
+    pub signing_in: bool,
+    /// Why the last sign-in failed, until the next one starts.
+    #[serde(default)]
+    pub sign_in_failed: Option<String>,
     /// While joining: the networks setup found in the mailbox.
     #[serde(default)]
     pub networks_found: Vec<NetworkFound>,

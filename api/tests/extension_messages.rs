@@ -46,6 +46,7 @@ fn every_request() -> Vec<Request> {
         Request::AccountTest { account: input.clone() },
         Request::SignInStart { account: input.account.clone(), device_name: None, new_network: false },
         Request::AccountSave { account: input, device_name: None, new_network: false },
+        Request::SignInAgain,
         Request::NetworkNew,
         Request::ConfirmCode { code: s() },
         Request::NodeRemove { node_id: s() },
@@ -88,6 +89,7 @@ fn every_request() -> Vec<Request> {
             | Request::StartEngine
             | Request::AccountDiscover { .. }
             | Request::SignInStart { .. }
+            | Request::SignInAgain
             | Request::AccountTest { .. }
             | Request::AccountSave { .. }
             | Request::NetworkNew

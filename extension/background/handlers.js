@@ -36,6 +36,8 @@ export function makeHandlers(link) {
     // in the extension nor sent back.
     [RuntimeType.ACCOUNT_DISCOVER]: (m) => link.request(request.accountDiscover(m.email, m.tlsCa), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.ACCOUNT_TEST]: (m) => link.request(request.accountTest(m.account), SLOW_REQUEST_TIMEOUT_MS),
+    [RuntimeType.SIGN_IN_START]: (m) => link.request(request.signInStart(m.account, m.deviceName)),
+    [RuntimeType.SIGN_IN_AGAIN]: () => link.request(request.signInAgain()),
     [RuntimeType.ACCOUNT_SAVE]: (m) => link.request(request.accountSave(m.account, m.deviceName), SLOW_REQUEST_TIMEOUT_MS),
     [RuntimeType.CONFIRM_CODE]: (m) => link.request(request.confirmCode(m.code)),
     [RuntimeType.NODE_REMOVE]: (m) => link.request(request.nodeRemove(m.nodeId), SLOW_REQUEST_TIMEOUT_MS),

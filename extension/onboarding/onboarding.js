@@ -64,6 +64,20 @@ function fill(name, value) {
   if (!edited.has(name)) form.elements[name].value = value;
 }
 
+/** Where the address's provider signs in (OAuth 2), as discovery found it. */
+let signIn = null;
+
+/** Offers "Sign in with …" where the provider signs in with OAuth 2; where it takes no password, the password field goes. */
+function offerSignIn(found) {
+  signIn = found?.oauth ?? null;
+  $('sign-in-row').hidden = !signIn;
+  $('sign-in').textContent = `Sign in with ${found?.provider ?? 'your provider'}`;
+  const passwordless = Boolean(signIn && found.oauth_only);
+  form.elements.password.required = !passwordless;
+  form.elements.password.closest('label').hidden = passwordless;
+  $('save-account').hidden = passwordless;
+}
+
 /**
  * Finds the address's servers (mailmesh's table, the domain's autoconfig,
  * SRV and MX records) and fills them in, still editable, saying where they
@@ -77,6 +91,7 @@ async function findServers() {
     const tlsCa = String(form.elements.tls_ca.value).trim();
     const found = await callWorker({ type: RuntimeType.ACCOUNT_DISCOVER, email, tlsCa });
     if (String(form.elements.email.value).trim() !== email) return;
+    offerSignIn(found);
     if (!found.imap || !found.smtp) {
       $('provider-note').textContent = 'mailmesh could not find your mail servers: give them below (your provider\'s help pages name them).';
       return;
@@ -96,6 +111,25 @@ async function findServers() {
 }
 form.elements.email.addEventListener('change', findServers);
 form.elements.tls_ca.addEventListener('change', findServers);
+
+$('sign-in').addEventListener('click', () => busy($('sign-in'), async () => {
+  if (!signIn) return;
+  try {
+    const deviceName = String(new FormData(form).get('device_name')).trim();
+    const { password: _unused, ...account } = accountFromForm();
+    const { url } = await callWorker({ type: RuntimeType.SIGN_IN_START, account: { ...account, oauth: signIn }, deviceName });
+    await chrome.tabs.create({ url });
+    say($('account-result'), 'Finish signing in in the new tab; this page goes on once you are back.', true);
+  } catch (e) {
+    say($('account-result'), e.message, false);
+  }
+}));
+
+/** How a sign-in in the other tab went, from the engine's status. */
+function renderSignIn(status) {
+  if (!status || status.signing_in) return;
+  if (status.sign_in_failed) say($('account-result'), status.sign_in_failed, false);
+}
 
 $('test-connection').addEventListener('click', () => busy($('test-connection'), async () => {
   if (!form.reportValidity()) return;
@@ -162,6 +196,7 @@ callWorker({ type: RuntimeType.GET_STATE }).catch(() => {});
 watchState((state) => {
   renderNodeCard(document, state);
   renderNetworksFound(state.status);
+  renderSignIn(state.status);
   const enrollment = state.status?.enrollment;
   const joining = enrollment === 'awaiting_approval' || enrollment === 'approved';
   if (enrollment === 'awaiting_confirmation' || joining) $('confirm-section').hidden = false;

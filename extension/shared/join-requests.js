@@ -1,7 +1,8 @@
 // What asks for the owner's decision about the network, on the popup and
 // the app's nodes page alike: devices waiting to join (approve shows their
 // name and fingerprint; this device then mails the code to type on them),
-// and, after a removal, the new mail password.
+// after a removal the new mail password, and an OAuth 2 sign-in that
+// expired or was revoked ("sign in again").
 
 import { element } from './dom.js';
 import { RuntimeType, callWorker } from './messages/runtime.js';
@@ -15,9 +16,10 @@ import { RuntimeType, callWorker } from './messages/runtime.js';
 export function renderJoinRequests(doc, status) {
   const requests = status?.join_requests ?? [];
   const card = doc.getElementById('join-card');
-  card.hidden = requests.length === 0 && !status?.change_password;
+  card.hidden = requests.length === 0 && !status?.change_password && !status?.sign_in_again;
   const result = doc.getElementById('join-result');
   doc.getElementById('change-password').hidden = !status?.change_password;
+  doc.getElementById('sign-in-again').hidden = !status?.sign_in_again;
   // Re-rendered only when the list changes: a click never meets a button
   // being replaced (the popup re-reads the state every few seconds).
   const list = doc.getElementById('join-requests');
@@ -59,9 +61,21 @@ export function mountJoinCard(doc) {
   const form = element(doc, 'form', { id: 'change-password', hidden: true },
     element(doc, 'p', {}, 'A device was removed, and it knew your mail password. Change the password at your mail provider, then give the new one here: your other devices take it from this one.'),
     input, ' ', element(doc, 'button', { type: 'submit', textContent: 'Save new password' }));
+  const signIn = element(doc, 'button', { type: 'button', textContent: 'Sign in again' });
+  const signInAgain = element(doc, 'p', { id: 'sign-in-again', hidden: true },
+    'Your sign-in to your mail account expired or was revoked, so mailmesh cannot read or send mail. ', signIn);
   const result = element(doc, 'p', { id: 'join-result', className: 'muted' });
   result.setAttribute('role', 'status');
-  doc.getElementById('join-card').append(element(doc, 'ul', { id: 'join-requests', className: 'members' }), form, result);
+  doc.getElementById('join-card').append(element(doc, 'ul', { id: 'join-requests', className: 'members' }), form, signInAgain, result);
+  signIn.addEventListener('click', async () => {
+    try {
+      const { url } = await callWorker({ type: RuntimeType.SIGN_IN_AGAIN });
+      await chrome.tabs.create({ url });
+      result.textContent = 'Finish signing in in the new tab.';
+    } catch (e) {
+      result.textContent = e.message;
+    }
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {

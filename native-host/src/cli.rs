@@ -653,13 +653,21 @@ async fn sign_in_with_browser(
     let started = std::time::Instant::now();
     while started.elapsed() < SIGN_IN_WAIT {
         let status = status_of(home).await?;
-        if status.account_email.as_deref() == Some(email.as_str()) && status.enrollment != "none" {
-            return Ok(crate::api::EnrollmentView {
-                state: status.enrollment,
-                email: status.account_email,
-                network_id: status.network_id,
-                networks_found: status.networks_found,
-            });
+        if !status.signing_in {
+            if let Some(why) = status.sign_in_failed {
+                anyhow::bail!("{why}");
+            }
+            if status.account_email.as_deref() == Some(email.as_str()) {
+                return Ok(crate::api::EnrollmentView {
+                    state: status.enrollment,
+                    email: status.account_email,
+                    network_id: status.network_id,
+                    networks_found: status.networks_found,
+                });
+            }
+            anyhow::bail!(
+                "the sign-in was given up (another one started, or it took too long); run `mailmesh init` again"
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

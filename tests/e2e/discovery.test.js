@@ -190,3 +190,45 @@ test('init --oauth signs in through the issuer, mails with XOAUTH2, renews the t
   await waitFor('"sign in again"', async () => JSON.parse((await mm('status', '--json')).stdout).sign_in_again === true,
     { timeoutMs: 60_000 });
 });
+
+test('in the browser: onboarding signs in with the provider in a tab, and the popup signs in again once revoked', async (t) => {
+  const bea = await mail.addUser('bea', 'not-used-by-mailmesh');
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // Dovecot rereads its users a second later
+  // The test issuer's page has a certificate from the test CA, which this
+  // browser does not know (the engine trusts it through --tls-ca).
+  const node = await MeshNode.start({ name: 'signin', dir: path.join(dir, 'signin'), lan, host: 0, args: ['--ignore-certificate-errors'] });
+  t.after(() => node.stop());
+  await fs.mkdir(path.join(node.home, 'oauth-clients'), { recursive: true });
+  await fs.writeFile(path.join(node.home, 'oauth-clients', `id.${MAIL_DOMAIN}.json`), JSON.stringify({ client_id: 'mailmesh-test' }));
+  const status = async () => JSON.parse((await node.mailmesh('status', '--json')).stdout);
+  /** Clicks `button` and waits for the tab it opens to come back from the issuer. */
+  const signInTab = async (button) => {
+    const [tab] = await Promise.all([node.context.waitForEvent('page'), button.click()]);
+    await tab.waitForSelector('#result', { timeout: 60_000 });
+    assert.equal(await tab.getAttribute('#result', 'data-ok'), 'true', await tab.textContent('#result'));
+    return tab.close();
+  };
+
+  const page = await node.openPage('onboarding/onboarding.html');
+  await waitFor('the host connection', async () => (await page.locator('#conn-state').textContent()) === 'connected');
+  await page.click('summary:has-text("Self-hosted server")');
+  await page.fill('input[name=tls_ca]', mail.caFile);
+  await page.fill('input[name=device_name]', 'browser-node');
+  await page.fill('input[name=email]', bea);
+  await page.press('input[name=email]', 'Tab');
+  await page.waitForSelector('#sign-in-row:not([hidden])', { timeout: 60_000 });
+  assert.equal(await page.textContent('#sign-in'), 'Sign in with Test Mail');
+  await signInTab(page.locator('#sign-in'));
+  await page.waitForSelector('#confirm-section:not([hidden])', { timeout: 60_000 });
+  assert.equal((await status()).enrollment, 'awaiting_confirmation');
+  await waitFor('the confirmation mail', async () => (await fetchInbox(mail.imapPort, bea, 'not-used-by-mailmesh'))
+    .some((m) => m.includes('Subject: Confirm mailmesh on browser-node')));
+
+  // Revoked: the popup says so and signs in again; the node keeps its place.
+  issuer.revokeAll();
+  const popup = await node.openPage('popup/popup.html');
+  await popup.waitForSelector('#sign-in-again:not([hidden])', { timeout: 60_000 });
+  await signInTab(popup.locator('#sign-in-again button'));
+  await waitFor('signed in again', async () => !(await status()).sign_in_again, { timeoutMs: 30_000 });
+  assert.equal((await status()).enrollment, 'awaiting_confirmation');
+});

@@ -41,6 +41,8 @@ export const request = {
   /** @returns {{type: 'sign_in_start', account: object, device_name: string, new_network: boolean}} the URL to sign in at (OAuth 2) */
   signInStart: (account, deviceName, newNetwork = false) =>
     ({ type: 'sign_in_start', account, device_name: deviceName, new_network: newNetwork }),
+  /** @returns {{type: 'sign_in_again'}} the URL to sign the saved account in again */
+  signInAgain: () => ({ type: 'sign_in_again' }),
   /** @returns {AccountSaveRequest} */
   accountSave: (account, deviceName) => ({ type: 'account_save', account, device_name: deviceName }),
   /** @returns {ConfirmCodeRequest} */

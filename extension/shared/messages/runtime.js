@@ -8,6 +8,8 @@
  * @typedef {{type: 'offscreen_ready'}} OffscreenReady
  * @typedef {{type: 'account_discover', email: string, tlsCa?: string}} AccountDiscover
  * @typedef {{type: 'account_test', account: object}} AccountTest
+ * @typedef {{type: 'sign_in_start', account: object, deviceName: string}} SignInStart
+ * @typedef {{type: 'sign_in_again'}} SignInAgain
  * @typedef {{type: 'account_save', account: object, deviceName: string}} AccountSave
  * @typedef {{type: 'confirm_code', code: string}} ConfirmCode
  * @typedef {{type: 'node_remove', nodeId: string}} NodeRemove
@@ -45,6 +47,8 @@ export const RuntimeType = {
   REFRESH: 'refresh',
   OFFSCREEN_READY: 'offscreen_ready',
   ACCOUNT_DISCOVER: 'account_discover',
+  SIGN_IN_START: 'sign_in_start',
+  SIGN_IN_AGAIN: 'sign_in_again',
   ACCOUNT_TEST: 'account_test',
   ACCOUNT_SAVE: 'account_save',
   CONFIRM_CODE: 'confirm_code',

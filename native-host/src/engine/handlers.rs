@@ -36,8 +36,17 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             save_account(engine, account, device_name, new_network).await
         }
         Request::SignInStart { account, device_name, new_network } => {
-            sign_in(engine, account, device_name, new_network)
+            sign_in(engine, account, device_name, new_network).await
         }
+        Request::SignInAgain => match engine.node.account().await {
+            Some((account, _)) if account.oauth.is_some() => {
+                match engine.node.start_sign_in(account, None, false).await {
+                    Ok(url) => Reply::SignInUrl { url },
+                    Err(e) => error(ErrorCode::InvalidAccount, e),
+                }
+            }
+            _ => error(ErrorCode::InvalidAccount, "this device's account does not sign in with OAuth 2"),
+        },
         Request::NetworkNew => setup_reply(engine.node.start_new_network().await),
         Request::NodeRemove { node_id } => match engine.node.request_removal(&node_id).await {
             Ok(()) => Reply::RemovalRequested { node_id },
@@ -261,17 +270,24 @@ async fn save_account(engine: &Engine, input: AccountInput, device_name: Option<
 
 /// Completes the account's OAuth settings from the client files and
 /// starts the sign-in: the URL for the browser.
-fn sign_in(engine: &Engine, mut account: crate::api::Account, device_name: Option<String>, new_network: bool) -> Reply {
+async fn sign_in(
+    engine: &Engine,
+    mut account: crate::api::Account,
+    device_name: Option<String>,
+    new_network: bool,
+) -> Reply {
     if let Err(e) = account.validate() {
         return error(ErrorCode::InvalidAccount, e);
     }
     let Some(found) = account.oauth.take() else {
         return error(ErrorCode::InvalidAccount, "this account has no OAuth 2 settings: sign in with a password");
     };
-    let started = crate::mail::oauth::settings(&engine.home, &found.issuer.clone(), Some(found)).and_then(|settings| {
-        engine.node.start_sign_in(crate::api::Account { oauth: Some(settings), ..account }, device_name, new_network)
-    });
-    match started {
+    let settings = match crate::mail::oauth::settings(&engine.home, &found.issuer.clone(), Some(found)) {
+        Ok(settings) => settings,
+        Err(e) => return error(ErrorCode::InvalidAccount, e),
+    };
+    let account = crate::api::Account { oauth: Some(settings), ..account };
+    match engine.node.start_sign_in(account, device_name, new_network).await {
         Ok(url) => Reply::SignInUrl { url },
         Err(e) => error(ErrorCode::InvalidAccount, e),
     }

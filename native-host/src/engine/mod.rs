@@ -101,6 +101,7 @@ impl Engine {
         // Shown only while this device waits to join.
         let joining = matches!(state.enrollment.as_str(), "awaiting_approval" | "approved");
         let networks_found = if joining { self.node.networks_found() } else { Vec::new() };
+        let (signing_in, sign_in_failed) = self.node.sign_in_progress();
         Status {
             node_id: id.to_string(),
             fingerprint: id.fingerprint(),
@@ -128,6 +129,8 @@ impl Engine {
             join_requests: self.node.join_requests().await,
             change_password: state.change_password,
             sign_in_again: self.node.sign_in_again(),
+            signing_in,
+            sign_in_failed,
             networks_found,
         }
     }

@@ -44,6 +44,10 @@ pub(super) struct SignedIn {
     pub pending: Vec<Pending>,
     /// The issuer refused the refresh token: the owner must sign in again.
     pub refused: bool,
+    /// Answers being traded for tokens right now.
+    pub finishing: usize,
+    /// Why the last sign-in failed, until the next one starts.
+    pub failed: Option<String>,
 }
 
 impl NodeService {
@@ -73,9 +77,17 @@ impl NodeService {
         crate::sync::lock(&self.signed_in).refused
     }
 
+    /// Whether a sign-in is under way, and why the last one failed.
+    pub fn sign_in_progress(&self) -> (bool, Option<String>) {
+        let mut signed_in = crate::sync::lock(&self.signed_in);
+        let now = now_ms();
+        signed_in.pending.retain(|p| now.saturating_sub(p.started_ms) < PENDING_FOR_MS);
+        (!signed_in.pending.is_empty() || signed_in.finishing > 0, signed_in.failed.clone())
+    }
+
     /// Starts signing in `account` (its `oauth` set): the URL to open in a
     /// browser. The answer comes to this engine's loopback endpoint.
-    pub fn start_sign_in(
+    pub async fn start_sign_in(
         &self,
         account: Account,
         device_name: Option<String>,
@@ -88,13 +100,17 @@ impl NodeService {
         let redirect = format!("http://127.0.0.1:{}/oauth/callback", self.loopback_port);
         let authorization = oauth::authorize(&settings, redirect, &account.email)?;
         let url = authorization.url.clone();
-        let mut signed_in = crate::sync::lock(&self.signed_in);
-        let now = now_ms();
-        signed_in.pending.retain(|p| now.saturating_sub(p.started_ms) < PENDING_FOR_MS);
-        if signed_in.pending.len() >= MAX_PENDING {
-            signed_in.pending.remove(0);
+        {
+            let mut signed_in = crate::sync::lock(&self.signed_in);
+            let now = now_ms();
+            signed_in.pending.retain(|p| now.saturating_sub(p.started_ms) < PENDING_FOR_MS);
+            if signed_in.pending.len() >= MAX_PENDING {
+                signed_in.pending.remove(0);
+            }
+            signed_in.pending.push(Pending { account, device_name, new_network, authorization, started_ms: now });
+            signed_in.failed = None;
         }
-        signed_in.pending.push(Pending { account, device_name, new_network, authorization, started_ms: now });
+        self.changed().await;
         Ok(url)
     }
 
@@ -104,8 +120,23 @@ impl NodeService {
         let pending = {
             let mut signed_in = crate::sync::lock(&self.signed_in);
             let at = signed_in.pending.iter().position(|p| p.authorization.state == state);
-            at.map(|i| signed_in.pending.remove(i)).ok_or("no sign-in of this engine is waiting for that answer")?
+            let pending = at
+                .map(|i| signed_in.pending.remove(i))
+                .ok_or("no sign-in of this engine is waiting for that answer")?;
+            signed_in.finishing += 1;
+            pending
         };
+        let outcome = self.sign_in_with(pending, code).await;
+        {
+            let mut signed_in = crate::sync::lock(&self.signed_in);
+            signed_in.finishing -= 1;
+            signed_in.failed = outcome.as_ref().err().cloned();
+        }
+        self.changed().await;
+        outcome
+    }
+
+    async fn sign_in_with(&self, pending: Pending, code: String) -> Result<EnrollmentView, String> {
         let Pending { account, device_name, new_network, authorization, .. } = pending;
         let settings = account.oauth.clone().ok_or("the account has no OAuth settings")?;
         let tokens = oauth::exchange(&settings, account.tls_ca.as_deref(), authorization, code)
@@ -121,6 +152,18 @@ impl NodeService {
         let (imap, smtp) = crate::mail::test_logins(&login_account, &login).await;
         imap.map_err(|e| format!("IMAP: {e}"))?;
         smtp.map_err(|e| format!("SMTP: {e}"))?;
+        // Signing in again (the last sign-in was revoked or expired): the
+        // node keeps its place, only the token is new.
+        let same = self.account().await.is_some_and(|(saved, _)| saved.email == account.email);
+        if same && self.read(|s| s.enrollment.network().is_some()).await {
+            {
+                let mut state = self.lock().await;
+                crate::account::save(&self.home, &account, &refresh).map_err(|e| e.to_string())?;
+                state.account = Some((account, refresh));
+            }
+            self.account_saved();
+            return Ok(self.enrollment_view().await);
+        }
         self.setup(account, refresh, device_name, new_network).await.map_err(|e: SetupError| e.to_string())
     }
 
