@@ -150,7 +150,7 @@ function started(argv, env = {}) {
   return run;
 }
 
-test('init --oauth signs in through the issuer, mails with XOAUTH2, renews the token, and asks to sign in again once revoked', async (t) => {
+test('init --oauth signs in through the issuer, logs in with the token (IMAP OAUTHBEARER, SMTP XOAUTH2), renews it, and asks to sign in again once revoked', async (t) => {
   const ann = await mail.addUser('ann', 'not-used-by-mailmesh');
   await new Promise((resolve) => setTimeout(resolve, 1_100)); // Dovecot rereads its users a second later
   const { home, mm } = await lanNode(t, 'oauth');
@@ -175,6 +175,8 @@ test('init --oauth signs in through the issuer, mails with XOAUTH2, renews the t
   // The confirmation went out over SMTP with the access token (XOAUTH2).
   await waitFor('the confirmation mail', async () => (await fetchInbox(mail.imapPort, ann, 'not-used-by-mailmesh'))
     .some((m) => m.includes('Subject: Confirm mailmesh on oauth-node')));
+  // IMAP used OAUTHBEARER, which this Dovecot's greeting offers.
+  assert.match(await mail.logs(), new RegExp(`Login: user=<${ann}>, method=OAUTHBEARER`));
   const saved = await fs.readFile(path.join(home, 'mail-password'), 'utf8');
   assert.ok(!saved.includes('.'), 'what is kept is the refresh token, not a JWT access token');
   assert.equal(((await fs.stat(path.join(home, 'mail-password'))).mode & 0o777), 0o600);

@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::oauth::{Bearer, BearerAuth};
 use super::tls::{client_config, server_name};
 use super::MailError;
 use crate::api::{Account, Secret, Security};
@@ -58,21 +59,24 @@ pub async fn connect(account: &Account, password: &Secret) -> Result<ImapSession
         Security::Starttls => tls(account, &server.host, starttls(tcp).await?).await?,
     };
     let mut client = async_imap::Client::new(stream);
+    let mut bearer = Bearer::XOAuth2;
     if server.security != Security::Starttls {
         // The greeting; after STARTTLS there is none.
         match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
             Err(_) => return Err(MailError::Timeout(server.host.clone())),
             Ok(Err(e)) => return Err(MailError::from_io(&server.host, &server.host, &e)),
             Ok(Ok(None)) => return Err(MailError::Protocol("the server closed the connection at once".into())),
+            Ok(Ok(Some(greeting))) if offers_oauthbearer(greeting.parsed()) => bearer = Bearer::OAuthBearer,
             Ok(Ok(Some(_))) => {}
         }
     }
     let login = async {
         if account.oauth.is_some() {
-            // With OAuth 2 the secret is an access token (XOAUTH2).
-            let mut xoauth2 =
-                super::oauth::XOAuth2 { response: super::oauth::xoauth2(&account.user, password), sent: false };
-            client.authenticate("XOAUTH2", &mut xoauth2).await
+            // With OAuth 2 the secret is an access token: OAUTHBEARER where
+            // the greeting offers it, else XOAUTH2.
+            let response = bearer.response(&account.user, password, &server.host, server.port);
+            let mut auth = BearerAuth { bearer, response, sent: false };
+            client.authenticate(bearer.name(), &mut auth).await
         } else {
             client.login(&account.user, password.expose()).await
         }
@@ -82,6 +86,17 @@ pub async fn connect(account: &Account, password: &Secret) -> Result<ImapSession
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(text), _))) => Err(MailError::refused_login(account, &server.host, &text)),
         Ok(Err((e, _))) => Err(classify(&server.host, e)),
+    }
+}
+
+/// Whether a greeting lists `AUTH=OAUTHBEARER` among its capabilities.
+fn offers_oauthbearer(greeting: &async_imap::imap_proto::Response<'_>) -> bool {
+    use async_imap::imap_proto::{Capability, Outcome, Response, ResponseCode};
+    match greeting {
+        Response::Data { outcome: Outcome { code: Some(ResponseCode::Capabilities(capabilities)), .. }, .. } => {
+            capabilities.iter().any(|c| matches!(c, Capability::Auth(m) if m.eq_ignore_ascii_case("OAUTHBEARER")))
+        }
+        _ => false,
     }
 }
 

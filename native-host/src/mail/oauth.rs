@@ -230,25 +230,51 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The XOAUTH2 initial response (Google's and Microsoft's SASL mechanism).
-pub fn xoauth2(user: &str, token: &Secret) -> String {
-    format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose())
+/// A SASL mechanism that carries an OAuth 2 bearer token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bearer {
+    /// Google's and Microsoft's, offered nearly everywhere.
+    XOAuth2,
+    /// RFC 7628's, used where the server offers it.
+    OAuthBearer,
 }
 
-/// XOAUTH2 for async-imap's AUTHENTICATE: the response to the first
-/// challenge; an empty one after a refusal (the server then says NO).
-pub struct XOAuth2 {
+impl Bearer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bearer::XOAuth2 => "XOAUTH2",
+            Bearer::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    /// The initial response for `user` with `token` at `host:port`.
+    pub fn response(self, user: &str, token: &Secret, host: &str, port: u16) -> String {
+        let token = token.expose();
+        match self {
+            Bearer::XOAuth2 => format!("user={user}\x01auth=Bearer {token}\x01\x01"),
+            Bearer::OAuthBearer => format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01"),
+        }
+    }
+}
+
+/// A bearer mechanism for async-imap's AUTHENTICATE: the response to the
+/// first challenge; after a refusal (a challenge with the error) what the
+/// mechanism answers so the server can say NO (empty, or %x01).
+pub struct BearerAuth {
+    pub bearer: Bearer,
     pub response: String,
     pub sent: bool,
 }
 
-impl async_imap::Authenticator for &mut XOAuth2 {
+impl async_imap::Authenticator for &mut BearerAuth {
     type Response = String;
     fn process(&mut self, _challenge: &[u8]) -> String {
-        if std::mem::replace(&mut self.sent, true) {
-            String::new()
-        } else {
-            self.response.clone()
+        if !std::mem::replace(&mut self.sent, true) {
+            return self.response.clone();
+        }
+        match self.bearer {
+            Bearer::XOAuth2 => String::new(),
+            Bearer::OAuthBearer => "\x01".into(),
         }
     }
 }
@@ -309,10 +335,15 @@ mod tests {
     }
 
     #[test]
-    fn the_xoauth2_response_is_user_and_bearer_token() {
+    fn the_bearer_responses_carry_user_and_token() {
+        let token = Secret::new("t0k".into());
         assert_eq!(
-            xoauth2("ann@example.org", &Secret::new("t0k".into())),
+            Bearer::XOAuth2.response("ann@example.org", &token, "imap.example.org", 993),
             "user=ann@example.org\x01auth=Bearer t0k\x01\x01"
+        );
+        assert_eq!(
+            Bearer::OAuthBearer.response("ann@example.org", &token, "imap.example.org", 993),
+            "n,a=ann@example.org,\x01host=imap.example.org\x01port=993\x01auth=Bearer t0k\x01\x01"
         );
     }
 }
