@@ -4,7 +4,8 @@
 # attachment mailed to the owner appears in every node's drive. With a
 # display the browsers are visible windows, otherwise headless; screenshots
 # go to demo-output/ either way. `scripts/demo.sh --keep` leaves the nodes
-# running.
+# running; `scripts/demo.sh --pictures` also retakes the README's pictures
+# (docs/pictures/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d tests/node_modules ] || (cd tests && npm ci --no-audit --no-fund)
