@@ -25,7 +25,21 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             Reply::Stopping
         }
         Request::AccountDiscover { email, tls_ca } => match discover::Net::new(tls_ca.as_deref()) {
-            Ok(net) => Reply::ServersFound(Box::new(discover::view(discover::discover(&email, &net).await))),
+            Ok(net) => {
+                let mut found = discover::discover(&email, &net).await;
+                // A sign-in is offered only where this build has a client id
+                // for it, unless it is the provider's only way in (then the
+                // attempt says how to register one).
+                if let Some(f) = found.as_mut().filter(|f| !f.oauth_only) {
+                    let usable = f.oauth.clone().is_some_and(|o| {
+                        crate::mail::oauth::settings(&engine.home, &o.issuer.clone(), Some(o)).is_ok()
+                    });
+                    if !usable {
+                        f.oauth = None;
+                    }
+                }
+                Reply::ServersFound(Box::new(discover::view(found)))
+            }
             Err(e) => error(ErrorCode::MailFailed, e),
         },
         Request::AccountTest { account } => {
