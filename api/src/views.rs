@@ -193,7 +193,7 @@ pub struct AccountChecks {
 
 /// The servers found for an address, to fill in for the owner (who can
 /// still edit them). All None when nothing was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServersFound {
     /// The provider's name ("Gmail"), when known.
     pub provider: Option<String>,

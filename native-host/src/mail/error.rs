@@ -23,6 +23,8 @@ pub enum MailError {
         /// What the owner's provider wants instead, when mailmesh knows it.
         advice: Option<&'static str>,
     },
+    #[error("the server refused the sign-in (it expired or was revoked): sign in again")]
+    SignInRefused,
     #[error("{0} could not check the password just now (a temporary failure on the server; the password may well be right); try again in a few minutes")]
     LoginUnavailable(String),
     #[error("the server does not offer STARTTLS; choose TLS or plain")]
@@ -45,6 +47,7 @@ impl MailError {
             MailError::CertificateNotTrusted { .. } => "certificate_not_trusted",
             MailError::Tls { .. } => "tls",
             MailError::WrongPassword { .. } => "wrong_password",
+            MailError::SignInRefused => "sign_in_refused",
             MailError::LoginUnavailable(_) => "login_unavailable",
             MailError::NoStartTls => "no_starttls",
             MailError::BadCaFile { .. } => "bad_ca_file",
@@ -59,6 +62,8 @@ impl MailError {
     pub fn refused_login(account: &crate::api::Account, host: &str, server_text: &str) -> MailError {
         if super::refusal::is_temporary(server_text) {
             MailError::LoginUnavailable(host.to_string())
+        } else if account.oauth.is_some() {
+            MailError::SignInRefused
         } else {
             MailError::WrongPassword { advice: super::refusal::provider_advice(account) }
         }

@@ -26,6 +26,7 @@ pub fn is_temporary(server_text: &str) -> bool {
 mod tests {
     use super::*;
     use crate::api::{Security, Server};
+    use crate::mail::MailError;
 
     fn account(email: &str, host: &str) -> Account {
         let server = Server { host: host.into(), port: 993, security: Security::Tls };
@@ -61,5 +62,23 @@ mod tests {
         assert!(is_temporary("454 4.7.0 Temporary authentication failure"));
         assert!(!is_temporary("[AUTHENTICATIONFAILED] Authentication failed."));
         assert!(!is_temporary("535 5.7.8 Error: authentication failed"));
+    }
+
+    #[test]
+    fn a_refused_token_asks_to_sign_in_again_not_for_a_password() {
+        let mut signed_in = account("me@outlook.com", "outlook.office365.com");
+        signed_in.oauth = Some(crate::api::OAuth {
+            issuer: "login.microsoftonline.com".into(),
+            auth_url: String::new(),
+            token_url: String::new(),
+            scopes: Vec::new(),
+            client_id: "x".into(),
+            client_secret: None,
+        });
+        let refused = MailError::refused_login(&signed_in, "outlook.office365.com", "AUTHENTICATE failed.");
+        assert_eq!(refused.to_string(), "the server refused the sign-in (it expired or was revoked): sign in again");
+        let password =
+            MailError::refused_login(&account("me@gmail.com", "imap.gmail.com"), "imap.gmail.com", "Invalid");
+        assert!(password.to_string().contains("app password"), "{password}");
     }
 }

@@ -74,18 +74,7 @@ impl Found {
 
 /// What the control socket answers for a discovery.
 pub fn view(found: Option<Found>) -> crate::api::ServersFound {
-    let Some(found) = found else {
-        return crate::api::ServersFound {
-            provider: None,
-            imap: None,
-            smtp: None,
-            user: None,
-            oauth: None,
-            oauth_only: false,
-            source: None,
-            advice: None,
-        };
-    };
+    let Some(found) = found else { return crate::api::ServersFound::default() };
     crate::api::ServersFound {
         provider: found.provider,
         imap: Some(found.imap),
