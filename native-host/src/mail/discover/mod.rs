@@ -169,7 +169,8 @@ async fn autoconfig_of(domain: &str, email: &str, lookups: &impl Lookups) -> Opt
     urls.iter().zip(bodies).find_map(|(url, body)| {
         let config = autoconfig::read(&body?, email)?;
         let place = url.split('?').next().unwrap_or(url);
-        let source = if place.starts_with("https:") {
+        let secure = place.starts_with("https:");
+        let source = if secure {
             format!("the autoconfig document at {place}")
         } else {
             format!(
@@ -184,8 +185,10 @@ async fn autoconfig_of(domain: &str, email: &str, lookups: &impl Lookups) -> Opt
             imap: config.imap,
             smtp: config.smtp,
             source,
-            oauth: config.oauth,
-            oauth_only: config.oauth_only,
+            // Where to sign in is believed only over HTTPS: a forged
+            // document would send the owner to sign in at a stranger's.
+            oauth: config.oauth.filter(|_| secure),
+            oauth_only: config.oauth_only && secure,
         })
     })
 }

@@ -103,6 +103,24 @@ async fn the_well_known_place_and_plain_http_are_tried_and_plain_http_is_flagged
 }
 
 #[tokio::test]
+async fn where_to_sign_in_is_believed_only_over_https() {
+    let with_sign_in = document("imap.example.org", "smtp.example.org").replace(
+        "</emailProvider>",
+        "</emailProvider><oAuth2><issuer>id.example.org</issuer><scope>mail</scope>\
+         <authURL>https://id.example.org/a</authURL><tokenURL>https://id.example.org/t</tokenURL></oAuth2>",
+    );
+    let with_sign_in = with_sign_in.replace("</username>", "</username><authentication>OAuth2</authentication>");
+    for (scheme, believed) in [("https", true), ("http", false)] {
+        let mut net = FakeNet::default();
+        let url = format!("{scheme}://example.org/.well-known/autoconfig/mail/config-v1.1.xml");
+        net.documents.insert(url, with_sign_in.clone());
+        let found = run(&net, "ann@example.org").await.unwrap();
+        assert_eq!(found.oauth.is_some(), believed, "{scheme}");
+        assert_eq!(found.oauth_only, believed, "{scheme}: the servers still come, and a password");
+    }
+}
+
+#[tokio::test]
 async fn srv_records_give_the_best_offered_servers_implicit_tls_first() {
     let mut net = FakeNet::default();
     net.srv.insert(
