@@ -57,6 +57,20 @@ function richMail(to, files) {
     'Content-Transfer-Encoding: quoted-printable',
     '',
     'caf=C3=A9 cr=C3=A8me',
+    // Text files in other charsets: stored as attached, never transcoded.
+    '--outer',
+    'Content-Type: text/csv; charset=windows-1252',
+    'Content-Disposition: attachment; filename="export.csv"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    b64(files.csv),
+    '--outer',
+    'Content-Type: text/plain; charset=shift_jis',
+    'Content-Disposition: attachment; filename="memo.txt"',
+    'Content-Transfer-Encoding: quoted-printable',
+    '',
+    '=93=FA=96=7B=8C=EA',
+    '=83=65=83=58=83=67',
     '--outer',
     'Content-Type: message/rfc822',
     'Content-Disposition: attachment; filename="forwarded.eml"',
@@ -90,6 +104,7 @@ test('mail attachments are imported once, come back intact, and the mailbox is u
     chart: crypto.randomBytes(20_000),
     data: crypto.randomBytes(2_500_000),
     pdf: Buffer.concat([Buffer.from('%PDF-1.4\n'), crypto.randomBytes(50_000)]),
+    csv: Buffer.from('name;price\r\ncaf\xe9;3\x80\r\nna\xefve;\xa35\r\n', 'latin1'),
   };
   await sendMail(mail.smtpPort, { from: 'alice@example.org', to: owner, message: 'Subject: broken\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n' });
   await sendMail(mail.smtpPort, { from: 'alice@example.org', to: owner, message: richMail(owner, sent) });
@@ -108,6 +123,8 @@ test('mail attachments are imported once, come back intact, and the mailbox is u
     'attachment-1.png': sent.chart,
     'données brutes.bin': sent.data,
     'примечание.txt': Buffer.from('café crème'),
+    'export.csv': sent.csv,
+    'memo.txt': Buffer.from([0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea, 0x0d, 0x0a, 0x83, 0x65, 0x83, 0x58, 0x83, 0x67]),
     'contract.pdf': sent.pdf,
   };
   for (const [name, bytes] of Object.entries(expect)) {

@@ -5,11 +5,17 @@
 //! the message (images with or without a disposition), and the attachments
 //! of attached messages (`message/rfc822`), recursively. Transfer encodings
 //! (base64, quoted-printable) and file-name encodings (RFC 2231, encoded
-//! words, non-ASCII) are mail-parser's job. A message that cannot be parsed
+//! words, non-ASCII) are mail-parser's job, except that a text part is
+//! decoded here from the raw message: a file is stored byte for byte as it
+//! was attached, never transcoded to UTF-8. A message that cannot be parsed
 //! at all is an error the caller logs and skips.
 
+use std::borrow::Cow;
+
 use crate::api::Origin;
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use thiserror::Error;
 
 /// How deep attached messages are followed (a mail bomb of nested messages
@@ -19,13 +25,14 @@ const MAX_DEPTH: usize = 3;
 /// thousand parts gives this many files, and a log line for the rest).
 pub const MAX_ATTACHMENTS: usize = 100;
 
-/// One attachment, borrowed from the parsed message: its bytes are never
-/// copied before the drive reads them.
+/// One attachment, borrowed from the parsed message where it can be: a
+/// binary part's bytes are never copied before the drive reads them; a
+/// text part's are decoded afresh from the raw message (see [`as_attached`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment<'a> {
     pub name: String,
     pub media_type: String,
-    pub bytes: &'a [u8],
+    pub bytes: Cow<'a, [u8]>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -66,7 +73,7 @@ fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: 
             each(Attachment {
                 name: named(&name).unwrap_or_else(|| "attached message.eml".into()),
                 media_type: "message/rfc822".into(),
-                bytes: inner.raw_message(),
+                bytes: Cow::Borrowed(inner.raw_message()),
             });
             if depth < MAX_DEPTH {
                 collect(inner, depth + 1, count, each);
@@ -88,8 +95,27 @@ fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: 
             .attachment_name()
             .and_then(named)
             .unwrap_or_else(|| format!("attachment-{count}{}", extension_for(&media_type)));
-        each(Attachment { name, media_type, bytes: part.contents() });
+        each(Attachment { name, media_type, bytes: as_attached(message, part) });
     }
+}
+
+/// The bytes that were attached. mail-parser decodes a text part into
+/// UTF-8 (a Windows-1252 or Shift-JIS file would come out changed), so a
+/// text part is decoded here from the raw message, transfer encoding only.
+fn as_attached<'a>(message: &'a Message<'a>, part: &'a MessagePart<'a>) -> Cow<'a, [u8]> {
+    if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+        return Cow::Borrowed(part.contents());
+    }
+    let range = part.raw_body_offset() as usize..part.raw_end_offset() as usize;
+    let Some(raw) = message.raw_message().get(range) else { return Cow::Borrowed(part.contents()) };
+    // (mail-parser's part ends before the line break that belongs to the
+    // next boundary.)
+    let decoded = match part.encoding {
+        Encoding::Base64 => base64_decode(raw),
+        Encoding::QuotedPrintable => quoted_printable_decode(raw),
+        Encoding::None => return Cow::Borrowed(raw),
+    };
+    decoded.map_or(Cow::Borrowed(part.contents()), Cow::Owned)
 }
 
 /// [`sanitize`]d, if anything is left.
@@ -128,7 +154,7 @@ mod tests {
         let mut origin = None;
         extract(raw, |o, a| {
             origin.get_or_insert_with(|| o.clone());
-            found.push((a.name, a.media_type, a.bytes.to_vec()));
+            found.push((a.name, a.media_type, a.bytes.into_owned()));
         })?;
         Ok((
             origin.unwrap_or_else(|| Origin {
@@ -236,6 +262,74 @@ AAEC/w==\r\n\
         assert!(found.is_empty());
         for junk in [&b""[..], b"\xff\xfe", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x"] {
             let _ = all(junk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod byte_exact {
+    //! Text attachments are files too: what comes out is exactly what was
+    //! attached, whatever its charset, never transcoded.
+
+    use super::*;
+
+    fn attached(bytes: &[u8], media_type: &str, encoding: &str) -> Vec<u8> {
+        use data_encoding::BASE64_MIME;
+        let body = match encoding {
+            "base64" => BASE64_MIME.encode(bytes),
+            _ => {
+                // Quoted-printable (RFC 2045): every byte outside printable
+                // ASCII as =XX, line breaks kept as CRLF.
+                let mut out = String::new();
+                for line in bytes.split(|b| *b == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    for &b in line {
+                        if (33..=126).contains(&b) && b != b'=' {
+                            out.push(b as char);
+                        } else {
+                            out.push_str(&format!("={b:02X}"));
+                        }
+                    }
+                    out.push_str("\r\n");
+                }
+                out.truncate(out.len() - 2);
+                out
+            }
+        };
+        format!(
+            "From: a@example.org\r\nSubject: export\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+             --b\r\nContent-Type: {media_type}\r\nContent-Disposition: attachment; filename=\"export\"\r\n\
+             Content-Transfer-Encoding: {encoding}\r\n\r\n{body}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn extracted(raw: &[u8]) -> Vec<u8> {
+        let mut out = None;
+        extract(raw, |_, a| {
+            out.get_or_insert_with(|| a.bytes.to_vec());
+        })
+        .unwrap();
+        out.expect("an attachment")
+    }
+
+    #[test]
+    fn text_attachments_in_any_charset_come_out_as_attached() {
+        let windows_1252 = b"name;price\r\ncaf\xe9;3\x80\r\nna\xefve;\xa35\r\n".to_vec();
+        let shift_jis = b"\x93\xfa\x96\x7b\x8c\xea\r\n\x83\x65\x83\x58\x83\x67\r\n".to_vec();
+        let utf8_no_final_break = "ünïcode ✓ ends here".as_bytes().to_vec();
+        let cases = [
+            (&windows_1252, "text/csv; charset=windows-1252"),
+            (&shift_jis, "text/plain; charset=shift_jis"),
+            (&utf8_no_final_break, "text/plain; charset=utf-8"),
+            (&windows_1252, "text/plain"),
+        ];
+        for (bytes, media_type) in cases {
+            for encoding in ["base64", "quoted-printable"] {
+                let raw = attached(bytes, media_type, encoding);
+                assert_eq!(extracted(&raw), *bytes, "{media_type}, {encoding}");
+            }
         }
     }
 }

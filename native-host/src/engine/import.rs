@@ -123,7 +123,7 @@ impl MailImport {
                         &attachment.name,
                         &attachment.media_type,
                         Some(origin.clone()),
-                        attachment.bytes,
+                        &attachment.bytes,
                         now_ms(),
                     ) {
                         Ok(file) => added.push(file.id),
