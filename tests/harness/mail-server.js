@@ -84,7 +84,7 @@ function listenList(host) {
   return host === '127.0.0.1' ? '127.0.0.1' : `127.0.0.1, ${host}`;
 }
 
-function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls, host, oauthKey }) {
+function dovecotConf({ root, imapPort, imapsPort, lmtpPort, authPort, tls, host, oauthKey, inboxNamespace }) {
   const ssl = tls ? `ssl = yes\nssl_cert = <${tls.cert}\nssl_key = <${tls.key}` : 'ssl = no';
   // With an OAuth key: XOAUTH2 and OAUTHBEARER too, the access tokens JWTs
   // checked here against the key (Dovecot's oauth2 passdb, local mode).
@@ -104,6 +104,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login${oauthKey ? ' xoauth2 oauthbearer' : ''}
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
+${inboxNamespace ? 'namespace inbox {\n  inbox = yes\n  prefix = INBOX.\n  separator = .\n}' : ''}
 passdb {
   driver = passwd-file
 ${oauthKey ? '  mechanisms = plain login\n' : ''}  args = scheme=PLAIN username_format=%u ${root}/dovecot/users
@@ -152,7 +153,9 @@ export class MailServer {
    *   (`caFile`), which nobody else trusts. With `host`, SMTP and IMAP
    *   also listen on that address (for nodes in network namespaces). With
    *   `oauthKey` (bytes), XOAUTH2 and OAUTHBEARER take JWT access tokens
-   *   signed with it (HS256), checked by Dovecot's oauth2 passdb.
+   *   signed with it (HS256), checked by Dovecot's oauth2 passdb. With
+   *   `inboxNamespace`, every folder lives under `INBOX.` (as on Courier
+   *   and some hosts), so a folder named at the top cannot be made.
    */
   static async start(root, options = {}) {
     // A port found free can be taken by someone else before the servers
@@ -168,9 +171,10 @@ export class MailServer {
     }
   }
 
-  async #start(dir, { tls = false, host = '127.0.0.1', oauthKey = null } = {}) {
+  async #start(dir, { tls = false, host = '127.0.0.1', oauthKey = null, inboxNamespace = false } = {}) {
     this.host = host;
     this.oauthKey = oauthKey;
+    this.inboxNamespace = inboxNamespace;
     this.root = dir ?? await tempDir('mailmesh-mail-');
     await fs.mkdir(this.root, { recursive: true });
     if (tls) {

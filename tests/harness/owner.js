@@ -82,13 +82,14 @@ export class OwnerNetwork {
 /**
  * A mail server with one owner mailbox and one headless node that founded
  * the owner's network, everything under a temp directory the test's end
- * removes (asserting nothing is left running).
+ * removes (asserting nothing is left running). `mailOptions` go to
+ * `MailServer.start`.
  * @returns {Promise<{dir: string, mail: MailServer, node: MeshNode, owner: string, password: string, network: OwnerNetwork}>}
  */
-export async function foundedNode(t, prefix) {
+export async function foundedNode(t, prefix, mailOptions = {}) {
   const dir = await tempDir(prefix);
   await fs.chmod(dir, 0o755);
-  const mail = await MailServer.start(path.join(dir, 'mail'));
+  const mail = await MailServer.start(path.join(dir, 'mail'), mailOptions);
   const node = MeshNode.prepare({ name: 'laptop', dir: path.join(dir, 'laptop') });
   t.after(async () => {
     await node.stop();

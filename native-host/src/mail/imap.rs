@@ -171,6 +171,8 @@ pub async fn ensure_folder(session: &mut ImapSession, host: &str, folder: &str) 
             tracing::debug!(folder, error = %e, "another node made the folder first");
             Ok(())
         }
+        // The server says no (not a lost connection): the caller does without.
+        Err(async_imap::error::Error::No(why)) => Err(MailError::Rejected(why)),
         Err(e) => Err(classify(host, e)),
     }
 }

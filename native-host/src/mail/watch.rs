@@ -82,8 +82,18 @@ pub async fn watch<F, Fut, P, PassFut>(
         };
         tokio::select! {
             _ = stop.cancelled() => return,
-            result = pass => if let Err(e) = result {
-                tracing::warn!(folder, "mailbox watch interrupted: {e}; retrying in {backoff:?}");
+            result = pass => match result {
+                // The server will not have mailmesh's folder (a namespace
+                // that wants another name, a folder limit): mailmesh's mails
+                // then go to the inbox (`engine/node/filing.rs`), which the
+                // INBOX watch reads. Asking again changes nothing.
+                Err(crate::mail::MailError::Rejected(why)) if folder != INBOX => {
+                    tracing::warn!(folder, "the server refuses mailmesh's folder ({why}); its mails go to the inbox");
+                    stop.cancelled().await;
+                    return;
+                }
+                Err(e) => tracing::warn!(folder, "mailbox watch interrupted: {e}; retrying in {backoff:?}"),
+                Ok(()) => {}
             },
         }
         tokio::select! {
