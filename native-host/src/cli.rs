@@ -211,27 +211,27 @@ pub struct InitArgs {
     /// you do not recognise among those `init` lists).
     #[arg(long)]
     new_network: bool,
-    /// The IMAP server (default: the provider's, for the providers mailmesh
-    /// knows: Gmail, Outlook.com, iCloud, Yahoo, AOL, Fastmail, GMX, WEB.DE,
-    /// Proton Mail Bridge).
+    /// The IMAP server (default: what mailmesh finds for the address: its
+    /// list of providers, the domain's autoconfig, SRV and MX records).
     #[arg(long)]
     imap_host: Option<String>,
-    /// Default: 993 (or the provider's).
+    /// Default: 993 (or what was found).
     #[arg(long)]
     imap_port: Option<u16>,
-    /// Default: tls (or the provider's).
+    /// Default: tls (or what was found).
     #[arg(long, value_enum)]
     imap_security: Option<Security>,
-    /// The SMTP server (default: the provider's).
+    /// The SMTP server (default: what mailmesh finds for the address).
     #[arg(long)]
     smtp_host: Option<String>,
-    /// Default: 465 (or the provider's).
+    /// Default: 465 (or what was found).
     #[arg(long)]
     smtp_port: Option<u16>,
-    /// Default: tls (or the provider's).
+    /// Default: tls (or what was found).
     #[arg(long, value_enum)]
     smtp_security: Option<Security>,
-    /// Login name (default: the email address).
+    /// Login name (default: what the provider's autoconfig names, else the
+    /// email address).
     #[arg(long)]
     user: Option<String>,
     /// File holding the password, or `-` to read it from standard input.
