@@ -33,8 +33,9 @@ before(async () => {
   const oauthKey = crypto.randomBytes(32);
   mail = await MailServer.start(path.join(dir, 'mail'), { tls: true, host: lan.gateway, oauthKey });
   owner = await mail.addUser('owner', PASSWORD);
-  // Access tokens live 8 seconds: the engine renews them every 4.
-  issuer = await TokenIssuer.start({ host: lan.gateway, tls: mail.tls, hmacKey: oauthKey, clientId: 'mailmesh-test', lifetimeS: 8 });
+  // Access tokens live 20 seconds: the engine renews them every 10, so a
+  // token in use has at least 10 seconds left even on a stalled machine.
+  issuer = await TokenIssuer.start({ host: lan.gateway, tls: mail.tls, hmacKey: oauthKey, clientId: 'mailmesh-test', lifetimeS: 20 });
   const signIn = `https://id.${MAIL_DOMAIN}:${issuer.port}`;
   const at = (name) => ({ type: 'A', name, data: lan.gateway });
   const imaps = { host: `imap.${MAIL_DOMAIN}`, port: mail.imapsPort, socketType: 'SSL' };
@@ -183,7 +184,7 @@ test('init --oauth signs in through the issuer, logs in with the token (IMAP OAU
 
   // Renewed before it expires: after the first token is long dead, IMAP
   // still logs in with the current one.
-  await waitFor('three renewals', () => issuer.grants.filter((g) => g === 'refresh_token').length >= 3, { timeoutMs: 60_000 });
+  await waitFor('three renewals', () => issuer.grants.filter((g) => g === 'refresh_token').length >= 3, { timeoutMs: 120_000 });
   assert.match((await mm('mail', 'sync')).stdout, /read \d+ new messages/);
 
   // The owner revokes mailmesh's access: the next renewal is refused, and
