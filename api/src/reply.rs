@@ -63,6 +63,9 @@ pub enum Reply {
     File {
         file: Box<FileView>,
     },
+    ImportSettings {
+        settings: crate::views::ImportSettingsView,
+    },
     MailSynced {
         /// Messages read since the last import.
         messages: usize,

@@ -110,6 +110,14 @@ pub enum Request {
     },
     /// Imports the attachments of mail not imported yet, now.
     MailSync,
+    /// Changes how the mail import behaves (what is given), and answers
+    /// with how it behaves now.
+    ImportSettings {
+        /// The daily download budget in MB for all devices together; `0`:
+        /// none.
+        #[serde(default)]
+        budget_mb: Option<u64>,
+    },
     /// Scrubs and repairs the drive now (it also happens periodically).
     FilesRepair,
     /// Other people seen on the LAN, with what is verified.

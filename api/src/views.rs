@@ -290,6 +290,9 @@ pub struct Status {
     /// Why the last sign-in failed, until the next one starts.
     #[serde(default)]
     pub sign_in_failed: Option<String>,
+    /// How the import of the mailbox's attachments stands (in a network).
+    #[serde(default)]
+    pub import: Option<ImportView>,
     /// While joining: the networks setup found in the mailbox.
     #[serde(default)]
     pub networks_found: Vec<NetworkFound>,
@@ -304,4 +307,42 @@ pub struct JoinRequestView {
     pub device_name: String,
     /// When the request arrived (ms since the epoch).
     pub requested_at: u64,
+}
+
+/// How the import of the mailbox stands. One of the owner's nodes imports
+/// at a time; the others show its progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportView {
+    /// `idle` (nothing left), `importing`, `waiting_for_devices` (just
+    /// started: the others may be importing), `by_device` (another of the
+    /// owner's devices imports), `paused_budget` (the day's download
+    /// budget is spent), `paused_server` (the server is limiting the
+    /// account).
+    pub state: String,
+    /// The node id of the device that imports, when it is another one.
+    pub by_device: Option<String>,
+    pub messages_done: u32,
+    pub messages_total: u32,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// At the current rate; `None` until there is one.
+    pub seconds_left: Option<u64>,
+    /// When a paused import goes on (ms since the epoch).
+    pub resumes_at_ms: Option<u64>,
+    /// What the owner's devices fetched from the account today (UTC).
+    pub today_bytes: u64,
+    /// The daily download budget, if the account has one.
+    pub budget_bytes_per_day: Option<u64>,
+}
+
+/// How the mail import behaves (`config.json`, `mailmesh mail settings`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSettingsView {
+    pub folders: Vec<String>,
+    /// The daily download budget in bytes, all devices together.
+    pub budget_bytes_per_day: Option<u64>,
+    /// Where the budget comes from: `config` (the owner's), `provider`
+    /// (the provider's published limit, less a share for the owner's own
+    /// mail client) or `none`.
+    pub budget_source: String,
 }

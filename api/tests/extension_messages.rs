@@ -60,6 +60,7 @@ fn every_request() -> Vec<Request> {
         Request::FilesRemove { file_id: s() },
         Request::FilesRename { file_id: s(), name: s() },
         Request::MailSync,
+        Request::ImportSettings { budget_mb: None },
         Request::FilesRepair,
         Request::PeopleList,
         Request::PeopleVerify { email: s() },
@@ -105,6 +106,7 @@ fn every_request() -> Vec<Request> {
             | Request::FilesRemove { .. }
             | Request::FilesRename { .. }
             | Request::MailSync
+            | Request::ImportSettings { .. }
             | Request::FilesRepair
             | Request::PeopleList
             | Request::PeopleVerify { .. }
@@ -211,6 +213,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::Files { files: vec![] },
         Reply::File { file: Box::new(file) },
         Reply::MailSynced { messages: 0, imported: 0 },
+        Reply::ImportSettings { settings: Default::default() },
         Reply::People { people: vec![] },
         Reply::Conversations { conversations: vec![], unread: 0 },
         Reply::Conversation {
@@ -246,6 +249,7 @@ fn every_reply() -> Vec<Reply> {
             | Reply::Files { .. }
             | Reply::File { .. }
             | Reply::MailSynced { .. }
+            | Reply::ImportSettings { .. }
             | Reply::People { .. }
             | Reply::Conversations { .. }
             | Reply::Conversation { .. }

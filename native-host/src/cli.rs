@@ -5,6 +5,7 @@
 //! recognised before normal parsing and turns the process into the bridge.
 
 mod chat;
+mod import;
 mod send;
 
 use std::io::Write;
@@ -157,6 +158,21 @@ pub enum FilesCommand {
 pub enum MailCommand {
     /// Import the attachments of mail that arrived since the last import.
     Sync,
+    /// How the import of the mailbox stands: messages and bytes done, time
+    /// left, whether another device imports or why it waits.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// How the import behaves; change it with the options.
+    Settings {
+        /// The daily download budget in MB for all your devices together
+        /// (0: none). By default the provider's limit, where it has one.
+        #[arg(long, value_name = "MB")]
+        budget_mb: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a mail from your account, with files from your drive attached.
     Send {
         /// A recipient; repeat for more.
@@ -403,6 +419,8 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Mail(MailCommand::Status { json }) => import::status(&home, json).await,
+            Command::Mail(MailCommand::Settings { budget_mb, json }) => import::settings(&home, budget_mb, json).await,
             Command::Mail(MailCommand::Sync) => {
                 match Control::connect(&home).await?.request(Request::MailSync).await? {
                     Reply::MailSynced { messages, imported } => {

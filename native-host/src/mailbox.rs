@@ -448,6 +448,8 @@ pub mod memory {
         pub fetched_bytes: usize,
         /// UIDs whose fetch fails (a message the server cannot serve).
         pub failing: Vec<u32>,
+        /// Every fetch is refused as a limited account's would be.
+        pub throttled: bool,
     }
 
     impl MemoryMailbox {
@@ -520,6 +522,10 @@ pub mod memory {
         }
 
         fn fetch_raw(&mut self, uid: u32) -> BoxFuture<'_, Result<Option<Vec<u8>>, MailError>> {
+            if self.throttled {
+                let why = "[THROTTLED] Request is throttled.".to_string();
+                return Box::pin(async move { Err(MailError::Throttled(why)) });
+            }
             if self.failing.contains(&uid) {
                 return Box::pin(
                     async move { Err(MailError::Protocol(format!("the server cannot read message {uid}"))) },

@@ -247,6 +247,24 @@ export class MailServer {
     };
   }
 
+  /**
+   * Every IMAP session of `user` in Dovecot's log, in order: the client's
+   * address, the bytes served (`out`, once the session ended), and where
+   * in the log it began and ended (`null`: still open).
+   */
+  async imapSessions(user) {
+    const log = await fs.readFile(path.join(this.root, 'dovecot/dovecot.log'), 'utf8').catch(() => '');
+    const sessions = new Map();
+    log.split('\n').forEach((line, at) => {
+      const login = /imap-login: (?:Info: )?Login: user=<([^>]+)>.*rip=([^,]+),.*session=<([^>]+)>/.exec(line);
+      if (login && login[1] === user) sessions.set(login[3], { rip: login[2], out: null, begin: at, end: null });
+      const ended = /imap\(([^)]+)\)<\d+><([^>]+)>: (?:Info: )?(?:Disconnected|Logged out).* out=(\d+)/.exec(line);
+      const session = ended && ended[1] === user && sessions.get(ended[2]);
+      if (session) Object.assign(session, { out: Number(ended[3]), end: at });
+    });
+    return [...sessions.values()];
+  }
+
   /** The servers' own logs, for failure messages. */
   async logs() {
     const read = (f) => fs.readFile(path.join(this.root, f), 'utf8').catch(() => '');

@@ -15,6 +15,8 @@
 //!   address, manifest, placement.
 //! - [`identity`]: node key material, the node id derived from it, the
 //!   human-readable fingerprint and the on-disk key file format.
+//! - [`import`]: how the owner's nodes share the import of the mailbox —
+//!   who imports, how far it got, the daily download budget.
 //! - [`join`]: the messages by which a new node joins through the mailbox.
 //! - [`names`]: names from other nodes made safe to show and to save.
 //! - [`peer`]: links between nodes — the authenticated handshake, the
@@ -32,6 +34,7 @@ pub mod chat;
 pub mod confirm;
 pub mod drive;
 pub mod identity;
+pub mod import;
 pub mod join;
 pub mod names;
 pub mod password;

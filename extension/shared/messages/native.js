@@ -69,6 +69,11 @@ export const request = {
   filesRepair: () => ({ type: 'files_repair' }),
   /** @returns {{type: 'mail_sync'}} imports new mail's attachments now */
   mailSync: () => ({ type: 'mail_sync' }),
+  /**
+   * @param {number|null} budgetMb the daily download budget in MB, 0 for none; null leaves it
+   * @returns {{type: 'import_settings', budget_mb: number|null}} changes and reads how the mail import behaves
+   */
+  importSettings: (budgetMb = null) => ({ type: 'import_settings', budget_mb: budgetMb }),
   /** @returns {{type: 'files_remove', file_id: string}} */
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
   /** @returns {{type: 'files_rename', file_id: string, name: string}} */
@@ -164,6 +169,7 @@ export const reply = {
   STOPPING: 'stopping',
   REMOVAL_REQUESTED: 'removal_requested',
   MAIL_SYNCED: 'mail_synced',
+  IMPORT_SETTINGS: 'import_settings',
   PEOPLE: 'people',
   CONVERSATIONS: 'conversations',
   CONVERSATION: 'conversation',

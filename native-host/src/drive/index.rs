@@ -17,6 +17,8 @@ use crate::api::Origin;
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 /// Mailbox name → `[uidvalidity u32][last uid u32]`, big-endian.
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_checkpoints");
+/// Name → the mail import's own state (JSON, `engine/import/ledger.rs`).
+const IMPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("import");
 /// File ids deleted by the owner (tombstones, so a member that was offline
 /// cannot bring a deleted file back).
 const DELETED: TableDefinition<&[u8], u64> = TableDefinition::new("deleted");
@@ -74,6 +76,7 @@ impl Index {
         txn.open_table(FILES).map_err(db_error)?;
         txn.open_table(CHECKPOINTS).map_err(db_error)?;
         txn.open_table(DELETED).map_err(db_error)?;
+        txn.open_table(IMPORT).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(Index { db })
     }
@@ -166,6 +169,19 @@ impl Index {
         bytes[4..].copy_from_slice(&checkpoint.last_uid.to_be_bytes());
         let txn = self.db.begin_write().map_err(db_error)?;
         txn.open_table(CHECKPOINTS).map_err(db_error)?.insert(mailbox, &bytes[..]).map_err(db_error)?;
+        txn.commit().map_err(db_error)
+    }
+
+    /// The mail import's state saved under `name`, as it was written.
+    pub fn import_state(&self, name: &str) -> Result<Option<Vec<u8>>, IndexError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(IMPORT).map_err(db_error)?;
+        Ok(table.get(name).map_err(db_error)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn set_import_state(&self, name: &str, bytes: &[u8]) -> Result<(), IndexError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        txn.open_table(IMPORT).map_err(db_error)?.insert(name, bytes).map_err(db_error)?;
         txn.commit().map_err(db_error)
     }
 }

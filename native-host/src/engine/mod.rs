@@ -38,7 +38,7 @@ pub mod standing;
 mod testkit;
 mod transfers;
 
-use crate::clock::now_unix;
+use crate::clock::{now_ms, now_unix};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ pub struct Engine {
     /// Other people: the contact book and answers waiting for a link.
     pub people: people::PeopleHandle,
     /// The owner's mail attachments into the drive.
-    pub import: import::MailImport,
+    pub import: Arc<import::MailImport>,
     /// One-time tokens for the loopback WebSockets.
     pub socket_tokens: sockets::Tokens,
 }
@@ -102,6 +102,7 @@ impl Engine {
         let joining = matches!(state.enrollment.as_str(), "awaiting_approval" | "approved");
         let networks_found = if joining { self.node.networks_found() } else { Vec::new() };
         let (signing_in, sign_in_failed) = self.node.sign_in_progress();
+        let import = self.import.view(self.import_plan().await.budget);
         Status {
             node_id: id.to_string(),
             fingerprint: id.fingerprint(),
@@ -132,6 +133,7 @@ impl Engine {
             signing_in,
             sign_in_failed,
             networks_found,
+            import,
         }
     }
 
@@ -168,20 +170,65 @@ impl Engine {
 }
 
 impl Engine {
-    /// Imports the attachments of mail that arrived since the checkpoints,
-    /// over a connection of its own.
+    /// Imports the attachments of mail that arrived since the checkpoints
+    /// now (`mailmesh mail sync`), over a connection of its own for as long
+    /// as it takes.
     pub async fn import_mail(&self) -> Result<(usize, usize), String> {
-        let (account, folders) =
-            self.node.read(|state| (state.account.clone(), state.config.mail_folders.clone())).await;
+        let account = self.node.read(|state| state.account.clone()).await;
         let Some((account, password)) = account.map(|(a, s)| self.node.login_for(a, s)) else { return Ok((0, 0)) };
         if !self.drive_net.in_network() {
             return Ok((0, 0));
         }
+        let plan = self.import_plan().await;
         let mut session = crate::mail::imap::connect(&account, &password).await.map_err(|e| e.to_string())?;
         let mut reader = crate::mailbox::ImapReader { session: &mut session, host: account.imap.host.clone() };
-        let outcome = self.import.run(&mut reader, &folders).await.map_err(|e| e.to_string());
+        let outcome = self.import.pass(&mut reader, &plan, None).await.map_err(|e| e.to_string());
         let _ = session.logout().await;
-        outcome
+        outcome.map(|pass| (pass.messages, pass.files))
+    }
+
+    /// What the import reads and within what budget: `config.json`'s
+    /// folders and `import_budget_mb`, else the provider's daily limit.
+    pub async fn import_plan(&self) -> import::Plan {
+        let settings = self.import_settings().await;
+        let budget = settings.budget_bytes_per_day.map(|bytes_per_day| mailmesh_core::import::Budget { bytes_per_day });
+        import::Plan { folders: settings.folders, budget }
+    }
+
+    /// How the import behaves, and why.
+    pub async fn import_settings(&self) -> crate::api::ImportSettingsView {
+        let (folders, budget_mb, account) = self
+            .node
+            .read(|state| {
+                let config = &state.config;
+                (config.mail_folders.clone(), config.import_budget_mb, state.account.as_ref().map(|(a, _)| a.clone()))
+            })
+            .await;
+        const MB: u64 = 1_000_000;
+        let provider = account.as_ref().and_then(crate::mail::providers::of).and_then(|p| p.download_mb_per_day);
+        let (budget, source) = match (budget_mb, provider) {
+            (Some(0), _) => (None, "config"),
+            (Some(mb), _) => (Some(mb * MB), "config"),
+            (None, Some(mb)) => {
+                (Some(mailmesh_core::import::Budget::of_provider_limit(mb * MB).bytes_per_day), "provider")
+            }
+            (None, None) => (None, "none"),
+        };
+        crate::api::ImportSettingsView { folders, budget_bytes_per_day: budget, budget_source: source.into() }
+    }
+
+    /// Changes what is given of the import's settings; wakes the import
+    /// (a larger budget may let it go on).
+    pub async fn change_import_settings(
+        &self,
+        budget_mb: Option<u64>,
+    ) -> Result<crate::api::ImportSettingsView, String> {
+        if let Some(mb) = budget_mb {
+            self.node.set_import_budget(mb).await?;
+        }
+        self.import.wake();
+        self.notify(Event::StatusChanged);
+        Ok(self.import_settings().await)
     }
 
     /// A mailmesh mail from the watcher: a challenge is the contact book's,
@@ -289,7 +336,14 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
         events.clone(),
         shutdown.clone(),
     );
-    let import = import::MailImport::new(drive_net.clone());
+    let import = import::MailImport::new(
+        secrets.node_id(),
+        drive_net.clone(),
+        mesh.clone(),
+        events.clone(),
+        import::Settings::from_env(),
+        Arc::new(now_ms),
+    );
     let calls = CallNet::new(secrets.node_id(), mesh.clone(), people.clone(), standing.subscribe(), events.clone());
     let node = NodeService::new(
         home.clone(),
@@ -430,6 +484,7 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
                     engine.share_pins(Some(peer)).await;
                     engine.share_password(Some(peer)).await;
                     engine.drive_net.on_member_up(peer).await;
+                    engine.import.on_member_up(peer).await;
                 });
             }
             mesh::MeshEvent::StrangerUp(peer) => {
@@ -437,6 +492,40 @@ async fn on_mesh_events(engine: Arc<Engine>, mut events: tokio::sync::mpsc::Rece
                 tokio::spawn(async move { engine.on_stranger_up(peer).await });
             }
         }
+    }
+}
+
+/// What the INBOX watch does on its connection after each pass: finish a
+/// change of the network key, then import attachments for a slice.
+struct InboxWork {
+    engine: Arc<Engine>,
+}
+
+impl crate::mail::watch::SessionWork for InboxWork {
+    fn run<'a>(
+        &'a mut self,
+        session: &'a mut crate::mail::imap::ImapSession,
+        host: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let engine = &self.engine;
+            if let Err(e) = engine.node.finish_rotation().await {
+                tracing::warn!("a change of the network key is not finished yet: {e}");
+            }
+            let plan = engine.import_plan().await;
+            let mut reader = crate::mailbox::ImapReader { session, host: host.to_string() };
+            match engine.import.pass(&mut reader, &plan, Some(engine.import.slice())).await {
+                Ok(pass) => pass.more,
+                Err(e) => {
+                    tracing::warn!("importing mail attachments failed: {e}");
+                    false
+                }
+            }
+        })
+    }
+
+    fn wanted(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.engine.import.woken())
     }
 }
 
@@ -457,18 +546,7 @@ async fn watch_mailbox(engine: Arc<Engine>) {
                     let engine = engine.clone();
                     async move { engine.on_mail(mail).await }
                 };
-                let importer = engine.clone();
-                let after_inbox_pass = move || {
-                    let engine = importer.clone();
-                    async move {
-                        if let Err(e) = engine.node.finish_rotation().await {
-                            tracing::warn!("a change of the network key is not finished yet: {e}");
-                        }
-                        if let Err(e) = engine.import_mail().await {
-                            tracing::warn!("importing mail attachments failed: {e}");
-                        }
-                    }
-                };
+                let mut inbox_work = InboxWork { engine: engine.clone() };
                 let drive = engine.drive_net.drive().clone();
                 use crate::mail::watch::watch;
                 use crate::mailbox::{FOLDER, INBOX};
@@ -480,9 +558,9 @@ async fn watch_mailbox(engine: Arc<Engine>) {
                         drive.clone(),
                         stop.clone(),
                         on_mail,
-                        after_inbox_pass
+                        Some(&mut inbox_work)
                     ),
-                    watch(FOLDER, account, password, drive, stop, on_mail, || async {}),
+                    watch(FOLDER, account, password, drive, stop, on_mail, None),
                 );
             })
         };

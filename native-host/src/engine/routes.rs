@@ -8,7 +8,7 @@
 //! | `chat.` | anyone | 64 | dropped (messages and receipts are sent again until answered) |
 //! | `call.` | other people | 32 | dropped (signaling is repeated by the page) |
 //! | `people.` | anyone | 8 | dropped (a challenge is asked again) |
-//! | `node.` | members | 4 | dropped (the password is handed again at every link-up) |
+//! | `node.` | members | 4 | dropped (the password is handed again at every link-up; the import's state every few seconds and at link-up) |
 //!
 //! Every frame but `send.` runs in a task of its own; the frame's slot in
 //! its route lives in that task, so the quotas bound the tasks too.
@@ -75,7 +75,9 @@ pub async fn serve(engine: Arc<Engine>, routes: Routes) {
             engine.on_people_message(frame.from, &frame.topic, &frame.payload).await;
         }),
         each_in_a_task(&engine, node, |engine, frame| async move {
-            if frame.topic == PASSWORD_TOPIC {
+            if frame.topic == super::import::TOPIC {
+                engine.import.on_state(frame.from, &frame.payload).await;
+            } else if frame.topic == PASSWORD_TOPIC {
                 if let Err(e) = engine.node.on_password_update(&frame.payload).await {
                     tracing::info!(from = %frame.from, "did not take a new mail password: {e}");
                 }

@@ -33,6 +33,8 @@ pub enum MailError {
     BadCaFile { path: String, detail: String },
     #[error("the server refused the message: {0}")]
     Rejected(String),
+    #[error("the mail server is limiting this account for now ({0}); mailmesh waits and goes on later")]
+    Throttled(String),
     #[error("the mail server said something unexpected: {0}")]
     Protocol(String),
 }
@@ -52,6 +54,7 @@ impl MailError {
             MailError::NoStartTls => "no_starttls",
             MailError::BadCaFile { .. } => "bad_ca_file",
             MailError::Rejected(_) => "rejected",
+            MailError::Throttled(_) => "throttled",
             MailError::Protocol(_) => "protocol",
         }
     }
@@ -60,7 +63,9 @@ impl MailError {
     /// temporary failure, or the password refused (with the provider's
     /// words on what it wants instead).
     pub fn refused_login(account: &crate::api::Account, host: &str, server_text: &str) -> MailError {
-        if super::refusal::is_temporary(server_text) {
+        if super::refusal::is_throttling(server_text) {
+            MailError::Throttled(server_text.to_string())
+        } else if super::refusal::is_temporary(server_text) {
             MailError::LoginUnavailable(host.to_string())
         } else if account.oauth.is_some() {
             MailError::SignInRefused

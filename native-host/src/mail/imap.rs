@@ -130,6 +130,7 @@ async fn read_line(reader: &mut BufReader<TcpStream>, line: &mut String) -> Resu
 pub fn classify(host: &str, e: async_imap::error::Error) -> MailError {
     use async_imap::error::Error;
     match e {
+        Error::No(text) | Error::Bad(text) if super::refusal::is_throttling(&text) => MailError::Throttled(text),
         Error::No(text) => MailError::Protocol(format!("the server refused: {text}")),
         Error::Io(io) => MailError::from_io(host, host, &io),
         Error::ConnectionLost => MailError::Protocol("the server closed the connection".into()),

@@ -24,6 +24,8 @@ pub struct Provider {
     pub oauth_issuer: Option<&'static str>,
     /// It takes no passwords from mail programs, only OAuth 2.
     pub oauth_only: bool,
+    /// What it serves an account over IMAP a day, in MB, where it says.
+    pub download_mb_per_day: Option<u64>,
 }
 
 impl Provider {
@@ -52,6 +54,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: Some("accounts.google.com"),
         oauth_only: false,
+        download_mb_per_day: Some(2500),
     },
     Provider {
         name: "Outlook.com",
@@ -66,6 +69,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: Some("login.microsoftonline.com"),
         oauth_only: true,
+        download_mb_per_day: None,
     },
     Provider {
         name: "Microsoft 365",
@@ -79,6 +83,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: Some("login.microsoftonline.com"),
         oauth_only: true,
+        download_mb_per_day: None,
     },
     Provider {
         name: "iCloud Mail",
@@ -93,6 +98,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "Yahoo Mail",
@@ -106,6 +112,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "AOL Mail",
@@ -119,6 +126,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "Fastmail",
@@ -133,6 +141,7 @@ pub const PROVIDERS: &[Provider] = &[
         ),
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "GMX",
@@ -144,6 +153,7 @@ pub const PROVIDERS: &[Provider] = &[
         advice: None,
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "WEB.DE",
@@ -155,6 +165,7 @@ pub const PROVIDERS: &[Provider] = &[
         advice: None,
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
     Provider {
         name: "Proton Mail (through Proton Mail Bridge on this computer)",
@@ -166,6 +177,7 @@ pub const PROVIDERS: &[Provider] = &[
         advice: Some("Proton Mail Bridge shows its own password for mail programs: use that one here"),
         oauth_issuer: None,
         oauth_only: false,
+        download_mb_per_day: None,
     },
 ];
 

@@ -22,6 +22,17 @@ pub fn is_temporary(server_text: &str) -> bool {
     text.contains("[unavailable]") || text.contains("temporary") || text.contains("try again later")
 }
 
+/// Whether the server's words say it is limiting this account: Gmail's
+/// "Account exceeded command or bandwidth limits", Outlook's `[THROTTLED]`,
+/// Yahoo's and Dovecot's "too many connections", RFC 5530's `[LIMIT]`.
+/// The import then waits and resumes from its checkpoint.
+pub fn is_throttling(server_text: &str) -> bool {
+    let text = server_text.to_ascii_lowercase();
+    ["[throttled]", "[limit]", "bandwidth limit", "exceeded command", "too many", "maximum number of connections"]
+        .iter()
+        .any(|words| text.contains(words))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +91,19 @@ mod tests {
         let password =
             MailError::refused_login(&account("me@gmail.com", "imap.gmail.com"), "imap.gmail.com", "Invalid");
         assert!(password.to_string().contains("app password"), "{password}");
+    }
+
+    #[test]
+    fn throttling_is_told_apart_from_other_refusals() {
+        for text in [
+            "[ALERT] Account exceeded command or bandwidth limits. (Failure)",
+            "[THROTTLED] Request is throttled. Suggested Backoff Time: 92415 milliseconds",
+            "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)",
+            "[LIMIT] Too many concurrent FETCH commands",
+        ] {
+            assert!(is_throttling(text), "{text}");
+        }
+        assert!(!is_throttling("Invalid messageset"));
+        assert!(!is_throttling("[AUTHENTICATIONFAILED] Authentication failed."));
     }
 }

@@ -5,14 +5,20 @@
 //! (`mailbox::FOLDER`, made here if missing).
 //!
 //! Each pass hands every new mailmesh mail to `on_mail`, one at a time
-//! (see `mailbox::read_mailmesh` for the size bounds), then calls
-//! `after_pass` (for INBOX: import attachments from its own checkpoint).
+//! (see `mailbox::read_mailmesh` for the size bounds), then runs the
+//! watch's [`SessionWork`] on the same connection (for INBOX: finish a key
+//! rotation, import attachments), so a node holds two IMAP connections.
+//! Work with more to do gets the connection back at once (after the
+//! mailmesh mails that came meanwhile); work that wants a pass while the
+//! watch idles interrupts IDLE.
 //! Where the mailmesh mails were read to is kept in the drive's index per
 //! account and folder, so a start reads only what arrived meanwhile; a
 //! renumbered folder is read again (the handlers are idempotent).
 
 use std::future::Future;
 use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -20,28 +26,34 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{Account, Secret};
 use crate::drive::index::Checkpoint;
 use crate::drive::Drive;
-use crate::mail::imap;
-use crate::mailbox::{read_mailmesh, Found, ImapReader, INBOX};
+use crate::mail::imap::{self, ImapSession};
+use crate::mailbox::{read_mailmesh, Found, ImapReader, MailReader, INBOX};
 
 const IDLE_FOR: Duration = Duration::from_secs(5 * 60);
 const POLL_EVERY: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// Work done on a watch's connection after each pass.
+pub trait SessionWork: Send + Sync {
+    /// Runs with the session (any folder may be left open); `true` if it
+    /// has more to do now.
+    fn run<'a>(&'a mut self, session: &'a mut ImapSession, host: &'a str) -> BoxFuture<'a, bool>;
+    /// Resolves when it wants a pass while the watch idles.
+    fn wanted(&self) -> BoxFuture<'_, ()>;
+}
+
 /// Watches `folder` until `stop` is cancelled.
-#[allow(clippy::too_many_arguments)]
-pub async fn watch<F, Fut, P, PassFut>(
+pub async fn watch<F, Fut>(
     folder: &'static str,
     account: Account,
     password: Secret,
     drive: Arc<Drive>,
     stop: CancellationToken,
     mut on_mail: F,
-    mut after_pass: P,
+    mut work: Option<&mut dyn SessionWork>,
 ) where
     F: FnMut(Found) -> Fut,
     Fut: Future<Output = ()>,
-    P: FnMut() -> PassFut,
-    PassFut: Future<Output = ()>,
 {
     // INBOX keeps the key it had before there was a folder.
     let key = match folder {
@@ -65,16 +77,42 @@ pub async fn watch<F, Fut, P, PassFut>(
                     checkpoint = Some(read);
                     save(&drive, &key, read).await;
                 }
-                after_pass().await;
                 backoff = Duration::from_secs(1);
+                if let Some(work) = work.as_deref_mut() {
+                    if work.run(&mut session, &account.imap.host).await {
+                        continue;
+                    }
+                    // IDLE tells of the open folder: this one again.
+                    ImapReader { session: &mut session, host: account.imap.host.clone() }.examine(folder).await?;
+                }
+                let wanted = async {
+                    match work.as_deref() {
+                        Some(work) => work.wanted().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 if idle {
                     let mut handle = session.idle();
                     handle.init().await.map_err(|e| imap::classify(&account.imap.host, e))?;
-                    let (wait, _interrupt) = handle.wait_with_timeout(IDLE_FOR);
-                    wait.await.map_err(|e| imap::classify(&account.imap.host, e))?;
+                    {
+                        let (wait, interrupt) = handle.wait_with_timeout(IDLE_FOR);
+                        tokio::pin!(wait);
+                        let idled = tokio::select! {
+                            done = &mut wait => done,
+                            () = wanted => {
+                                // Ends the IDLE; the wait then returns at once.
+                                drop(interrupt);
+                                wait.await
+                            }
+                        };
+                        idled.map_err(|e| imap::classify(&account.imap.host, e))?;
+                    }
                     session = handle.done().await.map_err(|e| imap::classify(&account.imap.host, e))?;
                 } else {
-                    tokio::time::sleep(POLL_EVERY).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL_EVERY) => {}
+                        () = wanted => {}
+                    }
                 }
             }
             #[allow(unreachable_code)]

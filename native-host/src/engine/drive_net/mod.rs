@@ -166,6 +166,11 @@ impl DriveNet {
         self.standing.borrow().network.clone()
     }
 
+    /// The network's members (none outside a network).
+    pub fn members(&self) -> Vec<NodeId> {
+        self.membership().map(|m| m.members).unwrap_or_default()
+    }
+
     /// Whether this node is in a network (and so can seal files).
     pub fn in_network(&self) -> bool {
         self.standing.borrow().network.is_some()

@@ -111,6 +111,13 @@ impl NodeService {
         read(&*self.state.lock().await)
     }
 
+    /// Sets the import's daily budget (MB; `0`: none) in `config.json`.
+    pub async fn set_import_budget(&self, mb: u64) -> Result<(), String> {
+        let mut state = self.lock().await;
+        state.config.import_budget_mb = Some(mb);
+        crate::config::save(&self.home, &state.config).map_err(|e| e.to_string())
+    }
+
     pub async fn account(&self) -> Option<(Account, Secret)> {
         self.state.lock().await.account.clone()
     }

@@ -1,0 +1,103 @@
+// Issue 17: a mailbox of years. One import shared by the owner's nodes
+// (Dovecot serves the mailbox about once, not once per node), at most two
+// IMAP connections per node, and a daily download budget that pauses the
+// import with its progress shown, kept across a restart, and lifted.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { LanMesh } from '../harness/lan-mesh.js';
+import { foundedNode } from '../harness/owner.js';
+import { appendMessages } from '../harness/mail-client.js';
+import { waitFor } from '../harness/util.js';
+
+/** A mail with one attachment of `size` random bytes, named report-NN.bin. */
+function report(i, size) {
+  const b64 = crypto.randomBytes(size).toString('base64').replace(/.{76}/g, '$&\r\n');
+  return ['From: carol@example.org', 'To: owner@mailmesh.test', `Subject: report ${i}`,
+    `Message-ID: <report-${i}@example.org>`, 'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'attached', '--b',
+    'Content-Type: application/octet-stream',
+    `Content-Disposition: attachment; filename="report-${String(i).padStart(2, '0')}.bin"`,
+    'Content-Transfer-Encoding: base64', '', b64, '--b--', ''].join('\r\n');
+}
+
+const reports = async (node) =>
+  JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout).filter((f) => f.name.startsWith('report-'));
+
+test('three nodes import a mailbox once between them, each with at most two IMAP connections', async (t) => {
+  const mesh = await LanMesh.start(3, 3, { browsers: false });
+  t.after(async () => assert.deepEqual(await mesh.stop(), [], 'nothing left running'));
+  await waitFor('every engine linked to both others', async () => {
+    const s = await Promise.all(mesh.nodes.map((n) => n.status()));
+    return s.every((x) => x.peers.filter((p) => p.member && p.online).length === 2);
+  }, { timeoutMs: 30_000, everyMs: 250 });
+  const before = (await mesh.mail.imapSessions(mesh.owner)).map((s) => s.begin);
+  const since = Math.max(...before) + 1;
+
+  const messages = Array.from({ length: 40 }, (_, i) => report(i, 192 * 1024));
+  const mailboxBytes = messages.reduce((n, m) => n + Buffer.byteLength(m), 0);
+  await appendMessages(mesh.mail.imapPort, mesh.owner, mesh.password, messages);
+  await waitFor('all 40 files on every node', async () =>
+    (await Promise.all(mesh.nodes.map(reports))).every((files) => files.length === 40),
+  { timeoutMs: 180_000, everyMs: 1000 });
+
+  // One node imported; the others say which.
+  const states = await Promise.all(mesh.nodes.map(async (n) => (await n.status()).import.state));
+  assert.equal(states.filter((s) => s === 'by_device').length, 2, `${states}`);
+  assert.match((await mesh.nodes[states.indexOf('by_device')].mailmesh('mail', 'status')).stdout,
+    /import: done by your device node\d/);
+
+  // Every session ends with the engines; Dovecot then logs what it served.
+  for (const node of mesh.nodes) await node.stop();
+  const sessions = await waitFor('every IMAP session logged out', async () => {
+    const all = await mesh.mail.imapSessions(mesh.owner);
+    return all.every((s) => s.end !== null) && all;
+  }, { timeoutMs: 30_000, everyMs: 250 });
+  const served = sessions.filter((s) => s.end >= since).reduce((n, s) => n + s.out, 0);
+  assert.ok(served < 1.5 * mailboxBytes, `Dovecot served ${served} bytes for a mailbox of ${mailboxBytes}`);
+
+  // At most two connections of one node open at once while it imported.
+  const events = sessions.flatMap((s) => [[s.begin, s.rip, 1], [s.end, s.rip, -1]]).sort((a, b) => a[0] - b[0] || a[2] - b[2]);
+  const open = new Map();
+  const most = new Map();
+  for (const [at, rip, step] of events) {
+    open.set(rip, (open.get(rip) ?? 0) + step);
+    if (at >= since) most.set(rip, Math.max(most.get(rip) ?? 0, open.get(rip)));
+  }
+  for (const [rip, n] of most) assert.ok(n <= 2, `${rip} held ${n} IMAP connections at once`);
+});
+
+test('a daily budget pauses the import with its progress shown, kept across a restart, and lifted', async (t) => {
+  const { mail, node, owner, password } = await foundedNode(t, 'mailmesh-budget-');
+  await node.mailmesh('mail', 'settings', '--budget-mb', '1');
+  // Ten messages of about 350 kB: the first two fit in a megabyte.
+  const messages = Array.from({ length: 10 }, (_, i) => report(i, 256 * 1024));
+  await appendMessages(mail.imapPort, owner, password, messages);
+
+  const paused = await waitFor('the import paused by the budget', async () => {
+    const view = (await node.status()).import;
+    return view.state === 'paused_budget' && view;
+  }, { timeoutMs: 60_000, everyMs: 250 });
+  assert.equal(paused.messages_done, 2);
+  assert.equal(paused.messages_total, 10);
+  assert.ok(paused.resumes_at_ms > Date.now(), 'it says when it goes on');
+  assert.equal((await reports(node)).length, 2);
+  assert.match((await node.mailmesh('mail', 'status')).stdout,
+    /import: paused until \d{4}-\d\d-\d\d 00:00 UTC: the day's download budget is spent — 2 of 10 messages/);
+
+  // A restart keeps where it stands and fetches nothing more.
+  await node.mailmesh('stop');
+  await node.startEngine();
+  const after = (await node.status()).import;
+  assert.deepEqual([after.messages_done, after.messages_total], [2, 10]);
+
+  // No budget: it goes on from its checkpoint.
+  const settings = JSON.parse((await node.mailmesh('mail', 'settings', '--budget-mb', '0', '--json')).stdout);
+  assert.equal(settings.budget_bytes_per_day, null);
+  await waitFor('the other eight imported', async () => (await reports(node)).length === 10,
+    { timeoutMs: 60_000, everyMs: 250 });
+  await waitFor('the import up to date', async () => (await node.status()).import.state === 'idle');
+  const names = (await reports(node)).map((f) => f.name).sort();
+  assert.deepEqual(names, Array.from({ length: 10 }, (_, i) => `report-${String(i).padStart(2, '0')}.bin`));
+});
