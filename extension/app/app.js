@@ -9,6 +9,8 @@ import { showChat } from './chat.js';
 import { showDrive } from './drive.js';
 import { showMail } from './mail.js';
 import { showPeople } from './people.js';
+import { showSettings } from './settings.js';
+import { renderImport } from '../shared/import-progress.js';
 import { showTransfers } from './transfers.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
@@ -28,6 +30,7 @@ window.addEventListener('hashchange', showSection);
 showSection();
 showDrive(document);
 showMail(document);
+showSettings(document);
 const transfers = showTransfers(document);
 showPeople(document, { onSendFile: (email) => transfers.pickFileFor(email) });
 showChat(document, {
@@ -41,6 +44,7 @@ watchState((state) => {
   renderJoinRequests(document, state.status);
   renderMembers(state);
   renderPeerList(document.getElementById('peers'), state.status?.peers);
+  renderImport(document.getElementById('import-state'), document.getElementById('import-progress'), state.status);
 });
 
 /** The roster: one row per device, with a Remove button for the others. */

@@ -4,6 +4,7 @@ import { onEngineChange, watchState } from '../shared/host-state.js';
 import { mountJoinCard, renderJoinRequests } from '../shared/join-requests.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
+import { renderImport } from '../shared/import-progress.js';
 import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
@@ -15,6 +16,7 @@ watchState((state) => {
   renderJoinRequests(document, state.status);
   renderPeerList(document.getElementById('peers'), state.status?.peers);
   renderUnread(state.status?.chat_unread ?? 0);
+  renderImport(document.getElementById('import-state'), document.getElementById('import-progress'), state.status);
 });
 
 function renderUnread(count) {

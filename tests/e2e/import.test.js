@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import { LanMesh } from '../harness/lan-mesh.js';
 import { foundedNode } from '../harness/owner.js';
 import { appendMessages } from '../harness/mail-client.js';
+import { within } from '../harness/idle-time.js';
 import { waitFor } from '../harness/util.js';
 
 /** A mail with one attachment of `size` random bytes, named report-NN.bin. */
@@ -70,7 +71,13 @@ test('three nodes import a mailbox once between them, each with at most two IMAP
 
 test('a daily budget pauses the import with its progress shown, kept across a restart, and lifted', async (t) => {
   const { mail, node, owner, password } = await foundedNode(t, 'mailmesh-budget-');
-  await node.mailmesh('mail', 'settings', '--budget-mb', '1');
+  // The owner sets the budget in the app's settings.
+  await node.startBrowser();
+  const app = await node.openPage('app/app.html#settings');
+  await app.locator('#import-budget').fill('1');
+  await app.locator('#import-save').click();
+  await within('the budget saved', app.locator('#import-result', { hasText: 'Saved.' }).waitFor({ timeout: 0 }));
+  assert.match(await app.locator('#import-budget-source').textContent(), /Set by you/);
   // Ten messages of about 350 kB: the first two fit in a megabyte.
   const messages = Array.from({ length: 10 }, (_, i) => report(i, 256 * 1024));
   await appendMessages(mail.imapPort, owner, password, messages);
@@ -85,6 +92,10 @@ test('a daily budget pauses the import with its progress shown, kept across a re
   assert.equal((await reports(node)).length, 2);
   assert.match((await node.mailmesh('mail', 'status')).stdout,
     /import: paused until \d{4}-\d\d-\d\d 00:00 UTC: the day's download budget is spent — 2 of 10 messages/);
+  const popup = await node.openPage('popup/popup.html');
+  await within('the popup shows the pause', popup.locator('#import-state',
+    { hasText: /^Paused until .*: the day's download budget is spent — 2 of 10 messages/ }).waitFor({ timeout: 0 }));
+  assert.equal(await popup.locator('#import-progress').isVisible(), true, 'with a bar');
 
   // A restart keeps where it stands and fetches nothing more.
   await node.mailmesh('stop');

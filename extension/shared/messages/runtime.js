@@ -63,6 +63,7 @@ export const RuntimeType = {
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',
   MAIL_SEND: 'mail_send',
+  IMPORT_SETTINGS: 'import_settings',
   PEOPLE_LIST: 'people_list',
   PEOPLE_VERIFY: 'people_verify',
   PEOPLE_RENAME: 'people_rename',
