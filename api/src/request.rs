@@ -113,10 +113,8 @@ pub enum Request {
     /// Changes how the mail import behaves (what is given), and answers
     /// with how it behaves now.
     ImportSettings {
-        /// The daily download budget in MB for all devices together; `0`:
-        /// none.
-        #[serde(default)]
-        budget_mb: Option<u64>,
+        #[serde(flatten)]
+        change: crate::views::ImportSettingsChange,
     },
     /// Scrubs and repairs the drive now (it also happens periodically).
     FilesRepair,

@@ -335,10 +335,34 @@ pub struct ImportView {
     pub budget_bytes_per_day: Option<u64>,
 }
 
+/// What to change of how the mail import behaves; what is `None` stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSettingsChange {
+    /// The daily download budget in MB for all devices together; `0`:
+    /// none.
+    #[serde(default)]
+    pub budget_mb: Option<u64>,
+    /// The folders whose attachments are imported.
+    #[serde(default)]
+    pub folders: Option<Vec<String>>,
+    /// `YYYY-MM-DD`: mail that arrived before is not imported; `""`: all.
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub max_attachment_mb: Option<u64>,
+    /// Inline images under this size are not imported; `0`: all are.
+    #[serde(default)]
+    pub inline_images_under_kb: Option<u64>,
+}
+
 /// How the mail import behaves (`config.json`, `mailmesh mail settings`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportSettingsView {
     pub folders: Vec<String>,
+    /// `YYYY-MM-DD`, if mail before that day is passed over.
+    pub since: Option<String>,
+    pub max_attachment_bytes: u64,
+    pub inline_images_under_bytes: u64,
     /// The daily download budget in bytes, all devices together.
     pub budget_bytes_per_day: Option<u64>,
     /// Where the budget comes from: `config` (the owner's), `provider`

@@ -60,7 +60,7 @@ fn every_request() -> Vec<Request> {
         Request::FilesRemove { file_id: s() },
         Request::FilesRename { file_id: s(), name: s() },
         Request::MailSync,
-        Request::ImportSettings { budget_mb: None },
+        Request::ImportSettings { change: Default::default() },
         Request::FilesRepair,
         Request::PeopleList,
         Request::PeopleVerify { email: s() },

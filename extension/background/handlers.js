@@ -77,7 +77,7 @@ export function makeHandlers(link) {
     [RuntimeType.SEND_CANCEL]: (m) => link.request(request.sendCancel(m.transfer)),
     [RuntimeType.CALLS_LIST]: () => link.request(request.callsList()),
     [RuntimeType.MAIL_SEND]: (m) => link.request(request.mailSend(m), MAIL_SEND_TIMEOUT_MS),
-    [RuntimeType.IMPORT_SETTINGS]: async (m) => (await link.request(request.importSettings(m.budgetMb ?? null))).settings,
+    [RuntimeType.IMPORT_SETTINGS]: async (m) => (await link.request(request.importSettings(m.change ?? {}))).settings,
     // A one-time token for the engine's loopback sockets; only our own pages
     // ever get here (see listen), and the engine also checks their Origin.
     [RuntimeType.SOCKET_TOKEN]: async () => {

@@ -170,6 +170,20 @@ pub enum MailCommand {
         /// (0: none). By default the provider's limit, where it has one.
         #[arg(long, value_name = "MB")]
         budget_mb: Option<u64>,
+        /// The folders to import from, comma-separated (INBOX by default).
+        #[arg(long, value_delimiter = ',', value_name = "FOLDER,…")]
+        folders: Option<Vec<String>>,
+        /// Pass over mail that arrived before this day (YYYY-MM-DD; "" for
+        /// all mail). It applies to mail not read yet.
+        #[arg(long, value_name = "DAY")]
+        since: Option<String>,
+        /// Leave larger attachments in the mailbox (100 by default).
+        #[arg(long, value_name = "MB")]
+        max_attachment_mb: Option<u64>,
+        /// Do not import inline images smaller than this (signature logos,
+        /// icons; 16 by default, 0 imports every one).
+        #[arg(long, value_name = "KB")]
+        inline_images_under_kb: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -420,7 +434,23 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Mail(MailCommand::Status { json }) => import::status(&home, json).await,
-            Command::Mail(MailCommand::Settings { budget_mb, json }) => import::settings(&home, budget_mb, json).await,
+            Command::Mail(MailCommand::Settings {
+                budget_mb,
+                folders,
+                since,
+                max_attachment_mb,
+                inline_images_under_kb,
+                json,
+            }) => {
+                let change = crate::api::ImportSettingsChange {
+                    budget_mb,
+                    folders,
+                    since,
+                    max_attachment_mb,
+                    inline_images_under_kb,
+                };
+                import::settings(&home, change, json).await
+            }
             Command::Mail(MailCommand::Sync) => {
                 match Control::connect(&home).await?.request(Request::MailSync).await? {
                     Reply::MailSynced { messages, imported } => {

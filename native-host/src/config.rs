@@ -36,6 +36,17 @@ pub struct Config {
     /// its 2,500 MB a day), none for other servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_budget_mb: Option<u64>,
+    /// Mail that arrived before this day (`YYYY-MM-DD`) is not imported;
+    /// unset: all of it. It applies to mail not read yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_since: Option<String>,
+    /// Attachments larger than this (MB) stay in the mailbox; unset: 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_max_attachment_mb: Option<u64>,
+    /// Inline images smaller than this (kB) are not imported (logos,
+    /// icons); `0`: every one; unset: 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_inline_images_under_kb: Option<u64>,
     /// A device was removed since the mail password was last given: the
     /// owner is asked to change it (the removed device knew it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -109,6 +120,9 @@ pub fn load_or_create(home: &NodeHome, now_unix: u64) -> Result<Config, ConfigEr
                 link_port: None,
                 mail_folders: default_folders(),
                 import_budget_mb: None,
+                import_since: None,
+                import_max_attachment_mb: None,
+                import_inline_images_under_kb: None,
                 change_password: false,
                 password_set_ms: 0,
                 older_version_heard_ms: 0,
@@ -137,7 +151,7 @@ mod tests {
     proptest! {
         #[test]
         fn config_round_trips(name in ".{0,40}", created in any::<u64>()) {
-            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), import_budget_mb: None, link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false, password_set_ms: 0, older_version_heard_ms: 0 };
+            let c = Config { version: CONFIG_VERSION, device_name: name, created_at: created, loopback_port: Some(8080), import_budget_mb: None, import_since: None, import_max_attachment_mb: None, import_inline_images_under_kb: None, link_port: Some(9), mail_folders: vec!["INBOX".into(), "Archive".into()], change_password: false, password_set_ms: 0, older_version_heard_ms: 0 };
             prop_assert_eq!(Config::decode(&c.encode()).unwrap(), c);
         }
     }

@@ -302,6 +302,8 @@ pub async fn fetch_raw(session: &mut ImapSession, host: &str, uid: u32) -> Resul
 pub enum Which {
     /// The owner's own mail (no `X-Mailmesh` header): what import reads.
     OwnerMail,
+    /// The owner's own mail that arrived on or after a day.
+    OwnerMailSince(chrono::NaiveDate),
     /// mailmesh's mails.
     Mailmesh,
     /// mailmesh's mails of the kinds that carry a roster (larger ones).
@@ -312,6 +314,7 @@ impl Which {
     fn criteria(self) -> String {
         match self {
             Which::OwnerMail => format!("NOT HEADER {HEADER} \"\""),
+            Which::OwnerMailSince(day) => format!("NOT HEADER {HEADER} \"\" SINCE {}", day.format("%-d-%b-%Y")),
             Which::Mailmesh => format!("HEADER {HEADER} \"\""),
             Which::CarriesRoster => {
                 let [a, b, c] = Kind::CARRYING_ROSTER.map(|k| format!("HEADER {HEADER} \"{}/\"", k.as_str()));
@@ -509,6 +512,15 @@ pub mod memory {
                     let head = format!("\n{head}");
                     let matches = match which {
                         Which::OwnerMail => !head.contains(&marker),
+                        Which::OwnerMailSince(day) => {
+                            let date = mail_parser::MessageParser::default()
+                                .parse_headers(raw)
+                                .and_then(|m| {
+                                    m.date().and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
+                                })
+                                .map(|d| d.date_naive());
+                            !head.contains(&marker) && date.is_some_and(|d| d >= day)
+                        }
                         Which::Mailmesh => head.contains(&marker),
                         Which::CarriesRoster => {
                             Kind::CARRYING_ROSTER.iter().any(|k| head.contains(&format!("{marker} {}/", k.as_str())))

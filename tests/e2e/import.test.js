@@ -1,7 +1,8 @@
 // Issue 17: a mailbox of years. One import shared by the owner's nodes
 // (Dovecot serves the mailbox about once, not once per node), at most two
-// IMAP connections per node, and a daily download budget that pauses the
-// import with its progress shown, kept across a restart, and lifted.
+// IMAP connections per node, a daily download budget that pauses the
+// import with its progress shown, kept across a restart, and lifted, and
+// the import policy (folders, start date, small inline images).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,4 +112,35 @@ test('a daily budget pauses the import with its progress shown, kept across a re
   await waitFor('the import up to date', async () => (await node.status()).import.state === 'idle');
   const names = (await reports(node)).map((f) => f.name).sort();
   assert.deepEqual(names, Array.from({ length: 10 }, (_, i) => `report-${String(i).padStart(2, '0')}.bin`));
+});
+
+test('the import policy: folders, a start date, and no signature logos', async (t) => {
+  const { mail, node, owner, password } = await foundedNode(t, 'mailmesh-policy-');
+  const settings = JSON.parse((await node.mailmesh('mail', 'settings', '--folders', 'INBOX,Archive',
+    '--since', '2024-01-01', '--json')).stdout);
+  assert.deepEqual(settings.folders, ['INBOX', 'Archive']);
+  assert.equal(settings.since, '2024-01-01');
+  assert.equal(settings.inline_images_under_bytes, 16_000, 'signature logos left out by default');
+  await assert.rejects(node.mailmesh('mail', 'settings', '--since', '1/1/2024'), /YYYY-MM-DD/);
+
+  const logo = crypto.randomBytes(3000).toString('base64');
+  const photo = crypto.randomBytes(60_000).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const withLogo = ['From: dave@example.org', `To: ${owner}`, 'Subject: signed', 'MIME-Version: 1.0',
+    'Content-Type: multipart/related; boundary="r"', '', '--r', 'Content-Type: text/html', '',
+    '<p>Hi <img src="cid:logo"> <img src="cid:photo"></p>', '--r', 'Content-Type: image/png', 'Content-ID: <logo>',
+    'Content-Disposition: inline; filename="logo.png"', 'Content-Transfer-Encoding: base64', '', logo, '--r',
+    'Content-Type: image/jpeg', 'Content-ID: <photo>', 'Content-Disposition: inline; filename="beach.jpg"',
+    'Content-Transfer-Encoding: base64', '', photo, '--r--', ''].join('\r\n');
+  // Archive first: a new message in INBOX wakes the watcher, which then
+  // reads every folder.
+  await appendMessages(mail.imapPort, owner, password, [report(3, 2000)], 'Archive', { create: true });
+  await appendMessages(mail.imapPort, owner, password, [report(1, 2000)], 'INBOX', { date: '01-Jan-2020 10:00:00 +0000' });
+  await appendMessages(mail.imapPort, owner, password, [withLogo, report(2, 2000)]);
+
+  const names = async () => JSON.parse((await node.mailmesh('files', 'list', '--json')).stdout).map((f) => f.name).sort();
+  await waitFor('the archived report and the new mail imported', async () => (await names()).length >= 3,
+    { timeoutMs: 60_000, everyMs: 250 });
+  await node.mailmesh('mail', 'sync');
+  assert.deepEqual(await names(), ['beach.jpg', 'report-02.bin', 'report-03.bin'],
+    'not the 2020 report, not the logo');
 });

@@ -74,18 +74,24 @@ export async function sendMail(port, { from, to, message }) {
 /**
  * Appends raw messages (ASCII, CRLF lines) to a folder over IMAP, as a
  * mail client or a migration would: much faster than SMTP for a mailbox
- * of many messages.
+ * of many messages. With `date` (an IMAP date-time, "01-Jan-2020 10:00:00
+ * +0000") they arrived then; with `create`, the folder is made first.
  */
-export async function appendMessages(port, user, password, messages, folder = 'INBOX') {
+export async function appendMessages(port, user, password, messages, folder = 'INBOX', { date, create = false } = {}) {
   const c = new Conversation(port);
   try {
     await c.until(/^\* OK/);
     c.send(`a1 LOGIN "${user}" "${password}"`);
     const login = await c.until(/^a1 /);
     if (!/^a1 OK/m.test(login)) throw new Error(`IMAP login failed: ${login}`);
+    if (create) {
+      c.send(`c1 CREATE "${folder}"`);
+      await c.until(/^c1 /);
+    }
     for (const [i, message] of messages.entries()) {
       const tag = `p${i}`;
-      c.send(`${tag} APPEND "${folder}" {${Buffer.byteLength(message, 'latin1')}}`);
+      const arrived = date ? ` "${date}"` : '';
+      c.send(`${tag} APPEND "${folder}"${arrived} {${Buffer.byteLength(message, 'latin1')}}`);
       await c.until(/^\+/);
       c.socket.write(`${message}\r\n`, 'latin1');
       const done = await c.until(new RegExp(`^${tag} `));

@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, stopChild, tempDir, waitForPort } from './util.js';
+import { freePorts, stopChild, tempDir, waitForPort } from './util.js';
 import { reapStragglers } from './processes.js';
 
 export const MAIL_DOMAIN = 'mailmesh.test';
@@ -180,13 +180,11 @@ export class MailServer {
     if (tls) {
       this.tls = await makeCertificates(path.join(this.root, 'tls'));
       this.caFile = this.tls.ca;
-      this.imapsPort = await freePort();
-      this.smtpsPort = await freePort();
     }
-    this.smtpPort = await freePort();
-    this.imapPort = await freePort();
-    this.lmtpPort = await freePort();
-    this.authPort = await freePort();
+    // Six distinct ports: two the same would put a plain listener where
+    // a TLS one belongs.
+    [this.smtpPort, this.imapPort, this.lmtpPort, this.authPort, this.imapsPort, this.smtpsPort] = await freePorts(6);
+    if (!tls) this.imapsPort = this.smtpsPort = undefined;
     this.users = [];
     const { root } = this;
     for (const dir of ['postfix/etc', 'postfix/queue', 'postfix/data', 'dovecot/run', 'dovecot/state', 'mail']) {

@@ -19,6 +19,28 @@ export function freePort() {
   });
 }
 
+/**
+ * `count` distinct TCP ports on 127.0.0.1 that were free a moment ago:
+ * all are held until the last is found, so no two are the same (a port
+ * given back by one `freePort` can be the next one's answer).
+ */
+export async function freePorts(count) {
+  const servers = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      servers.push(await new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.unref();
+        server.on('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      }));
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**

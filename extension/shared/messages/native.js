@@ -70,10 +70,11 @@ export const request = {
   /** @returns {{type: 'mail_sync'}} imports new mail's attachments now */
   mailSync: () => ({ type: 'mail_sync' }),
   /**
-   * @param {number|null} budgetMb the daily download budget in MB, 0 for none; null leaves it
-   * @returns {{type: 'import_settings', budget_mb: number|null}} changes and reads how the mail import behaves
+   * @param {{budget_mb?: number, folders?: string[], since?: string, max_attachment_mb?: number,
+   *   inline_images_under_kb?: number}} change what to change (what is left out stays)
+   * @returns {{type: 'import_settings'}} changes and reads how the mail import behaves
    */
-  importSettings: (budgetMb = null) => ({ type: 'import_settings', budget_mb: budgetMb }),
+  importSettings: (change = {}) => ({ type: 'import_settings', ...change }),
   /** @returns {{type: 'files_remove', file_id: string}} */
   filesRemove: (fileId) => ({ type: 'files_remove', file_id: fileId }),
   /** @returns {{type: 'files_rename', file_id: string, name: string}} */

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::api::{ImportSettingsView, ImportView, Reply, Request, Status};
+use crate::api::{ImportSettingsChange, ImportSettingsView, ImportView, Reply, Request, Status};
 use crate::control::Control;
 use crate::home::NodeHome;
 
@@ -69,8 +69,8 @@ fn utc(ms: u64) -> String {
         .map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
-pub async fn settings(home: &NodeHome, budget_mb: Option<u64>, json: bool) -> anyhow::Result<ExitCode> {
-    let settings = match Control::connect(home).await?.request(Request::ImportSettings { budget_mb }).await? {
+pub async fn settings(home: &NodeHome, change: ImportSettingsChange, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = match Control::connect(home).await?.request(Request::ImportSettings { change }).await? {
         Reply::ImportSettings { settings } => settings,
         other => anyhow::bail!("unexpected reply from the engine: {other:?}"),
     };
@@ -84,6 +84,12 @@ pub async fn settings(home: &NodeHome, budget_mb: Option<u64>, json: bool) -> an
 
 fn print_settings(settings: &ImportSettingsView) {
     println!("folders: {}", settings.folders.join(", "));
+    println!("since: {}", settings.since.as_deref().unwrap_or("all mail"));
+    println!("largest attachment: {:.0} MB", settings.max_attachment_bytes as f64 / MB);
+    match settings.inline_images_under_bytes {
+        0 => println!("inline images: all imported"),
+        bytes => println!("inline images: those under {} kB left out (logos, icons)", bytes / 1000),
+    }
     match (settings.budget_bytes_per_day, settings.budget_source.as_str()) {
         (Some(bytes), "provider") => {
             println!(

@@ -33,6 +33,42 @@ pub struct Attachment<'a> {
     pub name: String,
     pub media_type: String,
     pub bytes: Cow<'a, [u8]>,
+    /// Shown in the message rather than attached to it (no
+    /// `Content-Disposition: attachment`): a logo, a picture in the text.
+    pub inline: bool,
+}
+
+/// Which attachments the import keeps: the owner's import policy
+/// (`config.json`, `mailmesh mail settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// A larger file is left in the mailbox.
+    pub max_bytes: u64,
+    /// Inline images smaller than this are not imported: signature logos,
+    /// social icons, tracking pixels.
+    pub inline_images_under: u64,
+}
+
+impl Default for Policy {
+    /// A clean drive: files up to 100 MB, no inline images under 16 kB (logos and icons
+    /// mostly are; a picture in the text mostly is not).
+    fn default() -> Policy {
+        Policy { max_bytes: 100_000_000, inline_images_under: 16_000 }
+    }
+}
+
+impl Policy {
+    /// Why the policy leaves an attachment out, if it does.
+    pub fn leaves_out(&self, attachment: &Attachment<'_>) -> Option<&'static str> {
+        let size = attachment.bytes.len() as u64;
+        if size > self.max_bytes {
+            Some("larger than the import's maximum attachment size")
+        } else if attachment.inline && attachment.media_type.starts_with("image/") && size < self.inline_images_under {
+            Some("a small inline image (a logo or an icon)")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -74,6 +110,7 @@ fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: 
                 name: named(&name).unwrap_or_else(|| "attached message.eml".into()),
                 media_type: "message/rfc822".into(),
                 bytes: Cow::Borrowed(inner.raw_message()),
+                inline: false,
             });
             if depth < MAX_DEPTH {
                 collect(inner, depth + 1, count, each);
@@ -95,7 +132,8 @@ fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: 
             .attachment_name()
             .and_then(named)
             .unwrap_or_else(|| format!("attachment-{count}{}", extension_for(&media_type)));
-        each(Attachment { name, media_type, bytes: as_attached(message, part) });
+        let inline = part.content_disposition().is_none_or(|d| !d.ctype().eq_ignore_ascii_case("attachment"));
+        each(Attachment { name, media_type, bytes: as_attached(message, part), inline });
     }
 }
 
@@ -167,7 +205,7 @@ mod tests {
         ))
     }
 
-    const NESTED: &str = "From: Alice <alice@example.org>\r\n\
+    pub(super) const NESTED: &str = "From: Alice <alice@example.org>\r\n\
 To: owner@mailmesh.test\r\n\
 Subject: =?UTF-8?Q?R=C3=A9sum=C3=A9s?=\r\n\
 Message-ID: <m1@example.org>\r\n\
@@ -331,5 +369,32 @@ mod byte_exact {
                 assert_eq!(extracted(&raw), *bytes, "{media_type}, {encoding}");
             }
         }
+    }
+
+    #[test]
+    fn the_default_policy_leaves_out_small_inline_images_and_files_over_the_maximum() {
+        let mut kept = Vec::new();
+        let policy = Policy::default();
+        extract(super::tests::NESTED.as_bytes(), |_, a| {
+            if policy.leaves_out(&a).is_none() {
+                kept.push(a.name);
+            }
+        })
+        .unwrap();
+        assert!(!kept.iter().any(|n| n.ends_with(".png")), "the logo is left out: {kept:?}");
+        assert!(kept.contains(&"naïve notes.txt".to_string()), "{kept:?}");
+
+        let big = |inline| Attachment {
+            name: "x".into(),
+            media_type: "image/jpeg".into(),
+            bytes: Cow::Owned(vec![0; 40_000]),
+            inline,
+        };
+        assert_eq!(policy.leaves_out(&big(true)), None, "a photo in the text is kept");
+        let strict = Policy { max_bytes: 39_999, ..policy };
+        assert!(strict.leaves_out(&big(false)).is_some());
+        let everything = Policy { inline_images_under: 0, ..policy };
+        let logo = Attachment { bytes: Cow::Owned(vec![0; 100]), ..big(true) };
+        assert_eq!(everything.leaves_out(&logo), None);
     }
 }

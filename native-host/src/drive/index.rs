@@ -69,6 +69,14 @@ pub struct Index {
     db: Database,
 }
 
+/// `[uidvalidity u32][last uid u32]`, big-endian.
+fn checkpoint_bytes(checkpoint: Checkpoint) -> [u8; 8] {
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&checkpoint.uid_validity.to_be_bytes());
+    bytes[4..].copy_from_slice(&checkpoint.last_uid.to_be_bytes());
+    bytes
+}
+
 impl Index {
     pub fn open(path: &Path) -> Result<Index, IndexError> {
         let db = Database::create(path).map_err(db_error)?;
@@ -164,11 +172,39 @@ impl Index {
     }
 
     pub fn set_checkpoint(&self, mailbox: &str, checkpoint: Checkpoint) -> Result<(), IndexError> {
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&checkpoint.uid_validity.to_be_bytes());
-        bytes[4..].copy_from_slice(&checkpoint.last_uid.to_be_bytes());
         let txn = self.db.begin_write().map_err(db_error)?;
-        txn.open_table(CHECKPOINTS).map_err(db_error)?.insert(mailbox, &bytes[..]).map_err(db_error)?;
+        txn.open_table(CHECKPOINTS)
+            .map_err(db_error)?
+            .insert(mailbox, &checkpoint_bytes(checkpoint)[..])
+            .map_err(db_error)?;
+        txn.commit().map_err(db_error)
+    }
+
+    /// Records `files` (clearing their deletion marks) and moves a
+    /// checkpoint, in one transaction.
+    pub fn commit_batch(
+        &self,
+        files: &[([u8; 32], FileRecord)],
+        checkpoint: Option<(&str, Checkpoint)>,
+    ) -> Result<(), IndexError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(FILES).map_err(db_error)?;
+            for (id, record) in files {
+                let json = serde_json::to_vec(record).map_err(|e| IndexError::Record(e.to_string()))?;
+                table.insert(&id[..], &json[..]).map_err(db_error)?;
+            }
+            let mut deleted = txn.open_table(DELETED).map_err(db_error)?;
+            for (id, _) in files {
+                deleted.remove(&id[..]).map_err(db_error)?;
+            }
+            if let Some((mailbox, checkpoint)) = checkpoint {
+                txn.open_table(CHECKPOINTS)
+                    .map_err(db_error)?
+                    .insert(mailbox, &checkpoint_bytes(checkpoint)[..])
+                    .map_err(db_error)?;
+            }
+        }
         txn.commit().map_err(db_error)
     }
 

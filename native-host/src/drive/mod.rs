@@ -20,8 +20,11 @@
 //! node's disk.
 
 pub mod attachments;
+mod batch;
 pub mod index;
 pub mod store;
+
+pub use batch::Batch;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -163,7 +166,7 @@ impl Drive {
     ) -> Result<FileView, DriveError> {
         let open =
             || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
-        self.add(network, name, media_type_of(name), None, now_ms, open)
+        self.add(network, name, media_type_of(name), None, now_ms, None, open)
     }
 
     /// Bytes free for the drive on its filesystem (for an unprivileged
@@ -189,9 +192,41 @@ impl Drive {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
-        self.add(network, name, media_type, origin, now_ms, || Ok(bytes))
+        self.add(network, name, media_type, origin, now_ms, None, || Ok(bytes))
     }
 
+    /// Adds bytes already in memory to `batch`: the fragments are written
+    /// but not yet made durable, and the file is recorded only by
+    /// [`Drive::commit`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_bytes_to(
+        &self,
+        batch: &mut Batch,
+        network: &NetworkKey,
+        name: &str,
+        media_type: &str,
+        origin: Option<Origin>,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<FileView, DriveError> {
+        self.add(network, name, media_type, origin, now_ms, Some(batch), || Ok(bytes))
+    }
+
+    /// Makes every fragment of `batch` durable (one `syncfs`), then records
+    /// its files and moves `checkpoint` in one index transaction: a crash
+    /// before leaves no file recorded and the checkpoint where it was.
+    pub fn commit(&self, batch: Batch, checkpoint: Option<(&str, index::Checkpoint)>) -> Result<(), DriveError> {
+        if batch.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        if !batch.is_empty() {
+            self.store.sync().map_err(DriveError::Open)?;
+        }
+        self.index.commit_batch(&batch.into_records(), checkpoint)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn add<R: Read>(
         &self,
         network: &NetworkKey,
@@ -199,6 +234,7 @@ impl Drive {
         media_type: &str,
         origin: Option<Origin>,
         now_ms: u64,
+        batch: Option<&mut Batch>,
         mut open: impl FnMut() -> Result<R, DriveError>,
     ) -> Result<FileView, DriveError> {
         // Pass 1: the content hash, which names and keys the file.
@@ -209,16 +245,26 @@ impl Drive {
         })?;
         let content = hasher.finalize();
         let (file_id, key) = convergent_keys(network, &content, &self.params);
+        if let Some(existing) = batch.as_deref().and_then(|b| b.get(&file_id.0)).cloned() {
+            return Ok(self.view(existing));
+        }
         if let Some(existing) = self.index.file(&file_id.0)? {
             return Ok(self.view(existing));
         }
-        self.index.set_deleted(&file_id.0, None)?;
+        let deferred = batch.is_some();
+        if !deferred {
+            self.index.set_deleted(&file_id.0, None)?;
+        }
         // Pass 2: encode and store every fragment.
         let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?;
         let store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
             while let Some(chunk) = encoder.poll_chunk() {
                 for (id, bytes) in chunk.ids.iter().zip(chunk.fragments()) {
-                    self.store.put(id, bytes)?;
+                    if deferred {
+                        self.store.put_unsynced(id, bytes)?;
+                    } else {
+                        self.store.put(id, bytes)?;
+                    }
                 }
             }
             Ok(())
@@ -243,7 +289,12 @@ impl Drive {
             media_type: media_type.chars().take(127).collect(),
             fragment_ids,
         };
-        self.record_new(network, fields, &key, origin, now_ms)
+        let record = self.seal_record(network, fields, &key, origin, now_ms)?;
+        match batch {
+            Some(batch) => batch.push(file_id.0, record.clone(), size),
+            None => self.index.put_file(&file_id.0, &record)?,
+        }
+        Ok(self.view(record))
     }
 
     /// Starts accepting a file the caller codes itself (a browser page):
@@ -308,6 +359,21 @@ impl Drive {
         origin: Option<Origin>,
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
+        let file_id = fields.file_id;
+        let record = self.seal_record(network, fields, key, origin, now_ms)?;
+        self.index.put_file(&file_id.0, &record)?;
+        Ok(self.view(record))
+    }
+
+    /// A new file's record, its manifest sealed under the network key.
+    fn seal_record(
+        &self,
+        network: &NetworkKey,
+        fields: ManifestFields,
+        key: &FileKey,
+        origin: Option<Origin>,
+        now_ms: u64,
+    ) -> Result<FileRecord, DriveError> {
         let (file_id, size, content) = (fields.file_id, fields.size, fields.content_hash);
         let nonce: [u8; 24] = crate::rng::bytes().map_err(|e| DriveError::Open(io::Error::other(e)))?;
         let manifest = Manifest::seal(fields, key, network, nonce)?;
@@ -323,8 +389,7 @@ impl Drive {
             origin,
             manifest: hex::encode(manifest.encode()),
         };
-        self.index.put_file(&file_id.0, &record)?;
-        Ok(self.view(record))
+        Ok(record)
     }
 
     pub fn list(&self) -> Result<Vec<FileView>, DriveError> {

@@ -59,6 +59,36 @@ impl FragmentStore {
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
 
+    /// Stores a fragment like [`FragmentStore::put`] but without making it
+    /// durable: [`FragmentStore::sync`] does, for many at once.
+    pub fn put_unsynced(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
+        if FragmentId::of(bytes) != *id {
+            return Err(StoreError::WrongBytes(id.to_string()));
+        }
+        let path = self.path(id);
+        if self.get(id).is_ok() {
+            return Ok(());
+        }
+        let write = || -> io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::PermissionsExt;
+            let dir = path.parent().unwrap_or(&self.dir);
+            fs::create_dir_all(dir)?;
+            let mut file = tempfile::Builder::new().prefix(".").suffix(".tmp").tempfile_in(dir)?;
+            file.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+            file.write_all(bytes)?;
+            file.persist(&path).map(drop).map_err(|e| e.error)
+        };
+        write().map_err(|source| StoreError::Write { id: id.to_string(), source })
+    }
+
+    /// Makes everything written to the store durable (`syncfs` of its
+    /// filesystem: one call for any number of fragments and renames).
+    pub fn sync(&self) -> io::Result<()> {
+        let dir = fs::File::open(&self.dir)?;
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+    }
+
     /// Reads a fragment and proves it is what its id says.
     pub fn get(&self, id: &FragmentId) -> Result<Vec<u8>, StoreError> {
         let bytes = match fs::read(self.path(id)) {

@@ -190,9 +190,9 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::MailFailed, e),
             }
         }
-        Request::ImportSettings { budget_mb } => match engine.change_import_settings(budget_mb).await {
+        Request::ImportSettings { change } => match engine.change_import_settings(&change).await {
             Ok(settings) => Reply::ImportSettings { settings },
-            Err(e) => error(ErrorCode::Internal, e),
+            Err(e) => error(ErrorCode::InvalidMessage, e),
         },
         Request::MailSync => match engine.import_mail().await {
             Ok((messages, imported)) => Reply::MailSynced { messages, imported },

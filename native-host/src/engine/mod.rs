@@ -187,48 +187,26 @@ impl Engine {
         outcome.map(|pass| (pass.messages, pass.files))
     }
 
-    /// What the import reads and within what budget: `config.json`'s
-    /// folders and `import_budget_mb`, else the provider's daily limit.
+    /// What the import reads, within what budget, and what it keeps
+    /// (`config.json`, else the defaults and the provider's limit).
     pub async fn import_plan(&self) -> import::Plan {
-        let settings = self.import_settings().await;
-        let budget = settings.budget_bytes_per_day.map(|bytes_per_day| mailmesh_core::import::Budget { bytes_per_day });
-        import::Plan { folders: settings.folders, budget }
+        self.import_plan_and_settings().await.0
     }
 
-    /// How the import behaves, and why.
-    pub async fn import_settings(&self) -> crate::api::ImportSettingsView {
-        let (folders, budget_mb, account) = self
-            .node
-            .read(|state| {
-                let config = &state.config;
-                (config.mail_folders.clone(), config.import_budget_mb, state.account.as_ref().map(|(a, _)| a.clone()))
-            })
-            .await;
-        const MB: u64 = 1_000_000;
-        let provider = account.as_ref().and_then(crate::mail::providers::of).and_then(|p| p.download_mb_per_day);
-        let (budget, source) = match (budget_mb, provider) {
-            (Some(0), _) => (None, "config"),
-            (Some(mb), _) => (Some(mb * MB), "config"),
-            (None, Some(mb)) => {
-                (Some(mailmesh_core::import::Budget::of_provider_limit(mb * MB).bytes_per_day), "provider")
-            }
-            (None, None) => (None, "none"),
-        };
-        crate::api::ImportSettingsView { folders, budget_bytes_per_day: budget, budget_source: source.into() }
+    pub async fn import_plan_and_settings(&self) -> (import::Plan, crate::api::ImportSettingsView) {
+        self.node.read(|state| import::settings::plan(&state.config, state.account.as_ref().map(|(a, _)| a))).await
     }
 
-    /// Changes what is given of the import's settings; wakes the import
-    /// (a larger budget may let it go on).
+    /// Changes how the import behaves; wakes it (a larger budget or
+    /// another folder may give it work).
     pub async fn change_import_settings(
         &self,
-        budget_mb: Option<u64>,
+        change: &crate::api::ImportSettingsChange,
     ) -> Result<crate::api::ImportSettingsView, String> {
-        if let Some(mb) = budget_mb {
-            self.node.set_import_budget(mb).await?;
-        }
+        self.node.change_import_settings(change).await?;
         self.import.wake();
         self.notify(Event::StatusChanged);
-        Ok(self.import_settings().await)
+        Ok(self.import_plan_and_settings().await.1)
     }
 
     /// A mailmesh mail from the watcher: a challenge is the contact book's,

@@ -38,6 +38,7 @@
 //! nodes over an in-memory mesh.
 
 mod ledger;
+pub mod settings;
 mod share;
 #[cfg(test)]
 mod tests;
@@ -57,7 +58,7 @@ use super::drive_net::DriveNet;
 use crate::api::{Event, ImportView};
 use crate::drive::attachments;
 use crate::drive::index::Checkpoint;
-use crate::drive::DriveError;
+use crate::drive::{Batch, DriveError};
 use crate::mail::MailError;
 use crate::mailbox::{MailReader, Which};
 use crate::mesh::links::Links;
@@ -71,6 +72,10 @@ const MAX_FETCH_ATTEMPTS: u32 = 3;
 const SIZES_PER_FETCH: usize = 500;
 /// The others hear how the import stands at least this often.
 const SHARE_EVERY: Duration = Duration::from_secs(2);
+/// What is imported is made durable (one sync, one index transaction)
+/// once this much is written, or this long after the last time.
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+const BATCH_EVERY: Duration = Duration::from_secs(2);
 /// The first wait after the server says it is limiting the account, and
 /// the longest (each refusal in a row doubles it).
 const THROTTLE_FIRST_MS: u64 = 60_000;
@@ -104,6 +109,9 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct Plan {
     pub folders: Vec<String>,
     pub budget: Option<Budget>,
+    /// Mail that arrived before this day is passed over.
+    pub since: Option<chrono::NaiveDate>,
+    pub policy: attachments::Policy,
 }
 
 /// What one pass did.
@@ -147,6 +155,32 @@ pub struct MailImport {
     /// ended, the grace passed.
     wake: Notify,
     this: Weak<MailImport>,
+}
+
+/// The folder a pass imports from: where it stands, and what it added
+/// since the last commit.
+struct Open<'a> {
+    folder: &'a str,
+    checkpoint: Checkpoint,
+    batch: Batch,
+    committed: tokio::time::Instant,
+}
+
+/// The pass as a whole: when it began, when the others last heard, what
+/// it fetched.
+struct Run {
+    started: tokio::time::Instant,
+    last_share: tokio::time::Instant,
+    bytes: u64,
+}
+
+/// A message as the server gave it (`None`: no longer there).
+type Fetched = Result<Option<Vec<u8>>, MailError>;
+
+/// Whether a pass goes on to the next folder.
+enum Flow {
+    Next,
+    Stop,
 }
 
 #[derive(Default)]
@@ -301,8 +335,7 @@ impl MailImport {
         pass: &mut Pass,
     ) -> Result<(), ImportError> {
         busy.pending.retain(|p| plan.folders.contains(&p.folder));
-        let mut last_share = tokio::time::Instant::now();
-        let mut pass_bytes = 0u64;
+        let mut run = Run { started, last_share: tokio::time::Instant::now(), bytes: 0 };
         for folder in &plan.folders {
             let validity = match mailbox.examine(folder).await {
                 Ok(validity) => validity,
@@ -311,78 +344,151 @@ impl MailImport {
                     continue;
                 }
             };
-            let mut checkpoint = self.checkpoint(folder, validity).await?;
-            let at = self.list_left(busy, mailbox, folder, validity, checkpoint.last_uid).await?;
+            let checkpoint = self.checkpoint(folder, validity).await?;
+            let which = plan.since.map_or(Which::OwnerMail, Which::OwnerMailSince);
+            let at = self.list_left(busy, mailbox, folder, validity, checkpoint.last_uid, which).await?;
             self.update_totals(busy);
-            while let Some(&(uid, size)) = busy.pending[at].left.front() {
-                // Another node imported it (it was importing when this
-                // one took over), or another node imports now.
-                if lock(&self.shared).heard_past(folder, validity, uid) {
-                    busy.pending[at].left.pop_front();
-                    continue;
-                }
-                if self.other_importer().is_some() {
-                    return Ok(());
-                }
-                if slice.is_some_and(|slice| started.elapsed() >= slice) {
-                    pass.more = true;
-                    return Ok(());
-                }
-                let now = (self.clock)();
-                if let Some(budget) = plan.budget {
-                    let spent = lock(&self.shared).spent_today(now);
-                    if let Err(resume) = budget.allows(now, spent, u64::from(size)) {
-                        tracing::info!(
-                            spent,
-                            budget = budget.bytes_per_day,
-                            "the day's download budget is spent; the import goes on tomorrow"
-                        );
-                        lock(&self.shared).pause(Pause::Budget, resume);
-                        self.wake_at(resume);
-                        return Ok(());
-                    }
-                }
-                let raw = match mailbox.fetch_raw(uid).await {
-                    Ok(raw) => raw,
-                    Err(MailError::Throttled(why)) => {
-                        let until = lock(&self.shared).throttled(now, THROTTLE_FIRST_MS, THROTTLE_MAX_MS);
-                        tracing::warn!(folder, uid, "the server is limiting the account ({why}); the import waits");
-                        self.wake_at(until);
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        let at = (folder.clone(), uid);
-                        let tries = match &busy.failed {
-                            Some((last, tries)) if *last == at => tries + 1,
-                            _ => 1,
-                        };
-                        if tries < MAX_FETCH_ATTEMPTS {
-                            busy.failed = Some((at, tries));
-                            return Err(e.into());
-                        }
-                        tracing::warn!(folder, uid, "skipped a message the server failed to give {tries} times: {e}");
-                        None
-                    }
-                };
-                busy.failed = None;
-                let fetched = raw.as_ref().map_or(0, |r| r.len() as u64);
-                if let Some(raw) = raw {
-                    pass.files += self.import_message(uid, raw).await?;
-                }
-                pass.messages += 1;
-                pass_bytes += fetched;
-                busy.pending[at].left.pop_front();
-                checkpoint.last_uid = uid;
-                lock(&self.shared).imported(folder, checkpoint, day_of(now), fetched, size, pass_bytes, started);
-                let name = folder.clone();
-                self.drive.on_disk(move |d| Ok(d.index().set_checkpoint(&name, checkpoint)?)).await?;
-                if last_share.elapsed() >= SHARE_EVERY {
-                    last_share = tokio::time::Instant::now();
-                    self.save_ledger().await;
-                    self.share(&self.links.online_members()).await;
-                    self.changed();
-                }
+            let mut open = Open { folder, checkpoint, batch: Batch::default(), committed: tokio::time::Instant::now() };
+            let outcome = self.import_folder(busy, at, mailbox, plan, slice, &mut open, &mut run, pass).await;
+            // Whatever stopped it, what was imported is made durable and
+            // the checkpoint moves with it.
+            self.commit(&mut open).await?;
+            match outcome? {
+                Flow::Next => {}
+                Flow::Stop => return Ok(()),
             }
+        }
+        Ok(())
+    }
+
+    /// Imports what is left in one folder, fetching each message while
+    /// the one before is parsed, coded and written.
+    #[allow(clippy::too_many_arguments)]
+    async fn import_folder(
+        &self,
+        busy: &mut Busy,
+        at: usize,
+        mailbox: &mut dyn MailReader,
+        plan: &Plan,
+        slice: Option<Duration>,
+        open: &mut Open<'_>,
+        run: &mut Run,
+        pass: &mut Pass,
+    ) -> Result<Flow, ImportError> {
+        let folder = open.folder;
+        let validity = open.checkpoint.uid_validity;
+        let mut prefetched: Option<(u32, Fetched)> = None;
+        while let Some(&(uid, size)) = busy.pending[at].left.front() {
+            // Another node imported it (it was importing when this one
+            // took over), or another node imports now.
+            if lock(&self.shared).heard_past(folder, validity, uid) {
+                busy.pending[at].left.pop_front();
+                continue;
+            }
+            if self.other_importer().is_some() {
+                return Ok(Flow::Stop);
+            }
+            if slice.is_some_and(|slice| run.started.elapsed() >= slice) {
+                pass.more = true;
+                return Ok(Flow::Stop);
+            }
+            let now = (self.clock)();
+            if let Err(resume) = self.within_budget(plan, now, 0, size) {
+                tracing::info!("the day's download budget is spent; the import goes on tomorrow");
+                lock(&self.shared).pause(Pause::Budget, resume);
+                self.wake_at(resume);
+                return Ok(Flow::Stop);
+            }
+            let fetched = match prefetched.take() {
+                Some((prefetched_uid, raw)) if prefetched_uid == uid => raw,
+                _ => mailbox.fetch_raw(uid).await,
+            };
+            let raw = match fetched {
+                Ok(raw) => raw,
+                Err(MailError::Throttled(why)) => {
+                    let until = lock(&self.shared).throttled(now, THROTTLE_FIRST_MS, THROTTLE_MAX_MS);
+                    tracing::warn!(folder, uid, "the server is limiting the account ({why}); the import waits");
+                    self.wake_at(until);
+                    return Ok(Flow::Stop);
+                }
+                Err(e) => {
+                    let at = (folder.to_string(), uid);
+                    let tries = match &busy.failed {
+                        Some((last, tries)) if *last == at => tries + 1,
+                        _ => 1,
+                    };
+                    if tries < MAX_FETCH_ATTEMPTS {
+                        busy.failed = Some((at, tries));
+                        return Err(e.into());
+                    }
+                    tracing::warn!(folder, uid, "skipped a message the server failed to give {tries} times: {e}");
+                    None
+                }
+            };
+            busy.failed = None;
+            busy.pending[at].left.pop_front();
+            let fetched = raw.as_ref().map_or(0, |r| r.len() as u64);
+            // The next message comes while this one is worked on, if it
+            // is one this pass would fetch next anyway.
+            let next = busy.pending[at].left.front().copied().filter(|&(next, next_size)| {
+                !lock(&self.shared).heard_past(folder, validity, next)
+                    && self.within_budget(plan, now, fetched, next_size).is_ok()
+                    && slice.is_none_or(|slice| run.started.elapsed() < slice)
+            });
+            let work = self.add_message(uid, raw, plan.policy, std::mem::take(&mut open.batch));
+            let fetch_next = async {
+                match next {
+                    Some((next, _)) => Some((next, mailbox.fetch_raw(next).await)),
+                    None => None,
+                }
+            };
+            let (added, next) = tokio::join!(work, fetch_next);
+            prefetched = next;
+            let (batch, files) = added?;
+            open.batch = batch;
+            pass.files += files;
+            pass.messages += 1;
+            run.bytes += fetched;
+            open.checkpoint.last_uid = uid;
+            lock(&self.shared).imported(day_of(now), fetched, size, run.bytes, run.started);
+            if open.batch.bytes() >= BATCH_BYTES || open.committed.elapsed() >= BATCH_EVERY {
+                self.commit(open).await?;
+            }
+            if run.last_share.elapsed() >= SHARE_EVERY {
+                run.last_share = tokio::time::Instant::now();
+                self.save_ledger().await;
+                self.share(&self.links.online_members()).await;
+                self.changed();
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Whether a message of `size` may be fetched now, `extra` bytes being
+    /// fetched but not counted yet; when the budget allows more if not.
+    fn within_budget(&self, plan: &Plan, now: u64, extra: u64, size: u32) -> Result<(), u64> {
+        let Some(budget) = plan.budget else { return Ok(()) };
+        let spent = lock(&self.shared).spent_today(now) + extra;
+        budget.allows(now, spent, u64::from(size)).inspect_err(|_| {
+            tracing::info!(
+                spent,
+                budget = budget.bytes_per_day,
+                "the day's download budget is spent; the import goes on tomorrow"
+            );
+        })
+    }
+
+    /// Makes the open batch durable with the folder's checkpoint, then
+    /// spreads its files and tells the others how far the import got.
+    async fn commit(&self, open: &mut Open<'_>) -> Result<(), DriveError> {
+        let batch = std::mem::take(&mut open.batch);
+        let ids = batch.file_ids();
+        let (name, checkpoint) = (open.folder.to_string(), open.checkpoint);
+        self.drive.on_disk(move |d| d.commit(batch, Some((&name, checkpoint)))).await?;
+        open.committed = tokio::time::Instant::now();
+        lock(&self.shared).committed(open.folder, checkpoint);
+        for id in ids {
+            self.drive.spread(id);
         }
         Ok(())
     }
@@ -407,6 +513,7 @@ impl MailImport {
         folder: &str,
         validity: u32,
         after: u32,
+        which: Which,
     ) -> Result<usize, MailError> {
         let at = match busy.pending.iter().position(|p| p.folder == folder && p.validity == validity) {
             Some(at) => at,
@@ -426,7 +533,7 @@ impl MailImport {
             pending.left.pop_front();
         }
         let from = pending.listed_to.max(after);
-        let uids = mailbox.uids_after(from, Which::OwnerMail).await?;
+        let uids = mailbox.uids_after(from, which).await?;
         for batch in uids.chunks(SIZES_PER_FETCH) {
             let mut sizes = mailbox.sizes(batch).await?;
             sizes.sort_unstable();
@@ -455,24 +562,29 @@ impl MailImport {
         let _ = self.events.send(Event::StatusChanged);
     }
 
-    /// Adds one message's attachments; returns how many were added.
-    async fn import_message(&self, uid: u32, raw: Vec<u8>) -> Result<usize, DriveError> {
+    /// Adds one message's attachments to `batch` (on a blocking thread);
+    /// the batch back and how many files were added.
+    async fn add_message(
+        &self,
+        uid: u32,
+        raw: Option<Vec<u8>>,
+        policy: attachments::Policy,
+        mut batch: Batch,
+    ) -> Result<(Batch, usize), DriveError> {
+        let Some(raw) = raw else { return Ok((batch, 0)) };
         let network = self.drive.network_key().ok_or(DriveError::NoNetwork)?;
         let now = (self.clock)();
-        let added = self
-            .drive
+        self.drive
             .on_disk(move |drive| {
-                let mut added = Vec::new();
+                let mut added = 0;
                 let outcome = attachments::extract(&raw, |origin, attachment| {
-                    match drive.add_bytes(
-                        &network,
-                        &attachment.name,
-                        &attachment.media_type,
-                        Some(origin.clone()),
-                        &attachment.bytes,
-                        now,
-                    ) {
-                        Ok(file) => added.push(file.id),
+                    if let Some(why) = policy.leaves_out(&attachment) {
+                        return tracing::debug!(uid, name = %attachment.name, "not imported: {why}");
+                    }
+                    let (name, media_type) = (&attachment.name, &attachment.media_type);
+                    let origin = Some(origin.clone());
+                    match drive.add_bytes_to(&mut batch, &network, name, media_type, origin, &attachment.bytes, now) {
+                        Ok(_) => added += 1,
                         Err(e) => tracing::warn!(uid, name = %attachment.name, "could not import an attachment: {e}"),
                     }
                 });
@@ -481,12 +593,8 @@ impl MailImport {
                     Ok(left) => tracing::warn!(uid, left, "a message with too many attachments: the rest were skipped"),
                     Err(e) => tracing::info!(uid, "skipping a message: {e}"),
                 }
-                Ok(added)
+                Ok((batch, added))
             })
-            .await?;
-        for id in &added {
-            self.drive.spread(id.clone());
-        }
-        Ok(added.len())
+            .await
     }
 }

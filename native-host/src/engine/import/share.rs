@@ -111,30 +111,25 @@ impl Shared {
         self.ledger.spent_on(day) + others
     }
 
-    /// One message was imported: `fetched` bytes came (its listed size is
-    /// `size`), and the pass fetched `pass_bytes` since `started`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn imported(
-        &mut self,
-        folder: &str,
-        checkpoint: Checkpoint,
-        day: u32,
-        fetched: u64,
-        size: u32,
-        pass_bytes: u64,
-        started: tokio::time::Instant,
-    ) {
+    /// One message was imported on `day` (not durable yet: see `committed`):
+    /// `fetched` bytes came (its listed size is `size`); the pass fetched `pass_bytes` since `started`.
+    pub fn imported(&mut self, day: u32, fetched: u64, size: u32, pass_bytes: u64, started: tokio::time::Instant) {
         self.ledger.fetched(day, fetched);
         self.ledger.backoff_ms = 0;
         self.ledger.run_messages += 1;
         self.ledger.run_bytes += u64::from(size);
         self.ledger.left_messages = self.ledger.left_messages.saturating_sub(1);
         self.ledger.left_bytes = self.ledger.left_bytes.saturating_sub(u64::from(size));
-        self.marks.insert(folder.to_string(), checkpoint);
         let millis = started.elapsed().as_millis() as u64;
         if millis >= 500 {
             self.rate = pass_bytes * 1000 / millis;
         }
+    }
+
+    /// What was imported up to `checkpoint` is durable: the others may
+    /// hear of it.
+    pub fn committed(&mut self, folder: &str, checkpoint: Checkpoint) {
+        self.marks.insert(folder.to_string(), checkpoint);
     }
 
     /// What is left, as just listed.

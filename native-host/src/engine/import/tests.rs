@@ -49,7 +49,7 @@ fn service(home: &std::path::Path, network: bool) -> (Arc<MailImport>, Arc<Drive
 }
 
 fn plan(folders: &[String]) -> Plan {
-    Plan { folders: folders.to_vec(), budget: None }
+    Plan { folders: folders.to_vec(), budget: None, since: None, policy: Default::default() }
 }
 
 /// One whole pass: messages read, files added.
@@ -459,4 +459,21 @@ async fn progress_counts_messages_and_bytes_and_survives_a_restart() {
     assert_eq!(node.mailbox.fetched, 10);
     assert_eq!(names(&node.net).len(), 10);
     assert!(node.home.path().exists());
+}
+
+#[tokio::test]
+async fn mail_before_the_start_date_is_passed_over() {
+    let home = tempfile::tempdir().unwrap();
+    let (import, net) = service(home.path(), true);
+    let mut mailbox = MemoryMailbox::default();
+    for (year, name) in [(2019, "old.pdf"), (2025, "new.pdf")] {
+        let mut raw = format!("Date: Tue, 1 Jan {year} 10:00:00 +0000\r\n").into_bytes();
+        raw.extend(mail(name, &[(name, "pdf")]));
+        mailbox.append("INBOX", raw);
+    }
+    let since = chrono::NaiveDate::from_ymd_opt(2024, 1, 1);
+    let plan = Plan { since, ..plan(&["INBOX".to_string()]) };
+    let pass = import.pass(&mut mailbox, &plan, None).await.unwrap();
+    assert_eq!((pass.messages, mailbox.fetched), (1, 1), "the old one is not even fetched");
+    assert_eq!(names(&net), vec!["new.pdf"]);
 }

@@ -111,11 +111,14 @@ impl NodeService {
         read(&*self.state.lock().await)
     }
 
-    /// Sets the import's daily budget (MB; `0`: none) in `config.json`.
-    pub async fn set_import_budget(&self, mb: u64) -> Result<(), String> {
+    /// Changes how the import behaves in `config.json` (checked whole).
+    pub async fn change_import_settings(&self, change: &crate::api::ImportSettingsChange) -> Result<(), String> {
         let mut state = self.lock().await;
-        state.config.import_budget_mb = Some(mb);
-        crate::config::save(&self.home, &state.config).map_err(|e| e.to_string())
+        let mut config = state.config.clone();
+        crate::engine::import::settings::apply(&mut config, change).map_err(|e| e.to_string())?;
+        crate::config::save(&self.home, &config).map_err(|e| e.to_string())?;
+        state.config = config;
+        Ok(())
     }
 
     pub async fn account(&self) -> Option<(Account, Secret)> {
