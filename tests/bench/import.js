@@ -55,7 +55,7 @@ function mixedMailbox(count) {
 
 /** Seconds `mbsync` takes to pull INBOX into a fresh Maildir. */
 async function mbsync(dir, mail, owner, password) {
-  const maildir = await tempDir(path.join(dir, 'maildir-'));
+  const maildir = await fs.mkdtemp(path.join(dir, 'maildir-'));
   const config = path.join(maildir, 'mbsyncrc');
   await fs.writeFile(config, [
     'IMAPAccount bench', 'Host 127.0.0.1', `Port ${mail.imapPort}`, `User ${owner}`, `Pass ${password}`,
@@ -98,16 +98,27 @@ async function oneNode(dir) {
     const start = process.hrtime.bigint();
     await node.startEngine();
     const control = await Control.connect(node.home);
+    // BENCH_PERF=FILE: a CPU profile of the engine during the import.
+    const perf = process.env.BENCH_PERF && (await import('node:child_process')).spawn('perf',
+      ['record', '-F', '2000', '-g', '-o', process.env.BENCH_PERF, '-p', String((await control.request({ type: 'status' })).engine_pid)],
+      { stdio: 'ignore' });
+    // Only status while it imports (a file list costs the engine a look
+    // at every fragment).
     await waitFor('the first import done', async () => {
       const status = await control.request({ type: 'status' });
-      if (status.import?.state !== 'idle') return false;
+      if (status.import?.state !== 'idle' || status.import.messages_total !== 0) return false;
       const { files } = await control.request({ type: 'files_list' });
       return files.length >= mailbox.attachments;
     }, { timeoutMs: 1_800_000, everyMs: 100 });
     const importS = Number(process.hrtime.bigint() - start) / 1e9;
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.on('exit', r));
+    }
     const peak = peakMb((await control.request({ type: 'status' })).engine_pid);
     control.close();
     const mbsyncS = await mbsync(dir, mail, owner, password);
+    if (process.env.BENCH_KEEP_LOG) await fs.copyFile(path.join(node.home, 'logs/engine.log'), process.env.BENCH_KEEP_LOG);
     return {
       messages: MESSAGES,
       mailbox_mib: round1(mailbox.bytes / 2 ** 20),
@@ -138,7 +149,10 @@ async function threeNodes() {
     const sessions = await waitFor('every IMAP session logged out', async () => {
       const all = await mesh.mail.imapSessions(mesh.owner);
       return all.every((s) => s.end !== null) && all;
-    }, { timeoutMs: 60_000, everyMs: 250 });
+    }, { timeoutMs: 60_000, everyMs: 250 }).catch(async (e) => {
+      const open = (await mesh.mail.imapSessions(mesh.owner)).filter((s) => s.end === null);
+      throw new Error(`${e.message}: ${JSON.stringify(open)}\n${await mesh.mail.logs()}`);
+    });
     const served = sessions.reduce((n, s) => n + s.out, 0);
     return { three_node_messages: THREE_NODE_MESSAGES, imap_bytes_vs_mailbox: round2(served / mailbox.bytes) };
   } finally {
@@ -155,7 +169,8 @@ try {
 const dir = await tempDir('mailmesh-bench-import-');
 await fs.chmod(dir, 0o755);
 try {
-  const one = await oneNode(dir);
+  const one = MESSAGES > 0 ? await oneNode(dir) : {};
+  console.log(one);
   const three = await threeNodes();
   writeResults('import', { ...one, ...three });
 } finally {

@@ -34,6 +34,14 @@ impl Batch {
         self.records.iter().map(|(_, r)| r.id.clone()).collect()
     }
 
+    /// Takes in another batch's files.
+    pub fn absorb(&mut self, other: Batch) {
+        for (id, record) in other.records {
+            let size = record.size;
+            self.push(id, record, size);
+        }
+    }
+
     pub(super) fn get(&self, id: &[u8; 32]) -> Option<&FileRecord> {
         self.at.get(id).map(|&at| &self.records[at].1)
     }

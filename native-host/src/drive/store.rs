@@ -59,25 +59,35 @@ impl FragmentStore {
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
 
-    /// Stores a fragment like [`FragmentStore::put`] but without making it
-    /// durable: [`FragmentStore::sync`] does, for many at once.
+    /// Stores a fragment this node just encoded (its id was computed from
+    /// these very bytes, so they are not hashed again) without making it
+    /// durable: [`FragmentStore::sync`] does, for many at once. It is
+    /// written under its own name at once: until the sync a crash can leave
+    /// it cut short, which its id then tells (it is never served, and
+    /// `scrub` removes it), and no record names it before the sync.
     pub fn put_unsynced(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
-        if FragmentId::of(bytes) != *id {
-            return Err(StoreError::WrongBytes(id.to_string()));
-        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.path(id);
-        if self.get(id).is_ok() {
-            return Ok(());
-        }
+        let create = || fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
         let write = || -> io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::PermissionsExt;
-            let dir = path.parent().unwrap_or(&self.dir);
-            fs::create_dir_all(dir)?;
-            let mut file = tempfile::Builder::new().prefix(".").suffix(".tmp").tempfile_in(dir)?;
-            file.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
-            file.write_all(bytes)?;
-            file.persist(&path).map(drop).map_err(|e| e.error)
+            let mut file = match create() {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
+                    create()?
+                }
+                // Stored already (whole, or cut short by a crash).
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if self.get(id).is_ok() {
+                        return Ok(());
+                    }
+                    fs::remove_file(&path)?;
+                    create()?
+                }
+                Err(e) => return Err(e),
+            };
+            file.write_all(bytes)
         };
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
@@ -160,6 +170,21 @@ fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fragment_cut_short_by_a_crash_before_the_sync_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path().join("fragments")).unwrap();
+        let bytes = b"fragment bytes, whole".to_vec();
+        let id = FragmentId::of(&bytes);
+        store.put_unsynced(&id, &bytes[..8]).unwrap();
+        assert!(matches!(store.get(&id), Err(StoreError::Damaged(_))), "never served cut short");
+        store.put_unsynced(&id, &bytes).unwrap();
+        store.sync().unwrap();
+        assert_eq!(store.get(&id).unwrap(), bytes);
+        store.put_unsynced(&id, &bytes).unwrap();
+        assert_eq!(store.get(&id).unwrap(), bytes, "a second put of what is there changes nothing");
+    }
 
     #[test]
     fn fragments_round_trip_and_damage_is_caught_and_scrubbed() {

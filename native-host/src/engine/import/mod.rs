@@ -91,12 +91,15 @@ pub struct Settings {
     /// The longest a pass imports before giving the connection back to
     /// the watch (which then reads mailmesh's own mails and comes back).
     pub slice: Duration,
+    /// Messages parsed, coded and written at once (one per core, up to 4).
+    pub parallel: usize,
 }
 
 impl Settings {
     pub fn from_env() -> Settings {
         let grace = std::env::var("MAILMESH_IMPORT_GRACE_SECS").ok().and_then(|s| s.parse::<u64>().ok());
-        Settings { grace_ms: grace.unwrap_or(30) * 1000, slice: Duration::from_secs(20) }
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        Settings { grace_ms: grace.unwrap_or(30) * 1000, slice: Duration::from_secs(20), parallel }
     }
 }
 
@@ -174,8 +177,28 @@ struct Run {
     bytes: u64,
 }
 
-/// A message as the server gave it (`None`: no longer there).
-type Fetched = Result<Option<Vec<u8>>, MailError>;
+/// One message's attachments being added on a blocking thread: the batch
+/// of its files and how many.
+type Job = tokio::task::JoinHandle<Result<(Batch, usize), DriveError>>;
+
+/// A fetched message being worked on.
+struct Work {
+    uid: u32,
+    /// Its size as listed, and the bytes that came.
+    size: u32,
+    fetched: u64,
+    job: Job,
+}
+
+/// What [`MailImport::next_message`] found.
+enum Next {
+    /// Fetched (`raw` is `None` for a message gone or skipped).
+    Fetched { uid: u32, size: u32, raw: Option<Vec<u8>> },
+    /// Nothing left in the folder.
+    Done,
+    /// The pass stops here (or fails).
+    Stop(Result<Flow, ImportError>),
+}
 
 /// Whether a pass goes on to the next folder.
 enum Flow {
@@ -361,8 +384,11 @@ impl MailImport {
         Ok(())
     }
 
-    /// Imports what is left in one folder, fetching each message while
-    /// the one before is parsed, coded and written.
+    /// Imports what is left in one folder: messages are fetched one after
+    /// the other on the session while up to [`Settings::parallel`] of them
+    /// are parsed, coded and written on blocking threads; they are taken
+    /// back in UID order, so the checkpoint only ever passes messages whose
+    /// files are in the batch.
     #[allow(clippy::too_many_arguments)]
     async fn import_folder(
         &self,
@@ -375,10 +401,47 @@ impl MailImport {
         run: &mut Run,
         pass: &mut Pass,
     ) -> Result<Flow, ImportError> {
-        let folder = open.folder;
-        let validity = open.checkpoint.uid_validity;
-        let mut prefetched: Option<(u32, Fetched)> = None;
-        while let Some(&(uid, size)) = busy.pending[at].left.front() {
+        let mut working: VecDeque<Work> = VecDeque::new();
+        let flow = loop {
+            if working.len() < self.settings.parallel {
+                match self.next_message(busy, at, mailbox, plan, slice, open, run, pass).await {
+                    Next::Fetched { uid, size, raw } => {
+                        let fetched = raw.as_ref().map_or(0, |r| r.len() as u64);
+                        working.push_back(Work { uid, size, fetched, job: self.start_work(uid, raw, plan.policy) });
+                        continue;
+                    }
+                    Next::Stop(flow) => break flow,
+                    Next::Done if working.is_empty() => break Ok(Flow::Next),
+                    Next::Done => {}
+                }
+            }
+            if let Some(work) = working.pop_front() {
+                self.finish_work(work, open, run, pass).await?;
+            }
+        };
+        // What was fetched is imported whatever stopped the pass.
+        while let Some(work) = working.pop_front() {
+            self.finish_work(work, open, run, pass).await?;
+        }
+        flow
+    }
+
+    /// The next message to import, fetched; or why there is none now.
+    #[allow(clippy::too_many_arguments)]
+    async fn next_message(
+        &self,
+        busy: &mut Busy,
+        at: usize,
+        mailbox: &mut dyn MailReader,
+        plan: &Plan,
+        slice: Option<Duration>,
+        open: &Open<'_>,
+        run: &Run,
+        pass: &mut Pass,
+    ) -> Next {
+        let (folder, validity) = (open.folder, open.checkpoint.uid_validity);
+        loop {
+            let Some(&(uid, size)) = busy.pending[at].left.front() else { return Next::Done };
             // Another node imported it (it was importing when this one
             // took over), or another node imports now.
             if lock(&self.shared).heard_past(folder, validity, uid) {
@@ -386,30 +449,26 @@ impl MailImport {
                 continue;
             }
             if self.other_importer().is_some() {
-                return Ok(Flow::Stop);
+                return Next::Stop(Ok(Flow::Stop));
             }
             if slice.is_some_and(|slice| run.started.elapsed() >= slice) {
                 pass.more = true;
-                return Ok(Flow::Stop);
+                return Next::Stop(Ok(Flow::Stop));
             }
             let now = (self.clock)();
-            if let Err(resume) = self.within_budget(plan, now, 0, size) {
+            if let Err(resume) = self.within_budget(plan, now, size) {
                 tracing::info!("the day's download budget is spent; the import goes on tomorrow");
                 lock(&self.shared).pause(Pause::Budget, resume);
                 self.wake_at(resume);
-                return Ok(Flow::Stop);
+                return Next::Stop(Ok(Flow::Stop));
             }
-            let fetched = match prefetched.take() {
-                Some((prefetched_uid, raw)) if prefetched_uid == uid => raw,
-                _ => mailbox.fetch_raw(uid).await,
-            };
-            let raw = match fetched {
+            let raw = match mailbox.fetch_raw(uid).await {
                 Ok(raw) => raw,
                 Err(MailError::Throttled(why)) => {
                     let until = lock(&self.shared).throttled(now, THROTTLE_FIRST_MS, THROTTLE_MAX_MS);
                     tracing::warn!(folder, uid, "the server is limiting the account ({why}); the import waits");
                     self.wake_at(until);
-                    return Ok(Flow::Stop);
+                    return Next::Stop(Ok(Flow::Stop));
                 }
                 Err(e) => {
                     let at = (folder.to_string(), uid);
@@ -419,7 +478,7 @@ impl MailImport {
                     };
                     if tries < MAX_FETCH_ATTEMPTS {
                         busy.failed = Some((at, tries));
-                        return Err(e.into());
+                        return Next::Stop(Err(e.into()));
                     }
                     tracing::warn!(folder, uid, "skipped a message the server failed to give {tries} times: {e}");
                     None
@@ -427,48 +486,77 @@ impl MailImport {
             };
             busy.failed = None;
             busy.pending[at].left.pop_front();
-            let fetched = raw.as_ref().map_or(0, |r| r.len() as u64);
-            // The next message comes while this one is worked on, if it
-            // is one this pass would fetch next anyway.
-            let next = busy.pending[at].left.front().copied().filter(|&(next, next_size)| {
-                !lock(&self.shared).heard_past(folder, validity, next)
-                    && self.within_budget(plan, now, fetched, next_size).is_ok()
-                    && slice.is_none_or(|slice| run.started.elapsed() < slice)
-            });
-            let work = self.add_message(uid, raw, plan.policy, std::mem::take(&mut open.batch));
-            let fetch_next = async {
-                match next {
-                    Some((next, _)) => Some((next, mailbox.fetch_raw(next).await)),
-                    None => None,
-                }
-            };
-            let (added, next) = tokio::join!(work, fetch_next);
-            prefetched = next;
-            let (batch, files) = added?;
-            open.batch = batch;
-            pass.files += files;
-            pass.messages += 1;
-            run.bytes += fetched;
-            open.checkpoint.last_uid = uid;
-            lock(&self.shared).imported(day_of(now), fetched, size, run.bytes, run.started);
-            if open.batch.bytes() >= BATCH_BYTES || open.committed.elapsed() >= BATCH_EVERY {
-                self.commit(open).await?;
-            }
-            if run.last_share.elapsed() >= SHARE_EVERY {
-                run.last_share = tokio::time::Instant::now();
-                self.save_ledger().await;
-                self.share(&self.links.online_members()).await;
-                self.changed();
-            }
+            lock(&self.shared).fetched(day_of(now), raw.as_ref().map_or(0, |r| r.len() as u64));
+            return Next::Fetched { uid, size, raw };
         }
-        Ok(Flow::Next)
     }
 
-    /// Whether a message of `size` may be fetched now, `extra` bytes being
-    /// fetched but not counted yet; when the budget allows more if not.
-    fn within_budget(&self, plan: &Plan, now: u64, extra: u64, size: u32) -> Result<(), u64> {
+    /// Starts adding one message's attachments to a batch of its own on a
+    /// blocking thread.
+    fn start_work(&self, uid: u32, raw: Option<Vec<u8>>, policy: attachments::Policy) -> Job {
+        let drive = self.drive.drive().clone();
+        let network = self.drive.network_key();
+        let now = (self.clock)();
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Batch::default();
+            let Some(raw) = raw else { return Ok((batch, 0)) };
+            let network = network.ok_or(DriveError::NoNetwork)?;
+            let mut added = 0;
+            let outcome = attachments::extract(&raw, |origin, attachment| {
+                if let Some(why) = policy.leaves_out(&attachment) {
+                    return tracing::debug!(uid, name = %attachment.name, "not imported: {why}");
+                }
+                let (name, media_type) = (&attachment.name, &attachment.media_type);
+                let origin = Some(origin.clone());
+                match drive.add_bytes_to(&mut batch, &network, name, media_type, origin, &attachment.bytes, now) {
+                    Ok(_) => added += 1,
+                    Err(e) => tracing::warn!(uid, name = %attachment.name, "could not import an attachment: {e}"),
+                }
+            });
+            match outcome {
+                Ok(0) => {}
+                Ok(left) => tracing::warn!(uid, left, "a message with too many attachments: the rest were skipped"),
+                Err(e) => tracing::info!(uid, "skipping a message: {e}"),
+            }
+            Ok((batch, added))
+        })
+    }
+
+    /// Takes one message's work back: its files join the open batch and
+    /// the checkpoint passes it; the batch is committed when large or old
+    /// enough, and the others hear how far the import got.
+    async fn finish_work(
+        &self,
+        work: Work,
+        open: &mut Open<'_>,
+        run: &mut Run,
+        pass: &mut Pass,
+    ) -> Result<(), ImportError> {
+        let (batch, files) =
+            work.job.await.unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))?;
+        open.batch.absorb(batch);
+        pass.files += files;
+        pass.messages += 1;
+        run.bytes += work.fetched;
+        open.checkpoint.last_uid = work.uid;
+        lock(&self.shared).imported(work.size, run.bytes, run.started);
+        if open.batch.bytes() >= BATCH_BYTES || open.committed.elapsed() >= BATCH_EVERY {
+            self.commit(open).await?;
+        }
+        if run.last_share.elapsed() >= SHARE_EVERY {
+            run.last_share = tokio::time::Instant::now();
+            self.save_ledger().await;
+            self.share(&self.links.online_members()).await;
+            self.changed();
+        }
+        Ok(())
+    }
+
+    /// Whether a message of `size` may be fetched now; when the budget
+    /// allows more if not.
+    fn within_budget(&self, plan: &Plan, now: u64, size: u32) -> Result<(), u64> {
         let Some(budget) = plan.budget else { return Ok(()) };
-        let spent = lock(&self.shared).spent_today(now) + extra;
+        let spent = lock(&self.shared).spent_today(now);
         budget.allows(now, spent, u64::from(size)).inspect_err(|_| {
             tracing::info!(
                 spent,
@@ -560,41 +648,5 @@ impl MailImport {
 
     fn changed(&self) {
         let _ = self.events.send(Event::StatusChanged);
-    }
-
-    /// Adds one message's attachments to `batch` (on a blocking thread);
-    /// the batch back and how many files were added.
-    async fn add_message(
-        &self,
-        uid: u32,
-        raw: Option<Vec<u8>>,
-        policy: attachments::Policy,
-        mut batch: Batch,
-    ) -> Result<(Batch, usize), DriveError> {
-        let Some(raw) = raw else { return Ok((batch, 0)) };
-        let network = self.drive.network_key().ok_or(DriveError::NoNetwork)?;
-        let now = (self.clock)();
-        self.drive
-            .on_disk(move |drive| {
-                let mut added = 0;
-                let outcome = attachments::extract(&raw, |origin, attachment| {
-                    if let Some(why) = policy.leaves_out(&attachment) {
-                        return tracing::debug!(uid, name = %attachment.name, "not imported: {why}");
-                    }
-                    let (name, media_type) = (&attachment.name, &attachment.media_type);
-                    let origin = Some(origin.clone());
-                    match drive.add_bytes_to(&mut batch, &network, name, media_type, origin, &attachment.bytes, now) {
-                        Ok(_) => added += 1,
-                        Err(e) => tracing::warn!(uid, name = %attachment.name, "could not import an attachment: {e}"),
-                    }
-                });
-                match outcome {
-                    Ok(0) => {}
-                    Ok(left) => tracing::warn!(uid, left, "a message with too many attachments: the rest were skipped"),
-                    Err(e) => tracing::info!(uid, "skipping a message: {e}"),
-                }
-                Ok((batch, added))
-            })
-            .await
     }
 }

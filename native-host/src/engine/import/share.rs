@@ -111,11 +111,16 @@ impl Shared {
         self.ledger.spent_on(day) + others
     }
 
-    /// One message was imported on `day` (not durable yet: see `committed`):
-    /// `fetched` bytes came (its listed size is `size`); the pass fetched `pass_bytes` since `started`.
-    pub fn imported(&mut self, day: u32, fetched: u64, size: u32, pass_bytes: u64, started: tokio::time::Instant) {
-        self.ledger.fetched(day, fetched);
+    /// `bytes` came from the account on `day` (they count against its
+    /// budget).
+    pub fn fetched(&mut self, day: u32, bytes: u64) {
+        self.ledger.fetched(day, bytes);
         self.ledger.backoff_ms = 0;
+    }
+
+    /// One message of listed `size` was imported (not durable yet: see
+    /// `committed`); the pass fetched `pass_bytes` since `started`.
+    pub fn imported(&mut self, size: u32, pass_bytes: u64, started: tokio::time::Instant) {
         self.ledger.run_messages += 1;
         self.ledger.run_bytes += u64::from(size);
         self.ledger.left_messages = self.ledger.left_messages.saturating_sub(1);
