@@ -59,6 +59,12 @@ pub enum Reply {
     Files {
         files: Vec<FileView>,
     },
+    /// A page of a search: its files, how many match in all, where it starts.
+    FilesPage {
+        files: Vec<FileView>,
+        total: usize,
+        offset: usize,
+    },
     /// One file (nested: a file's `id` must not meet the envelope's).
     File {
         file: Box<FileView>,

@@ -108,6 +108,11 @@ pub enum Request {
         file_id: String,
         name: String,
     },
+    /// A page of the files that match, in order.
+    FilesSearch {
+        #[serde(flatten)]
+        query: crate::views::FileQuery,
+    },
     /// Imports the attachments of mail not imported yet, now.
     MailSync,
     /// Changes how the mail import behaves (what is given), and answers

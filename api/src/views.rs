@@ -14,9 +14,46 @@ pub struct FileView {
     pub size: u64,
     pub blake3: String,
     pub media_type: String,
+    /// What a person calls it: `image`, `pdf`, `document`, `spreadsheet`,
+    /// `presentation`, `text`, `audio`, `video`, `archive`, `mail` or
+    /// `other` (from the media type and the name).
+    #[serde(default)]
+    pub kind: String,
     pub added_ms: u64,
     pub origin: Option<Origin>,
     pub health: Health,
+}
+
+/// Which files, in what order, which page (`files_search`). Every filter
+/// given must match; text is matched case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileQuery {
+    /// In the name, the sender or the subject of the mail it came from.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// In the sender's address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A [`FileView::kind`].
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The file's date (the mail's, else when it was added), ms since the
+    /// epoch, from (inclusive) and until (exclusive).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+    #[serde(default)]
+    pub until_ms: Option<u64>,
+    /// `date` (newest first), `name` (A to Z) or `size` (largest first).
+    #[serde(default)]
+    pub sort: Option<String>,
+    /// The other way round.
+    #[serde(default)]
+    pub reverse: bool,
+    #[serde(default)]
+    pub offset: usize,
+    /// At most this many (all if none).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 /// Fragments present vs needed, over the whole file.

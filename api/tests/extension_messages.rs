@@ -61,6 +61,7 @@ fn every_request() -> Vec<Request> {
         Request::FilesRename { file_id: s(), name: s() },
         Request::MailSync,
         Request::ImportSettings { change: Default::default() },
+        Request::FilesSearch { query: Default::default() },
         Request::FilesRepair,
         Request::PeopleList,
         Request::PeopleVerify { email: s() },
@@ -107,6 +108,7 @@ fn every_request() -> Vec<Request> {
             | Request::FilesRename { .. }
             | Request::MailSync
             | Request::ImportSettings { .. }
+            | Request::FilesSearch { .. }
             | Request::FilesRepair
             | Request::PeopleList
             | Request::PeopleVerify { .. }
@@ -141,6 +143,7 @@ fn every_reply() -> Vec<Reply> {
         size: 0,
         blake3: s(),
         media_type: s(),
+        kind: s(),
         added_ms: 0,
         origin: None,
         health: Health { state: s(), fragments_present: 0, fragments_total: 0, needed_per_chunk: 0 },
@@ -214,6 +217,7 @@ fn every_reply() -> Vec<Reply> {
         Reply::File { file: Box::new(file) },
         Reply::MailSynced { messages: 0, imported: 0 },
         Reply::ImportSettings { settings: Default::default() },
+        Reply::FilesPage { files: vec![], total: 0, offset: 0 },
         Reply::People { people: vec![] },
         Reply::Conversations { conversations: vec![], unread: 0 },
         Reply::Conversation {
@@ -250,6 +254,7 @@ fn every_reply() -> Vec<Reply> {
             | Reply::File { .. }
             | Reply::MailSynced { .. }
             | Reply::ImportSettings { .. }
+            | Reply::FilesPage { .. }
             | Reply::People { .. }
             | Reply::Conversations { .. }
             | Reply::Conversation { .. }

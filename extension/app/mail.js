@@ -3,7 +3,10 @@
 // them into the message; nothing is loaded into this page).
 
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
-import { formatSize, listFiles } from '../shared/drive-client.js';
+import { formatSize, searchFiles } from '../shared/drive-client.js';
+
+/** Drive files offered to attach at a time (find others by name). */
+const OFFERED = 100;
 
 /** @param {Document} doc */
 export function showMail(doc) {
@@ -12,17 +15,28 @@ export function showMail(doc) {
   const result = doc.getElementById('mail-result');
   const send = doc.getElementById('mail-send');
 
+  const search = doc.getElementById('mail-files-search');
+  /** Files ticked, kept while other searches show other files. */
+  const ticked = new Map();
+  files.addEventListener('change', (event) => {
+    const box = event.target;
+    if (box.checked) ticked.set(box.value, JSON.parse(box.dataset.file));
+    else ticked.delete(box.value);
+  });
+
   const renderFiles = async () => {
     let list;
     try {
-      list = await listFiles();
+      list = (await searchFiles({ text: search.value.trim() || undefined, limit: OFFERED })).files;
     } catch (e) {
       files.replaceChildren(Object.assign(doc.createElement('li'), { className: 'muted', textContent: e.message }));
       return;
     }
-    const checked = new Set([...files.querySelectorAll('input:checked')].map((box) => box.value));
+    list = [...ticked.values(), ...list.filter((f) => !ticked.has(f.id))];
+    const checked = new Set(ticked.keys());
     files.replaceChildren(...list.map((file) => {
       const box = Object.assign(doc.createElement('input'), { type: 'checkbox', value: file.id, checked: checked.has(file.id) });
+      box.dataset.file = JSON.stringify({ id: file.id, name: file.name, size: file.size });
       const label = doc.createElement('label');
       label.append(box, ` ${file.name} (${formatSize(file.size)})`);
       const item = doc.createElement('li');
@@ -36,7 +50,7 @@ export function showMail(doc) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const to = doc.getElementById('mail-to').value.split(',').map((a) => a.trim()).filter(Boolean);
-    const attachments = [...files.querySelectorAll('input:checked')].map((box) => box.value);
+    const attachments = [...ticked.keys()];
     send.disabled = true;
     result.textContent = attachments.length ? 'Sending (fetching the attachments from your devices)…' : 'Sending…';
     try {
@@ -50,12 +64,15 @@ export function showMail(doc) {
       result.textContent = `Sent to ${to.join(', ')}.`;
       result.dataset.messageId = sent.message_id;
       form.reset();
+      ticked.clear();
+      renderFiles();
     } catch (e) {
       result.textContent = `Not sent: ${e.message}`;
     } finally {
       send.disabled = false;
     }
   });
+  search.addEventListener('input', renderFiles);
   window.addEventListener('hashchange', () => { if (location.hash === '#mail') renderFiles(); });
   renderFiles();
 }

@@ -5,6 +5,10 @@
 //         (the engine has restored the file, or said why it cannot)
 //   page: hidden iframe → /download/<ticket> ─▶ this worker's fetch
 //         handler answers with a stream fed by the socket, as an attachment
+//   page: new tab → /preview/<ticket> ─▶ the same stream, shown in the tab
+//         (images, PDFs, audio, video, text as plain text), in a sandbox
+//         where it can: a file from a stranger's mail must never run as
+//         this extension
 //
 // chrome.downloads does not go through the worker's fetch handler, but a
 // navigation from an extension page does. The stream acknowledges each
@@ -13,8 +17,10 @@
 // stays bounded even when the disk is slower than the socket.
 
 import { request } from '../shared/messages/native.js';
+import { previewType } from '../shared/preview.js';
 
 export const DOWNLOAD_PATH = '/download/';
+export const PREVIEW_PATH = '/preview/';
 /** A prepared download nobody fetches is dropped after this long. */
 const TICKET_TTL_MS = 60_000;
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
@@ -92,21 +98,28 @@ function streamFrom(ws) {
   }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_BYTES }));
 }
 
+/** The ticket's file and stream, taken (a ticket serves once), or null. */
+function take(ticket) {
+  const entry = tickets.get(ticket);
+  if (!entry) return null;
+  tickets.delete(ticket);
+  clearTimeout(entry.timer);
+  return entry;
+}
+
+const expired = (what) => new Response(`This ${what} has expired. Start it again from mailmesh.`, {
+  status: 404,
+  headers: { 'Content-Type': 'text/plain; charset=utf-8' },
+});
+
 /**
  * The fetch handler's answer for `/download/<ticket>`: the file as an
  * attachment, or a plain-words page if the ticket is unknown.
  * @param {string} ticket
  */
 export function answerDownload(ticket) {
-  const entry = tickets.get(ticket);
-  if (!entry) {
-    return new Response('This download has expired. Start it again from mailmesh.', {
-      status: 404,
-      headers: { 'Content-Type': 'text/plain; charset=utf-8' },
-    });
-  }
-  tickets.delete(ticket);
-  clearTimeout(entry.timer);
+  const entry = take(ticket);
+  if (!entry) return expired('download');
   const { file, stream } = entry;
   return new Response(stream, {
     headers: {
@@ -115,6 +128,34 @@ export function answerDownload(ticket) {
       'Content-Disposition': contentDisposition(file.name),
     },
   });
+}
+
+/**
+ * The fetch handler's answer for `/preview/<ticket>`: the file shown in
+ * the tab. Every type but PDF (whose viewer will not run in one) is shown
+ * in a CSP sandbox, an origin of its own with no script.
+ * @param {string} ticket
+ */
+export function answerPreview(ticket) {
+  const entry = take(ticket);
+  if (!entry) return expired('preview');
+  const { file, stream } = entry;
+  const type = previewType(file.media_type);
+  if (!type) {
+    stream.cancel();
+    return new Response(`${file.name} cannot be shown here; download it instead.`, {
+      status: 415,
+      headers: { 'Content-Type': 'text/plain; charset=utf-8' },
+    });
+  }
+  const headers = {
+    'Content-Type': type,
+    'Content-Length': String(file.size),
+    'Content-Disposition': contentDisposition(file.name).replace(/^attachment/, 'inline'),
+    'X-Content-Type-Options': 'nosniff',
+  };
+  if (type !== 'application/pdf') headers['Content-Security-Policy'] = 'sandbox; default-src \'none\'; img-src \'self\'; media-src \'self\'';
+  return new Response(stream, { headers });
 }
 
 /** `attachment` with the name for old and new parsers (RFC 6266 / 5987). */

@@ -53,6 +53,7 @@ export function makeHandlers(link) {
     },
     // Restoring a file may fetch fragments from every node: no hurry.
     [RuntimeType.FILES_DOWNLOAD]: (m) => prepareDownload(link, m.fileId),
+    [RuntimeType.FILES_SEARCH]: (m) => link.request(request.filesSearch(m.query ?? {})),
     [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
     [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),
     // Attachments are restored from the drive and the server may be slow

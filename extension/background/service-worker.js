@@ -8,7 +8,7 @@ import { NativeLink } from './native-link.js';
 import { markChanged, resetState } from './state-store.js';
 import { ensureOffscreenDocument } from './offscreen.js';
 import { listen, makeHandlers } from './handlers.js';
-import { DOWNLOAD_PATH, answerDownload } from './downloads.js';
+import { DOWNLOAD_PATH, PREVIEW_PATH, answerDownload, answerPreview } from './downloads.js';
 import { announceNewMessages, onCallsChanged, onChatChanged, onTransfersChanged, showUnread } from './alerts.js';
 
 const RECONNECT_ALARM = 'mailmesh-reconnect';
@@ -34,8 +34,9 @@ listen(makeHandlers(link));
 // gets the file as an attachment (see downloads.js).
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
-  if (url.origin !== self.location.origin || !url.pathname.startsWith(DOWNLOAD_PATH)) return;
-  event.respondWith(answerDownload(url.pathname.slice(DOWNLOAD_PATH.length)));
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith(DOWNLOAD_PATH)) event.respondWith(answerDownload(url.pathname.slice(DOWNLOAD_PATH.length)));
+  if (url.pathname.startsWith(PREVIEW_PATH)) event.respondWith(answerPreview(url.pathname.slice(PREVIEW_PATH.length)));
 });
 
 chrome.runtime.onInstalled.addListener(({ reason }) => {

@@ -5,7 +5,7 @@ import { mountJoinCard, renderJoinRequests } from '../shared/join-requests.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { renderImport } from '../shared/import-progress.js';
-import { downloadWithStatus, listFiles, renderFileList, uploadFile } from '../shared/drive-client.js';
+import { downloadWithStatus, previewFile, renderFileList, searchFiles, uploadFile } from '../shared/drive-client.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 // Waking the worker also makes it (re)connect if Chrome had stopped it.
@@ -33,9 +33,11 @@ const result = document.getElementById('files-result');
 
 async function showFiles() {
   try {
-    renderFileList(document.getElementById('files'), await listFiles(), {
+    // The five newest: only those come from the engine.
+    const { files } = await searchFiles({ limit: 5 });
+    renderFileList(document.getElementById('files'), files, {
       onDownload: (file, button) => downloadWithStatus(file, button, result),
-      limit: 5,
+      onPreview: (file) => previewFile(file).catch((e) => { result.textContent = e.message; }),
     });
   } catch (e) {
     result.textContent = e.message;

@@ -8,6 +8,7 @@ import { RuntimeType, callWorker } from './messages/runtime.js';
 import { openEngineSocket, sleep } from './loopback.js';
 import { bytesToHex, hexToBytes, loadCore } from './core.js';
 import { encodeBlob, hashBlob } from './drive-codec.js';
+import { previewType } from './preview.js';
 
 /** Coded chunks sent ahead of the engine's verification (about 6 MiB). */
 const CHUNKS_IN_FLIGHT = 4;
@@ -15,6 +16,15 @@ const CHUNKS_IN_FLIGHT = 4;
 /** @returns {Promise<object[]>} the files, newest first, with health */
 export async function listFiles() {
   return (await callWorker({ type: RuntimeType.FILES_LIST })).files;
+}
+
+/**
+ * A page of the files that match (the engine filters and sorts; only the
+ * page's files come, with their health).
+ * @returns {Promise<{files: object[], total: number, offset: number}>}
+ */
+export async function searchFiles(query) {
+  return callWorker({ type: RuntimeType.FILES_SEARCH, query });
 }
 
 /**
@@ -129,6 +139,24 @@ export async function downloadFile(file) {
 }
 
 /**
+ * Shows a file in a new tab (images, PDFs, media, text), streamed from the
+ * engine through the service worker.
+ * @param {{id: string, name: string}} file
+ */
+export async function previewFile(file) {
+  // Opened now, while the click still counts as one, and pointed at the
+  // file once the engine has it.
+  const tab = window.open('about:blank', '_blank');
+  try {
+    const { ticket } = await callWorker({ type: RuntimeType.FILES_DOWNLOAD, fileId: file.id });
+    tab.location.href = chrome.runtime.getURL(`/preview/${ticket}`);
+  } catch (e) {
+    tab?.close();
+    throw e;
+  }
+}
+
+/**
  * A Download button's action: fetches the file and says in `status` how it
  * went; the button is disabled meanwhile.
  */
@@ -166,7 +194,7 @@ export function describeHealth(health) {
  * Renders files as rows <li data-file-id data-health> with a download
  * button (and, with `onRename` / `onDelete`, rename and delete buttons).
  */
-export function renderFileList(list, files, { onDownload, onRename, onDelete, limit } = {}) {
+export function renderFileList(list, files, { onDownload, onPreview, onRename, onDelete, limit } = {}) {
   if (!list) return;
   list.replaceChildren();
   const shown = limit ? files.slice(0, limit) : files;
@@ -180,13 +208,22 @@ export function renderFileList(list, files, { onDownload, onRename, onDelete, li
     item.dataset.fileId = file.id;
     item.dataset.health = file.health.state;
     const name = Object.assign(document.createElement('span'), { className: 'file-name', textContent: file.name });
+    const date = new Date(file.origin?.date || file.added_ms);
+    const origin = file.origin ? ` · from ${file.origin.from}: ${file.origin.subject}` : '';
     const facts = Object.assign(document.createElement('span'), {
       className: 'file-facts muted',
-      textContent: `${formatSize(file.size)} · ${describeHealth(file.health)}${file.origin ? ` · from ${file.origin.from}` : ''}`,
+      textContent: `${file.kind || 'file'} · ${Number.isNaN(date.getTime()) ? '' : date.toLocaleDateString()} · ` +
+        `${formatSize(file.size)} · ${describeHealth(file.health)}${origin}`,
     });
+    item.append(name, facts);
+    if (onPreview && previewType(file.media_type)) {
+      const preview = Object.assign(document.createElement('button'), { className: 'preview', textContent: 'Preview' });
+      preview.addEventListener('click', () => onPreview(file, preview));
+      item.append(preview);
+    }
     const download = Object.assign(document.createElement('button'), { className: 'download', textContent: 'Download' });
     download.addEventListener('click', () => onDownload?.(file, download));
-    item.append(name, facts, download);
+    item.append(download);
     if (onRename) {
       const rename = Object.assign(document.createElement('button'), { className: 'rename', textContent: 'Rename' });
       rename.addEventListener('click', () => onRename(file));

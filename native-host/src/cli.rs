@@ -132,8 +132,34 @@ pub enum PeopleCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum FilesCommand {
-    /// List the files in the drive.
+    /// List the files in the drive (newest first), or those that match.
     List {
+        /// Text in the name, the sender or the subject of the mail.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Text in the sender's address.
+        #[arg(long, value_name = "ADDRESS")]
+        from: Option<String>,
+        /// image, pdf, document, spreadsheet, presentation, text, audio,
+        /// video, archive, mail or other.
+        #[arg(long = "type", value_name = "KIND")]
+        kind: Option<String>,
+        /// Files dated this day or later (YYYY-MM-DD, UTC; the mail's date,
+        /// else when the file was added).
+        #[arg(long, value_name = "DAY")]
+        since: Option<String>,
+        /// Files dated before this day.
+        #[arg(long, value_name = "DAY")]
+        until: Option<String>,
+        #[arg(long, value_parser = ["date", "name", "size"], default_value = "date")]
+        sort: String,
+        /// Oldest, Z to A or smallest first.
+        #[arg(long)]
+        reverse: bool,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
         #[arg(long)]
         json: bool,
     },
@@ -480,10 +506,50 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// One line a file: id, size, health, kind, date, name, and where it came from.
+fn print_files(files: &[crate::api::FileView]) {
+    for f in files {
+        let health = format!("{}/{}", f.health.fragments_present, f.health.fragments_total);
+        let date = f.origin.as_ref().map_or("", |o| o.date.get(..10).unwrap_or_default());
+        let from = f.origin.as_ref().map(|o| format!("  (from {}: {})", o.from, o.subject)).unwrap_or_default();
+        println!(
+            "{}  {:>12}  {:<10} {health:>7}  {:<12} {date:<10}  {}{from}",
+            &f.id[..16],
+            f.size,
+            f.health.state,
+            f.kind,
+            f.name
+        );
+    }
+}
+
 async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCode> {
     let absolute = |path: &std::path::Path| std::path::absolute(path).map(|p| p.display().to_string());
+    let day = |day: &Option<String>| -> anyhow::Result<Option<u64>> {
+        day.as_deref()
+            .map(|d| {
+                let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| anyhow::anyhow!("{d} is not a day written YYYY-MM-DD"))?;
+                Ok(date.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis().max(0) as u64))
+            })
+            .transpose()
+    };
     let request = match &command {
-        FilesCommand::List { .. } => Request::FilesList,
+        FilesCommand::List { search, from, kind, since, until, sort, reverse, limit, offset, .. } => {
+            Request::FilesSearch {
+                query: crate::api::FileQuery {
+                    text: search.clone(),
+                    from: from.clone(),
+                    kind: kind.clone(),
+                    since_ms: day(since)?,
+                    until_ms: day(until)?,
+                    sort: Some(sort.clone()),
+                    reverse: *reverse,
+                    offset: *offset,
+                    limit: *limit,
+                },
+            }
+        }
         FilesCommand::Add { path } => Request::FilesAdd { path: absolute(path)? },
         FilesCommand::Get { id, output } => Request::FilesGet { file_id: id.clone(), path: absolute(output)? },
         FilesCommand::Rm { id } => Request::FilesRemove { file_id: id.clone() },
@@ -492,15 +558,16 @@ async fn files(home: &NodeHome, command: FilesCommand) -> anyhow::Result<ExitCod
     };
     let reply = Control::connect(home).await?.request(request).await?;
     match (command, reply) {
-        (FilesCommand::List { json: true }, Reply::Files { files }) => {
+        (FilesCommand::List { json: true, .. }, Reply::FilesPage { files, .. }) => {
             println!("{}", serde_json::to_string_pretty(&files)?)
         }
-        (FilesCommand::List { json: false } | FilesCommand::Repair, Reply::Files { files }) => {
-            for f in files {
-                let health = format!("{}/{}", f.health.fragments_present, f.health.fragments_total);
-                println!("{}  {:>12}  {:<10} {health:>7}  {}", &f.id[..16], f.size, f.health.state, f.name);
+        (FilesCommand::List { json: false, .. }, Reply::FilesPage { files, total, offset }) => {
+            print_files(&files);
+            if files.len() < total {
+                eprintln!("{} to {} of {total} files", offset + 1, offset + files.len());
             }
         }
+        (FilesCommand::Repair, Reply::Files { files }) => print_files(&files),
         (FilesCommand::Add { .. }, Reply::File { file: f }) => println!("added {}  {}", f.id, f.name),
         (FilesCommand::Get { output, .. }, Reply::File { file: f }) => {
             println!("wrote {} ({} bytes) to {}", f.name, f.size, output.display())

@@ -61,6 +61,12 @@ export const request = {
   socketToken: () => ({ type: 'socket_token' }),
   /** @returns {{type: 'files_list'}} */
   filesList: () => ({ type: 'files_list' }),
+  /**
+   * @param {{text?: string, from?: string, kind?: string, since_ms?: number, until_ms?: number,
+   *   sort?: 'date'|'name'|'size', reverse?: boolean, offset?: number, limit?: number}} query
+   * @returns {{type: 'files_search'}} a page of the files that match, in order
+   */
+  filesSearch: (query = {}) => ({ type: 'files_search', ...query }),
   /** @returns {{type: 'files_add', path: string}} a file on the engine's disk (pages upload over /bulk) */
   filesAdd: (path) => ({ type: 'files_add', path }),
   /** @returns {{type: 'files_get', file_id: string, path: string}} restores to the engine's disk */
@@ -165,6 +171,7 @@ export const reply = {
   TRANSFERS_CHANGED: 'transfers_changed',
   CALLS_CHANGED: 'calls_changed',
   FILES: 'files',
+  FILES_PAGE: 'files_page',
   FILE: 'file',
   SOCKET_TOKEN: 'socket_token',
   STOPPING: 'stopping',

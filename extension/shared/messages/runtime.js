@@ -59,6 +59,7 @@ export const RuntimeType = {
   ACCOUNT_PASSWORD: 'account_password',
   SOCKET_TOKEN: 'socket_token',
   FILES_LIST: 'files_list',
+  FILES_SEARCH: 'files_search',
   FILES_DOWNLOAD: 'files_download',
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',

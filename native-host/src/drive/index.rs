@@ -11,7 +11,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api::Origin;
+use std::sync::Mutex;
+
+use super::search::SearchIndex;
+use crate::api::{FileQuery, Origin};
+use crate::sync::lock;
 
 /// File id (32 bytes) → [`FileRecord`] as JSON.
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
@@ -67,6 +71,9 @@ pub struct Checkpoint {
 
 pub struct Index {
     db: Database,
+    /// What searches look at, built at the first one and kept current by
+    /// every write here.
+    search: Mutex<Option<SearchIndex>>,
 }
 
 /// `[uidvalidity u32][last uid u32]`, big-endian.
@@ -86,7 +93,7 @@ impl Index {
         txn.open_table(DELETED).map_err(db_error)?;
         txn.open_table(IMPORT).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
-        Ok(Index { db })
+        Ok(Index { db, search: Mutex::new(None) })
     }
 
     /// Records that the owner deleted a file at `at_ms`; `None` clears it
@@ -128,7 +135,11 @@ impl Index {
         let json = serde_json::to_vec(record).map_err(|e| IndexError::Record(e.to_string()))?;
         let txn = self.db.begin_write().map_err(db_error)?;
         txn.open_table(FILES).map_err(db_error)?.insert(&id[..], &json[..]).map_err(db_error)?;
-        txn.commit().map_err(db_error)
+        txn.commit().map_err(db_error)?;
+        if let Some(search) = lock(&self.search).as_mut() {
+            search.put(*id, record);
+        }
+        Ok(())
     }
 
     pub fn file(&self, id: &[u8; 32]) -> Result<Option<FileRecord>, IndexError> {
@@ -157,6 +168,9 @@ impl Index {
         let txn = self.db.begin_write().map_err(db_error)?;
         txn.open_table(FILES).map_err(db_error)?.remove(&id[..]).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
+        if let Some(search) = lock(&self.search).as_mut() {
+            search.remove(id);
+        }
         Ok(record)
     }
 
@@ -205,7 +219,30 @@ impl Index {
                     .map_err(db_error)?;
             }
         }
-        txn.commit().map_err(db_error)
+        txn.commit().map_err(db_error)?;
+        if let Some(search) = lock(&self.search).as_mut() {
+            for (id, record) in files {
+                search.put(*id, record);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the page of files a query finds, in its order, and how
+    /// many it finds in all. The first search reads every record once;
+    /// later ones read none.
+    pub fn search(&self, query: &FileQuery) -> Result<(Vec<[u8; 32]>, usize), IndexError> {
+        let mut search = lock(&self.search);
+        if search.is_none() {
+            let mut built = SearchIndex::default();
+            for record in self.files()? {
+                if let Ok(id) = <[u8; 32]>::try_from(hex::decode(&record.id).unwrap_or_default()) {
+                    built.put(id, &record);
+                }
+            }
+            *search = Some(built);
+        }
+        Ok(search.as_ref().map(|s| s.search(query)).unwrap_or_default())
     }
 
     /// The mail import's state saved under `name`, as it was written.

@@ -22,6 +22,7 @@
 pub mod attachments;
 mod batch;
 pub mod index;
+mod search;
 pub mod store;
 
 pub use batch::Batch;
@@ -404,6 +405,24 @@ impl Drive {
         Ok(files)
     }
 
+    /// A page of the files `query` finds, with health as in
+    /// [`Drive::list_with`] (looked at for the page's files only), and how
+    /// many it finds in all.
+    pub fn search(
+        &self,
+        query: &crate::api::FileQuery,
+        elsewhere: impl Fn(&FragmentId) -> bool,
+    ) -> Result<(Vec<FileView>, usize), DriveError> {
+        let (ids, total) = self.index.search(query)?;
+        let mut files = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.index.file(&id)? {
+                files.push(self.view_with(record, &elsewhere));
+            }
+        }
+        Ok((files, total))
+    }
+
     /// The record of a file by its id or a unique prefix of it (as
     /// `mailmesh files list` shows).
     pub fn record(&self, id: &str) -> Result<(FileRecord, Manifest), DriveError> {
@@ -609,7 +628,9 @@ impl Drive {
                 fragments_total: 0,
                 needed_per_chunk: 0,
             });
+        let kind = search::kind_of(&record.media_type, &record.name).into();
         FileView {
+            kind,
             id: record.id,
             name: record.name,
             size: record.size,

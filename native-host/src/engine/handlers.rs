@@ -190,6 +190,13 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
                 Err(e) => error(ErrorCode::MailFailed, e),
             }
         }
+        Request::FilesSearch { query } => {
+            let offset = query.offset;
+            match engine.drive_net.search_files(query).await {
+                Ok((files, total)) => Reply::FilesPage { files, total, offset },
+                Err(e) => error(ErrorCode::DriveFailed, e),
+            }
+        }
         Request::ImportSettings { change } => match engine.change_import_settings(&change).await {
             Ok(settings) => Reply::ImportSettings { settings },
             Err(e) => error(ErrorCode::InvalidMessage, e),

@@ -481,6 +481,14 @@ impl DriveNet {
         self.on_disk(move |drive| drive.list_with(|id| net.upgrade().is_some_and(|n| n.held_online(id, &online)))).await
     }
 
+    /// A page of the files `query` finds, and how many it finds in all.
+    pub async fn search_files(&self, query: crate::api::FileQuery) -> Result<(Vec<FileView>, usize), DriveError> {
+        let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
+        let net = self.this.clone();
+        self.on_disk(move |drive| drive.search(&query, |id| net.upgrade().is_some_and(|n| n.held_online(id, &online))))
+            .await
+    }
+
     /// Tells members our free space, then scrubs and repairs, periodically
     /// until `stop`.
     pub async fn maintain(self: Arc<Self>, stop: CancellationToken) {
