@@ -2,13 +2,21 @@
 // (Dovecot serves the mailbox about once, not once per node), at most two
 // IMAP connections per node, a daily download budget that pauses the
 // import with its progress shown, kept across a restart, and lifted, and
-// the import policy (folders, start date, small inline images).
+// a server that says it is limiting the account, and the import policy
+// (folders, start date, small inline images).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { LanMesh } from '../harness/lan-mesh.js';
-import { foundedNode } from '../harness/owner.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ImapProxy } from '../harness/imap-proxy.js';
+import { MailServer } from '../harness/mail-server.js';
+import { MeshNode } from '../harness/node.js';
+import { OwnerNetwork, foundedNode } from '../harness/owner.js';
+import { processesUsing } from '../harness/processes.js';
+import { tempDir } from '../harness/util.js';
 import { appendMessages } from '../harness/mail-client.js';
 import { within } from '../harness/idle-time.js';
 import { waitFor } from '../harness/util.js';
@@ -143,4 +151,46 @@ test('the import policy: folders, a start date, and no signature logos', async (
   await node.mailmesh('mail', 'sync');
   assert.deepEqual(await names(), ['beach.jpg', 'report-02.bin', 'report-03.bin'],
     'not the 2020 report, not the logo');
+});
+
+test('a server limiting the account pauses the import, which goes on from its checkpoint later', async (t) => {
+  // The first wait is 3 s here (a minute by default), doubled each time.
+  process.env.MAILMESH_IMPORT_BACKOFF_SECS = '3';
+  t.after(() => { delete process.env.MAILMESH_IMPORT_BACKOFF_SECS; });
+  const dir = await tempDir('mailmesh-throttled-');
+  await fs.chmod(dir, 0o755);
+  const mail = await MailServer.start(path.join(dir, 'mail'));
+  const proxy = await ImapProxy.start(mail.imapPort);
+  const node = MeshNode.prepare({ name: 'laptop', dir: path.join(dir, 'laptop') });
+  t.after(async () => {
+    await node.stop();
+    await proxy.stop();
+    await mail.destroy();
+    assert.deepEqual(processesUsing(dir), [], 'nothing left running');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const password = crypto.randomBytes(9).toString('base64url');
+  const owner = await mail.addUser('owner', password);
+  // The node reaches IMAP through the proxy only.
+  const network = await OwnerNetwork.create(Object.create(mail, { imapPort: { value: proxy.port } }), owner, password, dir);
+  await network.found(node);
+
+  proxy.throttling = true;
+  await appendMessages(mail.imapPort, owner, password, Array.from({ length: 4 }, (_, i) => report(i, 20_000)));
+  const paused = await waitFor('the import paused by the server', async () => {
+    const view = (await node.status()).import;
+    return view.state === 'paused_server' && view;
+  }, { timeoutMs: 60_000, everyMs: 100 });
+  assert.ok(proxy.refused >= 1);
+  assert.ok(paused.resumes_at_ms > Date.now() - 1000, 'it says when it tries again');
+  assert.match((await node.mailmesh('mail', 'status')).stdout, /paused until .*: the mail server is limiting the account — 0 of 4 messages/);
+  assert.equal((await reports(node)).length, 0);
+  const log = await fs.readFile(path.join(node.home, 'logs/engine.log'), 'utf8');
+  assert.match(log, /the server is limiting the account \(\[THROTTLED\]/);
+
+  // Still limited when it tries again: it waits twice as long.
+  await waitFor('a second refusal', async () => proxy.refused >= 2, { timeoutMs: 60_000, everyMs: 100 });
+  proxy.throttling = false;
+  await waitFor('all four imported', async () => (await reports(node)).length === 4, { timeoutMs: 60_000, everyMs: 250 });
+  await waitFor('the import up to date', async () => (await node.status()).import.state === 'idle');
 });

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use std::sync::Mutex;
 
-use super::search::SearchIndex;
+use super::search::{Fields, SearchIndex};
 use crate::api::{FileQuery, Origin};
 use crate::sync::lock;
 
@@ -48,6 +48,19 @@ pub struct FileRecord {
     pub origin: Option<Origin>,
     /// The sealed manifest (`mailmesh_core::drive::Manifest`), hex.
     pub manifest: String,
+}
+
+impl FileRecord {
+    /// What searches look at.
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            name: &self.name,
+            media_type: &self.media_type,
+            size: self.size,
+            added_ms: self.added_ms,
+            origin: self.origin.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -137,7 +150,7 @@ impl Index {
         txn.open_table(FILES).map_err(db_error)?.insert(&id[..], &json[..]).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         if let Some(search) = lock(&self.search).as_mut() {
-            search.put(*id, record);
+            search.put(*id, &record.fields());
         }
         Ok(())
     }
@@ -222,7 +235,7 @@ impl Index {
         txn.commit().map_err(db_error)?;
         if let Some(search) = lock(&self.search).as_mut() {
             for (id, record) in files {
-                search.put(*id, record);
+                search.put(*id, &record.fields());
             }
         }
         Ok(())
@@ -237,7 +250,7 @@ impl Index {
             let mut built = SearchIndex::default();
             for record in self.files()? {
                 if let Ok(id) = <[u8; 32]>::try_from(hex::decode(&record.id).unwrap_or_default()) {
-                    built.put(id, &record);
+                    built.put(id, &record.fields());
                 }
             }
             *search = Some(built);

@@ -8,9 +8,16 @@
 
 use std::collections::HashMap;
 
-use crate::api::FileQuery;
+use crate::api::{FileQuery, Origin};
 
-use super::index::FileRecord;
+/// What the index tells of a file when it writes it.
+pub struct Fields<'a> {
+    pub name: &'a str,
+    pub media_type: &'a str,
+    pub size: u64,
+    pub added_ms: u64,
+    pub origin: Option<&'a Origin>,
+}
 
 /// What a search looks at of one file.
 #[derive(Debug, Clone)]
@@ -26,8 +33,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn of(record: &FileRecord) -> Entry {
-        let origin = record.origin.as_ref();
+    fn of(record: &Fields<'_>) -> Entry {
+        let origin = record.origin;
         let mail_date = origin
             .and_then(|o| chrono::DateTime::parse_from_rfc3339(&o.date).ok())
             .and_then(|d| u64::try_from(d.timestamp_millis()).ok());
@@ -35,7 +42,7 @@ impl Entry {
             name: record.name.to_lowercase(),
             from: origin.map(|o| o.from.to_lowercase()).unwrap_or_default(),
             subject: origin.map(|o| o.subject.to_lowercase()).unwrap_or_default(),
-            kind: kind_of(&record.media_type, &record.name),
+            kind: kind_of(record.media_type, record.name),
             date_ms: mail_date.unwrap_or(record.added_ms),
             size: record.size,
         }
@@ -81,8 +88,8 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    pub fn put(&mut self, id: [u8; 32], record: &FileRecord) {
-        self.entries.insert(id, Entry::of(record));
+    pub fn put(&mut self, id: [u8; 32], file: &Fields<'_>) {
+        self.entries.insert(id, Entry::of(file));
     }
 
     pub fn remove(&mut self, id: &[u8; 32]) {
@@ -138,29 +145,19 @@ pub fn kind_of(media_type: &str, name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Origin;
-    use crate::drive::index::RECORD_VERSION;
 
-    fn record(i: u32) -> FileRecord {
+    fn put(index: &mut SearchIndex, i: u32) {
         let kinds = [("image/jpeg", "jpg"), ("application/pdf", "pdf"), ("application/octet-stream", "xlsx")];
         let (media_type, extension) = kinds[i as usize % 3];
-        FileRecord {
-            version: RECORD_VERSION,
-            id: format!("{i:064x}"),
-            name: format!("File {i}.{extension}"),
-            size: u64::from(i) * 10,
-            blake3: String::new(),
-            media_type: media_type.into(),
-            added_ms: 5,
-            renamed_ms: 0,
-            origin: Some(Origin {
-                message_id: format!("<{i}@example.org>"),
-                from: format!("sender{}@example.org", i % 100),
-                subject: format!("Subject {}", i % 7),
-                date: chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(i) * 60, 0).unwrap().to_rfc3339(),
-            }),
-            manifest: String::new(),
-        }
+        let origin = Origin {
+            message_id: format!("<{i}@example.org>"),
+            from: format!("sender{}@example.org", i % 100),
+            subject: format!("Subject {}", i % 7),
+            date: chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(i) * 60, 0).unwrap().to_rfc3339(),
+        };
+        let name = format!("File {i}.{extension}");
+        let fields = Fields { name: &name, media_type, size: u64::from(i) * 10, added_ms: 5, origin: Some(&origin) };
+        index.put(id(i), &fields);
     }
 
     fn id(i: u32) -> [u8; 32] {
@@ -172,7 +169,7 @@ mod tests {
     fn index(n: u32) -> SearchIndex {
         let mut index = SearchIndex::default();
         for i in 0..n {
-            index.put(id(i), &record(i));
+            put(&mut index, i);
         }
         index
     }

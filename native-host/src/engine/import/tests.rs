@@ -25,7 +25,7 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 const NOON: u64 = 20_000 * DAY_MS + DAY_MS / 2;
 
 fn settings(grace_ms: u64) -> Settings {
-    Settings { grace_ms, slice: std::time::Duration::from_secs(3600), parallel: 2 }
+    Settings { grace_ms, slice: std::time::Duration::from_secs(3600), parallel: 2, backoff_ms: 60_000 }
 }
 
 /// A clock the test moves.
