@@ -285,16 +285,51 @@ pub async fn uids_after(
     Ok(uids)
 }
 
-/// The whole raw message, fetched with BODY.PEEK (never marks it seen).
+/// The whole raw message, fetched with BODY.PEEK (never marks it seen);
+/// `None` if the folder no longer holds it.
+///
+/// The command is run and its answers read here rather than through
+/// async-imap's `uid_fetch`, whose stream ends at the tagged answer
+/// whatever it says: a server refusing the fetch (`NO [THROTTLED]`, a
+/// bandwidth limit) would read as a message gone, and the import would
+/// pass it over for good.
 pub async fn fetch_raw(session: &mut ImapSession, host: &str, uid: u32) -> Result<Option<Vec<u8>>, MailError> {
-    let fetches: Vec<_> = session
-        .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-        .await
-        .map_err(|e| classify(host, e))?
-        .try_collect()
-        .await
-        .map_err(|e| classify(host, e))?;
-    Ok(fetches.iter().find_map(|f| f.body().map(<[u8]>::to_vec)))
+    use async_imap::imap_proto::{AttributeValue, Response, Status};
+    let tag = session.run_command(format!("UID FETCH {uid} BODY.PEEK[]")).await.map_err(|e| classify(host, e))?;
+    let mut body = None;
+    loop {
+        let response = match session.read_response().await {
+            Ok(Some(response)) => response,
+            Ok(None) => return Err(MailError::Protocol("the server closed the connection".into())),
+            Err(e) => return Err(MailError::from_io(host, host, &e)),
+        };
+        match response.parsed() {
+            Response::Fetch(_, attributes) => {
+                let mut data = None;
+                let mut this = false;
+                for attribute in attributes {
+                    match attribute {
+                        AttributeValue::Uid(found) => this = *found == uid,
+                        AttributeValue::BodySection { data: Some(bytes), .. } => data = Some(bytes.to_vec()),
+                        _ => {}
+                    }
+                }
+                if this {
+                    body = data.or(body);
+                }
+            }
+            Response::Done { tag: done, status, outcome, .. } if *done == tag => {
+                let text = outcome.information.as_deref().unwrap_or_default();
+                return match status {
+                    Status::Ok => Ok(body),
+                    _ if crate::mail::refusal::is_throttling(text) => Err(MailError::Throttled(text.to_string())),
+                    _ => Err(MailError::Protocol(format!("the server refused to give message {uid}: {text}"))),
+                };
+            }
+            // Anything else (new mail, flags) is for the watch's next look.
+            _ => {}
+        }
+    }
 }
 
 /// Which messages of a folder a search means.

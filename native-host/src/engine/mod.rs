@@ -505,6 +505,13 @@ impl crate::mail::watch::SessionWork for InboxWork {
     fn wanted(&self) -> futures_util::future::BoxFuture<'_, ()> {
         Box::pin(self.engine.import.woken())
     }
+
+    fn refused(&mut self, error: &crate::mail::MailError) -> Option<std::time::Duration> {
+        match error {
+            crate::mail::MailError::Throttled(why) => Some(self.engine.import.server_limits(why)),
+            _ => None,
+        }
+    }
 }
 
 /// Keeps a mailbox watcher running for the current account, restarting it

@@ -145,6 +145,13 @@ pub async fn test_login(account: &Account, password: &Secret) -> Result<(), Mail
     Ok(())
 }
 
+/// Opens a folder read-only (EXAMINE): how many messages it holds and the
+/// UID the next one will get, which change when mail comes or goes.
+pub async fn folder_state(session: &mut ImapSession, host: &str, folder: &str) -> Result<(u32, Option<u32>), MailError> {
+    let mailbox = session.examine(folder).await.map_err(|e| classify(host, e))?;
+    Ok((mailbox.exists, mailbox.uid_next))
+}
+
 /// Whether a folder of that name exists (LIST).
 pub async fn folder_exists(session: &mut ImapSession, host: &str, folder: &str) -> Result<bool, MailError> {
     let names: Vec<_> = session

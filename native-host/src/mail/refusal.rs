@@ -28,7 +28,8 @@ pub fn is_temporary(server_text: &str) -> bool {
 /// The import then waits and resumes from its checkpoint.
 pub fn is_throttling(server_text: &str) -> bool {
     let text = server_text.to_ascii_lowercase();
-    ["[throttled]", "[limit]", "bandwidth limit", "exceeded command", "too many", "maximum number of connections"]
+    // (The bracketed code may be gone: a client library keeps only the words.)
+    ["throttl", "[limit]", "bandwidth limit", "exceeded command", "too many", "maximum number of connections"]
         .iter()
         .any(|words| text.contains(words))
 }
@@ -100,6 +101,7 @@ mod tests {
             "[THROTTLED] Request is throttled. Suggested Backoff Time: 92415 milliseconds",
             "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)",
             "[LIMIT] Too many concurrent FETCH commands",
+            "Request is throttled. Suggested Backoff Time: 3000 milliseconds",
         ] {
             assert!(is_throttling(text), "{text}");
         }

@@ -27,7 +27,7 @@ use crate::api::{Account, Secret};
 use crate::drive::index::Checkpoint;
 use crate::drive::Drive;
 use crate::mail::imap::{self, ImapSession};
-use crate::mailbox::{read_mailmesh, Found, ImapReader, MailReader, INBOX};
+use crate::mailbox::{read_mailmesh, Found, ImapReader, INBOX};
 
 const IDLE_FOR: Duration = Duration::from_secs(5 * 60);
 const POLL_EVERY: Duration = Duration::from_secs(10);
@@ -40,6 +40,12 @@ pub trait SessionWork: Send + Sync {
     fn run<'a>(&'a mut self, session: &'a mut ImapSession, host: &'a str) -> BoxFuture<'a, bool>;
     /// Resolves when it wants a pass while the watch idles.
     fn wanted(&self) -> BoxFuture<'_, ()>;
+    /// The server refused the watch: how long to wait before asking again,
+    /// if the work knows better than the watch's own backoff (a server
+    /// limiting the account says so for the import too).
+    fn refused(&mut self, _error: &crate::mail::MailError) -> Option<Duration> {
+        None
+    }
 }
 
 /// Watches `folder` until `stop` is cancelled.
@@ -70,8 +76,14 @@ pub async fn watch<F, Fut>(
             }
             let idle = session.capabilities().await.map(|c| c.has_str("IDLE")).unwrap_or(false);
             tracing::info!(idle, folder, "watching the mailbox");
+            let host = account.imap.host.as_str();
             loop {
-                let mut reader = ImapReader { session: &mut session, host: account.imap.host.clone() };
+                // What the folder holds as this pass begins: mail that comes
+                // while it runs is told of in answers to its commands, not
+                // by the IDLE after it, so the pass looks again if this
+                // changed by then.
+                let before = imap::folder_state(&mut session, host, folder).await?;
+                let mut reader = ImapReader { session: &mut session, host: host.to_string() };
                 let read = read_mailmesh(&mut reader, folder, checkpoint, &mut on_mail).await?;
                 if checkpoint != Some(read) {
                     checkpoint = Some(read);
@@ -79,11 +91,13 @@ pub async fn watch<F, Fut>(
                 }
                 backoff = Duration::from_secs(1);
                 if let Some(work) = work.as_deref_mut() {
-                    if work.run(&mut session, &account.imap.host).await {
+                    if work.run(&mut session, host).await {
                         continue;
                     }
-                    // IDLE tells of the open folder: this one again.
-                    ImapReader { session: &mut session, host: account.imap.host.clone() }.examine(folder).await?;
+                }
+                // IDLE tells of the open folder: this one again.
+                if imap::folder_state(&mut session, host, folder).await? != before {
+                    continue;
                 }
                 let wanted = async {
                     match work.as_deref() {
@@ -91,6 +105,7 @@ pub async fn watch<F, Fut>(
                         None => std::future::pending().await,
                     }
                 };
+                tracing::debug!(folder, "idling");
                 if idle {
                     let mut handle = session.idle();
                     handle.init().await.map_err(|e| imap::classify(&account.imap.host, e))?;
@@ -118,25 +133,30 @@ pub async fn watch<F, Fut>(
             #[allow(unreachable_code)]
             Ok::<(), crate::mail::MailError>(())
         };
-        tokio::select! {
+        let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            result = pass => match result {
-                // The server will not have mailmesh's folder (a namespace
-                // that wants another name, a folder limit): mailmesh's mails
-                // then go to the inbox (`engine/node/filing.rs`), which the
-                // INBOX watch reads. Asking again changes nothing.
-                Err(crate::mail::MailError::Rejected(why)) if folder != INBOX => {
-                    tracing::warn!(folder, "the server refuses mailmesh's folder ({why}); its mails go to the inbox");
-                    stop.cancelled().await;
-                    return;
-                }
-                Err(e) => tracing::warn!(folder, "mailbox watch interrupted: {e}; retrying in {backoff:?}"),
-                Ok(()) => {}
-            },
+            result = pass => result,
+        };
+        let mut wait = backoff;
+        match outcome {
+            // The server will not have mailmesh's folder (a namespace that
+            // wants another name, a folder limit): mailmesh's mails then go
+            // to the inbox (`engine/node/filing.rs`), which the INBOX watch
+            // reads. Asking again changes nothing.
+            Err(crate::mail::MailError::Rejected(why)) if folder != INBOX => {
+                tracing::warn!(folder, "the server refuses mailmesh's folder ({why}); its mails go to the inbox");
+                stop.cancelled().await;
+                return;
+            }
+            Err(e) => {
+                wait = work.as_deref_mut().and_then(|work| work.refused(&e)).unwrap_or(backoff);
+                tracing::warn!(folder, "mailbox watch interrupted: {e}; retrying in {wait:?}");
+            }
+            Ok(()) => {}
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }

@@ -240,6 +240,17 @@ impl MailImport {
         });
     }
 
+    /// The server said it is limiting the account (to the watch, or to a
+    /// fetch): the import waits, longer each time in a row; how long.
+    pub fn server_limits(&self, why: &str) -> Duration {
+        let now = (self.clock)();
+        let until = lock(&self.shared).throttled(now, self.settings.backoff_ms, THROTTLE_MAX_MS);
+        tracing::warn!("the server is limiting the account ({why}); the import waits");
+        self.wake_at(until);
+        self.changed();
+        Duration::from_millis(until - now)
+    }
+
     /// How the import stands, for `status`; `None` outside a network.
     pub fn view(&self, budget: Option<Budget>) -> Option<ImportView> {
         self.drive.in_network().then(|| lock(&self.shared).view((self.clock)(), self.other_importer(), budget))
@@ -271,6 +282,7 @@ impl MailImport {
         slice: Option<Duration>,
     ) -> Result<Pass, ImportError> {
         let mut busy = self.busy.lock().await;
+        tracing::debug!(folders = ?plan.folders, "an import pass");
         if !self.drive.in_network() {
             return Ok(Pass::default());
         }

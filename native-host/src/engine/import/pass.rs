@@ -14,7 +14,7 @@ use mailmesh_core::import::day_of;
 
 use super::ledger::Pause;
 use super::{Busy, ImportError, MailImport, Pass, Pending, Plan, MAX_FETCH_ATTEMPTS, SIZES_PER_FETCH};
-use super::{BATCH_BYTES, BATCH_EVERY, SHARE_EVERY, THROTTLE_MAX_MS};
+use super::{BATCH_BYTES, BATCH_EVERY, SHARE_EVERY};
 use crate::drive::attachments;
 use crate::drive::index::Checkpoint;
 use crate::drive::{Batch, DriveError};
@@ -186,9 +186,7 @@ impl MailImport {
             let raw = match mailbox.fetch_raw(uid).await {
                 Ok(raw) => raw,
                 Err(MailError::Throttled(why)) => {
-                    let until = lock(&self.shared).throttled(now, self.settings.backoff_ms, THROTTLE_MAX_MS);
-                    tracing::warn!(folder, uid, "the server is limiting the account ({why}); the import waits");
-                    self.wake_at(until);
+                    self.server_limits(&why);
                     return Next::Stop(Ok(Flow::Stop));
                 }
                 Err(e) => {
