@@ -147,7 +147,11 @@ pub async fn test_login(account: &Account, password: &Secret) -> Result<(), Mail
 
 /// Opens a folder read-only (EXAMINE): how many messages it holds and the
 /// UID the next one will get, which change when mail comes or goes.
-pub async fn folder_state(session: &mut ImapSession, host: &str, folder: &str) -> Result<(u32, Option<u32>), MailError> {
+pub async fn folder_state(
+    session: &mut ImapSession,
+    host: &str,
+    folder: &str,
+) -> Result<(u32, Option<u32>), MailError> {
     let mailbox = session.examine(folder).await.map_err(|e| classify(host, e))?;
     Ok((mailbox.exists, mailbox.uid_next))
 }
