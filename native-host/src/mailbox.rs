@@ -21,7 +21,6 @@
 //! the only change mailmesh makes is appending its own mails to its folder.
 
 use futures_util::future::BoxFuture;
-use futures_util::TryStreamExt;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
@@ -246,16 +245,62 @@ pub async fn sizes(session: &mut ImapSession, host: &str, uids: &[u32]) -> Resul
         return Ok(Vec::new());
     }
     let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    let fetches: Vec<_> = session
-        .uid_fetch(set, "RFC822.SIZE")
-        .await
-        .map_err(|e| classify(host, e))?
-        .try_collect()
-        .await
-        .map_err(|e| classify(host, e))?;
-    let mut out: Vec<(u32, u32)> = fetches.iter().filter_map(|f| Some((f.uid?, f.size?))).collect();
+    let mut out = Vec::new();
+    uid_fetch_checked(session, host, &set, "RFC822.SIZE", |uid, attribute| {
+        if let async_imap::imap_proto::AttributeValue::Rfc822Size(size) = attribute {
+            out.push((uid, *size));
+        }
+    })
+    .await?;
     out.sort_unstable();
     Ok(out)
+}
+
+/// Runs `UID FETCH set query` and hands each attribute of each message to
+/// `each` with its UID; a refusal is an error (throttling told apart).
+///
+/// The command is run and its answers read here rather than through
+/// async-imap's `uid_fetch`, whose stream ends at the tagged answer
+/// whatever it says: a server refusing the fetch (`NO [THROTTLED]`, a
+/// bandwidth limit) would read as messages gone, and the import (or the
+/// watch) would pass them over for good.
+async fn uid_fetch_checked(
+    session: &mut ImapSession,
+    host: &str,
+    set: &str,
+    query: &str,
+    mut each: impl FnMut(u32, &async_imap::imap_proto::AttributeValue<'_>),
+) -> Result<(), MailError> {
+    use async_imap::imap_proto::{AttributeValue, Response, Status};
+    let tag = session.run_command(format!("UID FETCH {set} {query}")).await.map_err(|e| classify(host, e))?;
+    loop {
+        let response = match session.read_response().await {
+            Ok(Some(response)) => response,
+            Ok(None) => return Err(MailError::Protocol("the server closed the connection".into())),
+            Err(e) => return Err(MailError::from_io(host, host, &e)),
+        };
+        match response.parsed() {
+            Response::Fetch(_, attributes) => {
+                let uid = attributes.iter().find_map(|a| match a {
+                    AttributeValue::Uid(uid) => Some(*uid),
+                    _ => None,
+                });
+                if let Some(uid) = uid {
+                    attributes.iter().for_each(|a| each(uid, a));
+                }
+            }
+            Response::Done { tag: done, status, outcome, .. } if *done == tag => {
+                let text = outcome.information.as_deref().unwrap_or_default();
+                return match status {
+                    Status::Ok => Ok(()),
+                    _ if crate::mail::refusal::is_throttling(text) => Err(MailError::Throttled(text.to_string())),
+                    _ => Err(MailError::Protocol(format!("the server refused to give messages {set}: {text}"))),
+                };
+            }
+            // Anything else (new mail, flags) is for the watch's next look.
+            _ => {}
+        }
+    }
 }
 
 /// Opens a folder read-only (EXAMINE: nothing in it can change, no flag is
@@ -287,49 +332,17 @@ pub async fn uids_after(
 
 /// The whole raw message, fetched with BODY.PEEK (never marks it seen);
 /// `None` if the folder no longer holds it.
-///
-/// The command is run and its answers read here rather than through
-/// async-imap's `uid_fetch`, whose stream ends at the tagged answer
-/// whatever it says: a server refusing the fetch (`NO [THROTTLED]`, a
-/// bandwidth limit) would read as a message gone, and the import would
-/// pass it over for good.
 pub async fn fetch_raw(session: &mut ImapSession, host: &str, uid: u32) -> Result<Option<Vec<u8>>, MailError> {
-    use async_imap::imap_proto::{AttributeValue, Response, Status};
-    let tag = session.run_command(format!("UID FETCH {uid} BODY.PEEK[]")).await.map_err(|e| classify(host, e))?;
     let mut body = None;
-    loop {
-        let response = match session.read_response().await {
-            Ok(Some(response)) => response,
-            Ok(None) => return Err(MailError::Protocol("the server closed the connection".into())),
-            Err(e) => return Err(MailError::from_io(host, host, &e)),
-        };
-        match response.parsed() {
-            Response::Fetch(_, attributes) => {
-                let mut data = None;
-                let mut this = false;
-                for attribute in attributes {
-                    match attribute {
-                        AttributeValue::Uid(found) => this = *found == uid,
-                        AttributeValue::BodySection { data: Some(bytes), .. } => data = Some(bytes.to_vec()),
-                        _ => {}
-                    }
-                }
-                if this {
-                    body = data.or(body);
-                }
+    uid_fetch_checked(session, host, &uid.to_string(), "BODY.PEEK[]", |found, attribute| {
+        if let async_imap::imap_proto::AttributeValue::BodySection { data: Some(bytes), .. } = attribute {
+            if found == uid {
+                body = Some(bytes.to_vec());
             }
-            Response::Done { tag: done, status, outcome, .. } if *done == tag => {
-                let text = outcome.information.as_deref().unwrap_or_default();
-                return match status {
-                    Status::Ok => Ok(body),
-                    _ if crate::mail::refusal::is_throttling(text) => Err(MailError::Throttled(text.to_string())),
-                    _ => Err(MailError::Protocol(format!("the server refused to give message {uid}: {text}"))),
-                };
-            }
-            // Anything else (new mail, flags) is for the watch's next look.
-            _ => {}
         }
-    }
+    })
+    .await?;
+    Ok(body)
 }
 
 /// Which messages of a folder a search means.
