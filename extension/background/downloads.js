@@ -5,9 +5,11 @@
 //         (the engine has restored the file, or said why it cannot)
 //   page: hidden iframe → /download/<ticket> ─▶ this worker's fetch
 //         handler answers with a stream fed by the socket, as an attachment
-//   page: new tab → /preview/<ticket> ─▶ the same stream, shown in the tab
-//         (images, PDFs, audio, video, text as plain text), in a sandbox
-//         where it can: a file from a stranger's mail must never run as
+//   page: FILES_PREVIEW ─▶ preparePreview: the same, and a ticket the tab
+//         may ask again for any byte range (a video's viewer seeks)
+//   page: new tab → /preview/<ticket> ─▶ the stream, shown in the tab
+//         (images, PDFs, audio, video, text as plain text), where no
+//         script may run: a file from a stranger's mail must never run as
 //         this extension
 //
 // chrome.downloads does not go through the worker's fetch handler, but a
@@ -27,22 +29,22 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const ACK = JSON.stringify({ type: 'ack' });
 
 /** @type {Map<string, {file: object, stream: ReadableStream, timer: number}>} */
-const tickets = new Map();
+const downloads = new Map();
 
 /**
- * Asks the engine for a file and resolves once the engine has restored it:
- * to a ticket for {@link answerDownload} and the file's listing, or throws
- * the engine's words for why it cannot.
+ * Asks the engine for a file from byte `from` and resolves once the engine
+ * has restored it: to the file's listing and a stream of its bytes, or
+ * throws the engine's words for why it cannot.
  * @param {import('./native-link.js').NativeLink} link
  * @param {string} fileId
  */
-export async function prepareDownload(link, fileId) {
+async function openFile(link, fileId, from = 0) {
   link.connect();
   const { port, token } = await link.request(request.socketToken());
   const ws = new WebSocket(`ws://127.0.0.1:${port}/bulk?token=${encodeURIComponent(token)}`);
   ws.binaryType = 'arraybuffer';
   const file = await new Promise((resolve, reject) => {
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'get_file', file_id: fileId }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'get_file', file_id: fileId, from }));
     ws.onerror = () => reject(new Error('the engine refused the socket'));
     ws.onclose = () => reject(new Error('the engine closed the connection'));
     ws.onmessage = ({ data }) => {
@@ -54,13 +56,57 @@ export async function prepareDownload(link, fileId) {
     ws.close();
     throw e;
   });
+  return { file, stream: streamFrom(ws) };
+}
+
+/**
+ * Asks the engine for a file and resolves once the engine has restored it:
+ * to a ticket for {@link answerDownload} and the file's listing, or throws
+ * the engine's words for why it cannot.
+ * @param {import('./native-link.js').NativeLink} link
+ * @param {string} fileId
+ */
+export async function prepareDownload(link, fileId) {
+  const { file, stream } = await openFile(link, fileId);
   const ticket = crypto.randomUUID();
   const timer = setTimeout(() => {
-    tickets.delete(ticket);
-    ws.close();
+    downloads.delete(ticket);
+    stream.cancel();
   }, TICKET_TTL_MS);
-  tickets.set(ticket, { file, stream: streamFrom(ws), timer });
+  downloads.set(ticket, { file, stream, timer });
   return { ticket, file };
+}
+
+/**
+ * A preview serves its tab for as long as the tab asks: a media element
+ * asks again from wherever the viewer seeks to (HTTP ranges), each time a
+ * stream of its own from the engine.
+ * @type {Map<string, {link: object, fileId: string, file: object, first: ReadableStream | null, timer: number}>}
+ */
+const previews = new Map();
+/** A preview nobody asked anything of for this long is forgotten. */
+const PREVIEW_IDLE_MS = 60 * 60_000;
+
+/**
+ * Like {@link prepareDownload}, for a tab that shows the file: the ticket
+ * can be asked for ranges of it again and again.
+ * @param {import('./native-link.js').NativeLink} link
+ * @param {string} fileId
+ */
+export async function preparePreview(link, fileId) {
+  const { file, stream } = await openFile(link, fileId);
+  const ticket = crypto.randomUUID();
+  previews.set(ticket, { link, fileId, file, first: stream, timer: 0 });
+  keep(ticket);
+  // The first stream holds a socket and a restored file: not for long.
+  setTimeout(() => previews.get(ticket)?.first?.cancel(), TICKET_TTL_MS);
+  return { ticket, file };
+}
+
+function keep(ticket) {
+  const preview = previews.get(ticket);
+  clearTimeout(preview.timer);
+  preview.timer = setTimeout(() => previews.delete(ticket), PREVIEW_IDLE_MS);
 }
 
 /** A byte stream of the socket's binary messages until `file_end`. */
@@ -100,9 +146,9 @@ function streamFrom(ws) {
 
 /** The ticket's file and stream, taken (a ticket serves once), or null. */
 function take(ticket) {
-  const entry = tickets.get(ticket);
+  const entry = downloads.get(ticket);
   if (!entry) return null;
-  tickets.delete(ticket);
+  downloads.delete(ticket);
   clearTimeout(entry.timer);
   return entry;
 }
@@ -132,30 +178,105 @@ export function answerDownload(ticket) {
 
 /**
  * The fetch handler's answer for `/preview/<ticket>`: the file shown in
- * the tab. Every type but PDF (whose viewer will not run in one) is shown
- * in a CSP sandbox, an origin of its own with no script.
+ * the tab, whole or the range asked for, under {@link contentPolicy}.
  * @param {string} ticket
+ * @param {string | null} rangeHeader the request's `Range`
  */
-export function answerPreview(ticket) {
-  const entry = take(ticket);
-  if (!entry) return expired('preview');
-  const { file, stream } = entry;
+export async function answerPreview(ticket, rangeHeader) {
+  const preview = previews.get(ticket);
+  if (!preview) return expired('preview');
+  keep(ticket);
+  const { file } = preview;
   const type = previewType(file.media_type);
   if (!type) {
-    stream.cancel();
     return new Response(`${file.name} cannot be shown here; download it instead.`, {
       status: 415,
       headers: { 'Content-Type': 'text/plain; charset=utf-8' },
     });
   }
+  const range = byteRange(rangeHeader, file.size);
+  if (range === UNSATISFIABLE) {
+    return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${file.size}` } });
+  }
+  const from = range?.start ?? 0;
+  let stream = from === 0 ? preview.first : null;
+  preview.first = null;
+  if (!stream) {
+    try {
+      ({ stream } = await openFile(preview.link, preview.fileId, from));
+    } catch (e) {
+      return new Response(`${file.name} cannot be read now: ${e.message}`, {
+        status: 503,
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' },
+      });
+    }
+  }
+  const length = range ? range.end - from + 1 : file.size;
+  if (from + length < file.size) stream = stream.pipeThrough(firstBytes(length));
   const headers = {
     'Content-Type': type,
-    'Content-Length': String(file.size),
+    'Content-Length': String(length),
+    'Accept-Ranges': 'bytes',
     'Content-Disposition': contentDisposition(file.name).replace(/^attachment/, 'inline'),
     'X-Content-Type-Options': 'nosniff',
   };
-  if (type !== 'application/pdf') headers['Content-Security-Policy'] = 'sandbox; default-src \'none\'; img-src \'self\'; media-src \'self\'';
-  return new Response(stream, { headers });
+  if (range) headers['Content-Range'] = `bytes ${from}-${range.end}/${file.size}`;
+  const policy = contentPolicy(type);
+  if (policy) headers['Content-Security-Policy'] = policy;
+  return new Response(stream, { status: range ? 206 : 200, headers });
+}
+
+/**
+ * What the tab showing a file may do: never run script. Images and text
+ * are shown in a CSP sandbox, an origin of their own. Audio and video are
+ * not: the browser's player fetches the file again, with ranges, and only
+ * a document of this origin reaches this worker; with no script allowed it
+ * can do nothing as the extension. PDF gets no policy: its viewer will not
+ * run under one.
+ */
+function contentPolicy(type) {
+  if (type === 'application/pdf') return null;
+  if (/^(audio|video)\//.test(type)) return 'default-src \'none\'; media-src \'self\'';
+  return 'sandbox; default-src \'none\'; img-src \'self\'';
+}
+
+const UNSATISFIABLE = 'unsatisfiable';
+
+/**
+ * The one byte range a `Range` header asks of a file of `size` bytes
+ * (RFC 9110 §14.1.2): `{start, end}` (inclusive), null to send it whole
+ * (no header, several ranges, or an empty file), or UNSATISFIABLE.
+ */
+function byteRange(header, size) {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header?.trim() ?? '');
+  if (!match || size === 0 || (match[1] === '' && match[2] === '')) return null;
+  let start;
+  let end;
+  if (match[1] === '') {
+    start = Math.max(0, size - Number(match[2]));
+    end = size - 1;
+  } else {
+    start = Number(match[1]);
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  }
+  return start >= size || start > end ? UNSATISFIABLE : { start, end };
+}
+
+/** Passes the first `count` bytes on, then ends the stream (and the socket). */
+function firstBytes(count) {
+  let left = count;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (chunk.byteLength >= left) {
+        controller.enqueue(chunk.subarray(0, left));
+        left = 0;
+        controller.terminate();
+      } else {
+        controller.enqueue(chunk);
+        left -= chunk.byteLength;
+      }
+    },
+  });
 }
 
 /** `attachment` with the name for old and new parsers (RFC 6266 / 5987). */

@@ -7,7 +7,7 @@ import { request } from '../shared/messages/native.js';
 import { readState } from '../shared/host-state.js';
 import { isOwnPage } from '../shared/own-page.js';
 import { SLOW_REQUEST_TIMEOUT_MS } from './native-link.js';
-import { prepareDownload } from './downloads.js';
+import { prepareDownload, preparePreview } from './downloads.js';
 
 const MAIL_SEND_TIMEOUT_MS = 10 * 60_000;
 
@@ -53,6 +53,7 @@ export function makeHandlers(link) {
     },
     // Restoring a file may fetch fragments from every node: no hurry.
     [RuntimeType.FILES_DOWNLOAD]: (m) => prepareDownload(link, m.fileId),
+    [RuntimeType.FILES_PREVIEW]: (m) => preparePreview(link, m.fileId),
     [RuntimeType.FILES_SEARCH]: (m) => link.request(request.filesSearch(m.query ?? {})),
     [RuntimeType.FILES_REMOVE]: (m) => link.request(request.filesRemove(m.fileId)),
     [RuntimeType.FILES_RENAME]: (m) => link.request(request.filesRename(m.fileId, m.name)),

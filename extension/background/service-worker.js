@@ -36,8 +36,14 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (url.origin !== self.location.origin) return;
   if (url.pathname.startsWith(DOWNLOAD_PATH)) event.respondWith(answerDownload(url.pathname.slice(DOWNLOAD_PATH.length)));
-  if (url.pathname.startsWith(PREVIEW_PATH)) event.respondWith(answerPreview(url.pathname.slice(PREVIEW_PATH.length)));
+  if (url.pathname.startsWith(PREVIEW_PATH)) {
+    event.respondWith(answerPreview(url.pathname.slice(PREVIEW_PATH.length), event.request.headers.get('Range')));
+  }
 });
+
+// Pages opened before this worker first ran are served by it at once, so a
+// page can fetch a preview's ranges (the player's own requests always are).
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 chrome.runtime.onInstalled.addListener(({ reason }) => {
   if (reason === chrome.runtime.OnInstalledReason.INSTALL) {

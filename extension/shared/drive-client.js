@@ -148,7 +148,7 @@ export async function previewFile(file) {
   // file once the engine has it.
   const tab = window.open('about:blank', '_blank');
   try {
-    const { ticket } = await callWorker({ type: RuntimeType.FILES_DOWNLOAD, fileId: file.id });
+    const { ticket } = await callWorker({ type: RuntimeType.FILES_PREVIEW, fileId: file.id });
     tab.location.href = chrome.runtime.getURL(`/preview/${ticket}`);
   } catch (e) {
     tab?.close();

@@ -6,18 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { foundedNode } from '../harness/owner.js';
-import { appendMessages } from '../harness/mail-client.js';
+import { appendMessages, mailWithAttachment as mailWith } from '../harness/mail-client.js';
 import { within } from '../harness/idle-time.js';
 import { waitFor } from '../harness/util.js';
-
-/** A mail from `from` with one attachment. */
-function mailWith({ from, subject, name, type, bytes, date }) {
-  const b64 = Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
-  return [`From: ${from}`, 'To: owner@mailmesh.test', `Subject: ${subject}`, `Date: ${date}`, 'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'attached', '--b',
-    `Content-Type: ${type}`, `Content-Disposition: attachment; filename="${name}"`, 'Content-Transfer-Encoding: base64', '',
-    b64, '--b--', ''].join('\r\n');
-}
 
 /** A real 2×2 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');

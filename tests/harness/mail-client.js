@@ -103,6 +103,15 @@ export async function appendMessages(port, user, password, messages, folder = 'I
   }
 }
 
+/** A mail from `from` with one attachment of `bytes`, base64. */
+export function mailWithAttachment({ from, subject, name, type, bytes, date = new Date().toUTCString() }) {
+  const b64 = Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
+  return [`From: ${from}`, 'To: owner@mailmesh.test', `Subject: ${subject}`, `Date: ${date}`, 'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'attached', '--b',
+    `Content-Type: ${type}`, `Content-Disposition: attachment; filename="${name}"`, 'Content-Transfer-Encoding: base64', '',
+    b64, '--b--', ''].join('\r\n');
+}
+
 /** mailmesh's own folder in the owner's mailbox. */
 export const MAILMESH_FOLDER = 'Mailmesh';
 

@@ -20,6 +20,7 @@
  * @typedef {{type: 'socket_token'}} SocketToken
  * @typedef {{type: 'files_list'}} FilesList
  * @typedef {{type: 'files_download', fileId: string}} FilesDownload — answered with {ticket, file} once the engine restored the file
+ * @typedef {{type: 'files_preview', fileId: string}} FilesPreview — the same, the ticket for /preview/ (any byte range, for an hour after its last use)
  * @typedef {{type: 'files_remove', fileId: string}} FilesRemove
  * @typedef {{type: 'files_rename', fileId: string, name: string}} FilesRename
  * @typedef {{type: 'people_list'}} PeopleList
@@ -61,6 +62,7 @@ export const RuntimeType = {
   FILES_LIST: 'files_list',
   FILES_SEARCH: 'files_search',
   FILES_DOWNLOAD: 'files_download',
+  FILES_PREVIEW: 'files_preview',
   FILES_REMOVE: 'files_remove',
   FILES_RENAME: 'files_rename',
   MAIL_SEND: 'mail_send',

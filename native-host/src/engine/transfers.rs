@@ -12,9 +12,10 @@
 //!   content hash) before its fragments are stored, and answered with
 //!   `progress`; after the last, `file_added` (or `error`). The record is
 //!   written last, so an interrupted upload leaves no file behind.
-//! - Download: `{"type":"get_file","file_id":…}`; the engine restores the
-//!   file into a temp file (fetching fragments from other nodes), answers
-//!   `file_start` with the file, then sends it in binary messages of 256 KiB,
+//! - Download: `{"type":"get_file","file_id":…,"from":N}` (`from` 0 if
+//!   left out); the engine restores the file into a temp file (fetching
+//!   fragments from other nodes), answers `file_start` with the file, then
+//!   sends it from byte N in binary messages of 256 KiB,
 //!   at most `WINDOW` ahead of the client's `{"type":"ack"}`s (one per
 //!   message it consumed), and `file_end` (or `error` instead of
 //!   `file_start`). The window keeps the browser's memory bounded whatever
@@ -30,7 +31,7 @@ use axum::extract::ws::{Message, WebSocket};
 use mailmesh_core::drive::{upload, ContentHash};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::task::JoinHandle;
 
 use super::Engine;
@@ -49,8 +50,18 @@ const WINDOW: usize = 16;
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Command {
-    PutCoded { name: String, size: u64, content_hash: String },
-    GetFile { file_id: String },
+    PutCoded {
+        name: String,
+        size: u64,
+        content_hash: String,
+    },
+    GetFile {
+        file_id: String,
+        /// Where to start: a preview's media element asks for the rest of
+        /// the file from where the viewer seeks to.
+        #[serde(default)]
+        from: u64,
+    },
     Ack,
 }
 
@@ -92,7 +103,7 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
                         Err(e) => reply(&mut socket, error(e)).await,
                     }
                 }
-                Ok(Command::GetFile { file_id }) => send_file(&engine, &mut socket, file_id).await,
+                Ok(Command::GetFile { file_id, from }) => send_file(&engine, &mut socket, file_id, from).await,
                 Ok(Command::Ack) => Ok(()),
                 Err(e) => {
                     reply(&mut socket, json!({"type": "error", "message": format!("not a bulk command: {e}")})).await
@@ -179,7 +190,7 @@ async fn receive_chunk(
     Ok(Some(json!({"type": "file_added", "file": file})))
 }
 
-async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> Result<(), ()> {
+async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String, from: u64) -> Result<(), ()> {
     let token = match crate::rng::bytes::<8>() {
         Ok(token) => token,
         Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
@@ -190,8 +201,13 @@ async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String) -> 
         Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
     };
     let result = async {
-        reply(socket, json!({"type": "file_start", "file": file})).await?;
+        if from > file.size {
+            let message = format!("{} is {} bytes long; it has no byte {from}", file.name, file.size);
+            return reply(socket, json!({"type": "error", "message": message})).await;
+        }
+        reply(socket, json!({"type": "file_start", "file": file, "from": from})).await?;
         let mut reader = tokio::fs::File::open(&path).await.map_err(|_| ())?;
+        reader.seek(std::io::SeekFrom::Start(from)).await.map_err(|_| ())?;
         let mut buf = vec![0u8; SEND_CHUNK];
         let mut in_flight = 0usize;
         loop {
