@@ -11,9 +11,9 @@
 //! Coding: the sealed bytes are laid out in one buffer of `k + m` equal
 //! shards (zero padded), and Reed-Solomon fills the `m` parity shards.
 
+use super::gf::ReedSolomon;
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
-use reed_solomon_erasure::galois_8::ReedSolomon;
 
 use super::keys::{FileId, FragmentId};
 use super::params::{CodingParams, TAG_LEN};

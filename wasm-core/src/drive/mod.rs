@@ -13,6 +13,7 @@
 //! - [`keys`]: network key, file keys and ids (convergent, keyed by the
 //!   network), fragment ids, key wrapping.
 //! - [`chunk`]: sealing and coding of one chunk.
+//! - [`gf`]: the Reed–Solomon field, vectorised on wasm `simd128`.
 //! - [`encoder`], [`decoder`]: streaming over a whole file.
 //! - [`verifier`]: accepting a file coded elsewhere (a browser page) only
 //!   if it is exactly what [`encoder`] would have made.
@@ -24,6 +25,7 @@
 pub mod chunk;
 pub mod decoder;
 pub mod encoder;
+pub mod gf;
 pub mod keys;
 pub mod manifest;
 pub mod net;
