@@ -142,9 +142,12 @@ pub enum Request {
     },
     /// The conversations, newest first, with unread counts.
     ChatList,
-    /// One conversation (its id, or for a direct one the other address).
+    /// One conversation (its id, or for a direct one the other address):
+    /// its newest `limit` messages (100 if left out, at most 1,000).
     ChatShow {
         conversation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// Writes into a conversation, or to an address (a direct conversation).
     ChatSend {

@@ -167,7 +167,11 @@ pub struct ConversationView {
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub summary: ConversationView,
+    /// The newest messages, oldest first.
     pub messages: Vec<MessageView>,
+    /// How many older messages this page leaves out.
+    #[serde(default)]
+    pub earlier: u32,
 }
 
 /// A room as this engine knows it.

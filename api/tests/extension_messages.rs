@@ -69,7 +69,7 @@ fn every_request() -> Vec<Request> {
         Request::PeopleBlock { email: s(), blocked: true },
         Request::PeopleRemove { email: s() },
         Request::ChatList,
-        Request::ChatShow { conversation: s() },
+        Request::ChatShow { conversation: s(), limit: Some(1) },
         Request::ChatSend { conversation: s(), text: s() },
         Request::ChatRead { conversation: s() },
         Request::ChatGroupCreate { title: s(), members: vec![] },
@@ -221,7 +221,11 @@ fn every_reply() -> Vec<Reply> {
         Reply::People { people: vec![] },
         Reply::Conversations { conversations: vec![], unread: 0 },
         Reply::Conversation {
-            conversation: Box::new(mailmesh_api::ConversationDetail { summary: conversation, messages: vec![] }),
+            conversation: Box::new(mailmesh_api::ConversationDetail {
+                summary: conversation,
+                messages: vec![],
+                earlier: 0,
+            }),
         },
         Reply::ChatSent { message: Box::new(message) },
         Reply::ChatDone { conversation: s() },

@@ -16,6 +16,8 @@ function fate(message) {
   return 'sent';
 }
 
+/** Messages shown at first, and added by each "Show earlier messages". */
+const PAGE = 100;
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 /**
@@ -27,6 +29,8 @@ export function showChat(doc, { onSendFile }) {
   const result = $('chat-result');
   let me = null;
   let current = null;
+  /** How many of the newest messages are shown: a page more at each "earlier". */
+  let shown = PAGE;
   /** @type {object[]} verified people, for new chats and groups */
   let people = [];
 
@@ -75,7 +79,7 @@ export function showChat(doc, { onSendFile }) {
     if (!current) return;
     let conversation;
     try {
-      ({ conversation } = await callWorker({ type: RuntimeType.CHAT_SHOW, conversation: current }));
+      ({ conversation } = await callWorker({ type: RuntimeType.CHAT_SHOW, conversation: current, limit: shown }));
     } catch (e) {
       // A direct conversation not started yet has nothing to show.
       $('chat-messages').replaceChildren();
@@ -102,6 +106,9 @@ export function showChat(doc, { onSendFile }) {
       return item;
     }));
     if (atBottom) list.scrollTop = list.scrollHeight;
+    const earlier = $('chat-earlier');
+    earlier.hidden = !conversation.earlier;
+    earlier.textContent = `Show earlier messages (${conversation.earlier} more)`;
     // A message request (an unverified sender) is read, not answered.
     $('chat-compose').hidden = conversation.kind === 'request';
     if (isOpen() && conversation.unread > 0) {
@@ -158,11 +165,16 @@ export function showChat(doc, { onSendFile }) {
     if (section !== 'chat') return;
     if (id && id !== current) {
       current = id;
+      shown = PAGE;
       result.textContent = '';
     }
     refresh();
   }
 
+  $('chat-earlier').addEventListener('click', () => {
+    shown += PAGE;
+    refreshConversation().catch(say);
+  });
   $('chat-new').addEventListener('submit', (event) => {
     event.preventDefault();
     const email = $('chat-new-person').value;

@@ -66,7 +66,7 @@ export function makeHandlers(link) {
     [RuntimeType.PEOPLE_BLOCK]: (m) => link.request(request.peopleBlock(m.email, m.blocked)),
     [RuntimeType.PEOPLE_REMOVE]: (m) => link.request(request.peopleRemove(m.email)),
     [RuntimeType.CHAT_LIST]: () => link.request(request.chatList()),
-    [RuntimeType.CHAT_SHOW]: (m) => link.request(request.chatShow(m.conversation)),
+    [RuntimeType.CHAT_SHOW]: (m) => link.request(request.chatShow(m.conversation, m.limit)),
     [RuntimeType.CHAT_SEND]: (m) => link.request(request.chatSend(m.conversation, m.text)),
     [RuntimeType.CHAT_READ]: (m) => link.request(request.chatRead(m.conversation)),
     [RuntimeType.CHAT_GROUP_CREATE]: (m) => link.request(request.chatGroupCreate(m.title, m.members)),

@@ -233,15 +233,26 @@ impl History {
         ids
     }
 
+    /// A conversation's newest `limit` messages, in order, and how many
+    /// come before them. Only the page's messages are decoded.
+    pub fn newest_messages(&self, conversation: &ConversationId, limit: usize) -> (Vec<ChatMessage>, usize) {
+        let all = self.range(&format!("m/{conversation}/"));
+        let earlier = all.len().saturating_sub(limit);
+        (all.into_iter().skip(earlier).filter_map(|(_, value)| decode_message(value)).collect(), earlier)
+    }
+
+    /// A conversation's messages sent after `after_ms`, in order. Message
+    /// keys begin with the time, so only these are read: what is unread
+    /// costs what is unread, not the whole conversation.
+    fn messages_after(&self, conversation: &ConversationId, after_ms: u64) -> Vec<ChatMessage> {
+        let from = format!("m/{conversation}/{:016x}", after_ms.saturating_add(1));
+        let end = format!("m/{conversation}/\u{10ffff}");
+        self.doc.map_range(ROOT, from..end).filter_map(|item| decode_message(item.value)).collect()
+    }
+
     /// A conversation's messages, in order.
     pub fn messages(&self, conversation: &ConversationId) -> Vec<ChatMessage> {
-        self.range(&format!("m/{conversation}/"))
-            .into_iter()
-            .filter_map(|(_, value)| match value {
-                ValueRef::Scalar(ScalarValueRef::Bytes(bytes)) => ChatMessage::decode(&bytes).ok(),
-                _ => None,
-            })
-            .collect()
+        self.range(&format!("m/{conversation}/")).into_iter().filter_map(|(_, value)| decode_message(value)).collect()
     }
 
     pub fn message(&self, id: &MessageId) -> Option<ChatMessage> {
@@ -269,10 +280,7 @@ impl History {
     }
 
     fn unread_in(&self, conversation: &Conversation, me: &str) -> u32 {
-        self.messages(&conversation.id)
-            .iter()
-            .filter(|m| m.author != me && m.sent_at_ms > conversation.read_up_to)
-            .count() as u32
+        self.messages_after(&conversation.id, conversation.read_up_to).iter().filter(|m| m.author != me).count() as u32
     }
 
     pub fn summaries(&self, me: &str) -> Vec<ConversationView> {
@@ -294,8 +302,8 @@ impl History {
             .iter()
             .filter_map(|id| self.conversation(id))
             .map(|c| {
-                let messages = self.messages(&c.id);
-                let last = messages.last();
+                let (newest, _) = self.newest_messages(&c.id, 1);
+                let last = newest.last();
                 ConversationView {
                     id: c.id.to_string(),
                     kind: if c.group.is_some() { "group" } else { "direct" }.into(),
@@ -493,7 +501,7 @@ impl History {
     /// The owner opened a conversation: everything in it is read, and a
     /// read receipt is owed to the author of each message not read before.
     pub fn mark_read(&mut self, conversation: &ConversationId, me: &str, at_ms: u64) -> Result<bool, HistoryError> {
-        let Some(last) = self.messages(conversation).last().map(|m| m.sent_at_ms) else { return Ok(false) };
+        let Some(last) = self.newest_messages(conversation, 1).0.last().map(|m| m.sent_at_ms) else { return Ok(false) };
         self.read_up_to(conversation, me, last, at_ms)
     }
 
@@ -507,9 +515,9 @@ impl History {
     ) -> Result<bool, HistoryError> {
         let Some(known) = self.conversation(conversation) else { return Ok(false) };
         let newly_read: Vec<ChatMessage> = self
-            .messages(conversation)
+            .messages_after(conversation, known.read_up_to)
             .into_iter()
-            .filter(|m| m.author != me && m.sent_at_ms > known.read_up_to && m.sent_at_ms <= up_to)
+            .filter(|m| m.author != me && m.sent_at_ms <= up_to)
             .collect();
         for m in newly_read {
             self.put(&format!("o/r/{}/{}", m.id, m.author), at_ms)?;
@@ -623,6 +631,14 @@ impl HistoryWriter {
             Ok(None) => {}
             Err(e) => tracing::warn!("{e}"),
         }
+    }
+}
+
+/// A message as the history stores it (its encoding, as bytes).
+fn decode_message(value: ValueRef<'_>) -> Option<ChatMessage> {
+    match value {
+        ValueRef::Scalar(ScalarValueRef::Bytes(bytes)) => ChatMessage::decode(&bytes).ok(),
+        _ => None,
     }
 }
 

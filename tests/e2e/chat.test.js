@@ -13,6 +13,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Control } from '../harness/control.js';
 import { PeopleLan } from '../harness/people-lan.js';
 import { waitFor } from '../harness/util.js';
 
@@ -170,4 +171,24 @@ test('chat: both ways, receipts, replicated history, offline delivery, groups', 
     { timeoutMs: 60_000, everyMs: 250 });
   await alice1.mailmesh('chat', 'send', bob, 'over the relay');
   await arrives(bob1, alice, 'over the relay');
+
+  // A long conversation: the app shows the newest hundred messages (what
+  // each new one costs to show), and the earlier ones when asked.
+  const control = await Control.connect(alice1.home);
+  for (let i = 0; i < 100; i++) await control.request({ type: 'chat_send', conversation: bob, text: `batch ${i}` });
+  control.close();
+  await arrives(bob1, alice, 'batch 99');
+  const whole = JSON.parse((await bob1.mailmesh('chat', 'show', alice, '--limit', '1000', '--json')).stdout);
+  assert.ok(whole.messages.length > 100 && whole.earlier === 0);
+  const shown = app.locator('#chat-messages li');
+  await waitFor('the newest hundred in the app', async () =>
+    (await shown.last().locator('.text').textContent()) === 'batch 99', { timeoutMs: 30_000, everyMs: 250 });
+  assert.equal(await shown.count(), 100);
+  assert.equal(await shown.first().locator('.text').textContent(), whole.messages[whole.messages.length - 100].text);
+  assert.equal(await app.locator('#chat-earlier').textContent(), `Show earlier messages (${whole.messages.length - 100} more)`);
+  await app.click('#chat-earlier');
+  await waitFor('every message in the app', async () => (await shown.count()) === whole.messages.length,
+    { timeoutMs: 30_000, everyMs: 250 });
+  assert.equal(await shown.first().locator('.text').textContent(), whole.messages[0].text);
+  assert.ok(await app.locator('#chat-earlier').isHidden());
 });

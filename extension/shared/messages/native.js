@@ -97,8 +97,8 @@ export const request = {
   peopleRemove: (email) => ({ type: 'people_remove', email }),
   /** @returns {{type: 'chat_list'}} */
   chatList: () => ({ type: 'chat_list' }),
-  /** @returns {{type: 'chat_show', conversation: string}} a conversation id, or an address */
-  chatShow: (conversation) => ({ type: 'chat_show', conversation }),
+  /** @returns {{type: 'chat_show', conversation: string, limit?: number}} a conversation id, or an address; its newest `limit` messages (100 if left out) */
+  chatShow: (conversation, limit) => ({ type: 'chat_show', conversation, ...(limit ? { limit } : {}) }),
   /** @returns {{type: 'chat_send', conversation: string, text: string}} */
   chatSend: (conversation, text) => ({ type: 'chat_send', conversation, text }),
   /** @returns {{type: 'chat_read', conversation: string}} */

@@ -29,7 +29,7 @@
  * @typedef {{type: 'people_block', email: string, blocked: boolean}} PeopleBlock
  * @typedef {{type: 'people_remove', email: string}} PeopleRemove
  * @typedef {{type: 'chat_list'}} ChatList
- * @typedef {{type: 'chat_show', conversation: string}} ChatShow
+ * @typedef {{type: 'chat_show', conversation: string, limit?: number}} ChatShow
  * @typedef {{type: 'chat_send', conversation: string, text: string}} ChatSend
  * @typedef {{type: 'chat_read', conversation: string}} ChatRead
  * @typedef {{type: 'chat_group_create', title: string, members: string[]}} ChatGroupCreate

@@ -19,6 +19,9 @@ pub enum ChatCommand {
     /// Show a conversation (its id, or the other person's address).
     Show {
         conversation: String,
+        /// How many of the newest messages to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
         #[arg(long)]
         json: bool,
     },
@@ -51,7 +54,9 @@ pub enum ChatCommand {
 pub async fn run(home: &NodeHome, command: ChatCommand) -> anyhow::Result<ExitCode> {
     let request = match &command {
         ChatCommand::List { .. } => Request::ChatList,
-        ChatCommand::Show { conversation, .. } => Request::ChatShow { conversation: conversation.clone() },
+        ChatCommand::Show { conversation, limit, .. } => {
+            Request::ChatShow { conversation: conversation.clone(), limit: Some(*limit) }
+        }
         ChatCommand::Send { conversation, text } => {
             Request::ChatSend { conversation: conversation.clone(), text: text.join(" ") }
         }
@@ -79,6 +84,9 @@ pub async fn run(home: &NodeHome, command: ChatCommand) -> anyhow::Result<ExitCo
         }
         (ChatCommand::Show { .. }, Reply::Conversation { conversation }) => {
             println!("{} ({})", conversation.summary.title, conversation.summary.members.join(", "));
+            if conversation.earlier > 0 {
+                println!("({} earlier messages; --limit shows more)", conversation.earlier);
+            }
             for m in conversation.messages {
                 let fate = if !m.pending.is_empty() {
                     " [waiting]"

@@ -143,7 +143,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
             }
             Err(e) => error(ErrorCode::ChatFailed, e),
         },
-        Request::ChatShow { conversation } => match engine.chat.show(&conversation) {
+        Request::ChatShow { conversation, limit } => match engine.chat.show_page(&conversation, limit) {
             Ok(detail) => Reply::Conversation { conversation: Box::new(detail) },
             Err(e) => error(ErrorCode::ChatFailed, e),
         },

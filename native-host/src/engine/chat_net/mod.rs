@@ -56,6 +56,9 @@ const MESSAGE_TOPIC: &str = "chat.msg";
 const RECEIPT_TOPIC: &str = "chat.receipt";
 const SYNC_TOPIC: &str = "chat.sync";
 pub const HISTORY_FILE: &str = "chat.bin";
+/// Messages `chat_show` gives when not told how many: the newest.
+pub const PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
 /// How often pending messages and receipts are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(3);
 
@@ -209,6 +212,14 @@ impl ChatNet {
     }
 
     pub fn show(&self, target: &str) -> Result<ConversationDetail, ChatNetError> {
+        self.show_page(target, None)
+    }
+
+    /// A conversation's newest `limit` messages ([`PAGE`] if `None`): what
+    /// a page re-reads at every new message, so its cost is the page's, not
+    /// the conversation's.
+    pub fn show_page(&self, target: &str, limit: Option<u32>) -> Result<ConversationDetail, ChatNetError> {
+        let limit = limit.map_or(PAGE, |l| (l as usize).clamp(1, MAX_PAGE));
         let me = self.me()?;
         if target.starts_with(requests::ID_PREFIX) {
             return self.show_request(target);
@@ -221,8 +232,9 @@ impl ChatNet {
             .into_iter()
             .find(|c| c.id == id.to_string())
             .ok_or_else(|| ChatNetError::UnknownConversation(target.into()))?;
-        let messages = chat.history.messages(&id).iter().map(|m| chat.history.view(m)).collect();
-        Ok(ConversationDetail { summary, messages })
+        let (page, earlier) = chat.history.newest_messages(&id, limit);
+        let messages = page.iter().map(|m| chat.history.view(m)).collect();
+        Ok(ConversationDetail { summary, messages, earlier: earlier as u32 })
     }
 
     /// A request row and its messages, none verified.
@@ -238,7 +250,7 @@ impl ChatNet {
             .from(&summary.members[0])
             .map(|r| MessageView { verified: false, pending: Vec::new(), ..chat.history.view(&r.message) })
             .collect();
-        Ok(ConversationDetail { summary, messages })
+        Ok(ConversationDetail { summary, messages, earlier: 0 })
     }
 
     fn check_verified(&self, email: &str) -> Result<(), TrustError> {

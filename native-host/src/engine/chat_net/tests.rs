@@ -308,3 +308,26 @@ async fn a_message_dated_far_in_the_future_is_refused() {
     send_raw(&mesh, &bob, &alice, &message(2, BOB, ALICE, soon, "a clock a minute ahead")).await;
     assert_eq!(alice.chat.show(BOB).unwrap().messages[0].text, "a clock a minute ahead");
 }
+
+#[tokio::test]
+async fn a_long_conversation_shows_its_newest_page_and_how_many_came_before() {
+    // A conversation of years is read a page at a time: the page is what
+    // each new message costs to show.
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    for i in 0..250 {
+        alice.chat.send(BOB, &format!("message {i}")).await.unwrap();
+    }
+    let page = alice.chat.show_page(BOB, None).unwrap();
+    assert_eq!(page.messages.len(), super::PAGE);
+    assert_eq!(page.messages.first().unwrap().text, format!("message {}", 250 - super::PAGE));
+    assert_eq!(page.messages.last().unwrap().text, "message 249", "oldest first, ending with the newest");
+    assert_eq!(page.earlier, 250 - super::PAGE as u32);
+
+    let whole = alice.chat.show_page(BOB, Some(300)).unwrap();
+    assert_eq!((whole.messages.len(), whole.earlier), (250, 0));
+    assert_eq!(whole.messages[0].text, "message 0");
+    let few = alice.chat.show_page(BOB, Some(0)).unwrap();
+    assert_eq!((few.messages.len(), few.earlier), (1, 249), "a page holds at least one message");
+}
