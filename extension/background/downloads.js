@@ -2,7 +2,7 @@
 // manager, so a file of any size never sits whole in memory.
 //
 //   page: FILES_DOWNLOAD ─▶ prepareDownload: /bulk get_file ─▶ file_start
-//         (the engine has restored the file, or said why it cannot)
+//         (the engine has begun restoring the file, or said why it cannot)
 //   page: hidden iframe → /download/<ticket> ─▶ this worker's fetch
 //         handler answers with a stream fed by the socket, as an attachment
 //   page: FILES_PREVIEW ─▶ preparePreview: the same, and a ticket the tab
@@ -33,7 +33,8 @@ const downloads = new Map();
 
 /**
  * Asks the engine for a file from byte `from` and resolves once the engine
- * has restored it: to the file's listing and a stream of its bytes, or
+ * has begun restoring it: to the file's listing and a stream of its bytes
+ * (which errors with the engine's words if the restore fails part way), or
  * throws the engine's words for why it cannot.
  * @param {import('./native-link.js').NativeLink} link
  * @param {string} fileId
@@ -60,7 +61,7 @@ async function openFile(link, fileId, from = 0) {
 }
 
 /**
- * Asks the engine for a file and resolves once the engine has restored it:
+ * Asks the engine for a file and resolves once the engine has begun on it:
  * to a ticket for {@link answerDownload} and the file's listing, or throws
  * the engine's words for why it cannot.
  * @param {import('./native-link.js').NativeLink} link
@@ -98,7 +99,7 @@ export async function preparePreview(link, fileId) {
   const ticket = crypto.randomUUID();
   previews.set(ticket, { link, fileId, file, first: stream, timer: 0 });
   keep(ticket);
-  // The first stream holds a socket and a restored file: not for long.
+  // The first stream holds a socket and a restore under way: not for long.
   setTimeout(() => previews.get(ticket)?.first?.cancel(), TICKET_TTL_MS);
   return { ticket, file };
 }

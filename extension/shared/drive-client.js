@@ -127,7 +127,7 @@ class ReplyQueue {
 
 /**
  * Has Chrome download a file from the drive, streamed to disk. Resolves
- * once the engine has restored the file and the download has started;
+ * once the engine has begun restoring the file and the download has started;
  * throws the engine's words if it cannot be restored.
  * @param {{id: string, name: string}} file
  */

@@ -66,10 +66,16 @@ export class Lan {
     ip('link', 'set', this.hosts[i].outer, 'up');
   }
 
-  /** Limits what host `i` sends to `mbit` megabits a second (tc tbf). */
+  /**
+   * Limits what host `i` sends to `mbit` megabits a second (tc tbf). The
+   * bucket holds 10 ms of sending, at least 64 kbit: a fast link's bucket
+   * must take a whole segmentation-offload packet (64 KiB) and what one
+   * timer tick lets through, or tbf shapes far below its rate.
+   */
   limitRate(i, mbit) {
+    const burst = `${Math.max(64, mbit * 10)}kbit`;
     execFileSync('ip', ['netns', 'exec', this.hosts[i].ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root',
-      'tbf', 'rate', `${mbit}mbit`, 'burst', '64kbit', 'latency', '400ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      'tbf', 'rate', `${mbit}mbit`, 'burst', burst, 'latency', '400ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   /** Drops every UDP packet between hosts `i` and `j` (both directions). */

@@ -13,7 +13,7 @@
 //! behind are shared by content and harmless.
 //!
 //! A file coded elsewhere (a browser page) comes in through
-//! `begin_coded` → `accept_chunk`/`verify` + `store_chunk` per chunk →
+//! `begin_coded` → `accept_chunk`/`verify` + `store_fragments` per chunk →
 //! `finish_coded`; wasm-core's `FileVerifier` makes sure it is exactly what
 //! the add path would have stored. Spreading fragments over the owner's
 //! nodes is the engine's job (`engine/drive_net.rs`); this module is one
@@ -115,6 +115,60 @@ impl CodedUpload {
     }
 }
 
+/// Where the fragments of a file being added go. The drive asks for each
+/// chunk as it is coded and stores the share handed back; the engine's
+/// placer sends the rest to the members they are placed on.
+pub trait Placer {
+    /// Chunk `chunk` of file `file_id` (`shards` fragments a chunk; `ids`
+    /// in shard order, `coded` their bytes back to back): the fragments to
+    /// store here.
+    fn place(
+        &mut self,
+        file_id: FileId,
+        shards: usize,
+        chunk: u64,
+        ids: &[FragmentId],
+        coded: &[u8],
+    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError>;
+
+    /// Returns once every fragment handed on is stored somewhere, before
+    /// the file's record is written.
+    fn finish(&mut self) -> Result<(), DriveError>;
+}
+
+/// Keeps every fragment here.
+pub struct KeepHere;
+
+impl Placer for KeepHere {
+    fn place(
+        &mut self,
+        _: FileId,
+        _: usize,
+        _: u64,
+        ids: &[FragmentId],
+        coded: &[u8],
+    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError> {
+        let shard_len = (coded.len() / ids.len().max(1)).max(1);
+        Ok(ids.iter().copied().zip(coded.chunks(shard_len).map(<[u8]>::to_vec)).collect())
+    }
+
+    fn finish(&mut self) -> Result<(), DriveError> {
+        Ok(())
+    }
+}
+
+/// A chunk a restore cannot decode from this node's fragments alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lacking {
+    pub chunk: u64,
+    /// How many of its fragments are stored here.
+    pub present: usize,
+    /// Its fragments not stored here, in shard order.
+    pub absent: Vec<FragmentId>,
+    /// How many of them it needs (k minus those stored here).
+    pub needed: usize,
+}
+
 pub struct Drive {
     temp: PathBuf,
     store: FragmentStore,
@@ -153,8 +207,7 @@ impl Drive {
 
     /// Adds a file from disk (read twice: hash, then encode).
     pub fn add_path(&self, network: &NetworkKey, path: &Path, now_ms: u64) -> Result<FileView, DriveError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
-        self.add_named(network, path, &name, now_ms)
+        self.add_named(network, path, &name_of(path), now_ms, &mut KeepHere)
     }
 
     /// Adds a file from disk under another name (an upload kept in a temp file).
@@ -164,10 +217,11 @@ impl Drive {
         path: &Path,
         name: &str,
         now_ms: u64,
+        placer: &mut dyn Placer,
     ) -> Result<FileView, DriveError> {
         let open =
             || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
-        self.add(network, name, media_type_of(name), None, now_ms, None, open)
+        self.add(network, name, media_type_of(name), None, now_ms, None, placer, open)
     }
 
     /// Bytes free for the drive on its filesystem (for an unprivileged
@@ -193,7 +247,7 @@ impl Drive {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
-        self.add(network, name, media_type, origin, now_ms, None, || Ok(bytes))
+        self.add(network, name, media_type, origin, now_ms, None, &mut KeepHere, || Ok(bytes))
     }
 
     /// Adds bytes already in memory to `batch`: the fragments are written
@@ -210,7 +264,7 @@ impl Drive {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
-        self.add(network, name, media_type, origin, now_ms, Some(batch), || Ok(bytes))
+        self.add(network, name, media_type, origin, now_ms, Some(batch), &mut KeepHere, || Ok(bytes))
     }
 
     /// Makes every fragment of `batch` durable (one `syncfs`), then records
@@ -236,6 +290,7 @@ impl Drive {
         origin: Option<Origin>,
         now_ms: u64,
         batch: Option<&mut Batch>,
+        placer: &mut dyn Placer,
         mut open: impl FnMut() -> Result<R, DriveError>,
     ) -> Result<FileView, DriveError> {
         // Pass 1: the content hash, which names and keys the file.
@@ -258,14 +313,11 @@ impl Drive {
         }
         // Pass 2: encode and store every fragment.
         let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?;
-        let store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
+        let shards = self.params.shards();
+        let mut store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
             while let Some(chunk) = encoder.poll_chunk() {
-                for (id, bytes) in chunk.ids.iter().zip(chunk.fragments()) {
-                    if deferred {
-                        self.store.put_unsynced(id, bytes)?;
-                    } else {
-                        self.store.put(id, bytes)?;
-                    }
+                for (id, bytes) in placer.place(file_id, shards, chunk.index, &chunk.ids, &chunk.bytes)? {
+                    self.store.put_unsynced(&id, &bytes)?;
                 }
             }
             Ok(())
@@ -278,6 +330,11 @@ impl Drive {
             return Err(DriveError::Changed);
         }
         store_ready(&mut encoder)?;
+        placer.finish()?;
+        if !deferred {
+            // One sync for all the fragments, before the record names them.
+            self.store.sync().map_err(DriveError::Open)?;
+        }
         let fragment_ids = encoder.finish()?;
         let fields = ManifestFields {
             file_id,
@@ -333,9 +390,21 @@ impl Drive {
         Ok(())
     }
 
-    /// Records a coded file once every chunk was accepted.
+    /// Stores some of a verified chunk's fragments (the share placed here;
+    /// their ids were computed from these bytes) without syncing them:
+    /// [`Drive::finish_coded`] makes them durable at once.
+    pub fn store_fragments(&self, fragments: &[(FragmentId, Vec<u8>)]) -> Result<(), DriveError> {
+        for (id, bytes) in fragments {
+            self.store.put_unsynced(id, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Records a coded file once every chunk was accepted, after making the
+    /// fragments stored here durable.
     pub fn finish_coded(&self, network: &NetworkKey, upload: CodedUpload, now_ms: u64) -> Result<FileView, DriveError> {
         let CodedUpload { verifier, file_id, key, name, size, content, params } = upload;
+        self.store.sync().map_err(DriveError::Open)?;
         let fields = ManifestFields {
             file_id,
             content_hash: content,
@@ -399,6 +468,12 @@ impl Drive {
 
     /// The files, with health counting fragments stored here or, per
     /// `elsewhere`, on another node that is online.
+    /// One file as [`Drive::list_with`] shows it.
+    pub fn file_with(&self, id: &str, elsewhere: impl Fn(&FragmentId) -> bool) -> Result<FileView, DriveError> {
+        let (record, _) = self.record(id)?;
+        Ok(self.view_with(record, &elsewhere))
+    }
+
     pub fn list_with(&self, elsewhere: impl Fn(&FragmentId) -> bool) -> Result<Vec<FileView>, DriveError> {
         let mut files: Vec<FileView> = self.index.files()?.into_iter().map(|r| self.view_with(r, &elsewhere)).collect();
         files.sort_by(|a, b| b.added_ms.cmp(&a.added_ms).then_with(|| a.name.cmp(&b.name)));
@@ -462,12 +537,8 @@ impl Drive {
         network: &NetworkKey,
         id: &str,
         out: &Path,
-        mut fetch: impl FnMut(&FragmentId) -> Option<Vec<u8>>,
+        fetch: impl FnMut(&FragmentId) -> Option<Vec<u8>>,
     ) -> Result<FileView, DriveError> {
-        let (record, manifest) = self.record(id)?;
-        let key = manifest.open(network)?;
-        let decoder =
-            FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
         let output_error = |source| DriveError::Output { path: out.display().to_string(), source };
         // A temp file of its own (random name, created exclusively): a link
         // planted in the output folder is never followed, and two restores
@@ -476,13 +547,40 @@ impl Drive {
         let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut file =
             tempfile::Builder::new().prefix(".mailmesh-").suffix(".partial").tempfile_in(dir).map_err(output_error)?;
-        let mut hasher = ContentHasher::new();
-        for chunk in 0..decoder.chunk_count() {
+        let view = self.restore_from(network, id, 0, fetch, |plain| file.write_all(plain).map_err(output_error))?;
+        file.as_file().sync_all().map_err(output_error)?;
+        file.persist(out).map_err(|e| output_error(e.error))?;
+        crate::home::sync_dir(dir).map_err(output_error)?;
+        Ok(view)
+    }
+
+    /// Restores a file from byte `from` to its end, handing `write` each
+    /// chunk's bytes as soon as it is decoded, so a download can stream
+    /// while later chunks are still restored. Every chunk is authenticated
+    /// on its own (its seal binds the file, its index and whether it is the
+    /// last), so a byte given out is a byte of this file; a restore from
+    /// the start also checks the content hash at the end.
+    pub fn restore_from(
+        &self,
+        network: &NetworkKey,
+        id: &str,
+        from: u64,
+        mut fetch: impl FnMut(&FragmentId) -> Option<Vec<u8>>,
+        mut write: impl FnMut(&[u8]) -> Result<(), DriveError>,
+    ) -> Result<FileView, DriveError> {
+        let (record, manifest) = self.record(id)?;
+        let key = manifest.open(network)?;
+        let decoder =
+            FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
+        let chunk_size = u64::from(manifest.params.chunk_size());
+        let k = manifest.params.k();
+        let mut hasher = (from == 0).then(ContentHasher::new);
+        for chunk in from / chunk_size..decoder.chunk_count() {
             let ids = decoder.chunk_ids(chunk)?;
             let mut fragments: Vec<Option<Vec<u8>>> = ids.iter().map(|id| self.store.get(id).ok()).collect();
             let mut present = fragments.iter().filter(|f| f.is_some()).count();
             for (slot, id) in fragments.iter_mut().zip(ids) {
-                if present >= manifest.params.k() {
+                if present >= k {
                     break;
                 }
                 if slot.is_none() {
@@ -490,21 +588,41 @@ impl Drive {
                     present += usize::from(slot.is_some());
                 }
             }
-            if present < manifest.params.k() {
-                return Err(DriveError::Unavailable { chunk, present, needed: manifest.params.k() });
+            if present < k {
+                return Err(DriveError::Unavailable { chunk, present, needed: k });
             }
             let refs: Vec<Option<&[u8]>> = fragments.iter().map(|f| f.as_deref()).collect();
             let plain = decoder.decode_chunk(chunk, &refs)?;
-            hasher.update(&plain);
-            file.write_all(&plain).map_err(output_error)?;
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&plain);
+            }
+            let skip = usize::try_from(from.saturating_sub(chunk * chunk_size)).unwrap_or(usize::MAX).min(plain.len());
+            write(&plain[skip..])?;
         }
-        if hasher.finalize() != manifest.content_hash {
+        if hasher.is_some_and(|hasher| hasher.finalize() != manifest.content_hash) {
             return Err(DriveError::Changed);
         }
-        file.as_file().sync_all().map_err(output_error)?;
-        file.persist(out).map_err(|e| output_error(e.error))?;
-        crate::home::sync_dir(dir).map_err(output_error)?;
         Ok(self.view(record))
+    }
+
+    /// The file a restore from byte `from` gives, and what it lacks here,
+    /// chunk by chunk in the order [`Drive::restore_from`] asks for it: the
+    /// fragments not stored here, in shard order, and how many of them the
+    /// chunk needs.
+    pub fn restore_plan(&self, id: &str, from: u64) -> Result<(FileView, Vec<Lacking>), DriveError> {
+        let (record, manifest) = self.record(id)?;
+        let chunk_size = u64::from(manifest.params.chunk_size());
+        let k = manifest.params.k();
+        let lacking = (from / chunk_size..manifest.chunk_count())
+            .filter_map(|chunk| {
+                let ids = manifest.chunk_ids(chunk);
+                let absent: Vec<FragmentId> = ids.iter().filter(|id| !self.store.contains(id)).copied().collect();
+                let present = ids.len() - absent.len();
+                let needed = k.saturating_sub(present);
+                (needed > 0).then_some(Lacking { chunk, present, absent, needed })
+            })
+            .collect();
+        Ok((self.view(record), lacking))
     }
 
     /// Takes a file record another member sent, unless it is known or was
@@ -659,6 +777,11 @@ impl Drive {
         };
         Health { state: state.into(), fragments_present: present, fragments_total: total, needed_per_chunk: k }
     }
+}
+
+/// A file's name in the drive: its name on disk.
+pub fn name_of(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into())
 }
 
 /// Feeds `reader` to `f` a block at a time; returns the bytes read.

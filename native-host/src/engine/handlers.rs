@@ -83,12 +83,11 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         },
         Request::FilesAdd { path } => {
             let path = std::path::PathBuf::from(path);
-            let reply =
-                drive_call(engine, move |drive, network| drive.add_path(&network, &path, now_ms()).map(one)).await;
-            if let Reply::File { file } = &reply {
-                engine.drive_net.spread(file.id.clone());
+            let name = crate::drive::name_of(&path);
+            match engine.drive_net.add_file(path, name).await {
+                Ok(file) => one(file),
+                Err(e) => error(ErrorCode::DriveFailed, e),
             }
-            reply
         }
         Request::FilesList => match engine.drive_net.list_files().await {
             Ok(files) => Reply::Files { files },
@@ -217,22 +216,6 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
 
 fn one(file: crate::api::FileView) -> Reply {
     Reply::File { file: Box::new(file) }
-}
-
-/// Runs a drive operation that needs the network key.
-async fn drive_call(
-    engine: &Engine,
-    op: impl FnOnce(&crate::drive::Drive, mailmesh_core::drive::NetworkKey) -> Result<Reply, crate::drive::DriveError>
-        + Send
-        + 'static,
-) -> Reply {
-    let Some(network) = engine.network_key() else {
-        return error(ErrorCode::DriveFailed, crate::drive::DriveError::NoNetwork);
-    };
-    match engine.drive_blocking(move |drive| op(drive, network)).await {
-        Ok(reply) => reply,
-        Err(e) => error(ErrorCode::DriveFailed, e),
-    }
 }
 
 /// Changes the contact book and answers with the new list.

@@ -13,13 +13,16 @@
 //!   `progress`; after the last, `file_added` (or `error`). The record is
 //!   written last, so an interrupted upload leaves no file behind.
 //! - Download: `{"type":"get_file","file_id":…,"from":N}` (`from` 0 if
-//!   left out); the engine restores the file into a temp file (fetching
-//!   fragments from other nodes), answers `file_start` with the file, then
-//!   sends it from byte N in binary messages of 256 KiB,
-//!   at most `WINDOW` ahead of the client's `{"type":"ack"}`s (one per
-//!   message it consumed), and `file_end` (or `error` instead of
-//!   `file_start`). The window keeps the browser's memory bounded whatever
-//!   the file size: a WebSocket has no flow control of its own on receive.
+//!   left out); the engine answers `file_start` with the file, then sends
+//!   it from byte N in binary messages of 256 KiB as chunks are restored
+//!   (from the chunk holding byte N; fragments not stored here are asked
+//!   of other nodes ahead of the decoder), at most `WINDOW` ahead of the
+//!   client's `{"type":"ack"}`s (one per message it consumed), and
+//!   `file_end`; `error` instead of `file_start` when the file cannot be
+//!   had (unknown, or no node online to fetch from), or instead of
+//!   `file_end` when the restore fails part way. The window keeps the
+//!   browser's memory bounded whatever the file size: a WebSocket has no
+//!   flow control of its own on receive.
 //!
 //! The raw-byte operations of [`super::sockets`] (echo, discard, generate)
 //! share the socket.
@@ -31,9 +34,9 @@ use axum::extract::ws::{Message, WebSocket};
 use mailmesh_core::drive::{upload, ContentHash};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::task::JoinHandle;
 
+use super::drive_net::Placing;
 use super::Engine;
 use crate::clock::now_ms;
 use crate::drive::{CodedStart, CodedUpload, DriveError};
@@ -94,7 +97,8 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
                                 "m": started.params.m(),
                                 "chunk_size": started.params.chunk_size(),
                             });
-                            upload = Some(Receiving { upload: started, stores: VecDeque::new() });
+                            let placing = engine.drive_net.placing(started.file_id, started.params.shards());
+                            upload = Some(Receiving { upload: started, stores: VecDeque::new(), placing });
                             reply(&mut socket, answer).await
                         }
                         Ok(CodedStart::Exists(file)) => {
@@ -133,13 +137,15 @@ async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &s
     engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
 }
 
-/// An upload in progress: the verifier, and the fragment writes of chunks
-/// already verified. Writing (with its fsyncs) overlaps receiving and
-/// verifying the next chunks, which is what keeps an upload at the speed of
-/// the socket rather than of the disk's latency.
+/// An upload in progress: the verifier, the fragment writes of chunks
+/// already verified, and their placing on the other members. Writing (with
+/// its fsyncs) and sending overlap receiving and verifying the next chunks,
+/// which is what keeps an upload at the speed of the socket rather than of
+/// the disk's latency, and has the file spread when it is stored.
 pub struct Receiving {
     upload: CodedUpload,
     stores: VecDeque<JoinHandle<Result<(), DriveError>>>,
+    placing: Placing,
 }
 
 impl Receiving {
@@ -153,8 +159,8 @@ impl Receiving {
     }
 }
 
-/// Verifies one chunk and starts storing it; after the last, records and
-/// spreads the file. Returns the reply to send, if any.
+/// Verifies one chunk and starts storing it (here, and on the members it is
+/// placed on); after the last, records the file and announces it. Returns the reply to send, if any.
 async fn receive_chunk(
     engine: &Engine,
     upload: &mut Option<Receiving>,
@@ -174,8 +180,9 @@ async fn receive_chunk(
     };
     let (verified, ids) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
     current.upload = verified;
+    let here = current.placing.place(index, &ids, &coded).await;
     let drive = engine.drive_net.drive().clone();
-    current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_chunk(&ids, &coded)));
+    current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_fragments(&here)));
     current.wait_stores(STORES_IN_FLIGHT).await?;
     if !current.upload.is_complete() {
         let bytes = current.upload.accepted_bytes();
@@ -183,34 +190,29 @@ async fn receive_chunk(
         return Ok(Some(json!({"type": "progress", "bytes": bytes})));
     }
     current.wait_stores(0).await?;
+    current.placing.finish().await?;
     let network = engine.network_key().ok_or(DriveError::NoNetwork)?;
     let finished = current.upload;
     let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, finished, now_ms())).await?;
     engine.drive_net.spread(file.id.clone());
+    // Its health counts the fragments the members took on the way.
+    let file = engine.drive_net.file(file.id.clone()).await.unwrap_or(file);
     Ok(Some(json!({"type": "file_added", "file": file})))
 }
 
 async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String, from: u64) -> Result<(), ()> {
-    let token = match crate::rng::bytes::<8>() {
-        Ok(token) => token,
+    let (file, mut restoring) = match engine.drive_net.restore_stream(file_id, from).await {
+        Ok(started) => started,
         Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
     };
-    let path = engine.drive().temp_dir().join(format!("download-{}", hex::encode(token)));
-    let file = match engine.drive_net.restore(file_id, path.clone()).await {
-        Ok(file) => file,
-        Err(e) => return reply(socket, json!({"type": "error", "message": e.to_string()})).await,
-    };
-    let result = async {
-        if from > file.size {
-            let message = format!("{} is {} bytes long; it has no byte {from}", file.name, file.size);
-            return reply(socket, json!({"type": "error", "message": message})).await;
-        }
-        reply(socket, json!({"type": "file_start", "file": file, "from": from})).await?;
-        let mut reader = tokio::fs::File::open(&path).await.map_err(|_| ())?;
-        reader.seek(std::io::SeekFrom::Start(from)).await.map_err(|_| ())?;
-        let mut buf = vec![0u8; SEND_CHUNK];
-        let mut in_flight = 0usize;
-        loop {
+    if from > file.size {
+        let message = format!("{} is {} bytes long; it has no byte {from}", file.name, file.size);
+        return reply(socket, json!({"type": "error", "message": message})).await;
+    }
+    reply(socket, json!({"type": "file_start", "file": file, "from": from})).await?;
+    let mut in_flight = 0usize;
+    while let Some(chunk) = restoring.bytes.recv().await {
+        for piece in chunk.chunks(SEND_CHUNK) {
             while in_flight >= WINDOW {
                 match socket.recv().await {
                     Some(Ok(Message::Text(text))) if matches!(serde_json::from_str(&text), Ok(Command::Ack)) => {
@@ -220,18 +222,14 @@ async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String, fro
                     _ => return Err(()),
                 }
             }
-            let n = reader.read(&mut buf).await.map_err(|_| ())?;
-            if n == 0 {
-                break;
-            }
-            socket.send(Message::Binary(buf[..n].to_vec().into())).await.map_err(|_| ())?;
+            socket.send(Message::Binary(piece.to_vec().into())).await.map_err(|_| ())?;
             in_flight += 1;
         }
-        reply(socket, json!({"type": "file_end", "file": file})).await
     }
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    result
+    match restoring.done.await {
+        Ok(file) => reply(socket, json!({"type": "file_end", "file": file})).await,
+        Err(e) => reply(socket, json!({"type": "error", "message": e.to_string()})).await,
+    }
 }
 
 /// The bulk operations on raw bytes, one per binary message: `[op u8][…]`.

@@ -31,7 +31,10 @@
 //! work on blocking threads, and announces [`Event::FilesChanged`]. Its
 //! unit tests (`tests.rs`) run three nodes over an in-memory mesh.
 
+mod placing;
 mod repair;
+
+pub use placing::{BlockingPlacer, Placing};
 #[cfg(test)]
 mod tests;
 
@@ -41,12 +44,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use mailmesh_core::drive::net::{DriveMessage, TOPIC};
 use mailmesh_core::drive::placement::{candidates_by_space, place_chunk, Candidate};
 use mailmesh_core::drive::{FileId, FragmentId};
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::standing::{Membership, StandingWatch};
@@ -57,6 +61,13 @@ use crate::mesh::links::Links;
 use crate::sync::lock;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Fragments a restore asks members for ahead of its decoder.
+const FETCHES_IN_FLIGHT: usize = 8;
+/// Decoded chunks a streamed restore runs ahead of its reader.
+const CHUNKS_AHEAD: usize = 4;
+/// Fragments a spread keeps on their way at once (a few MiB: enough to
+/// keep a gigabit link and the receiver's disk busy, bounded in memory).
+const PUTS_IN_FLIGHT: usize = 16;
 /// Fragment ids per inventory message (32 bytes each, under a frame).
 const INVENTORY_BATCH: usize = 7000;
 /// Bytes of records per catalog message (a larger catalog goes in several).
@@ -97,6 +108,14 @@ impl Settings {
 }
 
 /// What this node knows of the others' drives.
+/// A restore under way ([`DriveNet::restore_stream`]).
+pub struct Restoring {
+    /// The file's bytes, a chunk at a time.
+    pub bytes: mpsc::Receiver<Vec<u8>>,
+    /// Ends when the restore does: the file, or why it stopped.
+    pub done: std::pin::Pin<Box<dyn std::future::Future<Output = Result<FileView, DriveError>> + Send>>,
+}
+
 #[derive(Default)]
 struct Known {
     holders: HashMap<FragmentId, HashSet<NodeId>>,
@@ -391,7 +410,9 @@ impl DriveNet {
     }
 
     /// Sends a new file's record to every member and its fragments to the
-    /// nodes placement picks.
+    /// nodes placement picks, [`PUTS_IN_FLIGHT`] at a time: one put waiting
+    /// for its answer before the next is sent would leave the link idle for
+    /// a round trip and the receiver's disk write of every fragment.
     pub async fn distribute(&self, file_id: &str) {
         let file = file_id.to_string();
         let Ok((record, manifest)) = self.on_disk(move |drive| drive.record(&file)).await else { return };
@@ -401,25 +422,34 @@ impl DriveNet {
         let Some(membership) = self.membership() else { return };
         let candidates = self.placement_candidates(&membership);
         let shards = manifest.params.shards();
+        let ids = manifest.fragment_ids.clone();
+        let Ok(here) = self
+            .on_disk(move |drive| Ok(ids.into_iter().filter(|id| drive.store().contains(id)).collect::<HashSet<_>>()))
+            .await
+        else {
+            return;
+        };
         let mut placed: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();
+        let mut moves = Vec::new();
         for chunk in 0..manifest.chunk_count() {
             let targets = place_chunk(&manifest.file_id, chunk, shards, &candidates);
             for (id, target) in manifest.chunk_ids(chunk).iter().zip(targets) {
                 if target == self.me || !online.contains(&target) {
                     // Kept here (placed here, or its node is away for now).
                     placed.entry(self.me).or_default().push(*id);
-                    continue;
-                }
-                let id = *id;
-                let Ok(bytes) = self.on_disk(move |drive| Ok(drive.store().get(&id)?)).await else { continue };
-                if self.put_fragment(&target, id, bytes).await {
-                    lock(&self.known).held(id, target);
-                    placed.entry(target).or_default().push(id);
-                    let _ = self.on_disk(move |drive| drive.store().remove(&id).map_err(DriveError::Open)).await;
+                } else if !here.contains(id) && lock(&self.known).holders.get(id).is_some_and(|n| n.contains(&target)) {
+                    // Handed over while the file was coming in (Placing).
+                    placed.entry(target).or_default().push(*id);
                 } else {
-                    placed.entry(self.me).or_default().push(id);
+                    moves.push((*id, target));
                 }
             }
+        }
+        let mut moved = stream::iter(moves)
+            .map(|(id, target)| async move { (id, target, self.move_fragment(id, target).await) })
+            .buffer_unordered(PUTS_IN_FLIGHT);
+        while let Some((id, target, done)) = moved.next().await {
+            placed.entry(if done { target } else { self.me }).or_default().push(id);
         }
         // Everyone learns where the fragments went (for health and fetches).
         for (holder, ids) in placed {
@@ -428,19 +458,35 @@ impl DriveNet {
         self.changed();
     }
 
+    /// Hands a fragment stored here to `target`; deletes it here once the
+    /// target has stored it. Whether it moved.
+    async fn move_fragment(&self, id: FragmentId, target: NodeId) -> bool {
+        let Ok(bytes) = self.on_disk(move |drive| Ok(drive.store().get(&id)?)).await else { return false };
+        if !self.put_fragment(&target, id, bytes).await {
+            return false;
+        }
+        lock(&self.known).held(id, target);
+        let _ = self.on_disk(move |drive| drive.store().remove(&id).map_err(DriveError::Open)).await;
+        true
+    }
+
     /// Spreads a file in the background.
     pub fn spread(&self, file_id: String) {
         let Some(net) = self.this.upgrade() else { return };
         tokio::spawn(async move { net.distribute(&file_id).await });
     }
 
-    /// Adds a file from this computer to the drive and spreads it.
+    /// Adds a file from this computer to the drive, its fragments sent to
+    /// the members they are placed on as it is coded.
     pub async fn add_file(&self, source: PathBuf, name: String) -> Result<FileView, DriveError> {
         let network = self.membership().ok_or(DriveError::NoNetwork)?.key;
-        let file = self.on_disk(move |drive| drive.add_named(&network, &source, &name, crate::clock::now_ms())).await?;
+        let mut placer = BlockingPlacer::new(self.this.upgrade().ok_or(DriveError::NoNetwork)?);
+        let now = crate::clock::now_ms();
+        let file = self.on_disk(move |drive| drive.add_named(&network, &source, &name, now, &mut placer)).await?;
         self.spread(file.id.clone());
         self.changed();
-        Ok(file)
+        // Its health counts the fragments the members took on the way.
+        Ok(self.file(file.id.clone()).await.unwrap_or(file))
     }
 
     /// Sends a file's record (after a rename) to every online member.
@@ -463,15 +509,82 @@ impl DriveNet {
     /// members.
     pub async fn restore(&self, id: String, out: PathBuf) -> Result<FileView, DriveError> {
         let network = self.membership().ok_or(DriveError::NoNetwork)?.key;
+        let (_, fetch) = self.prefetch(&id, 0).await?;
+        self.on_disk(move |drive| drive.get_with(&network, &id, &out, fetch)).await
+    }
+
+    /// Restores a file from byte `from`, its bytes coming out of
+    /// [`Restoring::bytes`] chunk by chunk while later chunks are restored
+    /// (at most [`CHUNKS_AHEAD`] ahead of the reader). The file's listing
+    /// comes first; a restore that fails on the way ends `done` with why.
+    pub async fn restore_stream(&self, id: String, from: u64) -> Result<(FileView, Restoring), DriveError> {
+        let network = self.membership().ok_or(DriveError::NoNetwork)?.key;
+        let (file, fetch) = self.prefetch(&id, from).await?;
+        let (sender, bytes) = mpsc::channel(CHUNKS_AHEAD);
+        let drive = self.drive.clone();
+        let restoring = tokio::task::spawn_blocking(move || {
+            drive.restore_from(&network, &id, from, fetch, |plain| {
+                sender.blocking_send(plain.to_vec()).map_err(|_| DriveError::Output {
+                    path: "the download".into(),
+                    source: std::io::ErrorKind::BrokenPipe.into(),
+                })
+            })
+        });
+        let done = async move {
+            restoring.await.unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))
+        };
+        Ok((file, Restoring { bytes, done: Box::pin(done) }))
+    }
+
+    /// The file a restore from byte `from` gives, and the `fetch` its
+    /// decoder asks members through: the fragments it will lack are asked
+    /// for ahead, [`FETCHES_IN_FLIGHT`] at a time, in the order it will
+    /// want them, so the link and the members' disks work while it
+    /// decodes. A fragment it wants out of that order is asked for then.
+    async fn prefetch(
+        &self,
+        id: &str,
+        from: u64,
+    ) -> Result<(FileView, impl FnMut(&FragmentId) -> Option<Vec<u8>> + Send + 'static), DriveError> {
+        let file = id.to_string();
+        let (view, lacking) = self.on_disk(move |drive| drive.restore_plan(&file, from)).await?;
+        if let Some(first) = lacking.first().filter(|_| self.links.online_members().is_empty()) {
+            // Nobody to ask: say so now rather than part way through.
+            let (chunk, present) = (first.chunk, first.present);
+            return Err(DriveError::Unavailable { chunk, present, needed: present + first.needed });
+        }
+        let wanted: Vec<FragmentId> =
+            lacking.into_iter().flat_map(|chunk| chunk.absent.into_iter().take(chunk.needed)).collect();
+        let planned: HashSet<FragmentId> = wanted.iter().copied().collect();
+        let (sender, mut fetched) = mpsc::channel(FETCHES_IN_FLIGHT);
+        let net = self.this.clone();
+        tokio::spawn(async move {
+            let mut fetches = stream::iter(wanted)
+                .map(|id| {
+                    let net = net.clone();
+                    async move { (id, async { net.upgrade()?.fetch_fragment(id).await }.await) }
+                })
+                .buffered(FETCHES_IN_FLIGHT);
+            while let Some(fetch) = fetches.next().await {
+                if sender.send(fetch).await.is_err() {
+                    return; // the restore ended
+                }
+            }
+        });
         let handle = tokio::runtime::Handle::current();
         let net = self.this.clone();
-        self.on_disk(move |drive| {
-            drive.get_with(&network, &id, &out, |fragment| {
-                let net = net.upgrade()?;
-                handle.block_on(net.fetch_fragment(*fragment))
-            })
-        })
-        .await
+        let fetch = move |id: &FragmentId| {
+            if planned.contains(id) {
+                // Fetched in the order asked; one passed over is not wanted.
+                while let Some((fetched_id, bytes)) = fetched.blocking_recv() {
+                    if fetched_id == *id {
+                        return bytes;
+                    }
+                }
+            }
+            handle.block_on(net.upgrade()?.fetch_fragment(*id))
+        };
+        Ok((view, fetch))
     }
 
     /// The file list with health counted over this node and online members.
@@ -479,6 +592,14 @@ impl DriveNet {
         let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
         let net = self.this.clone();
         self.on_disk(move |drive| drive.list_with(|id| net.upgrade().is_some_and(|n| n.held_online(id, &online)))).await
+    }
+
+    /// One file, its health counted over this node and online members.
+    pub async fn file(&self, id: String) -> Result<FileView, DriveError> {
+        let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
+        let net = self.this.clone();
+        self.on_disk(move |drive| drive.file_with(&id, |f| net.upgrade().is_some_and(|n| n.held_online(f, &online))))
+            .await
     }
 
     /// A page of the files `query` finds, and how many it finds in all.

@@ -127,6 +127,40 @@ async fn a_file_spreads_two_fragments_per_chunk_to_each_node_and_restores_anywhe
     );
 }
 
+/// Everything a streamed restore from byte `from` gives, and how it ended.
+async fn stream_on(node: &Node, file_id: &str, from: u64) -> (Vec<u8>, Result<(), crate::drive::DriveError>) {
+    let (_, mut restoring) = node.net.restore_stream(file_id.to_string(), from).await.expect("the restore starts");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = restoring.bytes.recv().await {
+        bytes.extend_from_slice(&chunk);
+    }
+    (bytes, restoring.done.await.map(|_| ()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_restore_gives_any_range_from_the_others_fragments() {
+    let cluster = cluster(3);
+    let bytes = content(3 * 1024 * 1024 + 4321);
+    let (file_id, _) = cluster.add_and_spread(1, &bytes).await;
+    let node = &cluster.nodes[2];
+
+    for from in [0, 5, 1024 * 1024, 2 * 1024 * 1024 + 17, bytes.len() as u64] {
+        let (got, done) = stream_on(node, &file_id, from).await;
+        done.expect("the restore ends well");
+        assert_eq!(got, bytes[from as usize..], "the bytes from {from}");
+    }
+
+    // With the others gone it says so before a byte is given.
+    for other in [0, 1] {
+        cluster.mesh.set_online(cluster.nodes[other].id, false, 0);
+    }
+    let alone = node.net.restore_stream(file_id.clone(), 0).await.err();
+    assert!(
+        matches!(alone, Some(crate::drive::DriveError::Unavailable { present: 2, needed: 4, .. })),
+        "alone: {alone:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_was_away_gets_the_catalog_and_deletions_when_it_links_up() {
     let cluster = cluster(3);
@@ -197,4 +231,48 @@ async fn a_fragment_rotted_on_disk_is_rebuilt_from_the_other_nodes() {
     assert_eq!(FragmentId::of(&std::fs::read(&path).unwrap()), rotted, "rebuilt in place");
     assert_eq!(cluster.per_chunk(&manifest), vec![vec![2, 2, 2]]);
     assert_eq!(cluster.restore_on(1, &file_id).await.unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written_here() {
+    use crate::drive::CodedStart;
+    use mailmesh_core::drive::{ContentHasher, FileEncoder};
+
+    let cluster = cluster(3);
+    let uploader = &cluster.nodes[0];
+    let drive = uploader.net.drive().clone();
+    let key = NetworkKey::from_bytes([7; 32]);
+    let bytes = content(3 * 1024 * 1024 + 99);
+    let mut hasher = ContentHasher::new();
+    hasher.update(&bytes);
+    let CodedStart::Upload(mut upload) =
+        drive.begin_coded(&key, "page.bin", bytes.len() as u64, hasher.finalize()).unwrap()
+    else {
+        panic!("new content")
+    };
+    let mut encoder = FileEncoder::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
+    encoder.push(&bytes).unwrap();
+    let placing = uploader.net.placing(upload.file_id, upload.params.shards());
+    while let Some(chunk) = encoder.poll_chunk() {
+        let ids = upload.verify(chunk.index, &chunk.bytes).unwrap();
+        let here = placing.place(chunk.index, &ids, &chunk.bytes).await;
+        assert_eq!(here.len(), 2, "only this node's share of chunk {} stays here", chunk.index);
+        drive.store_fragments(&here).unwrap();
+    }
+    placing.finish().await.unwrap();
+    let before_record = uploader.net.drive().store().list().len();
+    let file = drive.finish_coded(&key, upload, 1).unwrap();
+    uploader.net.distribute(&file.id).await;
+    cluster.mesh.settled().await;
+
+    let (_, manifest) = drive.record(&file.id).unwrap();
+    assert_eq!(before_record, 2 * manifest.chunk_count() as usize, "nothing else was ever written here");
+    for counts in cluster.per_chunk(&manifest) {
+        assert_eq!(counts, vec![2, 2, 2], "spread as distribute would have");
+    }
+    for node in &cluster.nodes {
+        let files = node.net.list_files().await.unwrap();
+        assert_eq!(files[0].health.state, "full", "every node knows where the fragments are");
+    }
+    assert_eq!(cluster.restore_on(2, &file.id).await.unwrap(), bytes);
 }

@@ -1,0 +1,149 @@
+//! Placing a file's fragments while it is still coming in (a browser
+//! upload), so spreading overlaps the upload instead of following it.
+//!
+//! ```text
+//!   verified chunk ─▶ place_chunk ─┬─ here (or its node is away) ─▶ returned, stored by the caller
+//!                                  └─ another online member ─▶ queue ─▶ Put, PUTS_IN_FLIGHT at a time
+//!                                                                        └─ refused or lost: stored here
+//! ```
+//!
+//! Browser uploads place through [`Placing`] directly; `files add`, which
+//! codes on a blocking thread, through [`BlockingPlacer`].
+//!
+//! A fragment placed on another member is sent from memory and never
+//! written here, unless that member does not store it; [`Placing::finish`]
+//! returns once every fragment is durable somewhere, which is when the
+//! caller may write the file's record. [`DriveNet::distribute`] then sends
+//! the record and where everything went, and moves what stayed here only
+//! because its node failed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+use mailmesh_core::drive::placement::{place_chunk, Candidate};
+use mailmesh_core::drive::{FileId, FragmentId};
+use mailmesh_core::identity::NodeId;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{DriveNet, PUTS_IN_FLIGHT};
+use crate::drive::{DriveError, Placer};
+use crate::sync::lock;
+
+/// A fragment on its way to another member.
+struct Handing {
+    id: FragmentId,
+    target: NodeId,
+    bytes: Vec<u8>,
+}
+
+pub struct Placing {
+    me: NodeId,
+    file_id: FileId,
+    shards: usize,
+    candidates: Vec<Candidate>,
+    online: HashSet<NodeId>,
+    /// Bounded: a full queue holds up the upload (and so the page), which
+    /// is the backpressure that keeps memory at a few MiB.
+    queue: mpsc::Sender<Handing>,
+    sending: JoinHandle<Result<(), DriveError>>,
+}
+
+impl DriveNet {
+    /// Starts placing the fragments of file `file_id` coded with `shards`
+    /// fragments a chunk as its chunks are verified.
+    pub fn placing(self: &Arc<Self>, file_id: FileId, shards: usize) -> Placing {
+        let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
+        let candidates = self.membership().map(|m| self.placement_candidates(&m)).unwrap_or_default();
+        let (queue, sends) = mpsc::channel::<Handing>(PUTS_IN_FLIGHT * 2);
+        let net = self.clone();
+        let sending = tokio::spawn(async move {
+            let sends = stream::unfold(sends, |mut sends| async move { sends.recv().await.map(|send| (send, sends)) });
+            let sent = sends.map(|send| net.hand_over(send)).buffer_unordered(PUTS_IN_FLIGHT);
+            let mut sent = std::pin::pin!(sent);
+            let mut outcome = Ok(());
+            while let Some(result) = sent.next().await {
+                outcome = outcome.and(result);
+            }
+            outcome
+        });
+        Placing { me: self.me, file_id, shards, candidates, online, queue, sending }
+    }
+
+    /// Puts a fragment on its target member, or stores it here if the
+    /// member does not take it.
+    async fn hand_over(&self, send: Handing) -> Result<(), DriveError> {
+        let Handing { id, target, bytes } = send;
+        // A copy stays in memory until the target has stored it.
+        if self.put_fragment(&target, id, bytes.clone()).await {
+            lock(&self.known).held(id, target);
+            return Ok(());
+        }
+        self.on_disk(move |drive| Ok(drive.store().put(&id, &bytes)?)).await
+    }
+}
+
+impl Placing {
+    /// Sends chunk `chunk`'s fragments (`ids` in shard order, `coded` their
+    /// bytes back to back) placed on other online members to them; returns
+    /// those to be stored here.
+    pub async fn place(&self, chunk: u64, ids: &[FragmentId], coded: &[u8]) -> Vec<(FragmentId, Vec<u8>)> {
+        let targets = place_chunk(&self.file_id, chunk, self.shards, &self.candidates);
+        let shard_len = (coded.len() / ids.len().max(1)).max(1);
+        let mut here = Vec::new();
+        for ((id, bytes), target) in ids.iter().zip(coded.chunks(shard_len)).zip(targets) {
+            if target == self.me || !self.online.contains(&target) {
+                here.push((*id, bytes.to_vec()));
+                continue;
+            }
+            let send = Handing { id: *id, target, bytes: bytes.to_vec() };
+            if let Err(mpsc::error::SendError(send)) = self.queue.send(send).await {
+                // The sending task is gone (the engine is stopping): keep it.
+                here.push((send.id, send.bytes));
+            }
+        }
+        here
+    }
+
+    /// Waits until every fragment sent is stored on its member or here.
+    pub async fn finish(self) -> Result<(), DriveError> {
+        drop(self.queue);
+        self.sending.await.unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))
+    }
+}
+
+/// A [`Placing`] for an add that runs on a blocking thread (`files add`):
+/// started at the first chunk, when the file's id is known.
+pub struct BlockingPlacer {
+    net: Arc<DriveNet>,
+    runtime: tokio::runtime::Handle,
+    placing: Option<Placing>,
+}
+
+impl BlockingPlacer {
+    pub fn new(net: Arc<DriveNet>) -> BlockingPlacer {
+        BlockingPlacer { net, runtime: tokio::runtime::Handle::current(), placing: None }
+    }
+}
+
+impl Placer for BlockingPlacer {
+    fn place(
+        &mut self,
+        file_id: FileId,
+        shards: usize,
+        chunk: u64,
+        ids: &[FragmentId],
+        coded: &[u8],
+    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError> {
+        let placing = self.placing.get_or_insert_with(|| self.net.placing(file_id, shards));
+        Ok(self.runtime.block_on(placing.place(chunk, ids, coded)))
+    }
+
+    fn finish(&mut self) -> Result<(), DriveError> {
+        match self.placing.take() {
+            Some(placing) => self.runtime.block_on(placing.finish()),
+            None => Ok(()),
+        }
+    }
+}
