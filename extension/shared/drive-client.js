@@ -7,10 +7,10 @@
 import { RuntimeType, callWorker } from './messages/runtime.js';
 import { openEngineSocket, sleep } from './loopback.js';
 import { bytesToHex, hexToBytes, loadCore } from './core.js';
-import { encodeBlob, hashBlob } from './drive-codec.js';
+import { hashBlob, sealBlob } from './drive-codec.js';
 import { previewType } from './preview.js';
 
-/** Coded chunks sent ahead of the engine's verification (about 6 MiB). */
+/** Sealed chunks sent ahead of the engine's verification (about 4 MiB). */
 const CHUNKS_IN_FLIGHT = 4;
 
 /** @returns {Promise<object[]>} the files, newest first, with health */
@@ -30,8 +30,8 @@ export async function searchFiles(query) {
 /**
  * Adds a File/Blob to the drive: the page hashes it, the engine says which
  * id and key its content has (or that the drive already holds it), the
- * page encodes it chunk by chunk in wasm and sends the coded chunks; the
- * engine verifies each, stores it and spreads the file.
+ * page seals it chunk by chunk in wasm and sends the sealed chunks; the
+ * engine verifies each, codes its fragments and stores and spreads them.
  * @param {File} file
  * @param {(done: number, total: number) => void} onProgress bytes verified by the engine
  */
@@ -47,7 +47,7 @@ export async function uploadFile(file, onProgress = () => {}) {
     let message = null;
     let sent = 0;
     let verified = 0;
-    encodeBlob(core, file, {
+    sealBlob(core, file, {
       k: coding.k,
       m: coding.m,
       chunkSize: coding.chunk_size,

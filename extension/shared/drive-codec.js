@@ -1,8 +1,9 @@
 // Streams a Blob (a File from a picker or a drop) through the wasm core
 // without holding the file in memory: one pass computes the content hash,
 // which the engine turns into the file's id and key (only it holds the
-// network key); a second pass encodes. Memory stays at a few chunks
-// whatever the file size.
+// network key); a second pass seals chunk by chunk (the engine codes the
+// fragments as it verifies). Memory stays at a few chunks whatever the
+// file size.
 
 const READ_BUFFER = 1024 * 1024;
 
@@ -33,17 +34,17 @@ export async function hashBlob(core, blob) {
 }
 
 /**
- * Encodes a Blob under the id and key the engine gave for its content.
- * `onChunk(chunk)` receives every coded chunk in order (a wasm `Chunk`:
- * `index`, `bytes()`); it may be async, and reading waits for it, which
- * gives backpressure.
+ * Seals a Blob's chunks under the id and key the engine gave for its
+ * content. `onChunk(chunk)` receives every sealed chunk in order (a wasm
+ * `Sealed`: `index`, `framedLength`, `copyFramedInto`); it may be async,
+ * and reading waits for it, which gives backpressure.
  * @param {{k: number, m: number, chunkSize: number, fileId: Uint8Array, fileKey: Uint8Array}} coding
  */
-export async function encodeBlob(core, blob, { k, m, chunkSize, fileId, fileKey }, onChunk) {
-  const encoder = new core.Encoder(k, m, chunkSize, fileId, fileKey, blob.size);
+export async function sealBlob(core, blob, { k, m, chunkSize, fileId, fileKey }, onChunk) {
+  const sealer = new core.Sealer(k, m, chunkSize, fileId, fileKey, blob.size);
   try {
     const drain = async () => {
-      for (let chunk = encoder.pollChunk(); chunk; chunk = encoder.pollChunk()) {
+      for (let chunk = sealer.pollChunk(); chunk; chunk = sealer.pollChunk()) {
         try {
           await onChunk(chunk);
         } finally {
@@ -53,11 +54,11 @@ export async function encodeBlob(core, blob, { k, m, chunkSize, fileId, fileKey 
     };
     await drain(); // an empty file's only chunk exists before any byte
     await readBlob(blob, async (piece) => {
-      encoder.push(piece);
+      sealer.push(piece);
       await drain();
     });
-    encoder.finish();
+    sealer.finish();
   } finally {
-    encoder.free();
+    sealer.free();
   }
 }

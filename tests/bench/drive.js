@@ -27,22 +27,29 @@ import { round1, round2, writeResults } from './results.js';
 const MIB = Number(process.env.BENCH_DRIVE_MIB ?? 1024);
 const RAW_MIB = Number(process.env.BENCH_RAW_MIB ?? 64);
 const LINK_MBIT = Number(process.env.BENCH_LINK_MBIT ?? 1000);
+const ROUNDS = Number(process.env.BENCH_DRIVE_ROUNDS ?? 3);
 
-/** Resident memory now and at its peak (VmRSS, VmHWM; MB) of a process. */
+/**
+ * Resident memory of a process (MB): all of it (VmRSS), and its own
+ * (RssAnon + RssShmem: what it allocated, without the pages of the program
+ * and libraries it maps, which every Chromium process shares: about 170 MB
+ * of an idle browser process's 220 here).
+ */
 function memoryOf(pid) {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-    return Math.max(field('VmRSS'), field('VmHWM'));
+    return { rss: field('VmRSS'), own: field('RssAnon') + field('RssShmem') };
   } catch {
-    return 0;
+    return { rss: 0, own: 0 };
   }
 }
 
 /** What a Chromium process is: its --type, or "browser" for the main one. */
 function kindOf(pid) {
   try {
-    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // Chromium rewrites its children's command lines as one string.
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
     return (args.find((a) => a.startsWith('--type='))?.slice(7) ?? 'browser')
       + (args.includes('--extension-process') ? ' (extension)' : '');
   } catch {
@@ -67,21 +74,21 @@ function treeOf(root) {
 }
 
 /**
- * The largest resident size any one process of the given trees reached,
- * sampled every 250 ms as well as read from VmHWM (Chromium resets VmHWM
- * for its own metrics, so the peak alone can miss a high point).
+ * The largest resident sizes (all, and its own) any one process of the
+ * given trees reached, sampled every 250 ms.
  */
 class PeakSampler {
   constructor(roots) {
-    this.peak = { mb: 0, kind: '' };
+    this.peak = { rss: 0, own: 0, kind: '' };
     let pids = [];
     let ticks = 0;
     const sample = () => {
       // Walking /proc is the costly part: find the processes every 2 s.
       if (ticks++ % 8 === 0) pids = roots.flatMap(treeOf);
       for (const pid of pids) {
-        const mb = memoryOf(pid);
-        if (mb > this.peak.mb) this.peak = { mb: Math.round(mb), kind: kindOf(pid) };
+        const { rss, own } = memoryOf(pid);
+        if (rss > this.peak.rss) this.peak.rss = Math.round(rss);
+        if (own > this.peak.own) Object.assign(this.peak, { own: Math.round(own), kind: kindOf(pid) });
       }
     };
     sample();
@@ -166,100 +173,114 @@ try {
   { timeoutMs: 30_000, everyMs: 250 });
 
   // The yardsticks: the wire, the browsers' raw data channel, Syncthing.
-  const tcpMbps = await rawTcpMbps(mesh.lan, one.host, two.host, bytes);
-  console.log(`raw TCP over the ${LINK_MBIT} Mbit/s link: ${tcpMbps.toFixed(1)} Mbit/s`);
   const raw = await popupOne.evaluate((m) => chrome.runtime.sendMessage({ type: 'mesh.bench', ...m }),
     { peer: mesh.ids[1], bytes: RAW_MIB * 1024 * 1024, mode: 'raw' });
   if (raw.error) throw new Error(raw.error);
   console.log(`raw data channel: ${raw.mbps.toFixed(1)} Mbit/s`);
-  const source = path.join(mesh.dir, 'bench.bin');
-  const sourceHash = await writeRandomFile(source, MIB);
-  let syncthingMs = null;
   const syncthingWhyNot = syncthingMissing();
-  if (!syncthingWhyNot) {
-    syncthing = await SyncthingPair.start(mesh.lan, one.host, two.host, mesh.dir);
-    syncthingMs = await syncthing.transfer(source);
-    syncthing.stop();
-    syncthing.removeFiles();
-    syncthing = null;
-    console.log(`syncthing: ${syncthingMs} ms`);
-  }
-
   const engines = new PeakSampler(await Promise.all([one, two].map(async (n) => (await n.status()).engine_pid)));
   const browsers = new PeakSampler([one.chromium.pid, two.chromium.pid]);
-
-  // Both browsers run the transfers with DevTools detached: a connected
-  // DevTools client records every WebSocket frame, which made the browser
-  // process grow by the file's size and the upload three times slower.
-  //
-  // Upload from node1's drive page: the file on disk in a file input (so
-  // the page reads it from disk as a user's would), through the same
-  // uploadFile the drop zone uses; timed from the page's start until
-  // node2 holds its share.
   const app = await one.openPage('app/app.html#drive');
   await app.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', id: 'bench-input' })));
-  await chooseFile(app, '#bench-input', source);
-  const before = { sender: fragmentsHeld(one), receiver: fragmentsHeld(two) };
+  const appOf = (node) => node.context.pages().find((p) => p.url().includes('app/app.html'));
+  const popupOf = (node) => node.context.pages().find((p) => p.url().includes('popup/popup.html'));
   const totalFragments = (Math.ceil(bytes / (1024 * 1024)) || 1) * 6;
-  await app.evaluate(() => setTimeout(async () => {
-    const { uploadFile } = await import('../shared/drive-client.js');
-    const started = performance.now();
-    localStorage.benchUploadStart = String(Date.now());
-    await uploadFile(document.getElementById('bench-input').files[0]);
-    localStorage.benchUploadMs = String(performance.now() - started);
-  }, 1000));
-  await Promise.all([one, two].map((n) => n.detachDevTools()));
-  const spreadAt = await whenSpread(one, two, totalFragments, before);
-  await one.attachDevTools();
-  const appPage = one.context.pages().find((p) => p.url().includes('app/app.html'));
-  const pageMs = Number(await waitFor('the page\'s upload time', () => appPage?.evaluate(() => localStorage.benchUploadMs)));
-  const uploadMs = spreadAt - Number(await appPage.evaluate(() => localStorage.benchUploadStart));
-  const id = JSON.parse((await two.mailmesh('files', 'list', '--json')).stdout).find((f) => f.name === 'bench.bin').id;
-  await one.detachDevTools();
-  console.log(`upload: stored on node1 after ${pageMs.toFixed(0)} ms, spread to node2 after ${uploadMs} ms`);
+  const held = () => ({ sender: fragmentsHeld(one), receiver: fragmentsHeld(two) });
 
-  // Download in node2's popup into a Chrome download, timed from the click
-  // until the whole file is in the downloads folder.
-  await two.attachDevTools();
-  const popup = two.context.pages().find((p) => p.url().includes('popup/popup.html'));
-  await popup.evaluate((fileId) => setTimeout(async () => {
-    const { downloadFile, listFiles } = await import('../shared/drive-client.js');
-    const file = (await listFiles()).find((f) => f.id === fileId);
-    localStorage.benchDownloadStart = String(Date.now());
-    await downloadFile(file);
-  }, 1000), id);
-  await two.detachDevTools();
-  const saved = path.join(two.downloads, 'bench.bin');
-  const finished = await waitFor('the download in node2\'s downloads folder', () =>
-    fs.existsSync(saved) && fs.statSync(saved).size === bytes && Date.now(), { timeoutMs: 1_800_000, everyMs: 100 });
-  await two.attachDevTools();
-  const downloadStart = Number(await two.context.pages().find((p) => p.url().includes('popup/popup.html')).evaluate(() => localStorage.benchDownloadStart));
-  const downloadMs = finished - downloadStart;
-  if (await hashFile(saved) !== sourceHash) throw new Error('the downloaded file differs from the uploaded one');
-  await one.attachDevTools();
-  console.log(`download into a Chrome download: ${downloadMs} ms`);
-  fs.rmSync(saved);
+  // Each round runs every contender once on new random bytes, one after
+  // the other; the results are each one's median (one run on two shared
+  // cores varies by a tenth).
+  const rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const times = {};
+    times.tcp = await rawTcpMbps(mesh.lan, one.host, two.host, bytes);
+    const source = path.join(mesh.dir, `bench-${round}.bin`);
+    const sourceHash = await writeRandomFile(source, MIB);
+    if (!syncthingWhyNot) {
+      syncthing = await SyncthingPair.start(mesh.lan, one.host, two.host, path.join(mesh.dir, `syncthing-${round}`));
+      times.syncthing = await syncthing.transfer(source);
+      syncthing.stop();
+      syncthing.removeFiles();
+      syncthing = null;
+    }
 
-  // The CLI: another file (new bytes, or it would deduplicate).
-  const cliSource = path.join(mesh.dir, 'cli.bin');
-  const cliHash = await writeRandomFile(cliSource, MIB);
-  const cliBefore = { sender: fragmentsHeld(one), receiver: fragmentsHeld(two) };
-  const cliStarted = Date.now();
-  const { stdout: addOut } = await one.mailmesh('files', 'add', cliSource);
-  const addedId = /^added (\S+)/.exec(addOut)?.[1];
-  if (!addedId) throw new Error(`files add printed: ${addOut}`);
-  const cliAddedMs = Date.now() - cliStarted;
-  const cliAddMs = (await whenSpread(one, two, totalFragments, cliBefore)) - cliStarted;
-  const cliOut = path.join(mesh.dir, 'cli-restored.bin');
-  const getStarted = Date.now();
-  await two.mailmesh('files', 'get', addedId, '-o', cliOut);
-  const cliGetMs = Date.now() - getStarted;
-  if (await hashFile(cliOut) !== cliHash) throw new Error('the file the CLI got differs from the one it added');
-  console.log(`CLI: add ${cliAddedMs} ms here, ${cliAddMs} ms spread; get ${cliGetMs} ms`);
+    // Upload from node1's drive page: the file on disk in a file input (so
+    // the page reads it from disk as a user's would), through the same
+    // uploadFile the drop zone uses; timed from the page's start until
+    // node2 holds its share. Both browsers run the transfers with DevTools
+    // detached: a connected DevTools client records every WebSocket frame,
+    // which made the browser process grow by the file's size and the
+    // upload three times slower.
+    if (!one.context) await one.attachDevTools();
+    await chooseFile(appOf(one), '#bench-input', source);
+    const before = held();
+    await appOf(one).evaluate(() => setTimeout(async () => {
+      const { uploadFile } = await import('../shared/drive-client.js');
+      const started = performance.now();
+      localStorage.benchUploadStart = String(Date.now());
+      await uploadFile(document.getElementById('bench-input').files[0]);
+      localStorage.benchUploadMs = String(performance.now() - started);
+    }, 1000));
+    await Promise.all([one, two].map((n) => n.detachDevTools()));
+    const spreadAt = await whenSpread(one, two, totalFragments, before);
+    await one.attachDevTools();
+    const appPage = appOf(one);
+    times.page = Number(await waitFor('the page\'s upload time', () => appPage?.evaluate(() => localStorage.benchUploadMs)));
+    times.upload = spreadAt - Number(await appPage.evaluate(() => localStorage.benchUploadStart));
+    await appPage.evaluate(() => localStorage.removeItem('benchUploadMs'));
+    const name = path.basename(source);
+    const id = JSON.parse((await two.mailmesh('files', 'list', '--json')).stdout).find((f) => f.name === name).id;
+    await one.detachDevTools();
 
+    // Download in node2's popup into a Chrome download, timed from the
+    // click until the whole file is in the downloads folder.
+    if (!two.context) await two.attachDevTools();
+    await popupOf(two).evaluate((fileId) => setTimeout(async () => {
+      const { downloadFile, listFiles } = await import('../shared/drive-client.js');
+      const file = (await listFiles()).find((f) => f.id === fileId);
+      localStorage.benchDownloadStart = String(Date.now());
+      await downloadFile(file);
+    }, 1000), id);
+    await two.detachDevTools();
+    const saved = path.join(two.downloads, name);
+    const finished = await waitFor('the download in node2\'s downloads folder', () =>
+      fs.existsSync(saved) && fs.statSync(saved).size === bytes && Date.now(), { timeoutMs: 1_800_000, everyMs: 100 });
+    await two.attachDevTools();
+    times.download = finished - Number(await popupOf(two).evaluate(() => localStorage.benchDownloadStart));
+    if (await hashFile(saved) !== sourceHash) throw new Error('the downloaded file differs from the uploaded one');
+    fs.rmSync(saved);
+
+    // The CLI: another file (new bytes, or it would deduplicate).
+    const cliSource = path.join(mesh.dir, `cli-${round}.bin`);
+    const cliHash = await writeRandomFile(cliSource, MIB);
+    const cliBefore = held();
+    const cliStarted = Date.now();
+    const { stdout: addOut } = await one.mailmesh('files', 'add', cliSource);
+    const addedId = /^added (\S+)/.exec(addOut)?.[1];
+    if (!addedId) throw new Error(`files add printed: ${addOut}`);
+    times.cliAdd = (await whenSpread(one, two, totalFragments, cliBefore)) - cliStarted;
+    const cliOut = path.join(mesh.dir, 'cli-restored.bin');
+    const getStarted = Date.now();
+    await two.mailmesh('files', 'get', addedId, '-o', cliOut);
+    times.cliGet = Date.now() - getStarted;
+    if (await hashFile(cliOut) !== cliHash) throw new Error('the file the CLI got differs from the one it added');
+    fs.rmSync(cliOut);
+    console.log(`round ${round + 1}:`, JSON.stringify(times));
+    rounds.push(times);
+  }
+  if (!one.context) await one.attachDevTools();
+  const median = (key) => {
+    const sorted = rounds.map((r) => r[key]).sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+  };
+  const tcpMbps = median('tcp');
+  const syncthingMs = syncthingWhyNot ? null : median('syncthing');
+  const [uploadMs, pageMs, downloadMs, cliAddMs, cliGetMs] = ['upload', 'page', 'download', 'cliAdd', 'cliGet'].map(median);
   const browserPeak = browsers.stop();
+  const enginePeak = engines.stop();
   const results = {
     file_mib: MIB,
+    rounds: ROUNDS,
     link_mbit: LINK_MBIT,
     raw_tcp_mbps: round1(tcpMbps),
     syncthing_mbps: syncthingMs === null ? null : round1(mbps(syncthingMs)),
@@ -269,7 +290,6 @@ try {
     upload_stored_here_mbps: round1(mbps(pageMs)),
     download_mbps: round1(mbps(downloadMs)),
     cli_add_mbps: round1(mbps(cliAddMs)),
-    cli_add_stored_here_mbps: round1(mbps(cliAddedMs)),
     cli_get_mbps: round1(mbps(cliGetMs)),
     upload_vs_tcp: round2(mbps(uploadMs) / tcpMbps),
     download_vs_tcp: round2(mbps(downloadMs) / tcpMbps),
@@ -279,12 +299,15 @@ try {
     cli_vs_syncthing: syncthingMs === null ? null : round2(syncthingMs / cliAddMs),
     upload_vs_raw: round2(mbps(uploadMs) / raw.mbps),
     download_vs_raw: round2(mbps(downloadMs) / raw.mbps),
-    peak_rss_engine_mb: engines.stop().mb,
-    peak_rss_browser_mb: browserPeak.mb,
-    peak_rss_browser_process: browserPeak.kind,
-    targets: { upload_vs_tcp: 0.9, download_vs_tcp: 0.9, drive_vs_syncthing: 1, peak_rss_mb: 200 },
+    peak_own_engine_mb: enginePeak.own,
+    peak_own_browser_mb: browserPeak.own,
+    peak_own_browser_process: browserPeak.kind,
+    peak_rss_engine_mb: enginePeak.rss,
+    peak_rss_browser_mb: browserPeak.rss,
+    targets: { upload_vs_tcp: 0.9, download_vs_tcp: 0.9, drive_vs_syncthing: 1, peak_own_mb: 200 },
     unit: 'Mbit/s',
-    notes: 'both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, hashed and coded in the page, verified and stored by node1\'s engine, until node2 holds its 3 of every chunk\'s 6 fragments (upload_stored_here: until the page is done); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until node2 holds its share, cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device',
+    notes: 'memory: own = RssAnon + RssShmem of the process that had the most (rss adds the mapped program and libraries, shared by all Chromium processes: about 170 MB of an idle browser process). both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, hashed and coded in the page, verified and stored by node1\'s engine, until node2 holds its 3 of every chunk\'s 6 fragments (upload_stored_here: until the page is done); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until node2 holds its share, cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device',
+    every_round: rounds,
     measured_at: new Date().toISOString(),
   };
   writeResults('drive', results);

@@ -22,17 +22,31 @@ test('wasm core round-trips files in Chromium and codes like the native build', 
 
   const result = await page.evaluate(async ({ knownAnswer }) => {
     const { loadCore, bytesToHex } = await import('/shared/core.js');
-    const { encodeBlob, hashBlob } = await import('/shared/drive-codec.js');
+    const { hashBlob } = await import('/shared/drive-codec.js');
     const core = await loadCore();
 
     // Known answer: same inputs as the native test `known_answer`.
     const data = Uint8Array.from({ length: 10_000 }, (_, i) => i % 251);
     const encoder = new core.Encoder(4, 2, 4096, new Uint8Array(32).fill(2), new Uint8Array(32).fill(1), data.length);
     encoder.push(data);
-    while (encoder.pollChunk()) { /* chunks are not needed here */ }
+    const coded = [];
+    for (let c = encoder.pollChunk(); c; c = encoder.pollChunk()) coded.push(c.bytes());
     const hasher = new core.ContentHasher();
     hasher.update(encoder.finish());
     const knownAnswerOk = bytesToHex(hasher.finalize()) === knownAnswer;
+
+    // What a page uploads: the same chunks sealed, not coded (the engine
+    // codes them): each is the start of the coded chunk's data shards.
+    const sealer = new core.Sealer(4, 2, 4096, new Uint8Array(32).fill(2), new Uint8Array(32).fill(1), data.length);
+    sealer.push(data);
+    let sealedOk = true;
+    for (let c = sealer.pollChunk(); c; c = sealer.pollChunk()) {
+      const framed = new Uint8Array(c.framedLength);
+      c.copyFramedInto(framed);
+      const sealed = framed.subarray(9);
+      sealedOk &&= sealed.every((b, i) => b === coded[c.index][i]);
+    }
+    sealer.finish();
 
     // Round trips with random parameters and random subsets of k fragments.
     let seed = 12345;
@@ -51,10 +65,13 @@ test('wasm core round-trips files in Chromium and codes like the native build', 
       const keys = core.convergentKeys(networkKey, await hashBlob(core, new Blob([original])), k, m, chunkSize);
       const file = { fileId: keys.slice(0, 32), fileKey: keys.slice(32) };
       const ids = [];
-      await encodeBlob(core, new Blob([original]), { k, m, chunkSize, ...file }, (c) => {
+      const fileEncoder = new core.Encoder(k, m, chunkSize, file.fileId, file.fileKey, size);
+      fileEncoder.push(original);
+      for (let c = fileEncoder.pollChunk(); c; c = fileEncoder.pollChunk()) {
         chunks.push({ index: c.index, shardLen: c.shardLen, bytes: c.bytes() });
         ids.push(...c.ids());
-      });
+      }
+      fileEncoder.finish();
       const decoder = new core.Decoder(k, m, chunkSize, file.fileId, file.fileKey, size, Uint8Array.from(ids));
       const restored = new Uint8Array(size);
       let offset = 0;
@@ -79,10 +96,11 @@ test('wasm core round-trips files in Chromium and codes like the native build', 
     } catch (e) {
       tooFew = e.message;
     }
-    return { knownAnswerOk, failures, roundTrips: sizes.length, tooFew };
+    return { knownAnswerOk, sealedOk, failures, roundTrips: sizes.length, tooFew };
   }, { knownAnswer: KNOWN_ANSWER });
 
   assert.ok(result.knownAnswerOk, 'wasm and native produce the same fragments');
+  assert.ok(result.sealedOk, 'a sealed chunk is the coded chunk\'s data');
   assert.deepEqual(result.failures, []);
   assert.equal(result.roundTrips, 8);
   assert.match(result.tooFew, /chunk 0 cannot be restored: 1 of its fragments are damaged .* only 0 of the 2 needed are good/);

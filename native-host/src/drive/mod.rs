@@ -12,12 +12,12 @@
 //! mid-upload is simply absent and can be added again; fragments it left
 //! behind are shared by content and harmless.
 //!
-//! A file coded elsewhere (a browser page) comes in through
-//! `begin_coded` → `accept_chunk`/`verify` + `store_fragments` per chunk →
-//! `finish_coded`; wasm-core's `FileVerifier` makes sure it is exactly what
-//! the add path would have stored. Spreading fragments over the owner's
-//! nodes is the engine's job (`engine/drive_net.rs`); this module is one
-//! node's disk.
+//! A file sealed elsewhere (a browser page) comes in through
+//! `begin_coded` → `verify` (which codes each sealed chunk) +
+//! `store_fragments` per chunk → `finish_coded`; wasm-core's
+//! `FileVerifier` makes sure it is exactly what the add path would have
+//! stored. Spreading fragments over the owner's nodes is the engine's job
+//! (`engine/drive_net/`); this module is one node's disk.
 
 pub mod attachments;
 mod batch;
@@ -31,9 +31,10 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use mailmesh_core::drive::{
-    convergent_keys, CodingParams, ContentHash, ContentHasher, FileDecoder, FileEncoder, FileId, FileKey, FileVerifier,
-    FragmentId, Manifest, ManifestFields, NetworkKey,
+    convergent_keys, CodingParams, ContentHash, ContentHasher, EncodedChunk, FileDecoder, FileEncoder, FileId, FileKey,
+    FileVerifier, FragmentId, Manifest, ManifestFields, NetworkKey,
 };
 use thiserror::Error;
 
@@ -99,10 +100,10 @@ pub struct CodedUpload {
 }
 
 impl CodedUpload {
-    /// Checks the next coded chunk (see [`FileVerifier`]); returns the ids
-    /// of its fragments, in shard order, to store them under.
-    pub fn verify(&mut self, index: u64, coded: &[u8]) -> Result<Vec<FragmentId>, DriveError> {
-        Ok(self.verifier.push_chunk(index, coded)?)
+    /// Checks the next sealed chunk and codes it (see [`FileVerifier`]):
+    /// its fragments, and their ids in shard order to store them under.
+    pub fn verify(&mut self, index: u64, sealed: &[u8]) -> Result<EncodedChunk, DriveError> {
+        Ok(self.verifier.push_sealed(index, sealed)?)
     }
 
     /// Plaintext bytes accepted so far.
@@ -119,37 +120,33 @@ impl CodedUpload {
 /// chunk as it is coded and stores the share handed back; the engine's
 /// placer sends the rest to the members they are placed on.
 pub trait Placer {
-    /// Chunk `chunk` of file `file_id` (`shards` fragments a chunk; `ids`
-    /// in shard order, `coded` their bytes back to back): the fragments to
-    /// store here.
+    /// Chunk `chunk.index` of file `file_id` (`shards` fragments a chunk):
+    /// the fragments to store here.
     fn place(
         &mut self,
         file_id: FileId,
         shards: usize,
-        chunk: u64,
-        ids: &[FragmentId],
-        coded: &[u8],
-    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError>;
+        chunk: EncodedChunk,
+    ) -> Result<Vec<(FragmentId, Bytes)>, DriveError>;
 
     /// Returns once every fragment handed on is stored somewhere, before
     /// the file's record is written.
     fn finish(&mut self) -> Result<(), DriveError>;
 }
 
+/// A coded chunk's fragments, each a view of the chunk's one buffer.
+pub fn fragments_of(chunk: EncodedChunk) -> impl Iterator<Item = (FragmentId, Bytes)> {
+    let shard_len = chunk.shard_len.max(1);
+    let bytes = Bytes::from(chunk.bytes);
+    chunk.ids.into_iter().enumerate().map(move |(i, id)| (id, bytes.slice(i * shard_len..(i + 1) * shard_len)))
+}
+
 /// Keeps every fragment here.
 pub struct KeepHere;
 
 impl Placer for KeepHere {
-    fn place(
-        &mut self,
-        _: FileId,
-        _: usize,
-        _: u64,
-        ids: &[FragmentId],
-        coded: &[u8],
-    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError> {
-        let shard_len = (coded.len() / ids.len().max(1)).max(1);
-        Ok(ids.iter().copied().zip(coded.chunks(shard_len).map(<[u8]>::to_vec)).collect())
+    fn place(&mut self, _: FileId, _: usize, chunk: EncodedChunk) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
+        Ok(fragments_of(chunk).collect())
     }
 
     fn finish(&mut self) -> Result<(), DriveError> {
@@ -316,7 +313,7 @@ impl Drive {
         let shards = self.params.shards();
         let mut store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
             while let Some(chunk) = encoder.poll_chunk() {
-                for (id, bytes) in placer.place(file_id, shards, chunk.index, &chunk.ids, &chunk.bytes)? {
+                for (id, bytes) in placer.place(file_id, shards, chunk)? {
                     self.store.put_unsynced(&id, &bytes)?;
                 }
             }
@@ -375,16 +372,10 @@ impl Drive {
         Ok(CodedStart::Upload(CodedUpload { verifier, file_id, key, name, size, content, params: self.params }))
     }
 
-    /// Checks one coded chunk and stores its fragments.
-    pub fn accept_chunk(&self, upload: &mut CodedUpload, index: u64, coded: &[u8]) -> Result<(), DriveError> {
-        let ids = upload.verify(index, coded)?;
-        self.store_chunk(&ids, coded)
-    }
-
-    /// Stores the fragments of a verified chunk (`ids` in shard order).
-    pub fn store_chunk(&self, ids: &[FragmentId], coded: &[u8]) -> Result<(), DriveError> {
-        let shard_len = coded.len() / ids.len().max(1);
-        for (id, bytes) in ids.iter().zip(coded.chunks(shard_len.max(1))) {
+    /// Checks one sealed chunk and stores all its fragments here.
+    pub fn accept_chunk(&self, upload: &mut CodedUpload, index: u64, sealed: &[u8]) -> Result<(), DriveError> {
+        let chunk = upload.verify(index, sealed)?;
+        for (id, bytes) in chunk.ids.iter().zip(chunk.fragments()) {
             self.store.put(id, bytes)?;
         }
         Ok(())
@@ -393,7 +384,7 @@ impl Drive {
     /// Stores some of a verified chunk's fragments (the share placed here;
     /// their ids were computed from these bytes) without syncing them:
     /// [`Drive::finish_coded`] makes them durable at once.
-    pub fn store_fragments(&self, fragments: &[(FragmentId, Vec<u8>)]) -> Result<(), DriveError> {
+    pub fn store_fragments(&self, fragments: &[(FragmentId, Bytes)]) -> Result<(), DriveError> {
         for (id, bytes) in fragments {
             self.store.put_unsynced(id, bytes)?;
         }
@@ -829,7 +820,7 @@ fn media_type_of(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use mailmesh_core::drive::EncodedChunk;
+    use mailmesh_core::drive::{FileSealer, SealedChunk};
 
     use super::*;
 
@@ -841,11 +832,11 @@ mod tests {
         (dir, drive)
     }
 
-    /// Codes `bytes` the way a browser page does, after `begin_coded`.
-    fn code_like_a_page(upload: &CodedUpload, bytes: &[u8]) -> Vec<EncodedChunk> {
-        let mut encoder = FileEncoder::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
-        encoder.push(bytes).unwrap();
-        std::iter::from_fn(|| encoder.poll_chunk()).collect()
+    /// Seals `bytes` the way a browser page does, after `begin_coded`.
+    fn seal_like_a_page(upload: &CodedUpload, bytes: &[u8]) -> Vec<SealedChunk> {
+        let mut sealer = FileSealer::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
+        sealer.push(bytes).unwrap();
+        std::iter::from_fn(|| sealer.poll_chunk()).collect()
     }
 
     fn content_of(bytes: &[u8]) -> ContentHash {
@@ -862,19 +853,19 @@ mod tests {
         let begin =
             || drive.begin_coded(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
 
-        // A flipped bit in a parity fragment: refused, nothing recorded.
+        // A flipped bit in a sealed chunk: refused, nothing recorded.
         let CodedStart::Upload(mut upload) = begin() else { panic!("new content") };
-        let mut chunks = code_like_a_page(&upload, &bytes);
+        let mut chunks = seal_like_a_page(&upload, &bytes);
         let last = chunks[0].bytes.len() - 1;
         chunks[0].bytes[last] ^= 1;
         assert!(matches!(
             drive.accept_chunk(&mut upload, 0, &chunks[0].bytes),
-            Err(DriveError::Core(mailmesh_core::drive::DriveError::ParityMismatch { chunk: 0 }))
+            Err(DriveError::Core(mailmesh_core::drive::DriveError::ChunkAuthentication { chunk: 0 }))
         ));
         assert!(drive.list().unwrap().is_empty());
 
         let CodedStart::Upload(mut upload) = begin() else { panic!("still new") };
-        for chunk in code_like_a_page(&upload, &bytes) {
+        for chunk in seal_like_a_page(&upload, &bytes) {
             drive.accept_chunk(&mut upload, chunk.index, &chunk.bytes).unwrap();
         }
         assert!(upload.is_complete());

@@ -1,17 +1,18 @@
 //! Files to and from the browser over the `/bulk` socket.
 //!
-//! - Upload, coded in the page (wasm-core), so plaintext never crosses the
+//! - Upload, sealed in the page (wasm-core), so plaintext never crosses the
 //!   socket: `{"type":"put_coded","name":…,"size":N,"content_hash":hex}`.
 //!   The engine answers `code_with` (`file_id`, `file_key`, `k`, `m`,
 //!   `chunk_size`: the file's convergent id and key, which only the engine
 //!   can derive from the network key) or, if the drive already has this
 //!   content, `file_added` at once. Then one binary message per chunk:
-//!   `[5][index u64 LE][the chunk's k + m fragments back to back]`
-//!   (`mailmesh_core::drive::upload`, which frames it in the page too). Each
-//!   chunk is verified (`FileVerifier`: parity, seal, and at the end the
-//!   content hash) before its fragments are stored, and answered with
-//!   `progress`; after the last, `file_added` (or `error`). The record is
-//!   written last, so an interrupted upload leaves no file behind.
+//!   `[6][index u64 LE][the chunk sealed]` (`mailmesh_core::drive::upload`,
+//!   which frames it in the page too). Each chunk is verified
+//!   (`FileVerifier`: its seal, and at the end the content hash) and coded
+//!   into its fragments here, which are stored or sent to the members they
+//!   are placed on, and answered with `progress`; after the last,
+//!   `file_added` (or `error`). The record is written last, so an
+//!   interrupted upload leaves no file behind.
 //! - Download: `{"type":"get_file","file_id":…,"from":N}` (`from` 0 if
 //!   left out); the engine answers `file_start` with the file, then sends
 //!   it from byte N in binary messages of 256 KiB as chunks are restored
@@ -41,8 +42,8 @@ use super::Engine;
 use crate::clock::now_ms;
 use crate::drive::{CodedStart, CodedUpload, DriveError};
 
-/// The largest message `/bulk` accepts: a coded chunk of the drive's
-/// default parameters (1 MiB of data, 1.5 MiB coded) with room to spare.
+/// The largest message `/bulk` accepts: a sealed chunk of the drive's
+/// default parameters (1 MiB and a tag) with room to spare.
 pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
 const SEND_CHUNK: usize = 256 * 1024;
 /// Chunks whose fragments may be being written while the next arrive.
@@ -173,14 +174,14 @@ async fn receive_chunk(
         Ok((index, _)) => index,
         Err(e) => return Ok(Some(json!({"type": "error", "message": e.to_string()}))),
     };
-    let coded = message.slice(upload::HEADER_LEN..);
+    let sealed = message.slice(upload::HEADER_LEN..);
     let verify = {
-        let (mut verifying, coded) = (current.upload, coded.clone());
-        tokio::task::spawn_blocking(move || verifying.verify(index, &coded).map(|ids| (verifying, ids)))
+        let mut verifying = current.upload;
+        tokio::task::spawn_blocking(move || verifying.verify(index, &sealed).map(|chunk| (verifying, chunk)))
     };
-    let (verified, ids) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
+    let (verified, chunk) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
     current.upload = verified;
-    let here = current.placing.place(index, &ids, &coded).await;
+    let here = current.placing.place(chunk).await;
     let drive = engine.drive_net.drive().clone();
     current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_fragments(&here)));
     current.wait_stores(STORES_IN_FLIGHT).await?;

@@ -80,51 +80,54 @@ impl Coder {
         last: bool,
         plain: &[u8],
     ) -> Result<EncodedChunk, DriveError> {
-        let sealed_len = plain.len() + TAG_LEN;
-        let shard_len = sealed_len.div_ceil(self.params.k());
-        let mut bytes = vec![0u8; shard_len * self.params.shards()];
-        bytes[..plain.len()].copy_from_slice(plain);
-        let ad = associated_data(file_id, index, last);
-        let tag = cipher
-            .encrypt_in_place_detached(&nonce(index), &ad, &mut bytes[..plain.len()])
-            .map_err(|_| DriveError::Internal("chunk too large to seal".into()))?;
-        bytes[plain.len()..sealed_len].copy_from_slice(&tag);
-        {
-            let mut shards: Vec<&mut [u8]> = bytes.chunks_mut(shard_len).collect();
-            self.rs.encode(&mut shards).map_err(|e| DriveError::Internal(e.to_string()))?;
-        }
-        let ids = bytes.chunks(shard_len).map(FragmentId::of).collect();
-        Ok(EncodedChunk { index, shard_len, bytes, ids })
+        let mut bytes = vec![0u8; self.coded_len(plain.len())];
+        seal_into(cipher, file_id, index, last, plain, &mut bytes)?;
+        self.fill_parity(index, bytes)
     }
 
-    /// Checks a chunk coded by someone else (a browser page) and returns its
-    /// plaintext: the right length, zero padding, parity that matches the
-    /// data shards, and a seal that authenticates under `cipher`. Sealing
-    /// and coding are deterministic, so a chunk that passes is byte for
-    /// byte what [`Coder::encode`] would have made of the same plaintext.
-    pub fn check(
+    /// Seals `plain` as chunk `index`: its ciphertext and tag, which is
+    /// what a page sends its engine ([`Coder::code_sealed`] codes it).
+    pub fn seal(
         &self,
         cipher: &ChaCha20Poly1305,
         file_id: &FileId,
         index: u64,
         last: bool,
-        plain_len: usize,
-        coded: &[u8],
+        plain: &[u8],
     ) -> Result<Vec<u8>, DriveError> {
-        let sealed_len = plain_len + TAG_LEN;
-        let shard_len = sealed_len.div_ceil(self.params.k());
-        let expected = shard_len * self.params.shards();
-        if coded.len() != expected {
-            return Err(DriveError::ChunkLength { chunk: index, got: coded.len(), expected });
+        let mut sealed = vec![0u8; plain.len() + TAG_LEN];
+        seal_into(cipher, file_id, index, last, plain, &mut sealed)?;
+        Ok(sealed)
+    }
+
+    /// Codes an already sealed chunk into fragments (no cryptography: the
+    /// caller checks the seal, see `FileVerifier::push_sealed`).
+    pub fn code_sealed(&self, index: u64, sealed: &[u8]) -> Result<EncodedChunk, DriveError> {
+        let plain_len = sealed.len().checked_sub(TAG_LEN).ok_or(DriveError::ChunkLength {
+            chunk: index,
+            got: sealed.len(),
+            expected: TAG_LEN,
+        })?;
+        let mut bytes = vec![0u8; self.coded_len(plain_len)];
+        bytes[..sealed.len()].copy_from_slice(sealed);
+        self.fill_parity(index, bytes)
+    }
+
+    /// Bytes of all fragments of a chunk of `plain_len` bytes.
+    fn coded_len(&self, plain_len: usize) -> usize {
+        (plain_len + TAG_LEN).div_ceil(self.params.k()) * self.params.shards()
+    }
+
+    /// Fills the parity shards of `bytes` (sealed data, zero padded, then
+    /// room for parity) and names every fragment.
+    fn fill_parity(&self, index: u64, mut bytes: Vec<u8>) -> Result<EncodedChunk, DriveError> {
+        let shard_len = bytes.len() / self.params.shards();
+        {
+            let mut shards: Vec<&mut [u8]> = bytes.chunks_mut(shard_len.max(1)).collect();
+            self.rs.encode(&mut shards).map_err(|e| DriveError::Internal(e.to_string()))?;
         }
-        if coded[sealed_len..shard_len * self.params.k()].iter().any(|&b| b != 0) {
-            return Err(DriveError::ParityMismatch { chunk: index });
-        }
-        let shards: Vec<&[u8]> = coded.chunks(shard_len).collect();
-        if !self.rs.verify(&shards).map_err(|e| DriveError::Internal(e.to_string()))? {
-            return Err(DriveError::ParityMismatch { chunk: index });
-        }
-        unseal(cipher, file_id, index, last, coded[..sealed_len].to_vec())
+        let ids = bytes.chunks(shard_len.max(1)).map(FragmentId::of).collect();
+        Ok(EncodedChunk { index, shard_len, bytes, ids })
     }
 
     /// Restores chunk `index` from fragments given in shard order (`None` for
@@ -192,7 +195,25 @@ impl Coder {
 }
 
 /// Opens a sealed chunk (ciphertext then tag) in place.
-fn unseal(
+/// Seals `plain` into the start of `out` (ciphertext, then the tag).
+fn seal_into(
+    cipher: &ChaCha20Poly1305,
+    file_id: &FileId,
+    index: u64,
+    last: bool,
+    plain: &[u8],
+    out: &mut [u8],
+) -> Result<(), DriveError> {
+    out[..plain.len()].copy_from_slice(plain);
+    let ad = associated_data(file_id, index, last);
+    let tag = cipher
+        .encrypt_in_place_detached(&nonce(index), &ad, &mut out[..plain.len()])
+        .map_err(|_| DriveError::Internal("chunk too large to seal".into()))?;
+    out[plain.len()..plain.len() + TAG_LEN].copy_from_slice(&tag);
+    Ok(())
+}
+
+pub(super) fn unseal(
     cipher: &ChaCha20Poly1305,
     file_id: &FileId,
     index: u64,

@@ -40,7 +40,7 @@ use thiserror::Error;
 
 pub use chunk::EncodedChunk;
 pub use decoder::FileDecoder;
-pub use encoder::FileEncoder;
+pub use encoder::{FileEncoder, FileSealer, SealedChunk};
 pub use keys::{convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey};
 pub use manifest::{Manifest, ManifestError, ManifestFields};
 pub use params::{CodingParams, ParamsError};

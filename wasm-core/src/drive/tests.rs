@@ -256,7 +256,21 @@ fn any_k_fragments_rebuild_the_lost_ones_exactly() {
     }
 }
 
-/// Feeds a file's chunks, as its encoder made them, to a verifier.
+/// What a page sends for `data`: its chunks sealed, not coded.
+fn sealed(data: &[u8], params: CodingParams, s: &Stored) -> Vec<SealedChunk> {
+    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
+    let mut sealer = FileSealer::new(params, s.manifest.file_id, &key, data.len() as u64).unwrap();
+    let mut chunks: Vec<SealedChunk> = std::iter::from_fn(|| sealer.poll_chunk()).collect();
+    for piece in data.chunks(3000) {
+        sealer.push(piece).unwrap();
+        chunks.extend(std::iter::from_fn(|| sealer.poll_chunk()));
+    }
+    sealer.finish().unwrap();
+    chunks
+}
+
+/// Sealed chunks of `data` (each first passed to `tamper`) through a
+/// verifier; every chunk it codes must be the encoder's.
 fn verify(
     data: &[u8],
     params: CodingParams,
@@ -265,11 +279,11 @@ fn verify(
     let s = store(data, params, 4096);
     let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
     let mut verifier = FileVerifier::new(params, s.manifest.file_id, &key, data.len() as u64, s.manifest.content_hash)?;
-    for chunk in &s.chunks {
-        let mut bytes = chunk.bytes.clone();
+    for (chunk, coded) in sealed(data, params, &s).into_iter().zip(&s.chunks) {
+        let mut bytes = chunk.bytes;
         tamper(chunk.index, &mut bytes);
-        let ids = verifier.push_chunk(chunk.index, &bytes)?;
-        assert_eq!(ids, chunk.ids);
+        let ours = verifier.push_sealed(chunk.index, &bytes)?;
+        assert_eq!(&ours, coded, "the engine codes what the encoder made");
     }
     verifier.finish()
 }
@@ -297,28 +311,34 @@ fn the_verifier_refuses_reordered_short_and_mislabelled_files() {
     let params = CodingParams::new(2, 1, 4096).unwrap();
     let data = vec![7u8; 10_000];
     let s = store(&data, params, 4096);
+    let chunks = sealed(&data, params, &s);
     let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
     let size = data.len() as u64;
     let new = |content| FileVerifier::new(params, s.manifest.file_id, &key, size, content).unwrap();
 
     let mut v = new(s.manifest.content_hash);
-    assert_eq!(v.push_chunk(1, &s.chunks[1].bytes), Err(DriveError::ChunkOrder { chunk: 1, expected: 0 }));
-    v.push_chunk(0, &s.chunks[0].bytes).unwrap();
+    assert_eq!(v.push_sealed(1, &chunks[1].bytes), Err(DriveError::ChunkOrder { chunk: 1, expected: 0 }));
+    v.push_sealed(0, &chunks[0].bytes).unwrap();
     assert_eq!(v.verified_bytes(), 4096);
     assert!(matches!(v.finish(), Err(DriveError::SizeShort { declared: 10_000, got: 4096 })));
 
-    let mut short = s.chunks[0].bytes.clone();
+    let mut short = chunks[0].bytes.clone();
     short.pop();
     assert!(matches!(
-        new(s.manifest.content_hash).push_chunk(0, &short),
+        new(s.manifest.content_hash).push_sealed(0, &short),
         Err(DriveError::ChunkLength { chunk: 0, .. })
     ));
+
+    // Chunk 1 sealed as if it were chunk 0 (its seal names its index).
+    let mut v = new(s.manifest.content_hash);
+    v.push_sealed(0, &chunks[0].bytes).unwrap();
+    assert!(v.push_sealed(1, &chunks[0].bytes).is_err(), "a chunk replayed at another index");
 
     let mut other = ContentHasher::new();
     other.update(b"something else");
     let mut v = new(other.finalize());
-    for c in &s.chunks {
-        v.push_chunk(c.index, &c.bytes).unwrap();
+    for c in &chunks {
+        v.push_sealed(c.index, &c.bytes).unwrap();
     }
     assert_eq!(v.finish(), Err(DriveError::ContentMismatch));
 }

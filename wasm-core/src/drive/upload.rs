@@ -1,16 +1,20 @@
-//! The binary message a page sends its engine for each coded chunk of an
-//! upload over the `/bulk` socket: `[op 5][index u64 LE][the chunk's k + m
-//! fragments back to back]`. The page frames it with
+//! The binary message a page sends its engine for each chunk of an upload
+//! over the `/bulk` socket: `[op 6][index u64 LE][the chunk sealed:
+//! ciphertext, then the 16-byte tag]`. The page frames it with
 //! [`put_chunk_header`] (through the wasm binding), the engine reads it with
-//! [`decode_put_chunk`]; the socket's JSON commands are described in the
-//! host's `engine/transfers.rs`.
+//! [`decode_put_chunk`] and codes the fragments itself; the socket's JSON
+//! commands are described in the host's `engine/transfers.rs`.
+//!
+//! Versions: op 6 (sealed chunks) replaced op 5 (all `k + m` fragments of
+//! a chunk), which the engine no longer takes; page and engine ship
+//! together.
 
 use thiserror::Error;
 
 /// The first byte of a chunk message (other values are the socket's raw
 /// test operations).
-pub const PUT_CHUNK: u8 = 5;
-/// Bytes before the fragments.
+pub const PUT_CHUNK: u8 = 6;
+/// Bytes before the sealed chunk.
 pub const HEADER_LEN: usize = 9;
 
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +25,7 @@ pub enum UploadError {
     NotAChunk,
 }
 
-/// The bytes that go before a chunk's fragments.
+/// The bytes that go before a sealed chunk.
 pub fn put_chunk_header(index: u64) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[0] = PUT_CHUNK;
@@ -34,7 +38,7 @@ pub fn is_put_chunk(message: &[u8]) -> bool {
     message.first() == Some(&PUT_CHUNK)
 }
 
-/// The chunk index and the coded bytes of a chunk message.
+/// The chunk index and the sealed bytes of a chunk message.
 pub fn decode_put_chunk(message: &[u8]) -> Result<(u64, &[u8]), UploadError> {
     if !is_put_chunk(message) {
         return Err(UploadError::NotAChunk);

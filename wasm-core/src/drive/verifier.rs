@@ -1,13 +1,17 @@
-//! Verifier: accepts a file that was coded elsewhere — in a browser page,
-//! which encodes uploads itself so plaintext never crosses the loopback
+//! Verifier: accepts a file that was sealed elsewhere — in a browser page,
+//! which seals uploads itself so plaintext never crosses the loopback
 //! socket — only if every chunk is exactly what [`super::FileEncoder`]
 //! would have produced for the content hash the file was announced with.
 //!
 //! ```text
-//! push_chunk(index, k+m fragments) ─▶ Coder::check (length, padding,
-//!   parity, seal) ─▶ plaintext ─▶ ContentHasher ─▶ fragment ids
+//! push_sealed(index, sealed) ─▶ length ─▶ unseal (the tag) ─▶ plaintext
+//!   ─▶ ContentHasher; Coder::code_sealed ─▶ k+m fragments and their ids
 //! finish() ─▶ hash == announced? ─▶ fragment ids for the manifest
 //! ```
+//!
+//! The page sends chunks sealed, not coded: the engine codes the fragments
+//! itself, so it never has parity to check, and a third fewer bytes cross
+//! the socket than if the page sent all `k + m` fragments.
 //!
 //! Why this matters: file ids are convergent, so a file stored under an
 //! id is what every later import of the same content deduplicates to. A
@@ -16,9 +20,9 @@
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
-use super::chunk::Coder;
+use super::chunk::{unseal, Coder, EncodedChunk};
 use super::keys::{ContentHash, ContentHasher, FileId, FileKey, FragmentId};
-use super::params::CodingParams;
+use super::params::{CodingParams, TAG_LEN};
 use super::DriveError;
 
 pub struct FileVerifier {
@@ -67,22 +71,29 @@ impl FileVerifier {
         self.next.saturating_mul(self.coder.params().chunk_size() as u64).min(self.size)
     }
 
-    /// Checks chunk `index` (all `k + m` fragments back to back, in shard
-    /// order) and returns the ids of its fragments, in shard order.
-    pub fn push_chunk(&mut self, index: u64, coded: &[u8]) -> Result<Vec<FragmentId>, DriveError> {
+    /// Checks sealed chunk `index` (ciphertext and tag) and codes it:
+    /// its fragments, and their ids in shard order.
+    pub fn push_sealed(&mut self, index: u64, sealed: &[u8]) -> Result<EncodedChunk, DriveError> {
+        let (last, plain_len) = self.next_chunk(index)?;
+        let expected = plain_len + TAG_LEN;
+        if sealed.len() != expected {
+            return Err(DriveError::ChunkLength { chunk: index, got: sealed.len(), expected });
+        }
+        let plain = unseal(&self.cipher, &self.file_id, index, last, sealed.to_vec())?;
+        self.hasher.update(&plain);
+        let chunk = self.coder.code_sealed(index, sealed)?;
+        self.ids.extend_from_slice(&chunk.ids);
+        self.next += 1;
+        Ok(chunk)
+    }
+
+    /// Whether chunk `index` is the last, and its plaintext length, if it
+    /// is the one expected next.
+    fn next_chunk(&self, index: u64) -> Result<(bool, usize), DriveError> {
         if index != self.next || index >= self.chunk_count {
             return Err(DriveError::ChunkOrder { chunk: index, expected: self.next });
         }
-        let params = *self.coder.params();
-        let last = index + 1 == self.chunk_count;
-        let plain_len = params.plain_len(self.size, index);
-        let plain = self.coder.check(&self.cipher, &self.file_id, index, last, plain_len, coded)?;
-        self.hasher.update(&plain);
-        let shard_len = params.shard_len(self.size, index);
-        let ids: Vec<FragmentId> = coded.chunks(shard_len.max(1)).map(FragmentId::of).collect();
-        self.ids.extend_from_slice(&ids);
-        self.next += 1;
-        Ok(ids)
+        Ok((index + 1 == self.chunk_count, self.coder.params().plain_len(self.size, index)))
     }
 
     /// Ends the file: every chunk came and the content matches its hash.

@@ -20,22 +20,23 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use mailmesh_core::drive::placement::{place_chunk, Candidate};
-use mailmesh_core::drive::{FileId, FragmentId};
+use mailmesh_core::drive::{EncodedChunk, FileId, FragmentId};
 use mailmesh_core::identity::NodeId;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{DriveNet, PUTS_IN_FLIGHT};
-use crate::drive::{DriveError, Placer};
+use crate::drive::{fragments_of, DriveError, Placer};
 use crate::sync::lock;
 
 /// A fragment on its way to another member.
 struct Handing {
     id: FragmentId,
     target: NodeId,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 pub struct Placing {
@@ -75,8 +76,8 @@ impl DriveNet {
     /// member does not take it.
     async fn hand_over(&self, send: Handing) -> Result<(), DriveError> {
         let Handing { id, target, bytes } = send;
-        // A copy stays in memory until the target has stored it.
-        if self.put_fragment(&target, id, bytes.clone()).await {
+        // The chunk's buffer stays in memory until the target has stored it.
+        if self.put_fragment(&target, id, bytes.to_vec()).await {
             lock(&self.known).held(id, target);
             return Ok(());
         }
@@ -85,20 +86,17 @@ impl DriveNet {
 }
 
 impl Placing {
-    /// Sends chunk `chunk`'s fragments (`ids` in shard order, `coded` their
-    /// bytes back to back) placed on other online members to them; returns
-    /// those to be stored here.
-    pub async fn place(&self, chunk: u64, ids: &[FragmentId], coded: &[u8]) -> Vec<(FragmentId, Vec<u8>)> {
-        let targets = place_chunk(&self.file_id, chunk, self.shards, &self.candidates);
-        let shard_len = (coded.len() / ids.len().max(1)).max(1);
+    /// Sends a verified chunk's fragments placed on other online members
+    /// to them; returns those to be stored here.
+    pub async fn place(&self, chunk: EncodedChunk) -> Vec<(FragmentId, Bytes)> {
+        let targets = place_chunk(&self.file_id, chunk.index, self.shards, &self.candidates);
         let mut here = Vec::new();
-        for ((id, bytes), target) in ids.iter().zip(coded.chunks(shard_len)).zip(targets) {
+        for ((id, bytes), target) in fragments_of(chunk).zip(targets) {
             if target == self.me || !self.online.contains(&target) {
-                here.push((*id, bytes.to_vec()));
+                here.push((id, bytes));
                 continue;
             }
-            let send = Handing { id: *id, target, bytes: bytes.to_vec() };
-            if let Err(mpsc::error::SendError(send)) = self.queue.send(send).await {
+            if let Err(mpsc::error::SendError(send)) = self.queue.send(Handing { id, target, bytes }).await {
                 // The sending task is gone (the engine is stopping): keep it.
                 here.push((send.id, send.bytes));
             }
@@ -132,12 +130,10 @@ impl Placer for BlockingPlacer {
         &mut self,
         file_id: FileId,
         shards: usize,
-        chunk: u64,
-        ids: &[FragmentId],
-        coded: &[u8],
-    ) -> Result<Vec<(FragmentId, Vec<u8>)>, DriveError> {
+        chunk: EncodedChunk,
+    ) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
         let placing = self.placing.get_or_insert_with(|| self.net.placing(file_id, shards));
-        Ok(self.runtime.block_on(placing.place(chunk, ids, coded)))
+        Ok(self.runtime.block_on(placing.place(chunk)))
     }
 
     fn finish(&mut self) -> Result<(), DriveError> {

@@ -236,7 +236,7 @@ async fn a_fragment_rotted_on_disk_is_rebuilt_from_the_other_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written_here() {
     use crate::drive::CodedStart;
-    use mailmesh_core::drive::{ContentHasher, FileEncoder};
+    use mailmesh_core::drive::{ContentHasher, FileSealer};
 
     let cluster = cluster(3);
     let uploader = &cluster.nodes[0];
@@ -250,13 +250,14 @@ async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written
     else {
         panic!("new content")
     };
-    let mut encoder = FileEncoder::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
-    encoder.push(&bytes).unwrap();
+    let mut sealer = FileSealer::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
+    sealer.push(&bytes).unwrap();
     let placing = uploader.net.placing(upload.file_id, upload.params.shards());
-    while let Some(chunk) = encoder.poll_chunk() {
-        let ids = upload.verify(chunk.index, &chunk.bytes).unwrap();
-        let here = placing.place(chunk.index, &ids, &chunk.bytes).await;
-        assert_eq!(here.len(), 2, "only this node's share of chunk {} stays here", chunk.index);
+    while let Some(sealed) = sealer.poll_chunk() {
+        let chunk = upload.verify(sealed.index, &sealed.bytes).unwrap();
+        let index = chunk.index;
+        let here = placing.place(chunk).await;
+        assert_eq!(here.len(), 2, "only this node's share of chunk {index} stays here");
         drive.store_fragments(&here).unwrap();
     }
     placing.finish().await.unwrap();
