@@ -80,8 +80,10 @@ impl Coder {
         last: bool,
         plain: &[u8],
     ) -> Result<EncodedChunk, DriveError> {
-        let mut bytes = vec![0u8; self.coded_len(plain.len())];
-        seal_into(cipher, file_id, index, last, plain, &mut bytes)?;
+        let mut bytes = Vec::with_capacity(self.coded_len(plain.len()));
+        bytes.extend_from_slice(plain);
+        bytes.resize(self.coded_len(plain.len()), 0);
+        seal_in_place(cipher, file_id, index, last, plain.len(), &mut bytes)?;
         self.fill_parity(index, bytes)
     }
 
@@ -95,8 +97,10 @@ impl Coder {
         last: bool,
         plain: &[u8],
     ) -> Result<Vec<u8>, DriveError> {
-        let mut sealed = vec![0u8; plain.len() + TAG_LEN];
-        seal_into(cipher, file_id, index, last, plain, &mut sealed)?;
+        let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
+        sealed.extend_from_slice(plain);
+        sealed.resize(plain.len() + TAG_LEN, 0);
+        seal_in_place(cipher, file_id, index, last, plain.len(), &mut sealed)?;
         Ok(sealed)
     }
 
@@ -108,8 +112,11 @@ impl Coder {
             got: sealed.len(),
             expected: TAG_LEN,
         })?;
-        let mut bytes = vec![0u8; self.coded_len(plain_len)];
-        bytes[..sealed.len()].copy_from_slice(sealed);
+        // Copied, then only the padding and parity zeroed: no pass over
+        // the data that is overwritten at once.
+        let mut bytes = Vec::with_capacity(self.coded_len(plain_len));
+        bytes.extend_from_slice(sealed);
+        bytes.resize(self.coded_len(plain_len), 0);
         self.fill_parity(index, bytes)
     }
 
@@ -195,21 +202,21 @@ impl Coder {
 }
 
 /// Opens a sealed chunk (ciphertext then tag) in place.
-/// Seals `plain` into the start of `out` (ciphertext, then the tag).
-fn seal_into(
+/// Seals the first `plain_len` bytes of `buf` in place and writes the tag
+/// right after them.
+fn seal_in_place(
     cipher: &ChaCha20Poly1305,
     file_id: &FileId,
     index: u64,
     last: bool,
-    plain: &[u8],
-    out: &mut [u8],
+    plain_len: usize,
+    buf: &mut [u8],
 ) -> Result<(), DriveError> {
-    out[..plain.len()].copy_from_slice(plain);
     let ad = associated_data(file_id, index, last);
     let tag = cipher
-        .encrypt_in_place_detached(&nonce(index), &ad, &mut out[..plain.len()])
+        .encrypt_in_place_detached(&nonce(index), &ad, &mut buf[..plain_len])
         .map_err(|_| DriveError::Internal("chunk too large to seal".into()))?;
-    out[plain.len()..plain.len() + TAG_LEN].copy_from_slice(&tag);
+    buf[plain_len..plain_len + TAG_LEN].copy_from_slice(&tag);
     Ok(())
 }
 
