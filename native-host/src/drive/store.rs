@@ -92,6 +92,15 @@ impl FragmentStore {
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
 
+    /// Like [`FragmentStore::put_unsynced`] for bytes from elsewhere: checks
+    /// first that they are the fragment `id`.
+    pub fn put_checked_unsynced(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
+        if FragmentId::of(bytes) != *id {
+            return Err(StoreError::WrongBytes(id.to_string()));
+        }
+        self.put_unsynced(id, bytes)
+    }
+
     /// Makes everything written to the store durable (`syncfs` of its
     /// filesystem: one call for any number of fragments and renames).
     pub fn sync(&self) -> io::Result<()> {

@@ -31,6 +31,7 @@
 //! work on blocking threads, and announces [`Event::FilesChanged`]. Its
 //! unit tests (`tests.rs`) run three nodes over an in-memory mesh.
 
+mod durable;
 mod placing;
 mod repair;
 
@@ -139,6 +140,7 @@ pub struct DriveNet {
     next_request: AtomicU32,
     pending: Mutex<HashMap<u32, oneshot::Sender<DriveMessage>>>,
     known: Mutex<Known>,
+    group_sync: durable::GroupSync,
     /// Itself, for work that outlives a borrow (spreads, blocking restores).
     this: Weak<DriveNet>,
 }
@@ -162,6 +164,7 @@ impl DriveNet {
             next_request: AtomicU32::new(0),
             pending: Mutex::default(),
             known: Mutex::default(),
+            group_sync: durable::GroupSync::default(),
             this: this.clone(),
         })
     }
@@ -358,8 +361,16 @@ impl DriveNet {
         }
     }
 
+    /// Stores a fragment a member handed over, durably (see [`durable`]).
     async fn store_fragment(&self, id: FragmentId, bytes: Vec<u8>) -> bool {
-        let stored = self.on_disk(move |drive| Ok(drive.store().put(&id, &bytes)?)).await;
+        let written = self.on_disk(move |drive| Ok(drive.store().put_checked_unsynced(&id, &bytes)?)).await;
+        let stored = match written {
+            Ok(()) => {
+                let sync = || self.on_disk(|drive| drive.store().sync().map_err(DriveError::Open));
+                self.group_sync.durable(sync).await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = &stored {
             tracing::warn!(fragment = %id, "could not store a fragment for a member: {e}");
         }
