@@ -372,15 +372,6 @@ impl Drive {
         Ok(CodedStart::Upload(CodedUpload { verifier, file_id, key, name, size, content, params: self.params }))
     }
 
-    /// Checks one sealed chunk and stores all its fragments here.
-    pub fn accept_chunk(&self, upload: &mut CodedUpload, index: u64, sealed: &[u8]) -> Result<(), DriveError> {
-        let chunk = upload.verify(index, sealed)?;
-        for (id, bytes) in chunk.ids.iter().zip(chunk.fragments()) {
-            self.store.put(id, bytes)?;
-        }
-        Ok(())
-    }
-
     /// Stores some of a verified chunk's fragments (the share placed here;
     /// their ids were computed from these bytes) without syncing them:
     /// [`Drive::finish_coded`] makes them durable at once.
@@ -832,6 +823,13 @@ mod tests {
         (dir, drive)
     }
 
+    /// What the engine does with a page's sealed chunk: checks and codes
+    /// it, and stores every fragment here.
+    fn accept_chunk(drive: &Drive, upload: &mut CodedUpload, index: u64, sealed: &[u8]) -> Result<(), DriveError> {
+        let chunk = upload.verify(index, sealed)?;
+        drive.store_fragments(&fragments_of(chunk).collect::<Vec<_>>())
+    }
+
     /// Seals `bytes` the way a browser page does, after `begin_coded`.
     fn seal_like_a_page(upload: &CodedUpload, bytes: &[u8]) -> Vec<SealedChunk> {
         let mut sealer = FileSealer::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
@@ -859,14 +857,14 @@ mod tests {
         let last = chunks[0].bytes.len() - 1;
         chunks[0].bytes[last] ^= 1;
         assert!(matches!(
-            drive.accept_chunk(&mut upload, 0, &chunks[0].bytes),
+            accept_chunk(&drive, &mut upload, 0, &chunks[0].bytes),
             Err(DriveError::Core(mailmesh_core::drive::DriveError::ChunkAuthentication { chunk: 0 }))
         ));
         assert!(drive.list().unwrap().is_empty());
 
         let CodedStart::Upload(mut upload) = begin() else { panic!("still new") };
         for chunk in seal_like_a_page(&upload, &bytes) {
-            drive.accept_chunk(&mut upload, chunk.index, &chunk.bytes).unwrap();
+            accept_chunk(&drive, &mut upload, chunk.index, &chunk.bytes).unwrap();
         }
         assert!(upload.is_complete());
         let file = drive.finish_coded(&network, upload, 1).unwrap();
