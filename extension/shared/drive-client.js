@@ -1,17 +1,21 @@
 // The drive from extension pages: list (native messaging, through the
-// service worker), upload (coded here in wasm, sent over the engine's
-// `/bulk` socket) and download (streamed by the service worker into a
+// service worker), upload (hashed here in wasm, sent over the engine's
+// `/bulk` socket, which seals and codes it) and download (streamed by the service worker into a
 // Chrome download). See native-host/src/engine/transfers.rs for the
 // socket's commands and background/downloads.js for downloads.
 
 import { RuntimeType, callWorker } from './messages/runtime.js';
-import { openEngineSocket, sleep } from './loopback.js';
+import { openEngineSocket } from './loopback.js';
 import { bytesToHex, hexToBytes, loadCore } from './core.js';
-import { hashBlob, sealBlob } from './drive-codec.js';
+import { frameBlob, hashBlob } from './drive-codec.js';
 import { previewType } from './preview.js';
 
-/** Sealed chunks sent ahead of the engine's verification (about 4 MiB). */
-const CHUNKS_IN_FLIGHT = 4;
+/**
+ * Bytes sent ahead of what the engine has coded: enough to keep its coder
+ * busy while the next messages cross the socket, little enough to keep
+ * both sides' memory at a few MiB.
+ */
+const BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 
 /** @returns {Promise<object[]>} the files, newest first, with health */
 export async function listFiles() {
@@ -28,48 +32,33 @@ export async function searchFiles(query) {
 }
 
 /**
- * Adds a File/Blob to the drive: the page hashes it, the engine says which
- * id and key its content has (or that the drive already holds it), the
- * page seals it chunk by chunk in wasm and sends the sealed chunks; the
- * engine verifies each, codes its fragments and stores and spreads them.
+ * Adds a File/Blob to the drive: the page hashes it, the engine says
+ * whether the drive already holds that content, then the page sends the
+ * bytes and the engine seals, codes, stores and spreads them as they come.
  * @param {File} file
- * @param {(done: number, total: number) => void} onProgress bytes verified by the engine
+ * @param {(done: number, total: number) => void} onProgress bytes coded by the engine
  */
 export async function uploadFile(file, onProgress = () => {}) {
   const core = await loadCore();
   const contentHash = await hashBlob(core, file);
   const ws = await openEngineSocket('/bulk');
+  const window = new SendWindow(BYTES_IN_FLIGHT);
   try {
     const replies = new ReplyQueue(ws);
-    ws.send(JSON.stringify({ type: 'put_coded', name: file.name, size: file.size, content_hash: bytesToHex(contentHash) }));
-    const coding = await replies.next();
-    if (coding.type === 'file_added') return coding.file;
-    let message = null;
-    let sent = 0;
-    let verified = 0;
-    sealBlob(core, file, {
-      k: coding.k,
-      m: coding.m,
-      chunkSize: coding.chunk_size,
-      fileId: hexToBytes(coding.file_id),
-      fileKey: hexToBytes(coding.file_key),
-    }, async (chunk) => {
+    ws.send(JSON.stringify({ type: 'put_file', name: file.name, size: file.size, content_hash: bytesToHex(contentHash) }));
+    const start = await replies.next();
+    if (start.type === 'file_added') return start.file;
+    frameBlob(core, file, async (message, end) => {
       replies.throwIfFailed();
-      // One buffer for every message: send() copies what it is given. The
-      // core frames it (drive::upload), as the engine reads it.
-      if (!message || message.length < chunk.framedLength) message = new Uint8Array(chunk.framedLength);
-      const view = message.subarray(0, chunk.framedLength);
-      chunk.copyFramedInto(view);
       // Chrome's socket takes whatever it is given and queues it outside
       // the page, so the engine's answers are the only real backpressure.
-      while (sent - verified >= CHUNKS_IN_FLIGHT) await sleep(2);
-      ws.send(view);
-      sent++;
+      await window.room(end, () => replies.throwIfFailed());
+      ws.send(message);
     }).catch((e) => replies.fail(e)); // a file that cannot be read ends the wait below
     for (;;) {
       const reply = await replies.next();
       if (reply.type === 'progress') {
-        verified++;
+        window.taken(reply.bytes);
         onProgress(reply.bytes, file.size);
       }
       if (reply.type === 'file_added') {
@@ -78,7 +67,37 @@ export async function uploadFile(file, onProgress = () => {}) {
       }
     }
   } finally {
+    window.wake(); // a sender still waiting finds the failure and stops
     ws.close();
+  }
+}
+
+/** How far ahead of the engine the page may send. */
+class SendWindow {
+  constructor(size) {
+    this.size = size;
+    this.acknowledged = 0;
+    this.waiting = null;
+  }
+
+  /** Resolves once sending up to byte `end` keeps within the window. */
+  async room(end, check) {
+    while (end - this.acknowledged > this.size) {
+      await new Promise((resolve) => { this.waiting = resolve; });
+      check();
+    }
+  }
+
+  /** The engine has taken every byte before `end`. */
+  taken(end) {
+    this.acknowledged = Math.max(this.acknowledged, end);
+    this.wake();
+  }
+
+  wake() {
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.();
   }
 }
 

@@ -1,21 +1,23 @@
-// Streams a Blob (a File from a picker or a drop) through the wasm core
-// without holding the file in memory: one pass computes the content hash,
-// which the engine turns into the file's id and key (only it holds the
-// network key); a second pass seals chunk by chunk (the engine codes the
-// fragments as it verifies). Memory stays at a few chunks whatever the
-// file size.
+// Streams a Blob (a File from a picker or a drop) without holding it in
+// memory: one pass computes the content hash in the wasm core, which the
+// engine turns into the file's id and key (only it holds the network key);
+// a second pass frames the bytes as the `/bulk` upload messages the engine
+// seals and codes (wasm-core `drive::upload`). Memory stays at a few pieces
+// whatever the file size.
 
 const READ_BUFFER = 1024 * 1024;
 
 /**
- * Reads a Blob piece by piece into one reused buffer (a BYOB reader), calling
- * `onPiece(Uint8Array)` for each; the piece is only valid during the call.
+ * Reads a Blob piece by piece into one reused buffer (a BYOB reader), each
+ * piece `headroom` bytes into it, calling `onPiece(Uint8Array)` for each: a
+ * view of the piece whose buffer has `headroom` free bytes before it. The
+ * piece is only valid during the call.
  */
-async function readBlob(blob, onPiece) {
+async function readBlob(blob, onPiece, headroom = 0) {
   const reader = blob.stream().getReader({ mode: 'byob' });
-  let buffer = new ArrayBuffer(READ_BUFFER);
+  let buffer = new ArrayBuffer(headroom + READ_BUFFER);
   for (;;) {
-    const { done, value } = await reader.read(new Uint8Array(buffer));
+    const { done, value } = await reader.read(new Uint8Array(buffer, headroom));
     if (done) return;
     await onPiece(value);
     buffer = value.buffer;
@@ -34,31 +36,20 @@ export async function hashBlob(core, blob) {
 }
 
 /**
- * Seals a Blob's chunks under the id and key the engine gave for its
- * content. `onChunk(chunk)` receives every sealed chunk in order (a wasm
- * `Sealed`: `index`, `framedLength`, `copyFramedInto`); it may be async,
- * and reading waits for it, which gives backpressure.
- * @param {{k: number, m: number, chunkSize: number, fileId: Uint8Array, fileKey: Uint8Array}} coding
+ * Reads a Blob into `/bulk` upload messages (`[7][offset][bytes]`, framed
+ * by the core), read straight into the message after its header. `send`
+ * receives each (valid only during the call: it must copy, as
+ * `WebSocket.send` does) and may be async: reading waits for it, which
+ * gives backpressure.
+ * @param {(message: Uint8Array, end: number) => Promise<void>|void} send `end`: the file's bytes sent with this one
  */
-export async function sealBlob(core, blob, { k, m, chunkSize, fileId, fileKey }, onChunk) {
-  const sealer = new core.Sealer(k, m, chunkSize, fileId, fileKey, blob.size);
-  try {
-    const drain = async () => {
-      for (let chunk = sealer.pollChunk(); chunk; chunk = sealer.pollChunk()) {
-        try {
-          await onChunk(chunk);
-        } finally {
-          chunk.free();
-        }
-      }
-    };
-    await drain(); // an empty file's only chunk exists before any byte
-    await readBlob(blob, async (piece) => {
-      sealer.push(piece);
-      await drain();
-    });
-    sealer.finish();
-  } finally {
-    sealer.free();
-  }
+export async function frameBlob(core, blob, send) {
+  const headerLength = core.putBytesHeaderLength();
+  let offset = 0;
+  await readBlob(blob, async (piece) => {
+    const message = new Uint8Array(piece.buffer, piece.byteOffset - headerLength, headerLength + piece.length);
+    core.writePutBytesHeader(message, offset);
+    offset += piece.length;
+    await send(message, offset);
+  }, headerLength);
 }

@@ -57,6 +57,12 @@ test('a mailed attachment shows in every popup and downloads intact elsewhere; a
     const spread = await Promise.all(mesh.nodes.map(async (n) => (await fragmentCount(n)) > 0));
     return file?.health.state === 'full' && spread.every(Boolean) && file.id;
   }, { timeoutMs: 60_000, everyMs: 500 });
+  // An empty file has no bytes to send: the engine records it at once.
+  await app.locator('#drive-input').setInputFiles({ name: 'empty.txt', mimeType: 'text/plain', buffer: Buffer.alloc(0) });
+  await waitFor('the empty upload to finish', () => app.locator('.upload[data-done="true"]').count().then((n) => n >= 2),
+    { timeoutMs: 60_000 });
+  const empty = JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout).find((f) => f.name === 'empty.txt');
+  assert.equal(empty?.size, 0, 'the empty file is in the drive');
   await one.killEngine();
   const out = path.join(mesh.dir, 'photo.back');
   await two.mailmesh('files', 'get', id, '-o', out);

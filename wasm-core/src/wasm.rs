@@ -170,66 +170,23 @@ impl Encoder {
     }
 }
 
-/// One sealed chunk of an upload (ciphertext and tag; the engine codes it).
-#[wasm_bindgen]
-pub struct Sealed(drive::SealedChunk);
-
-#[wasm_bindgen]
-impl Sealed {
-    #[wasm_bindgen(getter)]
-    pub fn index(&self) -> f64 {
-        self.0.index as f64
+/// Writes the `/bulk` upload header for the file's bytes from `offset`
+/// (`drive::upload`) into the first bytes of `out`, so a page reads the
+/// file straight into the message after it.
+#[wasm_bindgen(js_name = writePutBytesHeader)]
+pub fn write_put_bytes_header(out: &js_sys::Uint8Array, offset: f64) -> Result<(), JsError> {
+    let header = drive::upload::put_bytes_header(size_from(offset)?);
+    if out.length() < header.len() as u32 {
+        return Err(JsError::new("the buffer is too small for the upload header"));
     }
-    /// Length of the `/bulk` message [`Sealed::copy_framed_into`] writes.
-    #[wasm_bindgen(getter, js_name = framedLength)]
-    pub fn framed_length(&self) -> usize {
-        drive::upload::HEADER_LEN + self.0.bytes.len()
-    }
-    /// Writes the chunk as the `/bulk` upload message (`drive::upload`) into
-    /// `out` from its start, so a page reuses one buffer for every chunk.
-    #[wasm_bindgen(js_name = copyFramedInto)]
-    pub fn copy_framed_into(&self, out: &js_sys::Uint8Array) -> Result<(), JsError> {
-        if self.framed_length() > out.length() as usize {
-            return Err(JsError::new("the buffer is too small for the chunk"));
-        }
-        let header = drive::upload::put_chunk_header(self.0.index);
-        out.subarray(0, header.len() as u32).copy_from(&header);
-        out.subarray(header.len() as u32, self.framed_length() as u32).copy_from(&self.0.bytes);
-        Ok(())
-    }
+    out.subarray(0, header.len() as u32).copy_from(&header);
+    Ok(())
 }
 
-/// Streaming sealer for uploads: `push` file bytes, take sealed chunks with
-/// `pollChunk` until it returns `undefined`, and call `finish` at the end.
-#[wasm_bindgen]
-pub struct Sealer(Option<drive::FileSealer>);
-
-#[wasm_bindgen]
-impl Sealer {
-    #[wasm_bindgen(constructor)]
-    pub fn new(k: u8, m: u8, chunk_size: u32, file_id: &[u8], file_key: &[u8], size: f64) -> Result<Sealer, JsError> {
-        let id = FileId(bytes32("the file id", file_id)?);
-        let key = FileKey::from_bytes(bytes32("the file key", file_key)?);
-        Ok(Sealer(Some(drive::FileSealer::new(params(k, m, chunk_size)?, id, &key, size_from(size)?)?)))
-    }
-
-    pub fn push(&mut self, data: &[u8]) -> Result<(), JsError> {
-        Ok(self.inner()?.push(data)?)
-    }
-
-    #[wasm_bindgen(js_name = pollChunk)]
-    pub fn poll_chunk(&mut self) -> Result<Option<Sealed>, JsError> {
-        Ok(self.inner()?.poll_chunk().map(Sealed))
-    }
-
-    pub fn finish(&mut self) -> Result<(), JsError> {
-        let sealer = self.0.take().ok_or_else(|| JsError::new("the sealer was already finished"))?;
-        Ok(sealer.finish()?)
-    }
-
-    fn inner(&mut self) -> Result<&mut drive::FileSealer, JsError> {
-        self.0.as_mut().ok_or_else(|| JsError::new("the sealer was already finished"))
-    }
+/// Bytes [`write_put_bytes_header`] writes.
+#[wasm_bindgen(js_name = putBytesHeaderLength)]
+pub fn put_bytes_header_length() -> usize {
+    drive::upload::HEADER_LEN
 }
 
 /// Restores chunks from any `k` of their fragments.

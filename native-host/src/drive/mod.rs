@@ -12,12 +12,14 @@
 //! mid-upload is simply absent and can be added again; fragments it left
 //! behind are shared by content and harmless.
 //!
-//! A file sealed elsewhere (a browser page) comes in through
-//! `begin_coded` → `verify` (which codes each sealed chunk) +
-//! `store_fragments` per chunk → `finish_coded`; wasm-core's
-//! `FileVerifier` makes sure it is exactly what the add path would have
-//! stored. Spreading fragments over the owner's nodes is the engine's job
-//! (`engine/drive_net/`); this module is one node's disk.
+//! A file whose bytes come from elsewhere (a browser page, over the
+//! engine's socket) after its hash comes in through `begin_upload` →
+//! `Upload::push` (which codes the chunks the bytes complete) +
+//! `store_fragments` per chunk → `finish_upload`; the encoder checks the
+//! bytes against the hash the file's id and key came from, so nothing but
+//! that content is ever recorded under its id. Spreading fragments over
+//! the owner's nodes is the engine's job (`engine/drive_net/`); this module
+//! is one node's disk.
 
 pub mod attachments;
 mod batch;
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use mailmesh_core::drive::{
     convergent_keys, CodingParams, ContentHash, ContentHasher, EncodedChunk, FileDecoder, FileEncoder, FileId, FileKey,
-    FileVerifier, FragmentId, Manifest, ManifestFields, NetworkKey,
+    FragmentId, Manifest, ManifestFields, NetworkKey,
 };
 use thiserror::Error;
 
@@ -66,6 +68,8 @@ pub enum DriveError {
     Unavailable { chunk: u64, present: usize, needed: usize },
     #[error("the file changed while it was being added; try again")]
     Changed,
+    #[error("the upload skipped or repeated bytes: bytes from {offset} arrived where {expected} was expected next")]
+    UploadGap { offset: u64, expected: u64 },
     #[error(transparent)]
     Core(#[from] mailmesh_core::drive::DriveError),
     #[error(transparent)]
@@ -78,41 +82,47 @@ pub enum DriveError {
     Open(io::Error),
 }
 
-/// What [`Drive::begin_coded`] found. Made once per upload and taken apart
-/// at once, so the variants' difference in size costs nothing.
+/// What [`Drive::begin_upload`] found. Made once per upload and taken
+/// apart at once, so the variants' difference in size costs nothing.
 #[allow(clippy::large_enum_variant)]
-pub enum CodedStart {
+pub enum UploadStart {
     /// The drive already holds this content; nothing needs to be sent.
     Exists(FileView),
-    /// Send the chunks, coded under these.
-    Upload(CodedUpload),
+    /// Send the bytes.
+    Upload(Upload),
 }
 
-/// A file being coded by the caller, chunk by chunk.
-pub struct CodedUpload {
-    verifier: FileVerifier,
+/// A file whose bytes arrive in order from elsewhere, coded as they come.
+pub struct Upload {
+    encoder: FileEncoder,
     pub file_id: FileId,
-    pub key: FileKey,
+    key: FileKey,
     name: String,
     size: u64,
     content: ContentHash,
     pub params: CodingParams,
 }
 
-impl CodedUpload {
-    /// Checks the next sealed chunk and codes it (see [`FileVerifier`]):
-    /// its fragments, and their ids in shard order to store them under.
-    pub fn verify(&mut self, index: u64, sealed: &[u8]) -> Result<EncodedChunk, DriveError> {
-        Ok(self.verifier.push_sealed(index, sealed)?)
+impl Upload {
+    /// Takes the file's bytes from `offset`, which must be where the bytes
+    /// before ended, and codes the chunks they complete (in order; the first
+    /// call for an empty file, with no bytes, returns its only chunk).
+    pub fn push(&mut self, offset: u64, bytes: &[u8]) -> Result<Vec<EncodedChunk>, DriveError> {
+        let expected = self.encoder.fed_bytes();
+        if offset != expected {
+            return Err(DriveError::UploadGap { offset, expected });
+        }
+        self.encoder.push(bytes)?;
+        Ok(std::iter::from_fn(|| self.encoder.poll_chunk()).collect())
     }
 
-    /// Plaintext bytes accepted so far.
-    pub fn accepted_bytes(&self) -> u64 {
-        self.verifier.verified_bytes()
+    /// Bytes taken so far.
+    pub fn received_bytes(&self) -> u64 {
+        self.encoder.fed_bytes()
     }
 
     pub fn is_complete(&self) -> bool {
-        self.verifier.remaining() == 0
+        self.encoder.fed_bytes() == self.size
     }
 }
 
@@ -309,7 +319,7 @@ impl Drive {
             self.index.set_deleted(&file_id.0, None)?;
         }
         // Pass 2: encode and store every fragment.
-        let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?;
+        let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?.checking(content);
         let shards = self.params.shards();
         let mut store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
             while let Some(chunk) = encoder.poll_chunk() {
@@ -352,29 +362,29 @@ impl Drive {
         Ok(self.view(record))
     }
 
-    /// Starts accepting a file the caller codes itself (a browser page):
-    /// the file's convergent id and key for the announced content, or the
-    /// file itself if the drive already has that content.
-    pub fn begin_coded(
+    /// Starts taking a file whose bytes come from elsewhere after its
+    /// content hash: the coding under the file's convergent id and key, or
+    /// the file itself if the drive already has that content.
+    pub fn begin_upload(
         &self,
         network: &NetworkKey,
         name: &str,
         size: u64,
         content: ContentHash,
-    ) -> Result<CodedStart, DriveError> {
+    ) -> Result<UploadStart, DriveError> {
         let name = clean_name(name)?;
         let (file_id, key) = convergent_keys(network, &content, &self.params);
         if let Some(existing) = self.index.file(&file_id.0)? {
-            return Ok(CodedStart::Exists(self.view(existing)));
+            return Ok(UploadStart::Exists(self.view(existing)));
         }
         self.index.set_deleted(&file_id.0, None)?;
-        let verifier = FileVerifier::new(self.params, file_id, &key, size, content)?;
-        Ok(CodedStart::Upload(CodedUpload { verifier, file_id, key, name, size, content, params: self.params }))
+        let encoder = FileEncoder::new(self.params, file_id, &key, size)?.checking(content);
+        Ok(UploadStart::Upload(Upload { encoder, file_id, key, name, size, content, params: self.params }))
     }
 
-    /// Stores some of a verified chunk's fragments (the share placed here;
+    /// Stores some of a coded chunk's fragments (the share placed here;
     /// their ids were computed from these bytes) without syncing them:
-    /// [`Drive::finish_coded`] makes them durable at once.
+    /// [`Drive::finish_upload`] makes them durable at once.
     pub fn store_fragments(&self, fragments: &[(FragmentId, Bytes)]) -> Result<(), DriveError> {
         for (id, bytes) in fragments {
             self.store.put_unsynced(id, bytes)?;
@@ -382,10 +392,11 @@ impl Drive {
         Ok(())
     }
 
-    /// Records a coded file once every chunk was accepted, after making the
-    /// fragments stored here durable.
-    pub fn finish_coded(&self, network: &NetworkKey, upload: CodedUpload, now_ms: u64) -> Result<FileView, DriveError> {
-        let CodedUpload { verifier, file_id, key, name, size, content, params } = upload;
+    /// Records an uploaded file once all its bytes came and matched its
+    /// hash, after making the fragments stored here durable.
+    pub fn finish_upload(&self, network: &NetworkKey, upload: Upload, now_ms: u64) -> Result<FileView, DriveError> {
+        let Upload { encoder, file_id, key, name, size, content, params } = upload;
+        let fragment_ids = encoder.finish()?;
         self.store.sync().map_err(DriveError::Open)?;
         let fields = ManifestFields {
             file_id,
@@ -396,7 +407,7 @@ impl Drive {
             modified_ms: now_ms,
             media_type: media_type_of(&name).into(),
             name,
-            fragment_ids: verifier.finish()?,
+            fragment_ids,
         };
         self.record_new(network, fields, &key, None, now_ms)
     }
@@ -811,8 +822,6 @@ fn media_type_of(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use mailmesh_core::drive::{FileSealer, SealedChunk};
-
     use super::*;
 
     fn drive() -> (tempfile::TempDir, Drive) {
@@ -823,18 +832,22 @@ mod tests {
         (dir, drive)
     }
 
-    /// What the engine does with a page's sealed chunk: checks and codes
-    /// it, and stores every fragment here.
-    fn accept_chunk(drive: &Drive, upload: &mut CodedUpload, index: u64, sealed: &[u8]) -> Result<(), DriveError> {
-        let chunk = upload.verify(index, sealed)?;
-        drive.store_fragments(&fragments_of(chunk).collect::<Vec<_>>())
+    /// What the engine does with a page's bytes: codes the chunks they
+    /// complete and stores every fragment here.
+    fn take_bytes(drive: &Drive, upload: &mut Upload, offset: u64, bytes: &[u8]) -> Result<(), DriveError> {
+        for chunk in upload.push(offset, bytes)? {
+            drive.store_fragments(&fragments_of(chunk).collect::<Vec<_>>())?;
+        }
+        Ok(())
     }
 
-    /// Seals `bytes` the way a browser page does, after `begin_coded`.
-    fn seal_like_a_page(upload: &CodedUpload, bytes: &[u8]) -> Vec<SealedChunk> {
-        let mut sealer = FileSealer::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
-        sealer.push(bytes).unwrap();
-        std::iter::from_fn(|| sealer.poll_chunk()).collect()
+    /// Sends `bytes` as a page does, in pieces of a BYOB read.
+    fn upload_like_a_page(drive: &Drive, upload: &mut Upload, bytes: &[u8]) -> Result<(), DriveError> {
+        take_bytes(drive, upload, 0, &[])?;
+        for (i, piece) in bytes.chunks(300_000).enumerate() {
+            take_bytes(drive, upload, (i * 300_000) as u64, piece)?;
+        }
+        Ok(())
     }
 
     fn content_of(bytes: &[u8]) -> ContentHash {
@@ -844,37 +857,64 @@ mod tests {
     }
 
     #[test]
-    fn a_file_coded_by_a_page_is_kept_only_if_coded_right() {
+    fn a_file_uploaded_by_a_page_is_kept_only_if_it_is_the_announced_content() {
         let (dir, drive) = drive();
         let network = NetworkKey::from_bytes([7; 32]);
         let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
         let begin =
-            || drive.begin_coded(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
+            || drive.begin_upload(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
 
-        // A flipped bit in a sealed chunk: refused, nothing recorded.
-        let CodedStart::Upload(mut upload) = begin() else { panic!("new content") };
-        let mut chunks = seal_like_a_page(&upload, &bytes);
-        let last = chunks[0].bytes.len() - 1;
-        chunks[0].bytes[last] ^= 1;
+        // Other bytes than announced (a file edited between the page's hash
+        // and its upload, or a page lying): refused, nothing recorded.
+        let UploadStart::Upload(mut upload) = begin() else { panic!("new content") };
+        let mut other = bytes.clone();
+        other[2_000_000] ^= 1;
+        upload_like_a_page(&drive, &mut upload, &other).unwrap();
+        assert!(upload.is_complete());
         assert!(matches!(
-            accept_chunk(&drive, &mut upload, 0, &chunks[0].bytes),
-            Err(DriveError::Core(mailmesh_core::drive::DriveError::ChunkAuthentication { chunk: 0 }))
+            drive.finish_upload(&network, upload, 1),
+            Err(DriveError::Core(mailmesh_core::drive::DriveError::ContentMismatch))
         ));
         assert!(drive.list().unwrap().is_empty());
 
-        let CodedStart::Upload(mut upload) = begin() else { panic!("still new") };
-        for chunk in seal_like_a_page(&upload, &bytes) {
-            accept_chunk(&drive, &mut upload, chunk.index, &chunk.bytes).unwrap();
-        }
-        assert!(upload.is_complete());
-        let file = drive.finish_coded(&network, upload, 1).unwrap();
+        // A gap or a repeat is refused where it happens.
+        let UploadStart::Upload(mut upload) = begin() else { panic!("still new") };
+        take_bytes(&drive, &mut upload, 0, &bytes[..1000]).unwrap();
+        assert!(matches!(
+            take_bytes(&drive, &mut upload, 999, &bytes[999..2000]),
+            Err(DriveError::UploadGap { offset: 999, expected: 1000 })
+        ));
+
+        let UploadStart::Upload(mut upload) = begin() else { panic!("still new") };
+        upload_like_a_page(&drive, &mut upload, &bytes).unwrap();
+        let file = drive.finish_upload(&network, upload, 1).unwrap();
         assert_eq!(file.name, "notes..page.bin");
         let added = drive.add_bytes(&network, "same.bin", "application/octet-stream", None, &bytes, 2).unwrap();
-        assert_eq!(added.id, file.id, "the engine codes the same content to the same file");
-        assert!(matches!(begin(), CodedStart::Exists(existing) if existing.id == file.id));
+        assert_eq!(added.id, file.id, "a page's upload is coded as the engine codes the same content");
+        assert!(matches!(begin(), UploadStart::Exists(existing) if existing.id == file.id));
         let out = dir.path().join("out.bin");
         drive.get(&network, &file.id, &out).unwrap();
         assert_eq!(fs::read(&out).unwrap(), bytes);
+
+        // An empty file is complete before any byte.
+        let empty = drive.begin_upload(&network, "empty", 0, content_of(&[])).unwrap();
+        let UploadStart::Upload(mut upload) = empty else { panic!("new content") };
+        upload_like_a_page(&drive, &mut upload, &[]).unwrap();
+        assert_eq!(drive.finish_upload(&network, upload, 3).unwrap().size, 0);
+    }
+
+    #[test]
+    fn a_file_that_changes_between_the_passes_is_not_recorded() {
+        let (_dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let first = vec![1u8; 100_000];
+        let mut second = first.clone();
+        second[70_000] = 2; // the same size: only the hash can tell
+        let mut reads = [&first[..], &second[..]].into_iter();
+        let changing = || reads.next().ok_or(DriveError::BadName);
+        let result = drive.add(&network, "edited.txt", "text/plain", None, 1, None, &mut KeepHere, changing);
+        assert!(matches!(result, Err(DriveError::Core(mailmesh_core::drive::DriveError::ContentMismatch))));
+        assert!(drive.list().unwrap().is_empty());
     }
 
     #[test]

@@ -1,18 +1,17 @@
 //! Files to and from the browser over the `/bulk` socket.
 //!
-//! - Upload, sealed in the page (wasm-core), so plaintext never crosses the
-//!   socket: `{"type":"put_coded","name":…,"size":N,"content_hash":hex}`.
-//!   The engine answers `code_with` (`file_id`, `file_key`, `k`, `m`,
-//!   `chunk_size`: the file's convergent id and key, which only the engine
-//!   can derive from the network key) or, if the drive already has this
-//!   content, `file_added` at once. Then one binary message per chunk:
-//!   `[6][index u64 LE][the chunk sealed]` (`mailmesh_core::drive::upload`,
-//!   which frames it in the page too). Each chunk is verified
-//!   (`FileVerifier`: its seal, and at the end the content hash) and coded
-//!   into its fragments here, which are stored or sent to the members they
-//!   are placed on, and answered with `progress`; after the last,
-//!   `file_added` (or `error`). The record is written last, so an
-//!   interrupted upload leaves no file behind.
+//! - Upload: `{"type":"put_file","name":…,"size":N,"content_hash":hex}`
+//!   (the page hashes the file first: the hash names and keys it). The
+//!   engine answers `send`, or `file_added` at once if the drive already
+//!   has this content. Then the file's bytes in binary messages
+//!   `[7][offset u64 LE][bytes]` (`mailmesh_core::drive::upload`, which
+//!   frames them in the page too), any size up to [`MAX_BULK_MESSAGE`]. The
+//!   engine seals and codes each chunk they complete, stores its share and
+//!   sends the rest to the members it is placed on, and answers each
+//!   message with `progress` (`bytes` taken); after the last, `file_added`,
+//!   or `error` if the bytes were not the announced content (a file edited
+//!   meanwhile). The record is written last, so an interrupted upload
+//!   leaves no file behind. The file key never leaves the engine.
 //! - Download: `{"type":"get_file","file_id":…,"from":N}` (`from` 0 if
 //!   left out); the engine answers `file_start` with the file, then sends
 //!   it from byte N in binary messages of 256 KiB as chunks are restored
@@ -40,13 +39,12 @@ use tokio::task::JoinHandle;
 use super::drive_net::Placing;
 use super::Engine;
 use crate::clock::now_ms;
-use crate::drive::{CodedStart, CodedUpload, DriveError};
+use crate::drive::{DriveError, Upload, UploadStart};
 
-/// The largest message `/bulk` accepts: a sealed chunk of the drive's
-/// default parameters (1 MiB and a tag) with room to spare.
+/// The largest message `/bulk` accepts (a page sends 1 MiB at a time).
 pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
 const SEND_CHUNK: usize = 256 * 1024;
-/// Chunks whose fragments may be being written while the next arrive.
+/// Chunks whose fragments may be being written while the next are coded.
 const STORES_IN_FLIGHT: usize = 4;
 /// Download messages in flight before the client acknowledges (4 MiB).
 const WINDOW: usize = 16;
@@ -54,7 +52,7 @@ const WINDOW: usize = 16;
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Command {
-    PutCoded {
+    PutFile {
         name: String,
         size: u64,
         content_hash: String,
@@ -74,39 +72,16 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
     let mut upload: Option<Receiving> = None;
     while let Some(Ok(message)) = socket.recv().await {
         let outcome = match message {
-            Message::Binary(bytes) if upload::is_put_chunk(&bytes) => {
-                match receive_chunk(&engine, &mut upload, bytes).await {
-                    Ok(Some(reply_value)) => reply(&mut socket, reply_value).await,
-                    Ok(None) => Ok(()),
-                    Err(e) => {
-                        upload = None;
-                        reply(&mut socket, error(e)).await
-                    }
-                }
+            Message::Binary(bytes) if upload::is_put_bytes(&bytes) => {
+                let answer = receive_bytes(&engine, &mut upload, bytes).await;
+                reply(&mut socket, answer).await
             }
             Message::Binary(bytes) => raw_operation(&mut socket, bytes, &mut discarded).await,
             Message::Text(text) => match serde_json::from_str::<Command>(text.as_str()) {
-                Ok(Command::PutCoded { name, size, content_hash }) => {
+                Ok(Command::PutFile { name, size, content_hash }) => {
                     upload = None;
-                    match begin_upload(&engine, name, size, &content_hash).await {
-                        Ok(CodedStart::Upload(started)) => {
-                            let answer = json!({
-                                "type": "code_with",
-                                "file_id": started.file_id.to_string(),
-                                "file_key": hex::encode(started.key.as_bytes()),
-                                "k": started.params.k(),
-                                "m": started.params.m(),
-                                "chunk_size": started.params.chunk_size(),
-                            });
-                            let placing = engine.drive_net.placing(started.file_id, started.params.shards());
-                            upload = Some(Receiving { upload: started, stores: VecDeque::new(), placing });
-                            reply(&mut socket, answer).await
-                        }
-                        Ok(CodedStart::Exists(file)) => {
-                            reply(&mut socket, json!({"type": "file_added", "file": file})).await
-                        }
-                        Err(e) => reply(&mut socket, error(e)).await,
-                    }
+                    let answer = put_file(&engine, &mut upload, name, size, &content_hash).await;
+                    reply(&mut socket, answer).await
                 }
                 Ok(Command::GetFile { file_id, from }) => send_file(&engine, &mut socket, file_id, from).await,
                 Ok(Command::Ack) => Ok(()),
@@ -130,21 +105,44 @@ async fn reply(socket: &mut WebSocket, value: serde_json::Value) -> Result<(), (
     socket.send(Message::Text(value.to_string().into())).await.map_err(|_| ())
 }
 
-async fn begin_upload(engine: &Engine, name: String, size: u64, content_hash: &str) -> Result<CodedStart, DriveError> {
+/// Starts an upload (`upload` holds it until its last byte): `send`, or
+/// `file_added` if the drive has the content already or the file is empty.
+async fn put_file(
+    engine: &Engine,
+    upload: &mut Option<Receiving>,
+    name: String,
+    size: u64,
+    content_hash: &str,
+) -> serde_json::Value {
     let mut content = [0u8; 32];
-    hex::decode_to_slice(content_hash, &mut content)
-        .map_err(|_| DriveError::BadId(content_hash.chars().take(80).collect()))?;
-    let network = engine.network_key().ok_or(DriveError::NoNetwork)?;
-    engine.drive_blocking(move |drive| drive.begin_coded(&network, &name, size, ContentHash(content))).await
+    if hex::decode_to_slice(content_hash, &mut content).is_err() {
+        return error(DriveError::BadId(content_hash.chars().take(80).collect()));
+    }
+    let Some(network) = engine.network_key() else {
+        return error(DriveError::NoNetwork);
+    };
+    match engine.drive_blocking(move |drive| drive.begin_upload(&network, &name, size, ContentHash(content))).await {
+        Ok(UploadStart::Upload(started)) => {
+            let placing = engine.drive_net.placing(started.file_id, started.params.shards());
+            *upload = Some(Receiving { upload: started, stores: VecDeque::new(), placing });
+            if size == 0 {
+                // Complete before any byte: the page sends none.
+                return take_bytes(engine, upload, 0, axum::body::Bytes::new()).await;
+            }
+            json!({"type": "send"})
+        }
+        Ok(UploadStart::Exists(file)) => json!({"type": "file_added", "file": file}),
+        Err(e) => error(e),
+    }
 }
 
-/// An upload in progress: the verifier, the fragment writes of chunks
-/// already verified, and their placing on the other members. Writing (with
-/// its fsyncs) and sending overlap receiving and verifying the next chunks,
-/// which is what keeps an upload at the speed of the socket rather than of
-/// the disk's latency, and has the file spread when it is stored.
+/// An upload in progress: the file being coded, the fragment writes of
+/// chunks already coded, and their placing on the other members. Writing
+/// (with its fsyncs) and sending overlap receiving and coding the next
+/// bytes, which is what keeps an upload at the speed of the socket rather
+/// than of the disk's latency, and has the file spread when it is stored.
 pub struct Receiving {
-    upload: CodedUpload,
+    upload: Upload,
     stores: VecDeque<JoinHandle<Result<(), DriveError>>>,
     placing: Placing,
 }
@@ -160,45 +158,80 @@ impl Receiving {
     }
 }
 
-/// Verifies one chunk and starts storing it (here, and on the members it is
-/// placed on); after the last, records the file and announces it. Returns the reply to send, if any.
-async fn receive_chunk(
+/// One upload message: the reply to send.
+async fn receive_bytes(
     engine: &Engine,
     upload: &mut Option<Receiving>,
     message: axum::body::Bytes,
-) -> Result<Option<serde_json::Value>, DriveError> {
-    let Some(mut current) = upload.take() else {
-        return Ok(Some(json!({"type": "error", "message": "a chunk arrived before put_coded"})));
+) -> serde_json::Value {
+    if upload.is_none() {
+        return json!({"type": "error", "message": "file bytes arrived before put_file"});
+    }
+    match upload::decode_put_bytes(&message) {
+        Ok((offset, _)) => take_bytes(engine, upload, offset, message.slice(upload::HEADER_LEN..)).await,
+        Err(e) => {
+            *upload = None;
+            json!({"type": "error", "message": e.to_string()})
+        }
+    }
+}
+
+/// Codes the chunks the file's bytes from `offset` complete and starts
+/// storing them (here, and on the members they are placed on); after the
+/// last byte, records the file and announces it. Any failure ends the
+/// upload.
+async fn take_bytes(
+    engine: &Engine,
+    upload: &mut Option<Receiving>,
+    offset: u64,
+    bytes: axum::body::Bytes,
+) -> serde_json::Value {
+    let Some(current) = upload.take() else {
+        return json!({"type": "error", "message": "no upload is in progress"});
     };
-    let index = match upload::decode_put_chunk(&message) {
-        Ok((index, _)) => index,
-        Err(e) => return Ok(Some(json!({"type": "error", "message": e.to_string()}))),
+    match code_and_store(engine, current, offset, bytes).await {
+        Ok((Some(current), answer)) => {
+            *upload = Some(current);
+            answer
+        }
+        Ok((None, answer)) => answer,
+        Err(e) => error(e),
+    }
+}
+
+/// [`take_bytes`]'s work: the upload to go on with (none once the file is
+/// recorded) and the reply.
+async fn code_and_store(
+    engine: &Engine,
+    mut current: Receiving,
+    offset: u64,
+    bytes: axum::body::Bytes,
+) -> Result<(Option<Receiving>, serde_json::Value), DriveError> {
+    let coding = {
+        let mut upload = current.upload;
+        tokio::task::spawn_blocking(move || upload.push(offset, &bytes).map(|chunks| (upload, chunks)))
     };
-    let sealed = message.slice(upload::HEADER_LEN..);
-    let verify = {
-        let mut verifying = current.upload;
-        tokio::task::spawn_blocking(move || verifying.verify(index, &sealed).map(|chunk| (verifying, chunk)))
-    };
-    let (verified, chunk) = verify.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
-    current.upload = verified;
-    let here = current.placing.place(chunk).await;
-    let drive = engine.drive_net.drive().clone();
-    current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_fragments(&here)));
-    current.wait_stores(STORES_IN_FLIGHT).await?;
+    let (coded, chunks) = coding.await.map_err(|e| DriveError::Open(std::io::Error::other(e.to_string())))??;
+    current.upload = coded;
+    for chunk in chunks {
+        let here = current.placing.place(chunk).await;
+        let drive = engine.drive_net.drive().clone();
+        current.stores.push_back(tokio::task::spawn_blocking(move || drive.store_fragments(&here)));
+        current.wait_stores(STORES_IN_FLIGHT).await?;
+    }
     if !current.upload.is_complete() {
-        let bytes = current.upload.accepted_bytes();
-        *upload = Some(current);
-        return Ok(Some(json!({"type": "progress", "bytes": bytes})));
+        let bytes = current.upload.received_bytes();
+        return Ok((Some(current), json!({"type": "progress", "bytes": bytes})));
     }
     current.wait_stores(0).await?;
     current.placing.finish().await?;
     let network = engine.network_key().ok_or(DriveError::NoNetwork)?;
     let finished = current.upload;
-    let file = engine.drive_blocking(move |drive| drive.finish_coded(&network, finished, now_ms())).await?;
+    let file = engine.drive_blocking(move |drive| drive.finish_upload(&network, finished, now_ms())).await?;
     engine.drive_net.spread(file.id.clone());
     // Its health counts the fragments the members took on the way.
     let file = engine.drive_net.file(file.id.clone()).await.unwrap_or(file);
-    Ok(Some(json!({"type": "file_added", "file": file})))
+    Ok((None, json!({"type": "file_added", "file": file})))
 }
 
 async fn send_file(engine: &Engine, socket: &mut WebSocket, file_id: String, from: u64) -> Result<(), ()> {

@@ -87,39 +87,6 @@ impl Coder {
         self.fill_parity(index, bytes)
     }
 
-    /// Seals `plain` as chunk `index`: its ciphertext and tag, which is
-    /// what a page sends its engine ([`Coder::code_sealed`] codes it).
-    pub fn seal(
-        &self,
-        cipher: &ChaCha20Poly1305,
-        file_id: &FileId,
-        index: u64,
-        last: bool,
-        plain: &[u8],
-    ) -> Result<Vec<u8>, DriveError> {
-        let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
-        sealed.extend_from_slice(plain);
-        sealed.resize(plain.len() + TAG_LEN, 0);
-        seal_in_place(cipher, file_id, index, last, plain.len(), &mut sealed)?;
-        Ok(sealed)
-    }
-
-    /// Codes an already sealed chunk into fragments (no cryptography: the
-    /// caller checks the seal, see `FileVerifier::push_sealed`).
-    pub fn code_sealed(&self, index: u64, sealed: &[u8]) -> Result<EncodedChunk, DriveError> {
-        let plain_len = sealed.len().checked_sub(TAG_LEN).ok_or(DriveError::ChunkLength {
-            chunk: index,
-            got: sealed.len(),
-            expected: TAG_LEN,
-        })?;
-        // Copied, then only the padding and parity zeroed: no pass over
-        // the data that is overwritten at once.
-        let mut bytes = Vec::with_capacity(self.coded_len(plain_len));
-        bytes.extend_from_slice(sealed);
-        bytes.resize(self.coded_len(plain_len), 0);
-        self.fill_parity(index, bytes)
-    }
-
     /// Bytes of all fragments of a chunk of `plain_len` bytes.
     fn coded_len(&self, plain_len: usize) -> usize {
         (plain_len + TAG_LEN).div_ceil(self.params.k()) * self.params.shards()

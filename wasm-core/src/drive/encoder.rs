@@ -5,8 +5,12 @@
 //! push(bytes) ─▶ fill current chunk ─▶ seal + code ─▶ queue ─▶ poll_chunk()
 //! ```
 //!
-//! [`FileSealer`] does the same but only seals (a browser page's upload;
-//! the engine codes).
+//! Built with [`FileEncoder::checking`], it also hashes what it is fed and
+//! refuses to finish unless that is the content hash the file's id and key
+//! were derived from: the bytes are read a second time (from a disk that may
+//! have changed, or from a page over a socket), and a file recorded under
+//! a convergent id must be exactly that content, since every later add of
+//! the same content deduplicates to it.
 //!
 //! The file size is declared up front: it fixes the chunk count and tells
 //! the encoder which chunk is the last, which is authenticated.
@@ -17,7 +21,7 @@ use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
 use super::chunk::{Coder, EncodedChunk};
-use super::keys::{FileId, FileKey, FragmentId};
+use super::keys::{ContentHash, ContentHasher, FileId, FileKey, FragmentId};
 use super::params::CodingParams;
 use super::DriveError;
 
@@ -90,6 +94,8 @@ pub struct FileEncoder {
     file_id: FileId,
     ready: VecDeque<EncodedChunk>,
     ids: Vec<FragmentId>,
+    /// The content hash the bytes must have, and the hash so far.
+    check: Option<(ContentHash, ContentHasher)>,
 }
 
 impl FileEncoder {
@@ -101,16 +107,27 @@ impl FileEncoder {
             file_id,
             ready: VecDeque::new(),
             ids: Vec::new(),
+            check: None,
         };
         // An empty file's only chunk is complete before any byte arrives.
         encoder.push(&[])?;
         Ok(encoder)
     }
 
+    /// Has [`FileEncoder::finish`] fail with [`DriveError::ContentMismatch`]
+    /// unless the bytes fed hash to `content`.
+    pub fn checking(mut self, content: ContentHash) -> FileEncoder {
+        self.check = Some((content, ContentHasher::new()));
+        self
+    }
+
     /// Feeds the next bytes of the file. Call [`FileEncoder::poll_chunk`]
     /// until it returns `None` after each push to keep memory bounded.
     pub fn push(&mut self, data: &[u8]) -> Result<(), DriveError> {
-        let FileEncoder { chunker, coder, cipher, file_id, ready, ids } = self;
+        let FileEncoder { chunker, coder, cipher, file_id, ready, ids, check } = self;
+        if let Some((_, hasher)) = check {
+            hasher.update(data);
+        }
         chunker.push(data, |index, last, plain| {
             let chunk = coder.encode(cipher, file_id, index, last, plain)?;
             ids.extend_from_slice(&chunk.ids);
@@ -124,71 +141,24 @@ impl FileEncoder {
         self.ready.pop_front()
     }
 
-    /// Ends the file: checks that exactly the declared size was fed and every
-    /// chunk was taken, and returns all fragment ids (chunk by chunk) for the
-    /// manifest.
+    /// Plaintext bytes fed so far.
+    pub fn fed_bytes(&self) -> u64 {
+        self.chunker.fed
+    }
+
+    /// Ends the file: checks that exactly the declared size was fed (with
+    /// the content hash, if [`FileEncoder::checking`]) and every chunk was
+    /// taken, and returns all fragment ids (chunk by chunk) for the manifest.
     pub fn finish(self) -> Result<Vec<FragmentId>, DriveError> {
         self.chunker.finish()?;
         if !self.ready.is_empty() {
             return Err(DriveError::Internal("finish() called before every chunk was polled".into()));
         }
-        Ok(self.ids)
-    }
-}
-
-/// A chunk sealed but not coded: ciphertext and tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SealedChunk {
-    pub index: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// Like [`FileEncoder`], but it only seals: what a browser page sends its
-/// engine, which codes the fragments itself as it verifies
-/// (`FileVerifier::push_sealed`). A third fewer bytes cross the loopback
-/// socket, and the page does no Reed-Solomon or fragment hashing.
-pub struct FileSealer {
-    chunker: Chunker,
-    coder: Coder,
-    cipher: ChaCha20Poly1305,
-    file_id: FileId,
-    ready: VecDeque<SealedChunk>,
-}
-
-impl FileSealer {
-    pub fn new(params: CodingParams, file_id: FileId, key: &FileKey, size: u64) -> Result<FileSealer, DriveError> {
-        let mut sealer = FileSealer {
-            chunker: Chunker::new(params, size)?,
-            coder: Coder::new(params)?,
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())),
-            file_id,
-            ready: VecDeque::new(),
-        };
-        sealer.push(&[])?;
-        Ok(sealer)
-    }
-
-    /// Feeds the next bytes of the file; take what they complete with
-    /// [`FileSealer::poll_chunk`].
-    pub fn push(&mut self, data: &[u8]) -> Result<(), DriveError> {
-        let FileSealer { chunker, coder, cipher, file_id, ready } = self;
-        chunker.push(data, |index, last, plain| {
-            ready.push_back(SealedChunk { index, bytes: coder.seal(cipher, file_id, index, last, plain)? });
-            Ok(())
-        })
-    }
-
-    /// The next sealed chunk, in order.
-    pub fn poll_chunk(&mut self) -> Option<SealedChunk> {
-        self.ready.pop_front()
-    }
-
-    /// Ends the file: exactly the declared size was fed, every chunk taken.
-    pub fn finish(self) -> Result<(), DriveError> {
-        self.chunker.finish()?;
-        if !self.ready.is_empty() {
-            return Err(DriveError::Internal("finish() called before every chunk was polled".into()));
+        if let Some((content, hasher)) = self.check {
+            if hasher.finalize() != content {
+                return Err(DriveError::ContentMismatch);
+            }
         }
-        Ok(())
+        Ok(self.ids)
     }
 }

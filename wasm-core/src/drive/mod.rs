@@ -15,12 +15,10 @@
 //! - [`chunk`]: sealing and coding of one chunk.
 //! - [`gf`]: the Reed–Solomon field, vectorised on wasm `simd128`.
 //! - [`encoder`], [`decoder`]: streaming over a whole file.
-//! - [`verifier`]: accepting a file coded elsewhere (a browser page) only
-//!   if it is exactly what [`encoder`] would have made.
 //! - [`manifest`]: the versioned manifest format.
 //! - [`placement`]: fragment placement and repair plans.
 //! - [`net`]: the messages engines trade about the drive.
-//! - [`upload`]: the framing of a coded chunk a page uploads to its engine.
+//! - [`upload`]: the framing of the bytes a page uploads to its engine.
 
 pub mod chunk;
 pub mod decoder;
@@ -34,17 +32,15 @@ pub mod placement;
 #[cfg(test)]
 mod tests;
 pub mod upload;
-pub mod verifier;
 
 use thiserror::Error;
 
 pub use chunk::EncodedChunk;
 pub use decoder::FileDecoder;
-pub use encoder::{FileEncoder, FileSealer, SealedChunk};
+pub use encoder::FileEncoder;
 pub use keys::{convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey};
 pub use manifest::{Manifest, ManifestError, ManifestFields};
 pub use params::{CodingParams, ParamsError};
-pub use verifier::FileVerifier;
 
 /// Everything that can go wrong while coding or restoring a file, each with
 /// a message a user can act on.
@@ -76,7 +72,7 @@ pub enum DriveError {
     ChunkLength { chunk: u64, got: usize, expected: usize },
     #[error("chunk {chunk} was coded wrongly: its parity or padding does not match its data")]
     ParityMismatch { chunk: u64 },
-    #[error("the file's content does not match the hash it was announced with")]
+    #[error("the file changed while it was being added: its bytes no longer match the hash taken when the add began; add it again")]
     ContentMismatch,
     #[error("the file key cannot be unwrapped: this node has a different network key, or the manifest was altered")]
     KeyUnwrap,

@@ -256,89 +256,51 @@ fn any_k_fragments_rebuild_the_lost_ones_exactly() {
     }
 }
 
-/// What a page sends for `data`: its chunks sealed, not coded.
-fn sealed(data: &[u8], params: CodingParams, s: &Stored) -> Vec<SealedChunk> {
-    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
-    let mut sealer = FileSealer::new(params, s.manifest.file_id, &key, data.len() as u64).unwrap();
-    let mut chunks: Vec<SealedChunk> = std::iter::from_fn(|| sealer.poll_chunk()).collect();
-    for piece in data.chunks(3000) {
-        sealer.push(piece).unwrap();
-        chunks.extend(std::iter::from_fn(|| sealer.poll_chunk()));
-    }
-    sealer.finish().unwrap();
-    chunks
-}
-
-/// Sealed chunks of `data` (each first passed to `tamper`) through a
-/// verifier; every chunk it codes must be the encoder's.
-fn verify(
-    data: &[u8],
-    params: CodingParams,
-    tamper: impl Fn(u64, &mut Vec<u8>),
-) -> Result<Vec<FragmentId>, DriveError> {
+/// `sent` through an encoder checking for `data`'s content hash (the
+/// engine's side of an upload announced with that hash), fed in pieces of
+/// `feed`; every chunk it makes must be the plain encoder's for `data`.
+fn checked(data: &[u8], sent: &[u8], params: CodingParams, feed: usize) -> Result<Vec<FragmentId>, DriveError> {
     let s = store(data, params, 4096);
     let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
-    let mut verifier = FileVerifier::new(params, s.manifest.file_id, &key, data.len() as u64, s.manifest.content_hash)?;
-    for (chunk, coded) in sealed(data, params, &s).into_iter().zip(&s.chunks) {
-        let mut bytes = chunk.bytes;
-        tamper(chunk.index, &mut bytes);
-        let ours = verifier.push_sealed(chunk.index, &bytes)?;
-        assert_eq!(&ours, coded, "the engine codes what the encoder made");
+    let mut encoder =
+        FileEncoder::new(params, s.manifest.file_id, &key, data.len() as u64)?.checking(s.manifest.content_hash);
+    let mut chunks = Vec::new();
+    for piece in sent.chunks(feed.max(1)) {
+        encoder.push(piece)?;
+        chunks.extend(std::iter::from_fn(|| encoder.poll_chunk()));
     }
-    verifier.finish()
+    chunks.extend(std::iter::from_fn(|| encoder.poll_chunk()));
+    if sent == data {
+        assert_eq!(chunks, s.chunks, "checking changes nothing that is coded");
+    }
+    assert_eq!(encoder.fed_bytes(), sent.len() as u64);
+    encoder.finish()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_verifier_accepts_exactly_what_the_encoder_made(params in params_strategy(), size in size_strategy()) {
+    fn a_checking_encoder_takes_the_announced_content(params in params_strategy(), size in size_strategy(), feed in 1usize..70_000) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
-        let ids = verify(&data, params, |_, _| {}).unwrap();
+        let ids = checked(&data, &data, params, feed).unwrap();
         prop_assert_eq!(ids, store(&data, params, 4096).manifest.fragment_ids);
     }
 
     #[test]
-    fn the_verifier_refuses_any_flipped_bit(params in params_strategy(), size in 1usize..20_000, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+    fn a_checking_encoder_refuses_any_flipped_bit(params in params_strategy(), size in 1usize..20_000, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let result = verify(&data, params, |index, bytes| if index == 0 { let i = pos.index(bytes.len()); bytes[i] ^= 1 << bit; });
-        prop_assert!(result.is_err());
+        let mut sent = data.clone();
+        sent[pos.index(size)] ^= 1 << bit;
+        prop_assert_eq!(checked(&data, &sent, params, 4096), Err(DriveError::ContentMismatch));
     }
 }
 
 #[test]
-fn the_verifier_refuses_reordered_short_and_mislabelled_files() {
+fn a_checking_encoder_refuses_short_and_long_files() {
     let params = CodingParams::new(2, 1, 4096).unwrap();
     let data = vec![7u8; 10_000];
-    let s = store(&data, params, 4096);
-    let chunks = sealed(&data, params, &s);
-    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
-    let size = data.len() as u64;
-    let new = |content| FileVerifier::new(params, s.manifest.file_id, &key, size, content).unwrap();
-
-    let mut v = new(s.manifest.content_hash);
-    assert_eq!(v.push_sealed(1, &chunks[1].bytes), Err(DriveError::ChunkOrder { chunk: 1, expected: 0 }));
-    v.push_sealed(0, &chunks[0].bytes).unwrap();
-    assert_eq!(v.verified_bytes(), 4096);
-    assert!(matches!(v.finish(), Err(DriveError::SizeShort { declared: 10_000, got: 4096 })));
-
-    let mut short = chunks[0].bytes.clone();
-    short.pop();
-    assert!(matches!(
-        new(s.manifest.content_hash).push_sealed(0, &short),
-        Err(DriveError::ChunkLength { chunk: 0, .. })
-    ));
-
-    // Chunk 1 sealed as if it were chunk 0 (its seal names its index).
-    let mut v = new(s.manifest.content_hash);
-    v.push_sealed(0, &chunks[0].bytes).unwrap();
-    assert!(v.push_sealed(1, &chunks[0].bytes).is_err(), "a chunk replayed at another index");
-
-    let mut other = ContentHasher::new();
-    other.update(b"something else");
-    let mut v = new(other.finalize());
-    for c in &chunks {
-        v.push_sealed(c.index, &c.bytes).unwrap();
-    }
-    assert_eq!(v.finish(), Err(DriveError::ContentMismatch));
+    assert!(matches!(checked(&data, &data[..4096], params, 4096), Err(DriveError::SizeShort { declared: 10_000, got: 4096 })));
+    let long = [&data[..], b"!"].concat();
+    assert_eq!(checked(&data, &long, params, 4096), Err(DriveError::SizeExceeded { declared: 10_000 }));
 }

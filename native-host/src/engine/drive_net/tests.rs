@@ -235,8 +235,8 @@ async fn a_fragment_rotted_on_disk_is_rebuilt_from_the_other_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written_here() {
-    use crate::drive::CodedStart;
-    use mailmesh_core::drive::{ContentHasher, FileSealer};
+    use crate::drive::UploadStart;
+    use mailmesh_core::drive::ContentHasher;
 
     let cluster = cluster(3);
     let uploader = &cluster.nodes[0];
@@ -245,24 +245,23 @@ async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written
     let bytes = content(3 * 1024 * 1024 + 99);
     let mut hasher = ContentHasher::new();
     hasher.update(&bytes);
-    let CodedStart::Upload(mut upload) =
-        drive.begin_coded(&key, "page.bin", bytes.len() as u64, hasher.finalize()).unwrap()
+    let UploadStart::Upload(mut upload) =
+        drive.begin_upload(&key, "page.bin", bytes.len() as u64, hasher.finalize()).unwrap()
     else {
         panic!("new content")
     };
-    let mut sealer = FileSealer::new(upload.params, upload.file_id, &upload.key, bytes.len() as u64).unwrap();
-    sealer.push(&bytes).unwrap();
     let placing = uploader.net.placing(upload.file_id, upload.params.shards());
-    while let Some(sealed) = sealer.poll_chunk() {
-        let chunk = upload.verify(sealed.index, &sealed.bytes).unwrap();
-        let index = chunk.index;
-        let here = placing.place(chunk).await;
-        assert_eq!(here.len(), 2, "only this node's share of chunk {index} stays here");
-        drive.store_fragments(&here).unwrap();
+    for (i, piece) in bytes.chunks(700_000).enumerate() {
+        for chunk in upload.push((i * 700_000) as u64, piece).unwrap() {
+            let index = chunk.index;
+            let here = placing.place(chunk).await;
+            assert_eq!(here.len(), 2, "only this node's share of chunk {index} stays here");
+            drive.store_fragments(&here).unwrap();
+        }
     }
     placing.finish().await.unwrap();
     let before_record = uploader.net.drive().store().list().len();
-    let file = drive.finish_coded(&key, upload, 1).unwrap();
+    let file = drive.finish_upload(&key, upload, 1).unwrap();
     uploader.net.distribute(&file.id).await;
     cluster.mesh.settled().await;
 
