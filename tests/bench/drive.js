@@ -3,15 +3,17 @@
 // plain TCP copy), Syncthing bringing the same file from one machine to
 // the other, and the raw RTCDataChannel between the two browsers; then
 // mailmesh:
-//   - a large file on disk chosen in node1's drive page (hashed and coded
-//     in the page, verified and stored by the engine), timed until node2
+//   - a large file on disk chosen in node1's drive page (hashed in the
+//     page; its bytes sealed, coded, stored and placed by the engine),
+//     timed by the page until its upload is done, which is once node2
 //     holds its share of the fragments (full redundancy: either machine
-//     can be lost);
+//     can be lost; checked after);
 //   - the same file downloaded in node2's popup into a Chrome download
 //     (restored from both nodes' fragments, streamed to disk);
 //   - another file by the CLI: `files add` on node1 until node2 holds its
 //     share, `files get` on node2;
-// and the peak memory of the engines and of every browser process.
+// the peak memory of the engines and of every browser process, and the
+// CPU time each process spent on each contender (where the time goes).
 // Writes bench/results/drive.json.
 
 import crypto from 'node:crypto';
@@ -101,6 +103,55 @@ class PeakSampler {
   }
 }
 
+/** CPU seconds a process has used (user + system). */
+function cpuOf(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The CPU seconds the processes of some named trees spend between
+ * `start()` and `stop()`, by tree and process kind ("node1 renderer
+ * (extension)"; an engine's own tree is "node1 engine browser", as it has
+ * no Chromium --type): the per-process profile of one contender.
+ */
+class CpuMeter {
+  constructor(trees) {
+    this.trees = trees;
+  }
+
+  #snapshot() {
+    const cpu = new Map();
+    for (const [name, root] of Object.entries(this.trees)) {
+      for (const pid of treeOf(root)) {
+        // A process in two trees (an engine Chrome started) counts in the first.
+        if (!cpu.has(pid)) cpu.set(pid, { label: `${name} ${kindOf(pid)}`, seconds: cpuOf(pid) });
+      }
+    }
+    return cpu;
+  }
+
+  start() {
+    this.before = this.#snapshot();
+  }
+
+  /** @returns {Record<string, number>} seconds by process, largest first */
+  stop() {
+    // By process: one that ended meanwhile is missed, one that began counts whole.
+    const spent = {};
+    for (const [pid, { label, seconds }] of this.#snapshot()) {
+      spent[label] = (spent[label] ?? 0) + seconds - (this.before.get(pid)?.seconds ?? 0);
+    }
+    return Object.fromEntries(Object.entries(spent).filter(([, s]) => s >= 0.05).map(([l, s]) => [l, round2(s)])
+      .sort((a, b) => b[1] - a[1]));
+  }
+}
+
 /** Writes `mib` MiB of random bytes to `file`; resolves to their SHA-256. */
 async function writeRandomFile(file, mib) {
   const hash = crypto.createHash('sha256');
@@ -153,11 +204,15 @@ function fragmentsHeld(node) {
  * and the sender deletes its copy only after the receiver has stored it.
  */
 async function whenSpread(sender, receiver, fragments, before) {
+  // Once a second: counting thousands of files takes CPU from the upload
+  // it watches (on the same two cores), and the times come from the page
+  // and the CLI themselves, which end only once the other node holds its
+  // share; this only checks that they did.
   return waitFor('the fragments spread to the other node', () => {
     const received = fragmentsHeld(receiver) - before.receiver;
     const kept = fragmentsHeld(sender) - before.sender;
     return received >= fragments / 2 && kept <= fragments / 2 && Date.now();
-  }, { timeoutMs: 1_800_000, everyMs: 100 });
+  }, { timeoutMs: 1_800_000, everyMs: 1000 });
 }
 
 const mesh = await LanMesh.start(2);
@@ -178,8 +233,14 @@ try {
   if (raw.error) throw new Error(raw.error);
   console.log(`raw data channel: ${raw.mbps.toFixed(1)} Mbit/s`);
   const syncthingWhyNot = syncthingMissing();
-  const engines = new PeakSampler(await Promise.all([one, two].map(async (n) => (await n.status()).engine_pid)));
+  const enginePids = await Promise.all([one, two].map(async (n) => (await n.status()).engine_pid));
+  const engines = new PeakSampler(enginePids);
   const browsers = new PeakSampler([one.chromium.pid, two.chromium.pid]);
+  const cpu = new CpuMeter({
+    'node1 engine': enginePids[0], 'node2 engine': enginePids[1],
+    node1: one.chromium.pid, node2: two.chromium.pid,
+  });
+  const profile = {};
   const app = await one.openPage('app/app.html#drive');
   await app.evaluate(() => document.body.append(Object.assign(document.createElement('input'), { type: 'file', id: 'bench-input' })));
   const appOf = (node) => node.context.pages().find((p) => p.url().includes('app/app.html'));
@@ -198,7 +259,10 @@ try {
     const sourceHash = await writeRandomFile(source, MIB);
     if (!syncthingWhyNot) {
       syncthing = await SyncthingPair.start(mesh.lan, one.host, two.host, path.join(mesh.dir, `syncthing-${round}`));
+      const meter = new CpuMeter(Object.fromEntries(syncthing.processes.map((p, i) => [`syncthing${i + 1}`, p.pid])));
+      meter.start();
       times.syncthing = await syncthing.transfer(source);
+      profile.syncthing = meter.stop();
       syncthing.stop();
       syncthing.removeFiles();
       syncthing = null;
@@ -206,14 +270,16 @@ try {
 
     // Upload from node1's drive page: the file on disk in a file input (so
     // the page reads it from disk as a user's would), through the same
-    // uploadFile the drop zone uses; timed from the page's start until
-    // node2 holds its share. Both browsers run the transfers with DevTools
+    // uploadFile the drop zone uses; timed by the page, from its start
+    // until uploadFile resolves, which it does once node2 holds its share
+    // (checked after). Both browsers run the transfers with DevTools
     // detached: a connected DevTools client records every WebSocket frame,
     // which made the browser process grow by the file's size and the
     // upload three times slower.
     if (!one.context) await one.attachDevTools();
     await chooseFile(appOf(one), '#bench-input', source);
     const before = held();
+    cpu.start();
     await appOf(one).evaluate(() => setTimeout(async () => {
       const { uploadFile } = await import('../shared/drive-client.js');
       const started = performance.now();
@@ -222,11 +288,11 @@ try {
       localStorage.benchUploadMs = String(performance.now() - started);
     }, 1000));
     await Promise.all([one, two].map((n) => n.detachDevTools()));
-    const spreadAt = await whenSpread(one, two, totalFragments, before);
+    await whenSpread(one, two, totalFragments, before);
+    profile.upload = cpu.stop();
     await one.attachDevTools();
     const appPage = appOf(one);
-    times.page = Number(await waitFor('the page\'s upload time', () => appPage?.evaluate(() => localStorage.benchUploadMs)));
-    times.upload = spreadAt - Number(await appPage.evaluate(() => localStorage.benchUploadStart));
+    times.upload = Number(await waitFor('the page\'s upload time', () => appPage?.evaluate(() => localStorage.benchUploadMs)));
     await appPage.evaluate(() => localStorage.removeItem('benchUploadMs'));
     const name = path.basename(source);
     const id = JSON.parse((await two.mailmesh('files', 'list', '--json')).stdout).find((f) => f.name === name).id;
@@ -235,6 +301,7 @@ try {
     // Download in node2's popup into a Chrome download, timed from the
     // click until the whole file is in the downloads folder.
     if (!two.context) await two.attachDevTools();
+    cpu.start();
     await popupOf(two).evaluate((fileId) => setTimeout(async () => {
       const { downloadFile, listFiles } = await import('../shared/drive-client.js');
       const file = (await listFiles()).find((f) => f.id === fileId);
@@ -245,6 +312,7 @@ try {
     const saved = path.join(two.downloads, name);
     const finished = await waitFor('the download in node2\'s downloads folder', () =>
       fs.existsSync(saved) && fs.statSync(saved).size === bytes && Date.now(), { timeoutMs: 1_800_000, everyMs: 100 });
+    profile.download = cpu.stop();
     await two.attachDevTools();
     times.download = finished - Number(await popupOf(two).evaluate(() => localStorage.benchDownloadStart));
     if (await hashFile(saved) !== sourceHash) throw new Error('the downloaded file differs from the uploaded one');
@@ -254,11 +322,14 @@ try {
     const cliSource = path.join(mesh.dir, `cli-${round}.bin`);
     const cliHash = await writeRandomFile(cliSource, MIB);
     const cliBefore = held();
+    cpu.start();
     const cliStarted = Date.now();
     const { stdout: addOut } = await one.mailmesh('files', 'add', cliSource);
+    times.cliAdd = Date.now() - cliStarted; // `files add` ends once node2 holds its share
+    profile.cli_add = cpu.stop();
     const addedId = /^added (\S+)/.exec(addOut)?.[1];
     if (!addedId) throw new Error(`files add printed: ${addOut}`);
-    times.cliAdd = (await whenSpread(one, two, totalFragments, cliBefore)) - cliStarted;
+    await whenSpread(one, two, totalFragments, cliBefore);
     const cliOut = path.join(mesh.dir, 'cli-restored.bin');
     const getStarted = Date.now();
     await two.mailmesh('files', 'get', addedId, '-o', cliOut);
@@ -275,7 +346,7 @@ try {
   };
   const tcpMbps = median('tcp');
   const syncthingMs = syncthingWhyNot ? null : median('syncthing');
-  const [uploadMs, pageMs, downloadMs, cliAddMs, cliGetMs] = ['upload', 'page', 'download', 'cliAdd', 'cliGet'].map(median);
+  const [uploadMs, downloadMs, cliAddMs, cliGetMs] = ['upload', 'download', 'cliAdd', 'cliGet'].map(median);
   const browserPeak = browsers.stop();
   const enginePeak = engines.stop();
   const results = {
@@ -287,7 +358,6 @@ try {
     syncthing_missing: syncthingWhyNot ?? undefined,
     raw_datachannel_mbps: round1(raw.mbps),
     upload_mbps: round1(mbps(uploadMs)),
-    upload_stored_here_mbps: round1(mbps(pageMs)),
     download_mbps: round1(mbps(downloadMs)),
     cli_add_mbps: round1(mbps(cliAddMs)),
     cli_get_mbps: round1(mbps(cliGetMs)),
@@ -304,9 +374,10 @@ try {
     peak_own_browser_process: browserPeak.kind,
     peak_rss_engine_mb: enginePeak.rss,
     peak_rss_browser_mb: browserPeak.rss,
+    cpu_seconds_last_round: profile,
     targets: { upload_vs_tcp: 0.9, download_vs_tcp: 0.9, drive_vs_syncthing: 1, peak_own_mb: 200 },
     unit: 'Mbit/s',
-    notes: 'memory: own = RssAnon + RssShmem of the process that had the most (rss adds the mapped program and libraries, shared by all Chromium processes: about 170 MB of an idle browser process). both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, hashed in the page, its bytes sealed, coded, stored and placed by node1\'s engine, until node2 holds its 3 of every chunk\'s 6 fragments (upload_stored_here: until the page is done); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until node2 holds its share, cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device',
+    notes: 'memory: own = RssAnon + RssShmem of the process that had the most (rss adds the mapped program and libraries, shared by all Chromium processes: about 170 MB of an idle browser process). both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, hashed in the page, its bytes sealed, coded, stored and placed by node1\'s engine, timed by the page until its upload resolves, which is once node2 holds its 3 of every chunk\'s 6 fragments (checked); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until it ends, once node2 holds its share (checked), cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device; cpu_seconds_last_round: CPU time of each process (by node and Chromium process type) during each contender in the last round',
     every_round: rounds,
     measured_at: new Date().toISOString(),
   };
