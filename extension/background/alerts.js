@@ -24,24 +24,47 @@ async function appPageOpen() {
   return contexts.some((c) => c.documentUrl?.startsWith(APP_URL));
 }
 
+/** A burst of chat changes is looked at once (a sync or a busy group can bring hundreds a second). */
+const CHAT_COALESCE_MS = 250;
+let chatTimer = null;
+
 /**
- * The engine said chat changed: new messages may deserve a notification.
+ * The engine said chat changed: the badge's unread count and, for new
+ * messages, a notification. One look (one `chat_list`) a burst: this
+ * runs on the same cores as the chat it reports on, and looking at every
+ * change (with a full status refresh besides) took a conversation from
+ * 5 ms to 10 ms a message at the median.
  * (Pages re-read chat through `onEngineChange`.)
  * @param {import('./native-link.js').NativeLink} link
  */
-export async function onChatChanged(link) {
-  await announceNewMessages(link);
+export function onChatChanged(link) {
+  if (chatTimer) return;
+  chatTimer = setTimeout(() => {
+    chatTimer = null;
+    lookAtChat(link).catch((e) => console.warn('mailmesh: chat alert', e));
+  }, CHAT_COALESCE_MS);
+}
+
+async function lookAtChat(link) {
+  const { conversations } = await link.request(request.chatList());
+  showUnread(conversations.reduce((sum, c) => sum + c.unread, 0));
+  await announce(conversations);
 }
 
 /**
  * Each conversation with a message from someone else newer than the last
  * one announced gets a notification, unless the app page is open. Called
- * on every change and with every status that shows unread messages, so a
- * message that came before this worker attached is announced too.
+ * on every look at chat and with every status that shows more unread
+ * messages, so a message that came before this worker attached is
+ * announced too.
  * @param {import('./native-link.js').NativeLink} link
  */
 export async function announceNewMessages(link) {
   const { conversations } = await link.request(request.chatList());
+  await announce(conversations);
+}
+
+async function announce(conversations) {
   const stored = await chrome.storage.session.get(NOTIFIED_KEY);
   const since = stored[NOTIFIED_KEY] ?? Date.now() - 60_000;
   const fresh = conversations.filter((c) => c.unread > 0 && c.last_at > since);

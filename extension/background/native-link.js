@@ -106,10 +106,9 @@ export class NativeLink {
     }
     if (message?.type === reply.ENGINE_STATE) this.onEngineState(message);
     if (message?.type === reply.STATUS_CHANGED || message?.type === reply.PEERS_CHANGED) this.refreshSoon();
-    if (message?.type === reply.CHAT_CHANGED) {
-      this.refreshSoon();
-      this.hooks.onChatChanged?.();
-    }
+    // Chat has its own look (the unread badge from `chat_list`): a chat
+    // change needs no status refresh.
+    if (message?.type === reply.CHAT_CHANGED) this.hooks.onChatChanged?.();
     if (message?.type === reply.TRANSFERS_CHANGED) this.hooks.onTransfersChanged?.();
     if (message?.type === reply.CALLS_CHANGED) this.hooks.onCallsChanged?.();
     const kind = CHANGE_KINDS[message?.type];

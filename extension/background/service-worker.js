@@ -24,7 +24,7 @@ const link = new NativeLink({
     unreadShown = unread;
   },
   onChanged: (kind) => markChanged(kind),
-  onChatChanged: () => onChatChanged(link).catch((e) => console.warn('mailmesh: chat alert', e)),
+  onChatChanged: () => onChatChanged(link),
   onTransfersChanged: () => onTransfersChanged(link).catch((e) => console.warn('mailmesh: transfer alert', e)),
   onCallsChanged: () => onCallsChanged(link).catch((e) => console.warn('mailmesh: call alert', e)),
 });

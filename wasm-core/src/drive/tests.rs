@@ -300,7 +300,10 @@ proptest! {
 fn a_checking_encoder_refuses_short_and_long_files() {
     let params = CodingParams::new(2, 1, 4096).unwrap();
     let data = vec![7u8; 10_000];
-    assert!(matches!(checked(&data, &data[..4096], params, 4096), Err(DriveError::SizeShort { declared: 10_000, got: 4096 })));
+    assert!(matches!(
+        checked(&data, &data[..4096], params, 4096),
+        Err(DriveError::SizeShort { declared: 10_000, got: 4096 })
+    ));
     let long = [&data[..], b"!"].concat();
     assert_eq!(checked(&data, &long, params, 4096), Err(DriveError::SizeExceeded { declared: 10_000 }));
 }

@@ -24,7 +24,7 @@
 //! through [`Links`], and announces [`Event::ChatChanged`]. Its unit tests
 //! (`chat_net/tests.rs`) run two people's nodes over an in-memory mesh.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -74,6 +74,13 @@ struct ChatState {
     sync: HashMap<NodeId, sync::State>,
     writer: HistoryWriter,
     requests: Requests,
+    /// When each pending message last went to each node: it goes again
+    /// only [`RETRY_EVERY`] later, or when that node links up again, not
+    /// at every wake (every message, receipt and link wakes delivery, and
+    /// resending all that is unreceipted each time multiplied the traffic
+    /// of a conversation and queued new messages behind old ones). Only
+    /// pending messages are kept, so it is bounded by them.
+    sent: HashMap<(MessageId, NodeId), tokio::time::Instant>,
 }
 
 impl ChatState {
@@ -128,7 +135,13 @@ impl ChatNet {
     ) -> Arc<ChatNet> {
         let writer = HistoryWriter::start(history.path().to_path_buf());
         Arc::new(ChatNet {
-            state: Mutex::new(ChatState { history, sync: HashMap::new(), writer, requests: Requests::default() }),
+            state: Mutex::new(ChatState {
+                history,
+                sync: HashMap::new(),
+                writer,
+                requests: Requests::default(),
+                sent: HashMap::new(),
+            }),
             links,
             people,
             standing,
@@ -148,6 +161,12 @@ impl ChatNet {
     /// Something to deliver may have become deliverable (a link, a pin).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A person's node linked up: what is pending for it goes now.
+    pub fn node_up(&self, node: NodeId) {
+        self.chat().sent.retain(|(_, to), _| *to != node);
+        self.wake();
     }
 
     /// Saves the history after a change, tells clients, and hands the
@@ -486,24 +505,40 @@ impl ChatNet {
         self.adopt_requests().await;
         let Ok(me) = self.me() else { return };
         let (pending, owed) = {
-            let chat = self.chat();
-            (chat.history.pending(), chat.history.owed())
+            let mut chat = self.chat();
+            let pending = chat.history.pending();
+            let ids: HashSet<MessageId> = pending.iter().map(|(m, _)| m.id).collect();
+            chat.sent.retain(|(id, _), _| ids.contains(id));
+            (pending, chat.history.owed())
         };
         if pending.is_empty() && owed.is_empty() {
             return;
         }
         let (trusted, any) = trust::linked_people(&self.people.book(), self.links.linked_strangers());
-        let mut sends: Vec<(NodeId, Frame)> = Vec::new();
-        for (message, emails) in &pending {
-            let payload = message.encode();
-            for email in emails {
-                for node in trusted.get(email).into_iter().flatten() {
-                    sends.push((*node, Frame::Data { topic: MESSAGE_TOPIC.into(), payload: payload.clone() }));
+        let now = tokio::time::Instant::now();
+        let mut sends: Vec<(MessageId, NodeId, Frame)> = Vec::new();
+        {
+            let chat = self.chat();
+            let due = |id: MessageId, node: NodeId| {
+                chat.sent.get(&(id, node)).is_none_or(|at| now.duration_since(*at) >= RETRY_EVERY)
+            };
+            for (message, emails) in &pending {
+                let payload = message.encode();
+                for email in emails {
+                    for node in trusted.get(email).into_iter().flatten().filter(|n| due(message.id, **n)) {
+                        sends.push((
+                            message.id,
+                            *node,
+                            Frame::Data { topic: MESSAGE_TOPIC.into(), payload: payload.clone() },
+                        ));
+                    }
                 }
             }
         }
-        for (node, frame) in sends {
-            let _ = self.links.send_to_person(&node, frame).await;
+        for (id, node, frame) in sends {
+            if self.links.send_to_person(&node, frame).await.is_ok() {
+                self.chat().sent.insert((id, node), now);
+            }
         }
         // Receipts: one per (kind, addressee), to every linked node of theirs.
         let mut batches: BTreeMap<(u8, String), Vec<Owed>> = BTreeMap::new();

@@ -125,6 +125,37 @@ async fn a_message_waits_while_the_person_is_away_and_goes_when_they_link_up() {
     assert_eq!(bob.chat.show(ALICE).unwrap().messages[0].text, "are you there?");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_message_without_a_receipt_goes_again_after_a_while_not_at_every_wake() {
+    let mesh = MemoryMesh::default();
+    let (alice, bob) = (node(&mesh, 1, ALICE), node(&mesh, 2, BOB));
+    verify(&alice, &bob, BOB, ALICE).await;
+    // Bob has only seen Alice's node: her message waits in his requests
+    // and no receipt comes back, so it stays pending on her side.
+    saw(&bob, &alice, ALICE).await;
+    alice.chat.send(BOB, "one").await.unwrap();
+    // Every change wakes delivery (a message sent, a receipt, a link): a
+    // frame already on its way must not go again each time, or one
+    // person's chat multiplies on a slow link.
+    for _ in 0..4 {
+        alice.chat.deliver().await;
+        mesh.settled().await;
+    }
+    assert_eq!(bob.received.load(Ordering::Relaxed), 1, "sent once");
+    assert_eq!(alice.chat.show(BOB).unwrap().messages[0].pending, vec![BOB.to_string()]);
+
+    tokio::time::advance(super::RETRY_EVERY).await;
+    alice.chat.deliver().await;
+    mesh.settled().await;
+    assert_eq!(bob.received.load(Ordering::Relaxed), 2, "tried again once its time came");
+
+    // A node that links up again gets what is pending at once.
+    alice.chat.node_up(bob.id());
+    alice.chat.deliver().await;
+    mesh.settled().await;
+    assert_eq!(bob.received.load(Ordering::Relaxed), 3);
+}
+
 #[tokio::test]
 async fn only_verified_nodes_get_messages_and_an_impostors_frames_change_nothing() {
     let mesh = MemoryMesh::default();

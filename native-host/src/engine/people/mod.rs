@@ -96,7 +96,7 @@ impl Engine {
             self.send_answer(answer).await;
         }
         // Chat waiting for this person goes now.
-        self.chat.wake();
+        self.chat.node_up(peer.node_id);
         let _ = self.events.send(crate::api::Event::PeersChanged);
     }
 
