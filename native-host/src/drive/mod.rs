@@ -714,6 +714,33 @@ impl Drive {
         Ok(view)
     }
 
+    /// Deletes the fragments stored here that no file's record names and
+    /// that were last written before `cutoff`: what adds that never
+    /// finished left behind (a page closed mid-upload, an engine killed, a
+    /// file that changed meanwhile), here or on the member they were
+    /// placed on. Newer ones may belong to an add under way, here or on
+    /// another node whose record has not come yet. Nothing is deleted if
+    /// a record cannot be read, since its fragments could not be told
+    /// apart. Returns how many went.
+    pub fn sweep_unreferenced(&self, cutoff: std::time::SystemTime) -> Result<usize, DriveError> {
+        let candidates = self.store.written_before(cutoff);
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let mut named = std::collections::HashSet::new();
+        for record in self.index.files()? {
+            let bytes = hex::decode(&record.manifest)
+                .map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
+            named.extend(Manifest::decode(&bytes)?.fragment_ids);
+        }
+        let mut swept = 0;
+        for id in candidates.iter().filter(|id| !named.contains(*id)) {
+            self.store.remove(id).map_err(DriveError::Open)?;
+            swept += 1;
+        }
+        Ok(swept)
+    }
+
     /// Re-verifies every stored fragment; damaged ones are deleted so they
     /// are never served. Returns their ids, for repair.
     pub fn scrub(&self) -> io::Result<Vec<FragmentId>> {
@@ -901,6 +928,54 @@ mod tests {
         let UploadStart::Upload(mut upload) = empty else { panic!("new content") };
         upload_like_a_page(&drive, &mut upload, &[]).unwrap();
         assert_eq!(drive.finish_upload(&network, upload, 3).unwrap().size, 0);
+    }
+
+    #[test]
+    fn fragments_no_file_names_are_swept_once_they_are_old_enough() {
+        use std::time::{Duration, SystemTime};
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let kept: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let file = drive.add_bytes(&network, "kept.bin", "application/octet-stream", None, &kept, 1).unwrap();
+        let named = drive.store().list().len();
+
+        // A page's upload that never finished: the chunks it completed were
+        // stored, and no record names them.
+        let gone: Vec<u8> = (0..3_000_000u32).map(|i| (i * 11 % 253) as u8).collect();
+        let UploadStart::Upload(mut upload) =
+            drive.begin_upload(&network, "gone.bin", gone.len() as u64, content_of(&gone)).unwrap()
+        else {
+            panic!("new content")
+        };
+        upload_like_a_page(&drive, &mut upload, &gone[..2_200_000]).unwrap();
+        drop(upload);
+        let left = drive.store().list().len() - named;
+        assert!(left >= 12, "two chunks' fragments were left behind");
+
+        // Recent ones may belong to an add under way whose record has not
+        // come yet: kept.
+        assert_eq!(drive.sweep_unreferenced(SystemTime::now() - Duration::from_secs(3600)).unwrap(), 0);
+        assert_eq!(drive.sweep_unreferenced(SystemTime::now() + Duration::from_secs(60)).unwrap(), left);
+        assert_eq!(drive.store().list().len(), named, "every fragment a file names stays");
+        let out = dir.path().join("kept.out");
+        drive.get(&network, &file.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), kept);
+
+        // An old fragment an add stores again counts as new: the add may
+        // still be under way when the sweep comes.
+        let fragment = drive.store().list()[0];
+        let bytes = drive.store().get(&fragment).unwrap();
+        let path = dir.path().join("drive/fragments").join(&fragment.to_string()[..2]).join(fragment.to_string());
+        let age =
+            || SystemTime::now().duration_since(fs::metadata(&path).unwrap().modified().unwrap()).unwrap_or_default();
+        let make_old =
+            || fs::File::options().write(true).open(&path).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
+        make_old();
+        drive.store().put_unsynced(&fragment, &bytes).unwrap();
+        assert!(age() < Duration::from_secs(3600), "put_unsynced renews it");
+        make_old();
+        drive.store().put(&fragment, &bytes).unwrap();
+        assert!(age() < Duration::from_secs(3600), "put renews it");
     }
 
     #[test]

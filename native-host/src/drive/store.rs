@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use mailmesh_core::drive::FragmentId;
 use thiserror::Error;
@@ -41,14 +42,14 @@ impl FragmentStore {
     }
 
     /// Stores a fragment after checking that `bytes` are the fragment `id`.
-    /// Storing one that is already there is a no-op.
+    /// Storing one that is already there only marks it as just written.
     pub fn put(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
         if FragmentId::of(bytes) != *id {
             return Err(StoreError::WrongBytes(id.to_string()));
         }
         let path = self.path(id);
         if self.get(id).is_ok() {
-            return Ok(());
+            return renew(&path).map_err(|source| StoreError::Write { id: id.to_string(), source });
         }
         let write = || -> io::Result<()> {
             if let Some(parent) = path.parent() {
@@ -80,7 +81,7 @@ impl FragmentStore {
                 // Stored already (whole, or cut short by a crash).
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if self.get(id).is_ok() {
-                        return Ok(());
+                        return renew(&path);
                     }
                     fs::remove_file(&path)?;
                     create()?
@@ -135,6 +136,22 @@ impl FragmentStore {
         ids
     }
 
+    /// The fragments last written before `cutoff` (by their files' times;
+    /// a fragment stored again counts as written then).
+    pub fn written_before(&self, cutoff: SystemTime) -> Vec<FragmentId> {
+        let mut ids = Vec::new();
+        for shard in read_dir(&self.dir).unwrap_or_default() {
+            for file in read_dir(&shard).unwrap_or_default() {
+                let old = fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|at| at < cutoff);
+                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if let (true, Ok(bytes)) = (old, <[u8; 32]>::try_from(hex::decode(name).unwrap_or_default())) {
+                    ids.push(FragmentId(bytes));
+                }
+            }
+        }
+        ids
+    }
+
     pub fn contains(&self, id: &FragmentId) -> bool {
         self.path(id).exists()
     }
@@ -162,6 +179,13 @@ impl FragmentStore {
         }
         Ok(damaged)
     }
+}
+
+/// Marks a fragment stored again as just written: an add that finds it
+/// here names it in a record only later, and until then the sweep of
+/// unnamed fragments must take it for new.
+fn renew(path: &Path) -> io::Result<()> {
+    fs::File::options().write(true).open(path)?.set_modified(SystemTime::now())
 }
 
 fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {

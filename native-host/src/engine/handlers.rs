@@ -120,6 +120,7 @@ pub async fn handle(engine: &Engine, request: Request) -> Reply {
         }
         Request::FilesRepair => {
             engine.drive_net.scrub_and_repair().await;
+            engine.drive_net.sweep().await;
             match engine.drive_net.list_files().await {
                 Ok(files) => Reply::Files { files },
                 Err(e) => error(ErrorCode::DriveFailed, e),

@@ -29,7 +29,12 @@ pub fn content(len: usize) -> Vec<u8> {
 
 /// Drive-network settings for tests: repairs as soon as a node is gone.
 pub fn settings(repair_grace_ms: u64) -> Settings {
-    Settings { started_at_ms: 0, repair_grace_ms, maintenance_every: Default::default() }
+    Settings {
+        started_at_ms: 0,
+        repair_grace_ms,
+        maintenance_every: Default::default(),
+        sweep_grace: std::time::Duration::from_secs(24 * 3600),
+    }
 }
 
 /// The drive of a node that is alone on its own simulated LAN.

@@ -94,6 +94,10 @@ pub struct Settings {
     /// How often the drive is scrubbed and repaired
     /// (`MAILMESH_MAINTENANCE_SECS`, default ten minutes).
     pub maintenance_every: Duration,
+    /// How old a fragment no file names must be before maintenance deletes
+    /// it (`MAILMESH_SWEEP_GRACE_SECS`, default a day): younger ones may
+    /// belong to an add under way here or whose record is still coming.
+    pub sweep_grace: Duration,
 }
 
 impl Settings {
@@ -104,6 +108,7 @@ impl Settings {
             started_at_ms,
             repair_grace_ms: secs("MAILMESH_REPAIR_GRACE_SECS", 3600) * 1000,
             maintenance_every: Duration::from_secs(secs("MAILMESH_MAINTENANCE_SECS", 600)),
+            sweep_grace: Duration::from_secs(secs("MAILMESH_SWEEP_GRACE_SECS", 24 * 3600)),
         }
     }
 }
@@ -621,8 +626,8 @@ impl DriveNet {
             .await
     }
 
-    /// Tells members our free space, then scrubs and repairs, periodically
-    /// until `stop`.
+    /// Tells members our free space, then scrubs, repairs and sweeps,
+    /// periodically until `stop`.
     pub async fn maintain(self: Arc<Self>, stop: CancellationToken) {
         loop {
             tokio::select! {
@@ -631,6 +636,7 @@ impl DriveNet {
             }
             self.send_space(&self.links.online_members()).await;
             self.scrub_and_repair().await;
+            self.sweep().await;
         }
     }
 }

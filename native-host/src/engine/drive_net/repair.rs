@@ -20,6 +20,20 @@ use crate::drive::DriveError;
 use crate::sync::lock;
 
 impl DriveNet {
+    /// Deletes the fragments no record names that are older than the sweep
+    /// grace ([`crate::drive::Drive::sweep_unreferenced`]): without it, every
+    /// add that never finished would keep its fragments here and on the
+    /// members for good. One that was needed after all (a record that came
+    /// more than the grace late) is re-created by repair like a lost one.
+    pub async fn sweep(&self) {
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(self.settings.sweep_grace) else { return };
+        match self.on_disk(move |drive| drive.sweep_unreferenced(cutoff)).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "deleted fragments no file names, left by adds that never finished"),
+            Err(e) => tracing::warn!("cannot sweep fragments no file names: {e}"),
+        }
+    }
+
     /// Re-verifies every fragment stored here (rebuilding damaged ones from
     /// the other nodes), then re-creates fragments lost with nodes gone
     /// longer than the grace period.

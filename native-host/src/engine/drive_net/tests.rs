@@ -38,6 +38,10 @@ struct Cluster {
 /// `n` nodes of one network, ordered by node id (so `nodes[0]` is the one
 /// that runs repairs).
 fn cluster(n: u8) -> Cluster {
+    cluster_with(n, testkit::settings(HOUR_MS))
+}
+
+fn cluster_with(n: u8, settings: crate::engine::drive_net::Settings) -> Cluster {
     let mesh = MemoryMesh::default();
     let mut ids: Vec<(NodeId, u8)> =
         (1..=n).map(|i| (NodeSecrets::from_seeds([i; 32], [i; 32]).node_id(), i)).collect();
@@ -53,8 +57,8 @@ fn cluster(n: u8) -> Cluster {
         .map(|(id, _)| {
             let home = tempfile::tempdir().expect("temp dir");
             let drive = Arc::new(Drive::open(&NodeHome::at(home.path())).expect("drive"));
-            let settings = testkit::settings(HOUR_MS);
-            let net = DriveNet::new(id, drive, mesh.links(id), watch.clone(), broadcast::channel(16).0, settings);
+            let net =
+                DriveNet::new(id, drive, mesh.links(id), watch.clone(), broadcast::channel(16).0, settings.clone());
             let receiver = Arc::downgrade(&net);
             mesh.join(id, "owner@example.org", move |from, _member, frame| {
                 let receiver = receiver.clone();
@@ -275,4 +279,49 @@ async fn a_page_upload_is_spread_while_it_comes_in_and_only_its_share_is_written
         assert_eq!(files[0].health.state, "full", "every node knows where the fragments are");
     }
     assert_eq!(cluster.restore_on(2, &file.id).await.unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_abandoned_upload_placed_on_the_members_is_swept_and_nothing_else() {
+    use crate::drive::UploadStart;
+    use mailmesh_core::drive::ContentHasher;
+
+    let settings =
+        crate::engine::drive_net::Settings { sweep_grace: std::time::Duration::ZERO, ..testkit::settings(HOUR_MS) };
+    let cluster = cluster_with(3, settings);
+    let bytes = content(2 * 1024 * 1024 + 7);
+    let (file_id, manifest) = cluster.add_and_spread(0, &bytes).await;
+    let held = |node: &Node| node.net.drive().store().list().len();
+    let before: Vec<usize> = cluster.nodes.iter().map(held).collect();
+
+    // A page's upload placed two chunks on the members, then the page closed.
+    let uploader = &cluster.nodes[0];
+    let drive = uploader.net.drive().clone();
+    let gone = content(3 * 1024 * 1024 + 1);
+    let mut hasher = ContentHasher::new();
+    hasher.update(&gone);
+    let key = NetworkKey::from_bytes([7; 32]);
+    let UploadStart::Upload(mut upload) =
+        drive.begin_upload(&key, "gone.bin", gone.len() as u64, hasher.finalize()).unwrap()
+    else {
+        panic!("new content")
+    };
+    let placing = uploader.net.placing(upload.file_id, upload.params.shards());
+    for chunk in upload.push(0, &gone[..2 * 1024 * 1024]).unwrap() {
+        drive.store_fragments(&placing.place(chunk).await).unwrap();
+    }
+    placing.finish().await.unwrap();
+    drop(upload);
+    let left: Vec<usize> = cluster.nodes.iter().map(held).collect();
+    assert!(left.iter().zip(&before).all(|(l, b)| l > b), "every node holds some of it: {left:?} after {before:?}");
+
+    for node in &cluster.nodes {
+        node.net.sweep().await;
+    }
+    let after: Vec<usize> = cluster.nodes.iter().map(held).collect();
+    assert_eq!(after, before, "only the abandoned fragments went");
+    for counts in cluster.per_chunk(&manifest) {
+        assert_eq!(counts, vec![2, 2, 2]);
+    }
+    assert_eq!(cluster.restore_on(2, &file_id).await.unwrap(), bytes);
 }
