@@ -7,7 +7,9 @@
 
 import { onEngineChange } from '../shared/host-state.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
-import { downloadWithStatus, previewFile, renderFileList, searchFiles, uploadFile } from '../shared/drive-client.js';
+import {
+  downloadWithStatus, previewFile, renderFileList, searchFiles, showDownloadFailures, uploadFile,
+} from '../shared/drive-client.js';
 
 /** Files a page shows. */
 const PAGE = 100;
@@ -17,6 +19,7 @@ export function showDrive(doc) {
   const field = (id) => doc.getElementById(id);
   const list = field('drive-files');
   const result = field('drive-result');
+  showDownloadFailures(result);
   const input = field('drive-input');
   const zone = field('drop-zone');
   let offset = 0;

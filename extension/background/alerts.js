@@ -1,12 +1,14 @@
 // Tells the owner what happened while they are elsewhere: the unread chat
 // count on the toolbar icon, and a notification for a new message or a
 // file offered to them when no app page is open (an open app page shows
-// it itself).
+// it itself), and for a download that failed part way (also recorded in
+// the state, where open pages show it).
 //
 // What was already announced is kept in chrome.storage.session, since this
 // worker may be stopped between two messages.
 
 import { request } from '../shared/messages/native.js';
+import { updateState } from './state-store.js';
 
 const NOTIFIED_KEY = 'chatNotifiedAt';
 const OFFERS_KEY = 'offersNotified';
@@ -104,6 +106,17 @@ export async function onCallsChanged(link) {
   for (const c of fresh) notify(`call:${c.room}`, `${c.invited_by} is calling`, c.title || c.members.join(', '));
 }
 
+/**
+ * A download failed part way: the engine's words (Chrome's download list
+ * says only "network error").
+ * @param {{id: string, name: string}} file
+ * @param {string} message
+ */
+export function downloadFailed(file, message) {
+  notify(`download:${file.id}`, `${file.name} could not be downloaded`, message);
+  updateState({ downloadFailure: { name: file.name, message, at: Date.now() } });
+}
+
 function notify(id, title, message) {
   chrome.notifications.create(id, {
     type: 'basic',
@@ -118,6 +131,7 @@ chrome.notifications.onClicked.addListener((id) => {
   const url = {
     chat: `${APP_URL}#chat/${what}`,
     send: `${APP_URL}#people`,
+    download: `${APP_URL}#drive`,
     call: chrome.runtime.getURL(`call/call.html#room=${encodeURIComponent(what)}`),
   }[kind];
   if (!url) return;

@@ -12,6 +12,10 @@
 //         script may run: a file from a stranger's mail must never run as
 //         this extension
 //
+// A download that fails part way (a device with needed fragments gone
+// mid-file) ends as a failed Chrome download, which only says "network
+// error": the engine's words come as a notification.
+//
 // chrome.downloads does not go through the worker's fetch handler, but a
 // navigation from an extension page does. The stream acknowledges each
 // socket message only when Chrome wants more bytes, and the engine never
@@ -20,6 +24,7 @@
 
 import { request } from '../shared/messages/native.js';
 import { previewType } from '../shared/preview.js';
+import { downloadFailed } from './alerts.js';
 
 export const DOWNLOAD_PATH = '/download/';
 export const PREVIEW_PATH = '/preview/';
@@ -39,7 +44,7 @@ const downloads = new Map();
  * @param {import('./native-link.js').NativeLink} link
  * @param {string} fileId
  */
-async function openFile(link, fileId, from = 0) {
+async function openFile(link, fileId, from = 0, onFailure = () => {}) {
   link.connect();
   const { port, token } = await link.request(request.socketToken());
   const ws = new WebSocket(`ws://127.0.0.1:${port}/bulk?token=${encodeURIComponent(token)}`);
@@ -57,7 +62,7 @@ async function openFile(link, fileId, from = 0) {
     ws.close();
     throw e;
   });
-  return { file, stream: streamFrom(ws) };
+  return { file, stream: streamFrom(ws, (message) => onFailure(file, message)) };
 }
 
 /**
@@ -68,7 +73,7 @@ async function openFile(link, fileId, from = 0) {
  * @param {string} fileId
  */
 export async function prepareDownload(link, fileId) {
-  const { file, stream } = await openFile(link, fileId);
+  const { file, stream } = await openFile(link, fileId, 0, downloadFailed);
   const ticket = crypto.randomUUID();
   const timer = setTimeout(() => {
     downloads.delete(ticket);
@@ -110,11 +115,20 @@ function keep(ticket) {
   preview.timer = setTimeout(() => previews.delete(ticket), PREVIEW_IDLE_MS);
 }
 
-/** A byte stream of the socket's binary messages until `file_end`. */
-function streamFrom(ws) {
+/**
+ * A byte stream of the socket's binary messages until `file_end`; if the
+ * engine fails part way, the stream errors and `onFailure` gets its words
+ * (not when the reader cancels).
+ */
+function streamFrom(ws, onFailure) {
   let owed = 0;
   return new ReadableStream({
     start(controller) {
+      const fail = (message) => {
+        ws.onclose = null;
+        onFailure(message);
+        controller.error(new Error(message));
+      };
       ws.onmessage = ({ data }) => {
         if (typeof data !== 'string') {
           controller.enqueue(new Uint8Array(data));
@@ -128,10 +142,11 @@ function streamFrom(ws) {
           ws.onclose = null;
           ws.close();
         } else if (message.type === 'error') {
-          controller.error(new Error(message.message));
+          fail(message.message);
+          ws.close();
         }
       };
-      ws.onclose = () => controller.error(new Error('the engine closed the connection mid-file'));
+      ws.onclose = () => fail('the engine closed the connection mid-file');
     },
     pull(controller) {
       while (owed > 0 && controller.desiredSize > 0 && ws.readyState === WebSocket.OPEN) {
@@ -140,6 +155,7 @@ function streamFrom(ws) {
       }
     },
     cancel() {
+      ws.onclose = null;
       ws.close();
     },
   }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_BYTES }));

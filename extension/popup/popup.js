@@ -5,7 +5,9 @@ import { mountJoinCard, renderJoinRequests } from '../shared/join-requests.js';
 import { renderNodeCard } from '../shared/node-card.js';
 import { renderPeerList } from '../shared/peer-list.js';
 import { renderImport } from '../shared/import-progress.js';
-import { downloadWithStatus, previewFile, renderFileList, searchFiles, uploadFile } from '../shared/drive-client.js';
+import {
+  downloadWithStatus, previewFile, renderFileList, searchFiles, showDownloadFailures, uploadFile,
+} from '../shared/drive-client.js';
 import { RuntimeType, callWorker } from '../shared/messages/runtime.js';
 
 // Waking the worker also makes it (re)connect if Chrome had stopped it.
@@ -30,6 +32,7 @@ setInterval(() => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}), 300
 onEngineChange(['files', 'peers'], () => showFiles());
 
 const result = document.getElementById('files-result');
+showDownloadFailures(result);
 
 async function showFiles() {
   try {

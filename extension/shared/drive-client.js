@@ -9,6 +9,7 @@ import { openEngineSocket } from './loopback.js';
 import { bytesToHex, hexToBytes, loadCore } from './core.js';
 import { frameBlob, hashBlob } from './drive-codec.js';
 import { previewType } from './preview.js';
+import { watchState } from './host-state.js';
 
 /**
  * Bytes sent ahead of what the engine has coded: enough to keep its coder
@@ -190,6 +191,22 @@ export async function downloadWithStatus(file, button, status) {
   } finally {
     button.disabled = false;
   }
+}
+
+/**
+ * Shows in `status` every download that fails part way from now on (a
+ * device with needed fragments gone mid-file): Chrome's download list
+ * says only "network error"; the service worker records the engine's
+ * words in the state.
+ * @param {HTMLElement} status
+ */
+export function showDownloadFailures(status) {
+  let since = Date.now();
+  watchState(({ downloadFailure: failure }) => {
+    if (!failure || failure.at <= since) return;
+    since = failure.at;
+    status.textContent = `${failure.name} could not be downloaded: ${failure.message}`;
+  });
 }
 
 /** "3.2 MB" */

@@ -15,6 +15,7 @@ export const STATE_KEY = 'host';
  *   status: import('./messages/native.js').StatusReply | null,
  *   error: string | null,
  *   changed?: Record<string, number>,
+ *   downloadFailure?: {name: string, message: string, at: number},
  *   updatedAt: number,
  * }} HostState
  */
