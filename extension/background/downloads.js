@@ -86,10 +86,14 @@ export async function prepareDownload(link, fileId) {
 /**
  * A preview serves its tab for as long as the tab asks: a media element
  * asks again from wherever the viewer seeks to (HTTP ranges), each time a
- * stream of its own from the engine.
- * @type {Map<string, {link: object, fileId: string, file: object, first: ReadableStream | null, timer: number}>}
+ * stream of its own from the engine. The tickets are also kept in
+ * chrome.storage.session (file id and listing, when last asked), since
+ * Chrome stops this worker when it idles, say while a video plays from
+ * what its player holds: a seek after that must still find the file.
+ * @type {Map<string, {fileId: string, file: object, first: ReadableStream | null}>}
  */
 const previews = new Map();
+const PREVIEWS_KEY = 'previews';
 /** A preview nobody asked anything of for this long is forgotten. */
 const PREVIEW_IDLE_MS = 60 * 60_000;
 
@@ -102,17 +106,39 @@ const PREVIEW_IDLE_MS = 60 * 60_000;
 export async function preparePreview(link, fileId) {
   const { file, stream } = await openFile(link, fileId);
   const ticket = crypto.randomUUID();
-  previews.set(ticket, { link, fileId, file, first: stream, timer: 0 });
-  keep(ticket);
+  previews.set(ticket, { fileId, file, first: stream });
+  await keep(ticket, { fileId, file });
   // The first stream holds a socket and a restore under way: not for long.
   setTimeout(() => previews.get(ticket)?.first?.cancel(), TICKET_TTL_MS);
   return { ticket, file };
 }
 
-function keep(ticket) {
-  const preview = previews.get(ticket);
-  clearTimeout(preview.timer);
-  preview.timer = setTimeout(() => previews.delete(ticket), PREVIEW_IDLE_MS);
+let keeping = Promise.resolve();
+
+/**
+ * Notes that `ticket` (with `entry` if new) was used now, forgetting
+ * previews idle too long. Writes are chained: two ranges asked at once
+ * must not each write back what the other did not see.
+ */
+function keep(ticket, entry) {
+  keeping = keeping.then(async () => {
+    const now = Date.now();
+    const stored = (await chrome.storage.session.get(PREVIEWS_KEY))[PREVIEWS_KEY] ?? {};
+    const kept = Object.fromEntries(Object.entries(stored).filter(([, p]) => now - p.at < PREVIEW_IDLE_MS));
+    if (entry ?? kept[ticket]) kept[ticket] = { ...(entry ?? kept[ticket]), at: now };
+    await chrome.storage.session.set({ [PREVIEWS_KEY]: kept });
+  }).catch((e) => console.warn('mailmesh: cannot keep a preview', e));
+  return keeping;
+}
+
+/** A preview's ticket, from memory or, after a restart of this worker, from storage. */
+async function previewOf(ticket) {
+  if (previews.has(ticket)) return previews.get(ticket);
+  const stored = (await chrome.storage.session.get(PREVIEWS_KEY))[PREVIEWS_KEY]?.[ticket];
+  if (!stored || Date.now() - stored.at >= PREVIEW_IDLE_MS) return null;
+  const preview = { fileId: stored.fileId, file: stored.file, first: null };
+  previews.set(ticket, preview);
+  return preview;
 }
 
 /**
@@ -196,13 +222,14 @@ export function answerDownload(ticket) {
 /**
  * The fetch handler's answer for `/preview/<ticket>`: the file shown in
  * the tab, whole or the range asked for, under {@link contentPolicy}.
+ * @param {import('./native-link.js').NativeLink} link
  * @param {string} ticket
  * @param {string | null} rangeHeader the request's `Range`
  */
-export async function answerPreview(ticket, rangeHeader) {
-  const preview = previews.get(ticket);
+export async function answerPreview(link, ticket, rangeHeader) {
+  const preview = await previewOf(ticket);
   if (!preview) return expired('preview');
-  keep(ticket);
+  await keep(ticket);
   const { file } = preview;
   const type = previewType(file.media_type);
   if (!type) {
@@ -220,7 +247,7 @@ export async function answerPreview(ticket, rangeHeader) {
   preview.first = null;
   if (!stream) {
     try {
-      ({ stream } = await openFile(preview.link, preview.fileId, from));
+      ({ stream } = await openFile(link, preview.fileId, from));
     } catch (e) {
       return new Response(`${file.name} cannot be read now: ${e.message}`, {
         status: 503,

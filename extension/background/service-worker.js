@@ -37,7 +37,7 @@ self.addEventListener('fetch', (event) => {
   if (url.origin !== self.location.origin) return;
   if (url.pathname.startsWith(DOWNLOAD_PATH)) event.respondWith(answerDownload(url.pathname.slice(DOWNLOAD_PATH.length)));
   if (url.pathname.startsWith(PREVIEW_PATH)) {
-    event.respondWith(answerPreview(url.pathname.slice(PREVIEW_PATH.length), event.request.headers.get('Range')));
+    event.respondWith(answerPreview(link, url.pathname.slice(PREVIEW_PATH.length), event.request.headers.get('Range')));
   }
 });
 

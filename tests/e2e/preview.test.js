@@ -95,8 +95,11 @@ test('a sound previews in a tab that can seek, and a PDF opens in the browser\'s
   }, null, { timeout: 0 }));
 
   // The ranges themselves, as the player asks for them: bytes equal. (Asked
-  // from the app, once the worker that serves them controls it.)
+  // from the app, once the worker that serves them controls it: an app
+  // page that began loading before the worker first activated is not
+  // claimed, so it is loaded again now that the worker serves the tune.)
   const url = tune.url();
+  if (!(await app.evaluate(() => Boolean(navigator.serviceWorker.controller)))) await app.reload();
   await within('the app served by the worker', app.waitForFunction(() => navigator.serviceWorker.controller,
     null, { timeout: 0 }));
   const ranges = await app.evaluate(async (url) => {
@@ -112,6 +115,21 @@ test('a sound previews in a tab that can seek, and a PDF opens in the browser\'s
   assert.deepEqual(ranges.open, { status: 206, range: 'bytes 47990-48043/48044', bytes: [...sound.subarray(47990)] });
   assert.deepEqual(ranges.last, { status: 206, range: 'bytes 48040-48043/48044', bytes: [...sound.subarray(48040)] });
   assert.deepEqual(ranges.beyond, { status: 416, range: 'bytes */48044', bytes: [] });
+
+  // Chrome stops an idle worker (a sound playing from what its player
+  // holds asks nothing for a while): a seek after that still finds the file.
+  await (await node.serviceWorker()).evaluate(() => { self.previewTestMark = 'the worker before'; });
+  const cdp = await app.context().newCDPSession(app);
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  await cdp.detach();
+  const again = await app.evaluate(async (url) => {
+    const response = await fetch(url, { headers: { Range: 'bytes=1000-1099' } });
+    return { status: response.status, bytes: [...new Uint8Array(await response.arrayBuffer())] };
+  }, url);
+  assert.equal(await (await node.serviceWorker()).evaluate(() => self.previewTestMark), undefined,
+    'a new worker answered');
+  assert.deepEqual(again, { status: 206, bytes: [...sound.subarray(1000, 1100)] }, 'the file is still found');
   await tune.close();
 
   // The PDF opens in Chromium's viewer, not as a download.
