@@ -81,7 +81,7 @@ impl DirectSend {
                     }
                 }
             }
-            TransferMessage::Chunk { index, sealed, .. } => self.on_chunk(from, id, index, &sealed).await?,
+            TransferMessage::Chunk { index, sealed, .. } => self.on_chunk(from, id, index, sealed).await?,
             TransferMessage::Cancel { reason, .. } => self.on_cancel(from, id, &reason),
         }
         Ok(())
@@ -209,43 +209,54 @@ impl DirectSend {
         self.changed();
     }
 
-    async fn on_chunk(&self, from: NodeId, id: TransferId, index: u64, sealed: &[u8]) -> Result<(), SendError> {
+    async fn on_chunk(&self, from: NodeId, id: TransferId, index: u64, sealed: Vec<u8>) -> Result<(), SendError> {
         let Some(part) = self.store.as_ref().map(|s| s.part(&id)) else { return Ok(()) };
-        let opened = {
+        let (mut machine, file) = {
             let mut sends = self.sends();
             let Some(t) = sends.inc.get_mut(&id) else { return Ok(()) };
             if t.record.node != Some(from.to_string()) || t.record.state != TransferState::Active || t.finishing {
                 return Ok(());
             }
-            let Some(machine) = t.machine.as_mut() else { return Ok(()) };
-            match machine.handle_chunk(index, sealed) {
-                Ok(Received::Append { plain, next }) => Ok((plain, next, t.file.take())),
-                // Already held: our acknowledgement was lost; say it again.
-                Ok(Received::Again { next }) => Err(Some(TransferMessage::Ack { id, next })),
-                // Ahead of a gap (after a break): the sender rewinds when we
-                // ask (`resume_quiet`) or its acks stall.
-                Ok(Received::Ignore) => Err(None),
-                // The very chunk we wait for, damaged: ask for it again.
-                Err(e) => {
-                    tracing::info!(transfer = %id, "{e}; asking again");
-                    Err(Some(TransferMessage::Accept { id, next: machine.next }))
-                }
-            }
+            let Some(machine) = t.machine.clone() else { return Ok(()) };
+            (machine, t.file.take())
         };
-        let (plain, next, file) = match opened {
-            Ok(append) => append,
-            Err(reply) => {
+        // Opening the chunk and writing it happen on a blocking thread, on a
+        // copy of the machine: no decryption on an async worker, none under
+        // the table's lock. This loop is the only one that moves a transfer
+        // on or writes its part file, so the copy is the machine's next state
+        // and order is kept.
+        let step = tokio::task::spawn_blocking(move || match machine.handle_chunk(index, &sealed) {
+            Ok(Received::Append { plain, next }) => {
+                let (file, written) = append(file, &part, &plain);
+                ChunkStep::Appended { machine, file, written, next }
+            }
+            // Already held: our acknowledgement was lost; say it again.
+            Ok(Received::Again { next }) => ChunkStep::Answer(Some(TransferMessage::Ack { id, next }), file),
+            // Ahead of a gap (after a break): the sender rewinds when we ask
+            // (`resume_quiet`) or its acks stall.
+            Ok(Received::Ignore) => ChunkStep::Answer(None, file),
+            // The very chunk we wait for, damaged: ask for it again.
+            Err(e) => {
+                tracing::info!(transfer = %id, "{e}; asking again");
+                ChunkStep::Answer(Some(TransferMessage::Accept { id, next: machine.next }), file)
+            }
+        })
+        .await
+        .map_err(|e| SendError::Disk(std::io::Error::other(e)))?;
+        let (machine, written, next) = match step {
+            ChunkStep::Appended { machine, file, written, next } => (machine, (file, written), next),
+            ChunkStep::Answer(reply, file) => {
+                // The part file stays open for the next chunk, unless the
+                // transfer ended meanwhile.
+                if let Some(t) = self.sends().inc.get_mut(&id).filter(|t| t.record.state == TransferState::Active) {
+                    t.file = t.file.take().or(file);
+                }
                 if let Some(message) = reply {
                     self.outbox.send(from, frame(&message));
                 }
                 return Ok(());
             }
         };
-        // The write happens on a blocking thread; this loop is the only
-        // writer of this transfer's part file, so order is kept.
-        let written = tokio::task::spawn_blocking(move || append(file, &part, &plain))
-            .await
-            .unwrap_or_else(|e| (None, Err(std::io::Error::other(e))));
         let (reply, finishing) = {
             let mut sends = self.sends();
             let Some(t) = sends.inc.get_mut(&id) else { return Ok(()) };
@@ -256,12 +267,11 @@ impl DirectSend {
             match written {
                 (file, Ok(())) => {
                     t.file = file;
-                    let mut finishing = false;
-                    if let Some(machine) = t.machine.as_mut() {
-                        t.meter.note(machine.done_bytes());
-                        machine.heard(now_ms());
-                        finishing = machine.is_complete();
-                    }
+                    let mut machine = machine;
+                    t.meter.note(machine.done_bytes());
+                    machine.heard(now_ms());
+                    let finishing = machine.is_complete();
+                    t.machine = Some(machine);
                     t.finishing = finishing;
                     (TransferMessage::Ack { id, next }, finishing)
                 }
@@ -367,6 +377,14 @@ fn check_whole(part: &std::path::Path, machine: Incoming) -> Result<(), SendErro
 
 /// Appends verified bytes to a transfer's part file (opened on first use);
 /// hands the file back for the next chunk.
+/// What became of a chunk on the blocking thread.
+enum ChunkStep {
+    /// Opened and written (or not: `written`), moving the machine on.
+    Appended { machine: Incoming, file: Option<std::fs::File>, written: std::io::Result<()>, next: u64 },
+    /// Not the chunk awaited: what to answer, if anything.
+    Answer(Option<TransferMessage>, Option<std::fs::File>),
+}
+
 fn append(
     file: Option<std::fs::File>,
     part: &std::path::Path,
