@@ -72,6 +72,15 @@ impl Chunker {
                 return Ok(());
             }
             let want = self.params.plain_len(self.size, self.index) - self.pending.len();
+            if self.pending.is_empty() && data.len() >= want {
+                // A whole chunk in what was given (a reader's aligned
+                // blocks): coded from there, not copied aside first.
+                let last = self.index + 1 == self.chunk_count;
+                complete(self.index, last, &data[..want])?;
+                self.index += 1;
+                data = &data[want..];
+                continue;
+            }
             let take = want.min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
