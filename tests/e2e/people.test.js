@@ -75,8 +75,13 @@ test('a challenge mailed to a person is answered by their node only; pins, warni
     const bobs = await personIn(alice, bobAddress);
     return bobs?.devices.length === 2 && bobs.state === 'warning';
   }, { timeoutMs: 30_000, everyMs: 500 });
+  // Verifying again challenges the new claimant through Bob's mailbox,
+  // which Mallory's node never reads: once the challenge is there, her
+  // device must still be pending.
+  const challenges = await networks.bob.countMails('mailmesh: verification');
   await alice.mailmesh('people', 'verify', bobAddress);
-  await new Promise((resolve) => setTimeout(resolve, 8_000));
+  await waitFor('the new challenge in Bob\'s mailbox', async () =>
+    (await networks.bob.countMails('mailmesh: verification')) > challenges, { timeoutMs: 30_000, everyMs: 250 });
   const bobs = await personIn(alice, bobAddress);
   const malloryId = (await mallory.status()).node_id;
   assert.equal(bobs.devices.find((d) => d.node_id === malloryId).trust, 'pending', 'the claimant never answers');

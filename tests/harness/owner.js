@@ -36,6 +36,13 @@ export class OwnerNetwork {
   }
 
   /** Waits for a mail whose subject contains `subject`; returns its text. */
+  /** How many mails with this subject the owner's inbox and mailmesh folder hold now. */
+  async countMails(subject) {
+    return (await fetchInboxAndFolder(this.mail.imapPort, this.owner, this.password))
+      .map(unfoldQuotedPrintable)
+      .filter((m) => m.includes(`Subject: ${subject}`)).length;
+  }
+
   mailWith(subject) {
     return waitFor(`a mail "${subject}"`, async () =>
       (await fetchInboxAndFolder(this.mail.imapPort, this.owner, this.password))
