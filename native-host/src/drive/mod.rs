@@ -954,8 +954,8 @@ mod tests {
 
         // Recent ones may belong to an add under way whose record has not
         // come yet: kept.
-        assert_eq!(drive.sweep_unreferenced(SystemTime::now() - Duration::from_secs(3600)).unwrap(), 0);
-        assert_eq!(drive.sweep_unreferenced(SystemTime::now() + Duration::from_secs(60)).unwrap(), left);
+        assert_eq!(drive.sweep_unreferenced(crate::clock::now() - Duration::from_secs(3600)).unwrap(), 0);
+        assert_eq!(drive.sweep_unreferenced(crate::clock::now() + Duration::from_secs(60)).unwrap(), left);
         assert_eq!(drive.store().list().len(), named, "every fragment a file names stays");
         let out = dir.path().join("kept.out");
         drive.get(&network, &file.id, &out).unwrap();
@@ -967,7 +967,7 @@ mod tests {
         let bytes = drive.store().get(&fragment).unwrap();
         let path = dir.path().join("drive/fragments").join(&fragment.to_string()[..2]).join(fragment.to_string());
         let age =
-            || SystemTime::now().duration_since(fs::metadata(&path).unwrap().modified().unwrap()).unwrap_or_default();
+            || crate::clock::now().duration_since(fs::metadata(&path).unwrap().modified().unwrap()).unwrap_or_default();
         let make_old =
             || fs::File::options().write(true).open(&path).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
         make_old();

@@ -185,7 +185,7 @@ impl FragmentStore {
 /// here names it in a record only later, and until then the sweep of
 /// unnamed fragments must take it for new.
 fn renew(path: &Path) -> io::Result<()> {
-    fs::File::options().write(true).open(path)?.set_modified(SystemTime::now())
+    fs::File::options().write(true).open(path)?.set_modified(crate::clock::now())
 }
 
 fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {

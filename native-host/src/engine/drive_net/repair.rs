@@ -26,7 +26,7 @@ impl DriveNet {
     /// members for good. One that was needed after all (a record that came
     /// more than the grace late) is re-created by repair like a lost one.
     pub async fn sweep(&self) {
-        let Some(cutoff) = std::time::SystemTime::now().checked_sub(self.settings.sweep_grace) else { return };
+        let Some(cutoff) = crate::clock::now().checked_sub(self.settings.sweep_grace) else { return };
         match self.on_disk(move |drive| drive.sweep_unreferenced(cutoff)).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "deleted fragments no file names, left by adds that never finished"),
