@@ -793,15 +793,16 @@ async fn stop(home: &NodeHome) -> anyhow::Result<ExitCode> {
     let mut control = Control::connect(home).await?;
     let pid = status_of(home).await?.engine_pid;
     control.request(Request::Stop).await?;
-    // Wait until the socket is gone, so a following `run` cannot race it.
-    for _ in 0..100 {
-        if Control::connect(home).await.is_err() {
+    // Wait until the process is gone (its lock released), not only its
+    // socket, so a following `run` cannot find the home still taken.
+    for _ in 0..600 {
+        if Control::connect(home).await.is_err() && !crate::engine::lock::is_held(&home.lock_file()) {
             println!("stopped the engine (pid {pid})");
             return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("the engine (pid {pid}) did not stop within 5 seconds")
+    anyhow::bail!("the engine (pid {pid}) did not stop within 30 seconds")
 }
 
 async fn doctor(home: &NodeHome, user_data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {

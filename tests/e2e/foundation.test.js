@@ -63,16 +63,19 @@ test('the popup shows the engine, follows it going down and coming back', async 
   // Chrome stops the service worker (as it may at any moment): the native
   // port closes with it, and the next page that needs it brings it back,
   // connected, with nothing lost.
+  // (The popup may wake a new worker at once: it is that native host,
+  // not none at all, that the check looks for.)
+  const hosts = () => processesUsing(node.home).filter((p) => p.cmdline.includes('chrome-extension://')).map((p) => p.pid);
+  const [host] = hosts();
   const cdp = await node.context.newCDPSession(popup);
   await cdp.send('ServiceWorker.enable');
   await cdp.send('ServiceWorker.stopAllWorkers');
-  await waitFor('the native host to exit with the worker', () =>
-    !processesUsing(node.home).some((p) => p.cmdline.includes('chrome-extension://')), { timeoutMs: 20_000 });
+  await waitFor('the native host to exit with the worker', () => !hosts().includes(host), { timeoutMs: 20_000 });
   await popup.reload();
   // The restarted worker resets the stored state before it opens a new
   // port, so once a new native host runs, "connected" is fresh.
-  await waitFor('the restarted worker to start a native host', () =>
-    processesUsing(node.home).some((p) => p.cmdline.includes('chrome-extension://')), { timeoutMs: 20_000 });
+  await waitFor('the restarted worker to start a native host', () => hosts().some((pid) => pid !== host),
+    { timeoutMs: 20_000 });
   await waitForConnection(popup, 'connected');
   assert.equal(await text(popup, '#fingerprint'), status.fingerprint);
 

@@ -55,6 +55,15 @@ impl EngineLock {
     }
 }
 
+/// Whether an engine holds the lock at `path` now (asked without taking
+/// it: a shared lock is refused while the engine's exclusive one stands).
+pub fn is_held(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(file) => matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,11 +73,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("engine.lock");
         let first = EngineLock::acquire(&path).unwrap();
+        assert!(is_held(&path));
         match EngineLock::acquire(&path) {
             Err(LockError::Held(pid)) => assert_eq!(pid, std::process::id().to_string()),
             other => panic!("expected Held, got {other:?}"),
         }
         drop(first);
+        assert!(!is_held(&path));
         EngineLock::acquire(&path).unwrap();
+        assert!(!is_held(&dir.path().join("never-made.lock")));
     }
 }
