@@ -187,7 +187,7 @@ fn seal_in_place(
     Ok(())
 }
 
-pub(super) fn unseal(
+fn unseal(
     cipher: &ChaCha20Poly1305,
     file_id: &FileId,
     index: u64,
