@@ -23,6 +23,7 @@
 
 pub mod attachments;
 mod batch;
+mod direct_write;
 pub mod index;
 mod search;
 pub mod store;

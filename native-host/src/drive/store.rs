@@ -1,6 +1,8 @@
 //! Fragments on disk: one file per fragment, named by its BLAKE3 id
 //! (`fragments/ab/abcdef…`), written atomically (temp file, fsync, rename)
-//! and verified on every read, so a flipped bit is never served.
+//! and verified on every read, so a flipped bit is never served. What the
+//! engine codes or receives in bulk goes around the page cache
+//! ([`direct_write`]) and is made durable many at a time (`sync`).
 
 use std::fs;
 use std::io;
@@ -10,6 +12,7 @@ use std::time::SystemTime;
 use mailmesh_core::drive::FragmentId;
 use thiserror::Error;
 
+use super::direct_write;
 use crate::home::write_private;
 
 #[derive(Debug, Error)]
@@ -67,10 +70,8 @@ impl FragmentStore {
     /// it cut short, which its id then tells (it is never served, and
     /// `scrub` removes it), and no record names it before the sync.
     pub fn put_unsynced(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.path(id);
-        let create = || fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+        let create = || direct_write::create_new(&path);
         let write = || -> io::Result<()> {
             let mut file = match create() {
                 Ok(file) => file,
@@ -88,7 +89,7 @@ impl FragmentStore {
                 }
                 Err(e) => return Err(e),
             };
-            file.write_all(bytes)
+            direct_write::write_all(&mut file, bytes)
         };
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
