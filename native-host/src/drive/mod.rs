@@ -23,7 +23,7 @@
 
 pub mod attachments;
 mod batch;
-mod direct_write;
+mod direct_io;
 pub mod index;
 mod search;
 pub mod store;

@@ -2,7 +2,7 @@
 //! (`fragments/ab/abcdef…`), written atomically (temp file, fsync, rename)
 //! and verified on every read, so a flipped bit is never served. What the
 //! engine codes or receives in bulk goes around the page cache
-//! ([`direct_write`]) and is made durable many at a time (`sync`).
+//! ([`direct_io`]) and is made durable many at a time (`sync`).
 
 use std::fs;
 use std::io;
@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use mailmesh_core::drive::FragmentId;
 use thiserror::Error;
 
-use super::direct_write;
+use super::direct_io;
 use crate::home::write_private;
 
 #[derive(Debug, Error)]
@@ -71,7 +71,7 @@ impl FragmentStore {
     /// `scrub` removes it), and no record names it before the sync.
     pub fn put_unsynced(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(id);
-        let create = || direct_write::create_new(&path);
+        let create = || direct_io::create_new(&path);
         let write = || -> io::Result<()> {
             let mut file = match create() {
                 Ok(file) => file,
@@ -89,7 +89,7 @@ impl FragmentStore {
                 }
                 Err(e) => return Err(e),
             };
-            direct_write::write_all(&mut file, bytes)
+            direct_io::write_all(&mut file, bytes)
         };
         write().map_err(|source| StoreError::Write { id: id.to_string(), source })
     }
@@ -112,7 +112,7 @@ impl FragmentStore {
 
     /// Reads a fragment and proves it is what its id says.
     pub fn get(&self, id: &FragmentId) -> Result<Vec<u8>, StoreError> {
-        let bytes = match fs::read(self.path(id)) {
+        let bytes = match direct_io::read(&self.path(id)) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(id.to_string())),
             Err(source) => return Err(StoreError::Read { id: id.to_string(), source }),
@@ -171,7 +171,7 @@ impl FragmentStore {
         for shard in read_dir(&self.dir)? {
             for file in read_dir(&shard)? {
                 let Some(name) = file.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-                let Ok(bytes) = fs::read(&file) else { continue };
+                let Ok(bytes) = direct_io::read(&file) else { continue };
                 if FragmentId::of(&bytes).to_string() != name {
                     let _ = fs::remove_file(&file);
                     damaged.push(name);
