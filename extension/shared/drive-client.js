@@ -1,13 +1,13 @@
 // The drive from extension pages: list (native messaging, through the
-// service worker), upload (hashed here in wasm, sent over the engine's
-// `/bulk` socket, which seals and codes it) and download (streamed by the service worker into a
+// service worker), upload (sent over the engine's `/bulk` socket, which
+// seals and codes it as it comes) and download (streamed by the service worker into a
 // Chrome download). See native-host/src/engine/transfers.rs for the
 // socket's commands and background/downloads.js for downloads.
 
 import { RuntimeType, callWorker } from './messages/runtime.js';
 import { openEngineSocket } from './loopback.js';
-import { bytesToHex, hexToBytes, loadCore } from './core.js';
-import { frameBlob, hashBlob } from './drive-codec.js';
+import { hexToBytes, loadCore } from './core.js';
+import { frameBlob } from './drive-codec.js';
 import { previewType } from './preview.js';
 import { watchState } from './host-state.js';
 
@@ -33,22 +33,21 @@ export async function searchFiles(query) {
 }
 
 /**
- * Adds a File/Blob to the drive: the page hashes it, the engine says
- * whether the drive already holds that content, then the page sends the
- * bytes and the engine seals, codes, stores and spreads them as they come.
+ * Adds a File/Blob to the drive: the page sends its bytes and the engine
+ * seals, codes, stores and spreads them as they come (content the drive
+ * already has gives the file already there).
  * @param {File} file
  * @param {(done: number, total: number) => void} onProgress bytes coded by the engine
  */
 export async function uploadFile(file, onProgress = () => {}) {
   const core = await loadCore();
-  const contentHash = await hashBlob(core, file);
   const ws = await openEngineSocket('/bulk');
   const window = new SendWindow(BYTES_IN_FLIGHT);
   try {
     const replies = new ReplyQueue(ws);
-    ws.send(JSON.stringify({ type: 'put_file', name: file.name, size: file.size, content_hash: bytesToHex(contentHash) }));
+    ws.send(JSON.stringify({ type: 'put_file', name: file.name, size: file.size }));
     const start = await replies.next();
-    if (start.type === 'file_added') return start.file;
+    if (start.type === 'file_added') return start.file; // an empty file
     frameBlob(core, file, async (message, end) => {
       replies.throwIfFailed();
       // Chrome's socket takes whatever it is given and queues it outside

@@ -1,9 +1,8 @@
 // Streams a Blob (a File from a picker or a drop) without holding it in
-// memory: one pass computes the content hash in the wasm core, which the
-// engine turns into the file's id and key (only it holds the network key);
-// a second pass frames the bytes as the `/bulk` upload messages the engine
-// seals and codes (wasm-core `drive::upload`). Memory stays at a few pieces
-// whatever the file size.
+// memory: one pass frames its bytes as the `/bulk` upload messages the
+// engine seals and codes as they come (wasm-core `drive::upload`; each chunk
+// is keyed by its own bytes, so nothing needs the whole file first). Memory
+// stays at a few pieces whatever the file size.
 
 const READ_BUFFER = 1024 * 1024;
 
@@ -21,17 +20,6 @@ async function readBlob(blob, onPiece, headroom = 0) {
     if (done) return;
     await onPiece(value);
     buffer = value.buffer;
-  }
-}
-
-/** BLAKE3 of a Blob's bytes. */
-export async function hashBlob(core, blob) {
-  const hasher = new core.ContentHasher();
-  try {
-    await readBlob(blob, (piece) => hasher.update(piece));
-    return hasher.finalize();
-  } finally {
-    hasher.free();
   }
 }
 

@@ -78,6 +78,12 @@ export class Lan {
       'tbf', 'rate', `${mbit}mbit`, 'burst', burst, 'latency', '400ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /** Lifts {@link limitRate}'s limit from host `i`. */
+  unlimitRate(i) {
+    execFileSync('ip', ['netns', 'exec', this.hosts[i].ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
   /** Drops every UDP packet between hosts `i` and `j` (both directions). */
   blockUdp(i, j) {
     for (const [from, to] of [[i, j], [j, i]]) {

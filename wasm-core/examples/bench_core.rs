@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use mailmesh_core::drive::{CodingParams, FileDecoder, FileEncoder, FileId, FileKey};
+use mailmesh_core::drive::{CodingParams, FileDecoder, FileEncoder, FileId, FileKey, FileKeys};
 
 fn main() {
     let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(256);
@@ -39,11 +39,11 @@ fn main() {
                 chunks.push(c);
             }
         }
-        ids = encoder.finish().expect("finish");
+        ids = encoder.finish().expect("finish").fragment_ids;
         best_encode = best_encode.min(start.elapsed().as_secs_f64());
     }
 
-    let decoder = FileDecoder::new(params, id, &key, size as u64, ids).expect("decoder");
+    let decoder = FileDecoder::new(params, FileKeys::Whole { file_id: id, key }, size as u64, ids).expect("decoder");
     let decode = |drop_data_shards: usize| {
         let mut best = f64::MAX;
         for _ in 0..3 {

@@ -162,7 +162,7 @@ impl Encoder {
     /// Every fragment id of the file (32 bytes each), for the manifest.
     pub fn finish(&mut self) -> Result<Vec<u8>, JsError> {
         let encoder = self.0.take().ok_or_else(|| JsError::new("the encoder was already finished"))?;
-        Ok(encoder.finish()?.iter().flat_map(|id| id.0).collect())
+        Ok(encoder.finish()?.fragment_ids.iter().flat_map(|id| id.0).collect())
     }
 
     fn inner(&mut self) -> Result<&mut FileEncoder, JsError> {
@@ -211,9 +211,11 @@ impl Decoder {
         }
         let ids =
             ids.chunks_exact(32).map(|c| bytes32("a fragment id", c).map(FragmentId)).collect::<Result<Vec<_>, _>>()?;
-        let id = FileId(bytes32("the file id", file_id)?);
-        let key = FileKey::from_bytes(bytes32("the file key", file_key)?);
-        Ok(Decoder(FileDecoder::new(params(k, m, chunk_size)?, id, &key, size_from(size)?, ids)?))
+        let keys = drive::FileKeys::Whole {
+            file_id: FileId(bytes32("the file id", file_id)?),
+            key: FileKey::from_bytes(bytes32("the file key", file_key)?),
+        };
+        Ok(Decoder(FileDecoder::new(params(k, m, chunk_size)?, keys, size_from(size)?, ids)?))
     }
 
     #[wasm_bindgen(js_name = chunkCount)]

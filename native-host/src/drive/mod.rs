@@ -1,23 +1,22 @@
 //! The drive on this node: files in, encrypted fragments on disk, files out.
 //!
 //! ```text
-//! add:  bytes ─▶ hash pass ─▶ convergent id + key ─▶ encode pass (wasm-core
-//!       FileEncoder) ─▶ fragments ─▶ store ─▶ sealed manifest ─▶ index
-//! get:  index ─▶ manifest ─▶ open key ─▶ per chunk: any k verified
+//! add:  bytes ─▶ FileEncoder::per_chunk (wasm-core: each chunk keyed by
+//!       its own bytes, sealed, coded) ─▶ fragments ─▶ store; at the end the
+//!       content hash ─▶ file id ─▶ sealed manifest ─▶ index
+//! get:  index ─▶ manifest ─▶ open keys ─▶ per chunk: any k verified
 //!       fragments ─▶ FileDecoder ─▶ temp file ─▶ hash check ─▶ rename
 //! ```
 //!
 //! Memory stays bounded by a chunk or two whatever the file size: both
-//! passes stream. The index record is written last, so a file interrupted
-//! mid-upload is simply absent and can be added again; fragments it left
-//! behind are shared by content and harmless.
+//! stream, in one pass. The index record is written last, so a file
+//! interrupted mid-upload is simply absent and can be added again;
+//! fragments it left behind are swept once a day old.
 //!
 //! A file whose bytes come from elsewhere (a browser page, over the
-//! engine's socket) after its hash comes in through `begin_upload` →
-//! `Upload::push` (which codes the chunks the bytes complete) +
-//! `store_fragments` per chunk → `finish_upload`; the encoder checks the
-//! bytes against the hash the file's id and key came from, so nothing but
-//! that content is ever recorded under its id. Spreading fragments over
+//! engine's socket) comes in through `begin_upload` → `Upload::push`
+//! (which codes the chunks the bytes complete) + `store_fragments` per
+//! chunk → `finish_upload`, which names it by the content it got. Spreading fragments over
 //! the owner's nodes is the engine's job (`engine/drive_net/`); this module
 //! is one node's disk.
 
@@ -36,8 +35,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use mailmesh_core::drive::{
-    convergent_keys, CodingParams, ContentHash, ContentHasher, EncodedChunk, FileDecoder, FileEncoder, FileId, FileKey,
-    FragmentId, Manifest, ManifestFields, NetworkKey,
+    file_id_of, CodingParams, ContentHasher, EncodedChunk, FileDecoder, FileEncoder, FileKeys, FragmentId, Manifest,
+    ManifestFields, NetworkKey,
 };
 use thiserror::Error;
 
@@ -69,6 +68,8 @@ pub enum DriveError {
     Unavailable { chunk: u64, present: usize, needed: usize },
     #[error("the file changed while it was being added; try again")]
     Changed,
+    #[error("{0} is not a regular file (a folder, a pipe or a device); save what you want to add to a file and add that")]
+    NotAFile(String),
     #[error("the upload skipped or repeated bytes: bytes from {offset} arrived where {expected} was expected next")]
     UploadGap { offset: u64, expected: u64 },
     #[error(transparent)]
@@ -83,24 +84,11 @@ pub enum DriveError {
     Open(io::Error),
 }
 
-/// What [`Drive::begin_upload`] found. Made once per upload and taken
-/// apart at once, so the variants' difference in size costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum UploadStart {
-    /// The drive already holds this content; nothing needs to be sent.
-    Exists(FileView),
-    /// Send the bytes.
-    Upload(Upload),
-}
-
 /// A file whose bytes arrive in order from elsewhere, coded as they come.
 pub struct Upload {
     encoder: FileEncoder,
-    pub file_id: FileId,
-    key: FileKey,
     name: String,
     size: u64,
-    content: ContentHash,
     pub params: CodingParams,
 }
 
@@ -131,14 +119,9 @@ impl Upload {
 /// chunk as it is coded and stores the share handed back; the engine's
 /// placer sends the rest to the members they are placed on.
 pub trait Placer {
-    /// Chunk `chunk.index` of file `file_id` (`shards` fragments a chunk):
-    /// the fragments to store here.
-    fn place(
-        &mut self,
-        file_id: FileId,
-        shards: usize,
-        chunk: EncodedChunk,
-    ) -> Result<Vec<(FragmentId, Bytes)>, DriveError>;
+    /// Chunk `chunk.index` of the file (`shards` fragments a chunk): the
+    /// fragments to store here.
+    fn place(&mut self, shards: usize, chunk: EncodedChunk) -> Result<Vec<(FragmentId, Bytes)>, DriveError>;
 
     /// Returns once every fragment handed on is stored somewhere, before
     /// the file's record is written.
@@ -156,7 +139,7 @@ pub fn fragments_of(chunk: EncodedChunk) -> impl Iterator<Item = (FragmentId, By
 pub struct KeepHere;
 
 impl Placer for KeepHere {
-    fn place(&mut self, _: FileId, _: usize, chunk: EncodedChunk) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
+    fn place(&mut self, _: usize, chunk: EncodedChunk) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
         Ok(fragments_of(chunk).collect())
     }
 
@@ -213,7 +196,7 @@ impl Drive {
         &self.store
     }
 
-    /// Adds a file from disk (read twice: hash, then encode).
+    /// Adds a file from disk.
     pub fn add_path(&self, network: &NetworkKey, path: &Path, now_ms: u64) -> Result<FileView, DriveError> {
         self.add_named(network, path, &name_of(path), now_ms, &mut KeepHere)
     }
@@ -227,8 +210,17 @@ impl Drive {
         now_ms: u64,
         placer: &mut dyn Placer,
     ) -> Result<FileView, DriveError> {
-        let open =
-            || File::open(path).map_err(|source| DriveError::Source { path: path.display().to_string(), source });
+        let source = |source| DriveError::Source { path: path.display().to_string(), source };
+        let open = || {
+            let file = File::open(path).map_err(source)?;
+            let metadata = file.metadata().map_err(source)?;
+            // Its size is declared before its first byte is coded (it fixes
+            // the chunks): a pipe's or a device's is not known.
+            if !metadata.is_file() {
+                return Err(DriveError::NotAFile(path.display().to_string()));
+            }
+            Ok((file, metadata.len()))
+        };
         self.add(network, name, media_type_of(name), None, now_ms, None, placer, open)
     }
 
@@ -255,7 +247,10 @@ impl Drive {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
-        self.add(network, name, media_type, origin, now_ms, None, &mut KeepHere, || Ok(bytes))
+        if let Some(existing) = self.holding(network, None, bytes)? {
+            return Ok(existing);
+        }
+        self.add(network, name, media_type, origin, now_ms, None, &mut KeepHere, || Ok((bytes, bytes.len() as u64)))
     }
 
     /// Adds bytes already in memory to `batch`: the fragments are written
@@ -272,7 +267,11 @@ impl Drive {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
-        self.add(network, name, media_type, origin, now_ms, Some(batch), &mut KeepHere, || Ok(bytes))
+        if let Some(existing) = self.holding(network, Some(batch), bytes)? {
+            return Ok(existing);
+        }
+        let open = || Ok((bytes, bytes.len() as u64));
+        self.add(network, name, media_type, origin, now_ms, Some(batch), &mut KeepHere, open)
     }
 
     /// Makes every fragment of `batch` durable (one `syncfs`), then records
@@ -289,6 +288,10 @@ impl Drive {
         Ok(())
     }
 
+    /// Adds a file in one pass: each chunk is sealed (under its own key),
+    /// coded and handed to `placer` as its bytes are read; the file's id,
+    /// from its content hash, is known at the end, where an add of content
+    /// the drive (or `batch`) already has gives the file already there.
     #[allow(clippy::too_many_arguments)]
     fn add<R: Read>(
         &self,
@@ -299,88 +302,82 @@ impl Drive {
         now_ms: u64,
         batch: Option<&mut Batch>,
         placer: &mut dyn Placer,
-        mut open: impl FnMut() -> Result<R, DriveError>,
+        open: impl FnOnce() -> Result<(R, u64), DriveError>,
     ) -> Result<FileView, DriveError> {
-        // Pass 1: the content hash, which names and keys the file.
-        let mut hasher = ContentHasher::new();
-        let size = each_block(open()?, |block| {
-            hasher.update(block);
+        let (reader, size) = open()?;
+        let mut encoder = FileEncoder::per_chunk(self.params, network, size)?;
+        let shards = self.params.shards();
+        let mut store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
+            while let Some(chunk) = encoder.poll_chunk() {
+                for (id, bytes) in placer.place(shards, chunk)? {
+                    self.store.put_unsynced(&id, &bytes)?;
+                }
+            }
             Ok(())
-        })?;
-        let content = hasher.finalize();
-        let (file_id, key) = convergent_keys(network, &content, &self.params);
+        };
+        let pushed = each_block(reader, |block| {
+            encoder.push(block).map_err(changed_if_resized)?;
+            store_ready(&mut encoder)
+        });
+        pushed?;
+        store_ready(&mut encoder)?;
+        placer.finish()?;
+        let encoded = encoder.finish().map_err(changed_if_resized)?;
+        let file_id = file_id_of(network, &encoded.content_hash, &self.params);
         if let Some(existing) = batch.as_deref().and_then(|b| b.get(&file_id.0)).cloned() {
             return Ok(self.view(existing));
         }
         if let Some(existing) = self.index.file(&file_id.0)? {
             return Ok(self.view(existing));
         }
-        let deferred = batch.is_some();
-        if !deferred {
-            self.index.set_deleted(&file_id.0, None)?;
-        }
-        // Pass 2: encode and store every fragment.
-        let mut encoder = FileEncoder::new(self.params, file_id, &key, size)?.checking(content);
-        let shards = self.params.shards();
-        let mut store_ready = |encoder: &mut FileEncoder| -> Result<(), DriveError> {
-            while let Some(chunk) = encoder.poll_chunk() {
-                for (id, bytes) in placer.place(file_id, shards, chunk)? {
-                    self.store.put_unsynced(&id, &bytes)?;
-                }
-            }
-            Ok(())
-        };
-        let encoded = each_block(open()?, |block| {
-            encoder.push(block)?;
-            store_ready(&mut encoder)
-        })?;
-        if encoded != size {
-            return Err(DriveError::Changed);
-        }
-        store_ready(&mut encoder)?;
-        placer.finish()?;
-        if !deferred {
-            // One sync for all the fragments, before the record names them.
-            self.store.sync().map_err(DriveError::Open)?;
-        }
-        let fragment_ids = encoder.finish()?;
         let fields = ManifestFields {
             file_id,
-            content_hash: content,
+            content_hash: encoded.content_hash,
             size,
             params: self.params,
             created_ms: now_ms,
             modified_ms: now_ms,
             name: name.chars().take(255).collect(),
             media_type: media_type.chars().take(127).collect(),
-            fragment_ids,
+            fragment_ids: encoded.fragment_ids,
         };
-        let record = self.seal_record(network, fields, &key, origin, now_ms)?;
+        let record = self.seal_record(network, fields, &encoded.keys, origin, now_ms)?;
         match batch {
             Some(batch) => batch.push(file_id.0, record.clone(), size),
-            None => self.index.put_file(&file_id.0, &record)?,
+            None => {
+                // One sync for all the fragments, before the record names them.
+                self.store.sync().map_err(DriveError::Open)?;
+                self.index.set_deleted(&file_id.0, None)?;
+                self.index.put_file(&file_id.0, &record)?;
+            }
         }
         Ok(self.view(record))
     }
 
-    /// Starts taking a file whose bytes come from elsewhere after its
-    /// content hash: the coding under the file's convergent id and key, or
-    /// the file itself if the drive already has that content.
-    pub fn begin_upload(
+    /// The file the drive (or `batch`) holds with this content, if any: an
+    /// add of bytes in memory asks first, as hashing them costs little
+    /// beside coding them.
+    fn holding(
         &self,
         network: &NetworkKey,
-        name: &str,
-        size: u64,
-        content: ContentHash,
-    ) -> Result<UploadStart, DriveError> {
-        let name = clean_name(name)?;
-        let (file_id, key) = convergent_keys(network, &content, &self.params);
-        if let Some(existing) = self.index.file(&file_id.0)? {
-            return Ok(UploadStart::Exists(self.view(existing)));
+        batch: Option<&Batch>,
+        bytes: &[u8],
+    ) -> Result<Option<FileView>, DriveError> {
+        let mut hasher = ContentHasher::new();
+        hasher.update(bytes);
+        let file_id = file_id_of(network, &hasher.finalize(), &self.params);
+        if let Some(existing) = batch.and_then(|b| b.get(&file_id.0)).cloned() {
+            return Ok(Some(self.view(existing)));
         }
-        self.index.set_deleted(&file_id.0, None)?;
-        let encoder = FileEncoder::new(self.params, file_id, &key, size)?.checking(content);
-        Ok(UploadStart::Upload(Upload { encoder, file_id, key, name, size, content, params: self.params }))
+        Ok(self.index.file(&file_id.0)?.map(|record| self.view(record)))
+    }
+
+    /// Starts taking a file whose bytes come from elsewhere (a page),
+    /// coded as they come; its id is known once they all came.
+    pub fn begin_upload(&self, network: &NetworkKey, name: &str, size: u64) -> Result<Upload, DriveError> {
+        let name = clean_name(name)?;
+        let encoder = FileEncoder::per_chunk(self.params, network, size)?;
+        Ok(Upload { encoder, name, size, params: self.params })
     }
 
     /// Stores some of a coded chunk's fragments (the share placed here;
@@ -393,24 +390,30 @@ impl Drive {
         Ok(())
     }
 
-    /// Records an uploaded file once all its bytes came and matched its
-    /// hash, after making the fragments stored here durable.
+    /// Records an uploaded file once all its bytes came, after making the
+    /// fragments stored here durable; content the drive already has gives
+    /// the file already there.
     pub fn finish_upload(&self, network: &NetworkKey, upload: Upload, now_ms: u64) -> Result<FileView, DriveError> {
-        let Upload { encoder, file_id, key, name, size, content, params } = upload;
-        let fragment_ids = encoder.finish()?;
+        let Upload { encoder, name, size, params } = upload;
+        let encoded = encoder.finish()?;
+        let file_id = file_id_of(network, &encoded.content_hash, &params);
+        if let Some(existing) = self.index.file(&file_id.0)? {
+            return Ok(self.view(existing));
+        }
         self.store.sync().map_err(DriveError::Open)?;
         let fields = ManifestFields {
             file_id,
-            content_hash: content,
+            content_hash: encoded.content_hash,
             size,
             params,
             created_ms: now_ms,
             modified_ms: now_ms,
             media_type: media_type_of(&name).into(),
             name,
-            fragment_ids,
+            fragment_ids: encoded.fragment_ids,
         };
-        self.record_new(network, fields, &key, None, now_ms)
+        self.index.set_deleted(&file_id.0, None)?;
+        self.record_new(network, fields, &encoded.keys, None, now_ms)
     }
 
     /// Seals the manifest of a newly stored file and writes its record,
@@ -419,12 +422,12 @@ impl Drive {
         &self,
         network: &NetworkKey,
         fields: ManifestFields,
-        key: &FileKey,
+        keys: &FileKeys,
         origin: Option<Origin>,
         now_ms: u64,
     ) -> Result<FileView, DriveError> {
         let file_id = fields.file_id;
-        let record = self.seal_record(network, fields, key, origin, now_ms)?;
+        let record = self.seal_record(network, fields, keys, origin, now_ms)?;
         self.index.put_file(&file_id.0, &record)?;
         Ok(self.view(record))
     }
@@ -434,13 +437,13 @@ impl Drive {
         &self,
         network: &NetworkKey,
         fields: ManifestFields,
-        key: &FileKey,
+        keys: &FileKeys,
         origin: Option<Origin>,
         now_ms: u64,
     ) -> Result<FileRecord, DriveError> {
         let (file_id, size, content) = (fields.file_id, fields.size, fields.content_hash);
         let nonce: [u8; 24] = crate::rng::bytes().map_err(|e| DriveError::Open(io::Error::other(e)))?;
-        let manifest = Manifest::seal(fields, key, network, nonce)?;
+        let manifest = Manifest::seal(fields, keys, network, nonce)?;
         let record = FileRecord {
             version: RECORD_VERSION,
             id: file_id.to_string(),
@@ -563,9 +566,8 @@ impl Drive {
         mut write: impl FnMut(&[u8]) -> Result<(), DriveError>,
     ) -> Result<FileView, DriveError> {
         let (record, manifest) = self.record(id)?;
-        let key = manifest.open(network)?;
-        let decoder =
-            FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
+        let keys = manifest.open(network)?;
+        let decoder = FileDecoder::new(manifest.params, keys, manifest.size, manifest.fragment_ids.clone())?;
         let chunk_size = u64::from(manifest.params.chunk_size());
         let k = manifest.params.k();
         let mut hasher = (from == 0).then(ContentHasher::new);
@@ -675,7 +677,7 @@ impl Drive {
             if manifest.open(new).is_ok() {
                 continue;
             }
-            let Ok(file_key) = manifest.open(old) else {
+            let Ok(keys) = manifest.open(old) else {
                 tracing::warn!(file = %record.id, "a file opens with neither the old nor the new network key");
                 continue;
             };
@@ -691,7 +693,7 @@ impl Drive {
                 fragment_ids: manifest.fragment_ids.clone(),
             };
             let nonce: [u8; 24] = crate::rng::bytes().map_err(|e| DriveError::Open(io::Error::other(e)))?;
-            let resealed = Manifest::seal(fields, &file_key, new, nonce)?;
+            let resealed = Manifest::seal(fields, &keys, new, nonce)?;
             record.manifest = hex::encode(resealed.encode());
             self.index.put_file(&manifest.file_id.0, &record)?;
             count += 1;
@@ -707,12 +709,31 @@ impl Drive {
         let id_bytes: [u8; 32] = manifest.file_id.0;
         self.index.remove_file(&id_bytes)?;
         self.index.set_deleted(&id_bytes, Some(now_ms))?;
-        for fragment in &manifest.fragment_ids {
-            // Another file with identical content shares nothing (ids are
-            // keyed per file), so every fragment of this one can go.
+        let mut fragments: std::collections::HashSet<FragmentId> = manifest.fragment_ids.iter().copied().collect();
+        if manifest.version >= 2 {
+            // A chunk's fragments are named by its bytes and place, so
+            // another file with an equal chunk at the same place (a longer
+            // or edited copy) names them too: those stay. A version 1
+            // file's fragments are keyed by its whole content: never shared.
+            for named in self.named_fragments()? {
+                fragments.remove(&named);
+            }
+        }
+        for fragment in &fragments {
             let _ = self.store.remove(fragment);
         }
         Ok(view)
+    }
+
+    /// Every fragment id a file's record here names.
+    fn named_fragments(&self) -> Result<std::collections::HashSet<FragmentId>, DriveError> {
+        let mut named = std::collections::HashSet::new();
+        for record in self.index.files()? {
+            let bytes = hex::decode(&record.manifest)
+                .map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
+            named.extend(Manifest::decode(&bytes)?.fragment_ids);
+        }
+        Ok(named)
     }
 
     /// Deletes the fragments stored here that no file's record names and
@@ -728,12 +749,7 @@ impl Drive {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let mut named = std::collections::HashSet::new();
-        for record in self.index.files()? {
-            let bytes = hex::decode(&record.manifest)
-                .map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
-            named.extend(Manifest::decode(&bytes)?.fragment_ids);
-        }
+        let named = self.named_fragments()?;
         let mut swept = 0;
         for id in candidates.iter().filter(|id| !named.contains(*id)) {
             self.store.remove(id).map_err(DriveError::Open)?;
@@ -806,6 +822,15 @@ pub fn name_of(path: &Path) -> String {
 }
 
 /// Feeds `reader` to `f` a block at a time; returns the bytes read.
+/// A file that grew or shrank while it was read: say so in those words.
+fn changed_if_resized(e: mailmesh_core::drive::DriveError) -> DriveError {
+    use mailmesh_core::drive::DriveError as Core;
+    match e {
+        Core::SizeExceeded { .. } | Core::SizeShort { .. } => DriveError::Changed,
+        other => DriveError::Core(other),
+    }
+}
+
 fn each_block(mut reader: impl Read, mut f: impl FnMut(&[u8]) -> Result<(), DriveError>) -> Result<u64, DriveError> {
     let mut buf = vec![0u8; READ_BLOCK];
     let mut total = 0u64;
@@ -878,55 +903,42 @@ mod tests {
         Ok(())
     }
 
-    fn content_of(bytes: &[u8]) -> ContentHash {
-        let mut hasher = ContentHasher::new();
-        hasher.update(bytes);
-        hasher.finalize()
-    }
-
     #[test]
-    fn a_file_uploaded_by_a_page_is_kept_only_if_it_is_the_announced_content() {
+    fn a_file_uploaded_by_a_page_is_recorded_under_its_content_once() {
         let (dir, drive) = drive();
         let network = NetworkKey::from_bytes([7; 32]);
         let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let begin =
-            || drive.begin_upload(&network, "notes/../page.bin", bytes.len() as u64, content_of(&bytes)).unwrap();
+        let begin = || drive.begin_upload(&network, "notes/../page.bin", bytes.len() as u64).unwrap();
 
-        // Other bytes than announced (a file edited between the page's hash
-        // and its upload, or a page lying): refused, nothing recorded.
-        let UploadStart::Upload(mut upload) = begin() else { panic!("new content") };
-        let mut other = bytes.clone();
-        other[2_000_000] ^= 1;
-        upload_like_a_page(&drive, &mut upload, &other).unwrap();
-        assert!(upload.is_complete());
-        assert!(matches!(
-            drive.finish_upload(&network, upload, 1),
-            Err(DriveError::Core(mailmesh_core::drive::DriveError::ContentMismatch))
-        ));
-        assert!(drive.list().unwrap().is_empty());
-
-        // A gap or a repeat is refused where it happens.
-        let UploadStart::Upload(mut upload) = begin() else { panic!("still new") };
+        // A gap or a repeat is refused where it happens; too many bytes too.
+        let mut upload = begin();
         take_bytes(&drive, &mut upload, 0, &bytes[..1000]).unwrap();
         assert!(matches!(
             take_bytes(&drive, &mut upload, 999, &bytes[999..2000]),
             Err(DriveError::UploadGap { offset: 999, expected: 1000 })
         ));
+        let mut upload = begin();
+        upload_like_a_page(&drive, &mut upload, &bytes).unwrap();
+        assert!(take_bytes(&drive, &mut upload, bytes.len() as u64, b"!").is_err());
+        assert!(drive.list().unwrap().is_empty(), "nothing is recorded before the end");
 
-        let UploadStart::Upload(mut upload) = begin() else { panic!("still new") };
+        let mut upload = begin();
         upload_like_a_page(&drive, &mut upload, &bytes).unwrap();
         let file = drive.finish_upload(&network, upload, 1).unwrap();
         assert_eq!(file.name, "notes..page.bin");
+        assert_eq!(file.blake3, blake3::hash(&bytes).to_hex().as_str());
         let added = drive.add_bytes(&network, "same.bin", "application/octet-stream", None, &bytes, 2).unwrap();
         assert_eq!(added.id, file.id, "a page's upload is coded as the engine codes the same content");
-        assert!(matches!(begin(), UploadStart::Exists(existing) if existing.id == file.id));
+        let mut again = begin();
+        upload_like_a_page(&drive, &mut again, &bytes).unwrap();
+        assert_eq!(drive.finish_upload(&network, again, 3).unwrap().id, file.id, "the same content again is that file");
+        assert_eq!(drive.list().unwrap().len(), 1);
         let out = dir.path().join("out.bin");
         drive.get(&network, &file.id, &out).unwrap();
         assert_eq!(fs::read(&out).unwrap(), bytes);
 
         // An empty file is complete before any byte.
-        let empty = drive.begin_upload(&network, "empty", 0, content_of(&[])).unwrap();
-        let UploadStart::Upload(mut upload) = empty else { panic!("new content") };
+        let mut upload = drive.begin_upload(&network, "empty", 0).unwrap();
         upload_like_a_page(&drive, &mut upload, &[]).unwrap();
         assert_eq!(drive.finish_upload(&network, upload, 3).unwrap().size, 0);
     }
@@ -943,11 +955,7 @@ mod tests {
         // A page's upload that never finished: the chunks it completed were
         // stored, and no record names them.
         let gone: Vec<u8> = (0..3_000_000u32).map(|i| (i * 11 % 253) as u8).collect();
-        let UploadStart::Upload(mut upload) =
-            drive.begin_upload(&network, "gone.bin", gone.len() as u64, content_of(&gone)).unwrap()
-        else {
-            panic!("new content")
-        };
+        let mut upload = drive.begin_upload(&network, "gone.bin", gone.len() as u64).unwrap();
         upload_like_a_page(&drive, &mut upload, &gone[..2_200_000]).unwrap();
         drop(upload);
         let left = drive.store().list().len() - named;
@@ -980,16 +988,50 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_changes_between_the_passes_is_not_recorded() {
+    fn removing_a_file_keeps_the_fragments_a_longer_copy_shares() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let short: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+        let long = [&short[..], &[9u8; 1024 * 1024]].concat();
+        let a = drive.add_bytes(&network, "a.bin", "application/octet-stream", None, &short, 1).unwrap();
+        let b = drive.add_bytes(&network, "b.bin", "application/octet-stream", None, &long, 2).unwrap();
+        let (_, ma) = drive.record(&a.id).unwrap();
+        let (_, mb) = drive.record(&b.id).unwrap();
+        assert_eq!(ma.chunk_ids(0), mb.chunk_ids(0), "their first chunks are the same fragments");
+        drive.remove(&a.id, 3).unwrap();
+        assert!(!drive.store().contains(&ma.chunk_ids(2)[0]), "what only the removed file named went");
+        let out = dir.path().join("b.out");
+        drive.get(&network, &b.id, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), long);
+    }
+
+    #[test]
+    fn a_pipe_or_a_folder_is_refused_in_words() {
+        let (dir, drive) = drive();
+        let network = NetworkKey::from_bytes([7; 32]);
+        let pipe = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&pipe).status().unwrap().success());
+        // Opening a pipe for reading waits for a writer: give it one that
+        // writes nothing.
+        let writer = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || drop(fs::OpenOptions::new().write(true).open(pipe)))
+        };
+        assert!(matches!(drive.add_path(&network, &pipe, 1), Err(DriveError::NotAFile(_))));
+        writer.join().unwrap();
+        assert!(matches!(drive.add_path(&network, dir.path(), 1), Err(DriveError::NotAFile(_))));
+    }
+
+    #[test]
+    fn a_file_that_grows_or_shrinks_while_it_is_added_is_not_recorded() {
         let (_dir, drive) = drive();
         let network = NetworkKey::from_bytes([7; 32]);
-        let first = vec![1u8; 100_000];
-        let mut second = first.clone();
-        second[70_000] = 2; // the same size: only the hash can tell
-        let mut reads = [&first[..], &second[..]].into_iter();
-        let changing = || reads.next().ok_or(DriveError::BadName);
-        let result = drive.add(&network, "edited.txt", "text/plain", None, 1, None, &mut KeepHere, changing);
-        assert!(matches!(result, Err(DriveError::Core(mailmesh_core::drive::DriveError::ContentMismatch))));
+        let bytes = vec![1u8; 3_000_000];
+        for (read, stated) in [(&bytes[..], 2_000_000u64), (&bytes[..], 3_000_001)] {
+            let open = || Ok((read, stated));
+            let result = drive.add(&network, "edited.txt", "text/plain", None, 1, None, &mut KeepHere, open);
+            assert!(matches!(result, Err(DriveError::Changed)), "{result:?}");
+        }
         assert!(drive.list().unwrap().is_empty());
     }
 

@@ -1,17 +1,17 @@
 //! Files to and from the browser over the `/bulk` socket.
 //!
-//! - Upload: `{"type":"put_file","name":…,"size":N,"content_hash":hex}`
-//!   (the page hashes the file first: the hash names and keys it). The
-//!   engine answers `send`, or `file_added` at once if the drive already
-//!   has this content. Then the file's bytes in binary messages
+//! - Upload: `{"type":"put_file","name":…,"size":N}`; the engine answers
+//!   `send`. Then the file's bytes in binary messages
 //!   `[7][offset u64 LE][bytes]` (`mailmesh_core::drive::upload`, which
 //!   frames them in the page too), any size up to [`MAX_BULK_MESSAGE`]. The
 //!   engine seals and codes each chunk they complete, stores its share and
 //!   sends the rest to the members it is placed on, and answers each
-//!   message with `progress` (`bytes` taken); after the last, `file_added`,
-//!   or `error` if the bytes were not the announced content (a file edited
-//!   meanwhile). The record is written last, so an interrupted upload
-//!   leaves no file behind. The file key never leaves the engine.
+//!   message with `progress` (`bytes` taken); after the last, `file_added`
+//!   (the file already there, if the drive had this content), or `error`.
+//!   Each chunk is sealed under a key from its own bytes (drive manifest
+//!   version 2), so nothing of the file is needed before its first byte.
+//!   The record is written last, so an interrupted upload leaves no file
+//!   behind. No key ever leaves the engine.
 //! - Download: `{"type":"get_file","file_id":…,"from":N}` (`from` 0 if
 //!   left out); the engine answers `file_start` with the file, then sends
 //!   it from byte N in binary messages of 256 KiB as chunks are restored
@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use mailmesh_core::drive::{upload, ContentHash};
+use mailmesh_core::drive::upload;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use super::drive_net::Placing;
 use super::Engine;
 use crate::clock::now_ms;
-use crate::drive::{DriveError, Upload, UploadStart};
+use crate::drive::{DriveError, Upload};
 
 /// The largest message `/bulk` accepts (a page sends 1 MiB at a time).
 pub const MAX_BULK_MESSAGE: usize = 8 * 1024 * 1024;
@@ -55,7 +55,6 @@ enum Command {
     PutFile {
         name: String,
         size: u64,
-        content_hash: String,
     },
     GetFile {
         file_id: String,
@@ -78,9 +77,9 @@ pub async fn serve_bulk(mut socket: WebSocket, engine: Arc<Engine>) {
             }
             Message::Binary(bytes) => raw_operation(&mut socket, bytes, &mut discarded).await,
             Message::Text(text) => match serde_json::from_str::<Command>(text.as_str()) {
-                Ok(Command::PutFile { name, size, content_hash }) => {
+                Ok(Command::PutFile { name, size }) => {
                     upload = None;
-                    let answer = put_file(&engine, &mut upload, name, size, &content_hash).await;
+                    let answer = put_file(&engine, &mut upload, name, size).await;
                     reply(&mut socket, answer).await
                 }
                 Ok(Command::GetFile { file_id, from }) => send_file(&engine, &mut socket, file_id, from).await,
@@ -106,24 +105,14 @@ async fn reply(socket: &mut WebSocket, value: serde_json::Value) -> Result<(), (
 }
 
 /// Starts an upload (`upload` holds it until its last byte): `send`, or
-/// `file_added` if the drive has the content already or the file is empty.
-async fn put_file(
-    engine: &Engine,
-    upload: &mut Option<Receiving>,
-    name: String,
-    size: u64,
-    content_hash: &str,
-) -> serde_json::Value {
-    let mut content = [0u8; 32];
-    if hex::decode_to_slice(content_hash, &mut content).is_err() {
-        return error(DriveError::BadId(content_hash.chars().take(80).collect()));
-    }
+/// `file_added` at once for an empty file.
+async fn put_file(engine: &Engine, upload: &mut Option<Receiving>, name: String, size: u64) -> serde_json::Value {
     let Some(network) = engine.network_key() else {
         return error(DriveError::NoNetwork);
     };
-    match engine.drive_blocking(move |drive| drive.begin_upload(&network, &name, size, ContentHash(content))).await {
-        Ok(UploadStart::Upload(started)) => {
-            let placing = engine.drive_net.placing(started.file_id, started.params.shards());
+    match engine.drive_blocking(move |drive| drive.begin_upload(&network, &name, size)).await {
+        Ok(started) => {
+            let placing = engine.drive_net.placing(started.params.shards());
             *upload = Some(Receiving { upload: started, stores: VecDeque::new(), placing });
             if size == 0 {
                 // Complete before any byte: the page sends none.
@@ -131,7 +120,6 @@ async fn put_file(
             }
             json!({"type": "send"})
         }
-        Ok(UploadStart::Exists(file)) => json!({"type": "file_added", "file": file}),
         Err(e) => error(e),
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mailmesh_core::drive::{CodingParams, EncodedChunk, FileDecoder, FileEncoder, FileId, FileKey};
+use mailmesh_core::drive::{CodingParams, EncodedChunk, FileDecoder, FileEncoder, NetworkKey};
 
 struct Fixture {
     plain: Vec<u8>,
@@ -19,12 +19,13 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let params = CodingParams::new(3, 2, 4096).expect("valid parameters");
         let plain: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
-        let key = FileKey::from_bytes([1; 32]);
-        let mut encoder = FileEncoder::new(params, FileId([2; 32]), &key, plain.len() as u64).expect("encoder");
+        let network = NetworkKey::from_bytes([1; 32]);
+        let mut encoder = FileEncoder::per_chunk(params, &network, plain.len() as u64).expect("encoder");
         encoder.push(&plain).expect("push");
         let chunk = encoder.poll_chunk().expect("one chunk");
-        let ids = encoder.finish().expect("finish");
-        let decoder = FileDecoder::new(params, FileId([2; 32]), &key, plain.len() as u64, ids).expect("decoder");
+        let encoded = encoder.finish().expect("finish");
+        let decoder =
+            FileDecoder::new(params, encoded.keys, plain.len() as u64, encoded.fragment_ids).expect("decoder");
         Fixture { plain, chunk, decoder }
     })
 }

@@ -1,12 +1,14 @@
 //! One chunk, both ways: plaintext → sealed → `k + m` fragments, and any `k`
 //! fragments → sealed → plaintext.
 //!
-//! Sealing: ChaCha20-Poly1305 under the file key. The nonce is the chunk
-//! index, which never repeats within a file, and each file has its own key
-//! (derived from its content, see `keys`), so a nonce is never reused with
-//! different plaintext under one key. The associated data binds the file
-//! id, the chunk index and whether it is the last chunk, so chunks cannot be
-//! reordered, swapped between files, or a file silently truncated.
+//! Sealing: ChaCha20-Poly1305, nonce the chunk index. Version 2: under the
+//! chunk's own key, derived from its bytes, its index and whether it is the
+//! last (see `keys::ChunkKeyer`), so a key and nonce seal one plaintext
+//! with one associated data only; the associated data ("MMC2", index, last
+//! flag) keeps a chunk from being reordered or a file silently truncated,
+//! and the manifest's fragment ids pin every chunk to its file. Version 1:
+//! under the file's key (one per content), the associated data ("MMC1",
+//! file id, index, last flag) binding the file as well.
 //!
 //! Coding: the sealed bytes are laid out in one buffer of `k + m` equal
 //! shards (zero padded), and Reed-Solomon fills the `m` parity shards.
@@ -45,12 +47,25 @@ fn nonce(index: u64) -> Nonce {
     *Nonce::from_slice(&n)
 }
 
-fn associated_data(file_id: &FileId, index: u64, last: bool) -> [u8; 45] {
-    let mut ad = [0u8; 45];
-    ad[..4].copy_from_slice(b"MMC1");
-    ad[4..36].copy_from_slice(&file_id.0);
-    ad[36..44].copy_from_slice(&index.to_le_bytes());
-    ad[44] = last as u8;
+/// What a chunk's seal binds besides its index and last flag: the file's
+/// id (version 1) or nothing more (version 2, whose key is the chunk's own).
+#[derive(Clone, Copy, Debug)]
+pub enum Binding<'a> {
+    File(&'a FileId),
+    Chunk,
+}
+
+fn associated_data(binding: Binding, index: u64, last: bool) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(45);
+    match binding {
+        Binding::File(file_id) => {
+            ad.extend_from_slice(b"MMC1");
+            ad.extend_from_slice(&file_id.0);
+        }
+        Binding::Chunk => ad.extend_from_slice(b"MMC2"),
+    }
+    ad.extend_from_slice(&index.to_le_bytes());
+    ad.push(last as u8);
     ad
 }
 
@@ -75,7 +90,7 @@ impl Coder {
     pub fn encode(
         &self,
         cipher: &ChaCha20Poly1305,
-        file_id: &FileId,
+        binding: Binding,
         index: u64,
         last: bool,
         plain: &[u8],
@@ -83,7 +98,7 @@ impl Coder {
         let mut bytes = Vec::with_capacity(self.coded_len(plain.len()));
         bytes.extend_from_slice(plain);
         bytes.resize(self.coded_len(plain.len()), 0);
-        seal_in_place(cipher, file_id, index, last, plain.len(), &mut bytes)?;
+        seal_in_place(cipher, binding, index, last, plain.len(), &mut bytes)?;
         self.fill_parity(index, bytes)
     }
 
@@ -111,7 +126,7 @@ impl Coder {
     pub fn decode(
         &self,
         cipher: &ChaCha20Poly1305,
-        file_id: &FileId,
+        binding: Binding,
         index: u64,
         last: bool,
         plain_len: usize,
@@ -164,22 +179,21 @@ impl Coder {
             }
         }
         sealed.truncate(sealed_len);
-        unseal(cipher, file_id, index, last, sealed)
+        unseal(cipher, binding, index, last, sealed)
     }
 }
 
-/// Opens a sealed chunk (ciphertext then tag) in place.
 /// Seals the first `plain_len` bytes of `buf` in place and writes the tag
 /// right after them.
 fn seal_in_place(
     cipher: &ChaCha20Poly1305,
-    file_id: &FileId,
+    binding: Binding,
     index: u64,
     last: bool,
     plain_len: usize,
     buf: &mut [u8],
 ) -> Result<(), DriveError> {
-    let ad = associated_data(file_id, index, last);
+    let ad = associated_data(binding, index, last);
     let tag = cipher
         .encrypt_in_place_detached(&nonce(index), &ad, &mut buf[..plain_len])
         .map_err(|_| DriveError::Internal("chunk too large to seal".into()))?;
@@ -187,9 +201,10 @@ fn seal_in_place(
     Ok(())
 }
 
+/// Opens a sealed chunk (ciphertext then tag) in place.
 fn unseal(
     cipher: &ChaCha20Poly1305,
-    file_id: &FileId,
+    binding: Binding,
     index: u64,
     last: bool,
     mut sealed: Vec<u8>,
@@ -197,7 +212,7 @@ fn unseal(
     let plain_len = sealed.len().saturating_sub(TAG_LEN);
     let tag = Tag::clone_from_slice(&sealed[plain_len..]);
     sealed.truncate(plain_len);
-    let ad = associated_data(file_id, index, last);
+    let ad = associated_data(binding, index, last);
     cipher
         .decrypt_in_place_detached(&nonce(index), &ad, &mut sealed, &tag)
         .map_err(|_| DriveError::ChunkAuthentication { chunk: index })?;

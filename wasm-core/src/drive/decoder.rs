@@ -6,27 +6,27 @@
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
-use super::chunk::{Coder, EncodedChunk};
-use super::keys::{FileId, FileKey, FragmentId};
+use super::chunk::{Binding, Coder, EncodedChunk};
+use super::keys::{FileKeys, FragmentId};
 use super::params::CodingParams;
 use super::DriveError;
 
 pub struct FileDecoder {
     coder: Coder,
-    cipher: ChaCha20Poly1305,
-    file_id: FileId,
+    keys: FileKeys,
+    /// Version 1's one cipher, made once.
+    whole: Option<ChaCha20Poly1305>,
     size: u64,
     chunk_count: u64,
     ids: Vec<FragmentId>,
 }
 
 impl FileDecoder {
-    /// `ids` are the fragment ids of every chunk, chunk by chunk, as the
-    /// manifest lists them.
+    /// `keys` as the manifest opens; `ids` are the fragment ids of every
+    /// chunk, chunk by chunk, as the manifest lists them.
     pub fn new(
         params: CodingParams,
-        file_id: FileId,
-        key: &FileKey,
+        keys: FileKeys,
         size: u64,
         ids: Vec<FragmentId>,
     ) -> Result<FileDecoder, DriveError> {
@@ -36,14 +36,16 @@ impl FileDecoder {
         if ids.len() != expected {
             return Err(DriveError::IdCount { got: ids.len(), expected });
         }
-        Ok(FileDecoder {
-            coder: Coder::new(params)?,
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())),
-            file_id,
-            size,
-            chunk_count,
-            ids,
-        })
+        if let FileKeys::PerChunk(chunk_keys) = &keys {
+            if chunk_keys.len() as u64 != chunk_count {
+                return Err(DriveError::KeyCount { got: chunk_keys.len(), expected: chunk_count });
+            }
+        }
+        let whole = match &keys {
+            FileKeys::Whole { key, .. } => Some(ChaCha20Poly1305::new(Key::from_slice(key.as_bytes()))),
+            FileKeys::PerChunk(_) => None,
+        };
+        Ok(FileDecoder { coder: Coder::new(params)?, keys, whole, size, chunk_count, ids })
     }
 
     pub fn chunk_count(&self) -> u64 {
@@ -71,7 +73,29 @@ impl FileDecoder {
         let ids = self.chunk_ids(index)?;
         let last = index + 1 == self.chunk_count;
         let plain_len = self.coder.params().plain_len(self.size, index);
-        self.coder.decode(&self.cipher, &self.file_id, index, last, plain_len, ids, fragments)
+        self.with_cipher(index, |cipher, binding| {
+            self.coder.decode(cipher, binding, index, last, plain_len, ids, fragments)
+        })
+    }
+
+    /// Runs `seal` with chunk `index`'s cipher and binding.
+    fn with_cipher<T>(
+        &self,
+        index: u64,
+        seal: impl FnOnce(&ChaCha20Poly1305, Binding) -> Result<T, DriveError>,
+    ) -> Result<T, DriveError> {
+        match (&self.keys, &self.whole) {
+            (FileKeys::Whole { file_id, .. }, Some(cipher)) => seal(cipher, Binding::File(file_id)),
+            (FileKeys::PerChunk(keys), _) => {
+                let key = keys
+                    .get(index as usize)
+                    .ok_or(DriveError::ChunkOutOfRange { chunk: index, count: self.chunk_count })?;
+                seal(&ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())), Binding::Chunk)
+            }
+            (FileKeys::Whole { .. }, None) => {
+                Err(DriveError::Internal("a version 1 decoder without its cipher".into()))
+            }
+        }
     }
 
     /// Re-creates every fragment of chunk `index` from any `k` of them (for
@@ -80,7 +104,8 @@ impl FileDecoder {
     pub fn rebuild_chunk(&self, index: u64, fragments: &[Option<&[u8]>]) -> Result<EncodedChunk, DriveError> {
         let plain = self.decode_chunk(index, fragments)?;
         let last = index + 1 == self.chunk_count;
-        let chunk = self.coder.encode(&self.cipher, &self.file_id, index, last, &plain)?;
+        let chunk =
+            self.with_cipher(index, |cipher, binding| self.coder.encode(cipher, binding, index, last, &plain))?;
         if chunk.ids != self.chunk_ids(index)? {
             return Err(DriveError::Internal("a rebuilt chunk does not match its manifest".into()));
         }

@@ -5,12 +5,9 @@
 //! push(bytes) ─▶ fill current chunk ─▶ seal + code ─▶ queue ─▶ poll_chunk()
 //! ```
 //!
-//! Built with [`FileEncoder::checking`], it also hashes what it is fed and
-//! refuses to finish unless that is the content hash the file's id and key
-//! were derived from: the bytes are read a second time (from a disk that may
-//! have changed, or from a page over a socket), and a file recorded under
-//! a convergent id must be exactly that content, since every later add of
-//! the same content deduplicates to it.
+//! It also hashes what it is fed: the content hash, from which the file's
+//! id is derived once the last byte is in (version 2, [`FileEncoder::per_chunk`],
+//! needs nothing of the file before its first byte).
 //!
 //! The file size is declared up front: it fixes the chunk count and tells
 //! the encoder which chunk is the last, which is authenticated.
@@ -20,8 +17,10 @@ use std::collections::VecDeque;
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
-use super::chunk::{Coder, EncodedChunk};
-use super::keys::{ContentHash, ContentHasher, FileId, FileKey, FragmentId};
+use super::chunk::{Binding, Coder, EncodedChunk};
+use super::keys::{
+    ChunkKey, ChunkKeyer, ContentHash, ContentHasher, FileId, FileKey, FileKeys, FragmentId, NetworkKey,
+};
 use super::params::CodingParams;
 use super::DriveError;
 
@@ -96,49 +95,82 @@ impl Chunker {
     }
 }
 
+/// How the encoder seals each chunk.
+enum Sealing {
+    /// Version 1: the file's key, its id bound in every chunk.
+    Whole { cipher: ChaCha20Poly1305, file_id: FileId, key: FileKey },
+    /// Version 2: each chunk under a key from its own bytes (the keyer,
+    /// a BLAKE3 state of 2 KiB, boxed: one per file).
+    PerChunk { keyer: Box<ChunkKeyer>, keys: Vec<ChunkKey> },
+}
+
+/// What a finished encoding gives for the file's manifest.
+#[derive(Debug)]
+pub struct Encoded {
+    /// BLAKE3 of every byte fed.
+    pub content_hash: ContentHash,
+    /// Every fragment id, chunk by chunk.
+    pub fragment_ids: Vec<FragmentId>,
+    /// What the chunks were sealed with.
+    pub keys: FileKeys,
+}
+
 pub struct FileEncoder {
     chunker: Chunker,
     coder: Coder,
-    cipher: ChaCha20Poly1305,
-    file_id: FileId,
+    sealing: Sealing,
     ready: VecDeque<EncodedChunk>,
     ids: Vec<FragmentId>,
-    /// The content hash the bytes must have, and the hash so far.
-    check: Option<(ContentHash, ContentHasher)>,
+    hasher: ContentHasher,
 }
 
 impl FileEncoder {
+    /// A version 2 encoder (what new files are): each chunk is sealed under
+    /// its own convergent key as soon as its bytes are in, so a file needs
+    /// one pass; its id comes from the content hash at the end.
+    pub fn per_chunk(params: CodingParams, network: &NetworkKey, size: u64) -> Result<FileEncoder, DriveError> {
+        let keyer = Box::new(ChunkKeyer::new(network, &params));
+        FileEncoder::with(params, size, Sealing::PerChunk { keyer, keys: Vec::new() })
+    }
+
+    /// A version 1 encoder: every chunk under `key`, which with `file_id`
+    /// came from the whole file's hash (see `keys::convergent_keys`).
     pub fn new(params: CodingParams, file_id: FileId, key: &FileKey, size: u64) -> Result<FileEncoder, DriveError> {
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_bytes()));
+        FileEncoder::with(params, size, Sealing::Whole { cipher, file_id, key: key.clone() })
+    }
+
+    fn with(params: CodingParams, size: u64, sealing: Sealing) -> Result<FileEncoder, DriveError> {
         let mut encoder = FileEncoder {
             chunker: Chunker::new(params, size)?,
             coder: Coder::new(params)?,
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())),
-            file_id,
+            sealing,
             ready: VecDeque::new(),
             ids: Vec::new(),
-            check: None,
+            hasher: ContentHasher::new(),
         };
         // An empty file's only chunk is complete before any byte arrives.
         encoder.push(&[])?;
         Ok(encoder)
     }
 
-    /// Has [`FileEncoder::finish`] fail with [`DriveError::ContentMismatch`]
-    /// unless the bytes fed hash to `content`.
-    pub fn checking(mut self, content: ContentHash) -> FileEncoder {
-        self.check = Some((content, ContentHasher::new()));
-        self
-    }
-
     /// Feeds the next bytes of the file. Call [`FileEncoder::poll_chunk`]
     /// until it returns `None` after each push to keep memory bounded.
     pub fn push(&mut self, data: &[u8]) -> Result<(), DriveError> {
-        let FileEncoder { chunker, coder, cipher, file_id, ready, ids, check } = self;
-        if let Some((_, hasher)) = check {
-            hasher.update(data);
-        }
+        let FileEncoder { chunker, coder, sealing, ready, ids, hasher } = self;
+        hasher.update(data);
         chunker.push(data, |index, last, plain| {
-            let chunk = coder.encode(cipher, file_id, index, last, plain)?;
+            let chunk = match sealing {
+                Sealing::Whole { cipher, file_id, .. } => {
+                    coder.encode(cipher, Binding::File(file_id), index, last, plain)?
+                }
+                Sealing::PerChunk { keyer, keys } => {
+                    let key = keyer.key(index, last, plain);
+                    let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_bytes()));
+                    keys.push(key);
+                    coder.encode(&cipher, Binding::Chunk, index, last, plain)?
+                }
+            };
             ids.extend_from_slice(&chunk.ids);
             ready.push_back(chunk);
             Ok(())
@@ -155,19 +187,17 @@ impl FileEncoder {
         self.chunker.fed
     }
 
-    /// Ends the file: checks that exactly the declared size was fed (with
-    /// the content hash, if [`FileEncoder::checking`]) and every chunk was
-    /// taken, and returns all fragment ids (chunk by chunk) for the manifest.
-    pub fn finish(self) -> Result<Vec<FragmentId>, DriveError> {
+    /// Ends the file: checks that exactly the declared size was fed and
+    /// every chunk was taken, and returns what its manifest needs.
+    pub fn finish(self) -> Result<Encoded, DriveError> {
         self.chunker.finish()?;
         if !self.ready.is_empty() {
             return Err(DriveError::Internal("finish() called before every chunk was polled".into()));
         }
-        if let Some((content, hasher)) = self.check {
-            if hasher.finalize() != content {
-                return Err(DriveError::ContentMismatch);
-            }
-        }
-        Ok(self.ids)
+        let keys = match self.sealing {
+            Sealing::Whole { file_id, key, .. } => FileKeys::Whole { file_id, key },
+            Sealing::PerChunk { keys, .. } => FileKeys::PerChunk(keys),
+        };
+        Ok(Encoded { content_hash: self.hasher.finalize(), fragment_ids: self.ids, keys })
     }
 }

@@ -1,29 +1,35 @@
 //! The manifest: everything needed to find and restore one file.
 //!
-//! Binary, little endian, version 1:
+//! Binary, little endian, versions 1 and 2:
 //!
 //! ```text
 //! "MMMF" | version u8 | file_id [32] | content_hash [32] | size u64
 //! | chunk_size u32 | k u8 | m u8 | created_ms u64 | modified_ms u64
 //! | name_len u16 | name utf-8 | type_len u8 | media type utf-8
-//! | wrap nonce [24] | wrapped file key [48]
+//! | wrap nonce [24] | wrapped keys: v1 the file key [32 + 16],
+//!                                  v2 a key per chunk [chunk_count × 32 + 16]
 //! | chunk_count u64 | fragment ids [chunk_count × (k+m) × 32]
 //! ```
 //!
-//! The wrapped file key is sealed with every other byte of the manifest as
-//! associated data, so [`Manifest::open`] detects any change to any field.
+//! The wrapped keys are sealed with every other byte of the manifest as
+//! associated data, so [`Manifest::open`] detects any change to any field
+//! (the version included). Version 2 (chunks sealed under their own keys,
+//! see `keys`) is what new files are; version 1 is still read.
 //! [`Manifest::decode`] checks structure before it allocates anything: the
 //! fragment table must be exactly as long as the declared size and
 //! parameters imply.
 
 use thiserror::Error;
 
-use super::keys::{unwrap_key, wrap_key, ContentHash, FileId, FileKey, FragmentId, NetworkKey, WrappedKey};
+use super::keys::{
+    unwrap_keys, wrap_keys, ChunkKey, ContentHash, FileId, FileKey, FileKeys, FragmentId, NetworkKey, WrappedKeys,
+};
 use super::params::{CodingParams, ParamsError, TAG_LEN};
 use super::DriveError;
 
 const MAGIC: &[u8; 4] = b"MMMF";
-pub const MANIFEST_VERSION: u8 = 1;
+/// The newest version this code reads.
+pub const MANIFEST_VERSION: u8 = 2;
 pub const MAX_NAME_LEN: usize = 1024;
 pub const MAX_MEDIA_TYPE_LEN: usize = 255;
 
@@ -51,6 +57,8 @@ pub enum ManifestError {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// 1 or 2: what the wrap holds (see the module docs).
+    pub version: u8,
     pub file_id: FileId,
     pub content_hash: ContentHash,
     pub size: u64,
@@ -59,7 +67,7 @@ pub struct Manifest {
     pub modified_ms: u64,
     pub name: String,
     pub media_type: String,
-    pub wrapped_key: WrappedKey,
+    pub wrapped: WrappedKeys,
     /// Chunk by chunk, `k + m` ids each.
     pub fragment_ids: Vec<FragmentId>,
 }
@@ -78,15 +86,16 @@ pub struct ManifestFields {
 }
 
 impl Manifest {
-    /// Builds a manifest, wrapping `file_key` under `network` with the random
-    /// `wrap_nonce`.
+    /// Builds a manifest, wrapping `keys` under `network` with the random
+    /// `wrap_nonce`; its version is the keys'.
     pub fn seal(
         fields: ManifestFields,
-        file_key: &FileKey,
+        keys: &FileKeys,
         network: &NetworkKey,
         wrap_nonce: [u8; 24],
     ) -> Result<Manifest, ManifestError> {
         let mut manifest = Manifest {
+            version: keys.version(),
             file_id: fields.file_id,
             content_hash: fields.content_hash,
             size: fields.size,
@@ -95,18 +104,40 @@ impl Manifest {
             modified_ms: fields.modified_ms,
             name: fields.name,
             media_type: fields.media_type,
-            wrapped_key: WrappedKey { nonce: wrap_nonce, sealed: [0; 32 + TAG_LEN] },
+            wrapped: WrappedKeys { nonce: wrap_nonce, sealed: Vec::new() },
             fragment_ids: fields.fragment_ids,
         };
         manifest.validate()?;
-        manifest.wrapped_key = wrap_key(network, file_key, wrap_nonce, &manifest.authenticated_digest());
+        if let FileKeys::PerChunk(chunk_keys) = keys {
+            let expected = manifest.chunk_count();
+            if chunk_keys.len() as u64 != expected {
+                return Err(ManifestError::ChunkCount { declared: chunk_keys.len() as u64, expected });
+            }
+        }
+        manifest.wrapped = wrap_keys(network, keys, wrap_nonce, &manifest.authenticated_digest());
         Ok(manifest)
     }
 
-    /// Unwraps the file key, proving the manifest unaltered and made in a
-    /// network holding `network`.
-    pub fn open(&self, network: &NetworkKey) -> Result<FileKey, DriveError> {
-        unwrap_key(network, &self.wrapped_key, &self.authenticated_digest())
+    /// Unwraps the file's keys, proving the manifest unaltered and made in
+    /// a network holding `network`.
+    pub fn open(&self, network: &NetworkKey) -> Result<FileKeys, DriveError> {
+        let mut keys = unwrap_keys(network, &self.wrapped, &self.authenticated_digest())?;
+        match self.version {
+            1 if keys.len() == 1 => {
+                Ok(FileKeys::Whole { file_id: self.file_id, key: FileKey::from_bytes(keys.remove(0)) })
+            }
+            2 if keys.len() as u64 == self.chunk_count() => {
+                Ok(FileKeys::PerChunk(keys.into_iter().map(ChunkKey::from_bytes).collect()))
+            }
+            _ => Err(DriveError::KeyCount { got: keys.len(), expected: self.chunk_count() }),
+        }
+    }
+
+    /// Bytes of the wrapped keys a manifest of `version` has (saturating:
+    /// a count no input can hold fails as cut short).
+    fn wrapped_len(version: u8, chunk_count: u64) -> usize {
+        let keys = if version == 1 { 1 } else { chunk_count };
+        usize::try_from(keys.saturating_mul(32).saturating_add(TAG_LEN as u64)).unwrap_or(usize::MAX)
     }
 
     /// The fragment ids of chunk `index`.
@@ -145,7 +176,7 @@ impl Manifest {
     fn encode_inner(&self, with_key: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.name.len() + self.fragment_ids.len() * 32);
         out.extend_from_slice(MAGIC);
-        out.push(MANIFEST_VERSION);
+        out.push(self.version);
         out.extend_from_slice(&self.file_id.0);
         out.extend_from_slice(&self.content_hash.0);
         out.extend_from_slice(&self.size.to_le_bytes());
@@ -159,8 +190,8 @@ impl Manifest {
         out.push(self.media_type.len() as u8);
         out.extend_from_slice(self.media_type.as_bytes());
         if with_key {
-            out.extend_from_slice(&self.wrapped_key.nonce);
-            out.extend_from_slice(&self.wrapped_key.sealed);
+            out.extend_from_slice(&self.wrapped.nonce);
+            out.extend_from_slice(&self.wrapped.sealed);
         }
         out.extend_from_slice(&self.chunk_count().to_le_bytes());
         for id in &self.fragment_ids {
@@ -174,11 +205,11 @@ impl Manifest {
         if r.take(4, "magic")? != MAGIC {
             return Err(ManifestError::BadMagic);
         }
-        match r.u8("version")? {
+        let version = match r.u8("version")? {
             0 => return Err(ManifestError::ZeroVersion),
-            MANIFEST_VERSION => {}
+            known @ 1..=MANIFEST_VERSION => known,
             newer => return Err(ManifestError::NewerVersion(newer)),
-        }
+        };
         let file_id = FileId(r.array("file id")?);
         let content_hash = ContentHash(r.array("content hash")?);
         let size = r.u64("size")?;
@@ -195,9 +226,13 @@ impl Manifest {
         let media_len = r.u8("media type length")? as usize;
         let media_type =
             std::str::from_utf8(r.take(media_len, "media type")?).map_err(|_| ManifestError::NotUtf8("media type"))?;
-        let wrapped_key = WrappedKey { nonce: r.array("key nonce")?, sealed: r.array("wrapped key")? };
-        let declared = r.u64("chunk count")?;
         let expected = params.chunk_count(size);
+        // Bounded like the fragment table below: by the size check, and by
+        // the input, which must hold all of it.
+        let nonce = r.array("key nonce")?;
+        let sealed = r.take(Manifest::wrapped_len(version, expected), "wrapped keys")?.to_vec();
+        let wrapped = WrappedKeys { nonce, sealed };
+        let declared = r.u64("chunk count")?;
         if declared != expected {
             return Err(ManifestError::ChunkCount { declared, expected });
         }
@@ -217,6 +252,7 @@ impl Manifest {
             })
             .collect();
         Ok(Manifest {
+            version,
             file_id,
             content_hash,
             size,
@@ -225,7 +261,7 @@ impl Manifest {
             modified_ms,
             name: name.to_string(),
             media_type: media_type.to_string(),
-            wrapped_key,
+            wrapped,
             fragment_ids,
         })
     }

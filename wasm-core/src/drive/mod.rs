@@ -3,15 +3,15 @@
 //! the exact file again.
 //!
 //! ```text
-//! bytes ─▶ ContentHasher ─▶ convergent_keys ─▶ FileEncoder ─▶ EncodedChunk (k+m fragments, ids)
-//!                                               └─ finish() ─▶ fragment ids ─▶ Manifest::seal
-//! Manifest::decode ─▶ open(network key) ─▶ FileDecoder::decode_chunk(any k fragments) ─▶ bytes
+//! bytes ─▶ FileEncoder::per_chunk ─▶ per chunk: ChunkKeyer key ─▶ seal ─▶ EncodedChunk (k+m fragments, ids)
+//!                └─ finish() ─▶ content hash, fragment ids, chunk keys ─▶ file_id_of ─▶ Manifest::seal
+//! Manifest::decode ─▶ open(network key) ─▶ FileKeys ─▶ FileDecoder::decode_chunk(any k fragments) ─▶ bytes
 //! placement::place_chunk / repair_plan: which node holds which fragment
 //! ```
 //!
 //! - [`params`]: `CodingParams` (k, m, chunk size) and the sizes they imply.
-//! - [`keys`]: network key, file keys and ids (convergent, keyed by the
-//!   network), fragment ids, key wrapping.
+//! - [`keys`]: network key, file ids and the keys chunks are sealed with
+//!   (convergent, keyed by the network), fragment ids, key wrapping.
 //! - [`chunk`]: sealing and coding of one chunk.
 //! - [`gf`]: the Reed–Solomon field, vectorised on wasm `simd128`.
 //! - [`encoder`], [`decoder`]: streaming over a whole file.
@@ -37,8 +37,11 @@ use thiserror::Error;
 
 pub use chunk::EncodedChunk;
 pub use decoder::FileDecoder;
-pub use encoder::FileEncoder;
-pub use keys::{convergent_keys, ContentHash, ContentHasher, FileId, FileKey, FragmentId, NetworkKey};
+pub use encoder::{Encoded, FileEncoder};
+pub use keys::{
+    convergent_keys, file_id_of, ChunkKey, ContentHash, ContentHasher, FileId, FileKey, FileKeys, FragmentId,
+    NetworkKey,
+};
 pub use manifest::{Manifest, ManifestError, ManifestFields};
 pub use params::{CodingParams, ParamsError};
 
@@ -72,10 +75,10 @@ pub enum DriveError {
     ChunkLength { chunk: u64, got: usize, expected: usize },
     #[error("chunk {chunk} was coded wrongly: its parity or padding does not match its data")]
     ParityMismatch { chunk: u64 },
-    #[error("the file changed while it was being added: its bytes no longer match the hash taken when the add began; add it again")]
-    ContentMismatch,
     #[error("the file key cannot be unwrapped: this node has a different network key, or the manifest was altered")]
     KeyUnwrap,
+    #[error("the manifest holds {got} chunk keys where the file has {expected} chunks")]
+    KeyCount { got: usize, expected: u64 },
     #[error("internal error in the drive core: {0}")]
     Internal(String),
 }

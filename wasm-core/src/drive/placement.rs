@@ -20,7 +20,7 @@
 
 use crate::identity::NodeId;
 
-use super::keys::FileId;
+use super::keys::{FileId, FragmentId};
 
 /// A node that can hold fragments, with its free space in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +84,17 @@ fn targets(file: &FileId, chunk: u64, shards: usize, nodes: &[Candidate]) -> Vec
         .collect()
 }
 
+/// What a chunk's placement is seeded with: its first fragment's id. It is
+/// known as soon as the chunk is coded (a file's id only once its last byte
+/// is in) and is in the manifest, so the node adding a file and any node
+/// later distributing or repairing it place each chunk alike.
+pub fn chunk_seed(chunk_ids: &[FragmentId]) -> FileId {
+    FileId(chunk_ids.first().map(|id| id.0).unwrap_or_default())
+}
+
 /// The node for each of a chunk's `shards` fragments (in shard order), for
-/// a chunk placed from scratch. Empty if there are no candidates.
+/// a chunk placed from scratch (`file`: its [`chunk_seed`]). Empty if there
+/// are no candidates.
 pub fn place_chunk(file: &FileId, chunk: u64, shards: usize, nodes: &[Candidate]) -> Vec<NodeId> {
     let targets = targets(file, chunk, shards, nodes);
     let mut out = Vec::with_capacity(shards);

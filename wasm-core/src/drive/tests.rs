@@ -12,13 +12,23 @@ struct Stored {
     chunks: Vec<EncodedChunk>,
 }
 
+/// `data` stored as new files are (version 2), fed in pieces of `feed`.
 fn store(data: &[u8], params: CodingParams, feed: usize) -> Stored {
+    store_in(2, data, params, feed)
+}
+
+/// `data` stored in manifest `version` (1: one key from the whole file's
+/// hash, as files added before version 2 are).
+fn store_in(version: u8, data: &[u8], params: CodingParams, feed: usize) -> Stored {
     let network = NetworkKey::from_bytes(NK);
-    let mut hasher = ContentHasher::new();
-    hasher.update(data);
-    let content = hasher.finalize();
-    let (file_id, file_key) = convergent_keys(&network, &content, &params);
-    let mut encoder = FileEncoder::new(params, file_id, &file_key, data.len() as u64).unwrap();
+    let mut encoder = if version == 1 {
+        let mut hasher = ContentHasher::new();
+        hasher.update(data);
+        let (file_id, file_key) = convergent_keys(&network, &hasher.finalize(), &params);
+        FileEncoder::new(params, file_id, &file_key, data.len() as u64).unwrap()
+    } else {
+        FileEncoder::per_chunk(params, &network, data.len() as u64).unwrap()
+    };
     let mut chunks = Vec::new();
     for piece in data.chunks(feed.max(1)) {
         encoder.push(piece).unwrap();
@@ -29,10 +39,11 @@ fn store(data: &[u8], params: CodingParams, feed: usize) -> Stored {
     while let Some(c) = encoder.poll_chunk() {
         chunks.push(c);
     }
-    let fragment_ids = encoder.finish().unwrap();
+    let Encoded { content_hash, fragment_ids, keys } = encoder.finish().unwrap();
+    assert_eq!(content_hash, ContentHash(*blake3::hash(data).as_bytes()));
     let fields = ManifestFields {
-        file_id,
-        content_hash: content,
+        file_id: file_id_of(&network, &content_hash, &params),
+        content_hash,
         size: data.len() as u64,
         params,
         created_ms: 1_700_000_000_000,
@@ -41,16 +52,16 @@ fn store(data: &[u8], params: CodingParams, feed: usize) -> Stored {
         media_type: "application/pdf".into(),
         fragment_ids,
     };
-    let manifest = Manifest::seal(fields, &file_key, &network, [7; 24]).unwrap();
+    let manifest = Manifest::seal(fields, &keys, &network, [7; 24]).unwrap();
+    assert_eq!(manifest.version, version);
     Stored { manifest, chunks }
 }
 
 /// Restores the file from the fragments `pick` keeps (by shard index).
 fn restore(s: &Stored, pick: impl Fn(u64, usize) -> bool) -> Result<Vec<u8>, DriveError> {
     let manifest = Manifest::decode(&s.manifest.encode())?;
-    let key = manifest.open(&NetworkKey::from_bytes(NK))?;
-    let decoder =
-        FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())?;
+    let keys = manifest.open(&NetworkKey::from_bytes(NK))?;
+    let decoder = FileDecoder::new(manifest.params, keys, manifest.size, manifest.fragment_ids.clone())?;
     let mut out = Vec::new();
     for chunk in &s.chunks {
         let fragments: Vec<Option<&[u8]>> =
@@ -78,9 +89,10 @@ proptest! {
         size in size_strategy(),
         feed in 1usize..10_000,
         seed in any::<u64>(),
+        version in 1u8..=2,
     ) {
         let data: Vec<u8> = (0..size).map(|i| (i as u64).wrapping_mul(seed | 1).to_le_bytes()[3]).collect();
-        let stored = store(&data, params, feed);
+        let stored = store_in(version, &data, params, feed);
         prop_assert_eq!(stored.chunks.len() as u64, params.chunk_count(size as u64));
         // A different random subset of exactly k fragments for every chunk.
         let n = params.shards();
@@ -121,8 +133,8 @@ proptest! {
     }
 
     #[test]
-    fn a_flipped_bit_anywhere_in_the_manifest_is_detected(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
-        let stored = store(b"a small file", CodingParams::new(2, 1, 4096).unwrap(), 100);
+    fn a_flipped_bit_anywhere_in_the_manifest_is_detected(pos in any::<prop::sample::Index>(), bit in 0u8..8, version in 1u8..=2) {
+        let stored = store_in(version, &[b'x'; 9000], CodingParams::new(2, 1, 4096).unwrap(), 100);
         let mut bytes = stored.manifest.encode();
         let at = pos.index(bytes.len());
         bytes[at] ^= 1 << bit;
@@ -131,9 +143,9 @@ proptest! {
     }
 
     #[test]
-    fn manifests_round_trip(params in params_strategy(), size in size_strategy(), name in "\\PC{0,60}", media in "[a-z]{1,20}/[a-z0-9.+-]{1,30}") {
+    fn manifests_round_trip(params in params_strategy(), size in size_strategy(), name in "\\PC{0,60}", media in "[a-z]{1,20}/[a-z0-9.+-]{1,30}", version in 1u8..=2) {
         let data = vec![1u8; size];
-        let mut stored = store(&data, params, 65536);
+        let mut stored = store_in(version, &data, params, 65536);
         stored.manifest.name = name;
         stored.manifest.media_type = media;
         let decoded = Manifest::decode(&stored.manifest.encode()).unwrap();
@@ -143,9 +155,12 @@ proptest! {
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = Manifest::decode(&bytes);
-        let mut with_header = b"MMMF\x01".to_vec();
-        with_header.extend(bytes);
-        let _ = Manifest::decode(&with_header);
+        for version in [1, 2] {
+            let mut with_header = b"MMMF".to_vec();
+            with_header.push(version);
+            with_header.extend(&bytes);
+            let _ = Manifest::decode(&with_header);
+        }
     }
 }
 
@@ -156,27 +171,54 @@ fn a_wrong_network_key_is_its_own_error() {
 }
 
 #[test]
-fn a_wrong_file_key_fails_authentication_not_silently() {
+fn a_wrong_key_fails_authentication_not_silently() {
+    for version in [1, 2] {
+        let stored = store_in(version, &[5u8; 10_000], CodingParams::new(2, 1, 4096).unwrap(), 4096);
+        let m = &stored.manifest;
+        let wrong = match m.open(&NetworkKey::from_bytes(NK)).unwrap() {
+            FileKeys::Whole { file_id, .. } => FileKeys::Whole { file_id, key: FileKey::from_bytes([0; 32]) },
+            FileKeys::PerChunk(keys) => FileKeys::PerChunk(vec![ChunkKey::from_bytes([0; 32]); keys.len()]),
+        };
+        let decoder = FileDecoder::new(m.params, wrong, m.size, m.fragment_ids.clone()).unwrap();
+        let c = &stored.chunks[1];
+        let fragments: Vec<Option<&[u8]>> = c.fragments().map(Some).collect();
+        assert_eq!(decoder.decode_chunk(1, &fragments), Err(DriveError::ChunkAuthentication { chunk: 1 }));
+    }
+}
+
+#[test]
+fn a_version_2_decoder_needs_a_key_for_every_chunk() {
     let stored = store(&[5u8; 10_000], CodingParams::new(2, 1, 4096).unwrap(), 4096);
     let m = &stored.manifest;
-    let decoder =
-        FileDecoder::new(m.params, m.file_id, &FileKey::from_bytes([0; 32]), m.size, m.fragment_ids.clone()).unwrap();
-    let c = &stored.chunks[1];
-    let fragments: Vec<Option<&[u8]>> = c.fragments().map(Some).collect();
-    assert_eq!(decoder.decode_chunk(1, &fragments), Err(DriveError::ChunkAuthentication { chunk: 1 }));
+    let keys = FileKeys::PerChunk(vec![ChunkKey::from_bytes([0; 32]); 2]);
+    assert!(matches!(
+        FileDecoder::new(m.params, keys, m.size, m.fragment_ids.clone()),
+        Err(DriveError::KeyCount { got: 2, expected: 3 })
+    ));
+}
+
+#[test]
+fn both_versions_give_the_same_content_the_same_id_and_bytes() {
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 249) as u8).collect();
+    let params = CodingParams::new(3, 2, 4096).unwrap();
+    let (v1, v2) = (store_in(1, &data, params, 999), store_in(2, &data, params, 4096));
+    assert_eq!(v1.manifest.file_id, v2.manifest.file_id, "an add deduplicates against either");
+    assert_ne!(v1.manifest.fragment_ids, v2.manifest.fragment_ids);
+    assert_eq!(restore(&v1, |_, _| true).unwrap(), data);
+    assert_eq!(restore(&v2, |_, _| true).unwrap(), data);
 }
 
 #[test]
 fn chunks_cannot_be_swapped() {
     let stored = store(&[3u8; 3 * 4096], CodingParams::new(2, 1, 4096).unwrap(), 4096);
     let m = &stored.manifest;
-    let key = m.open(&NetworkKey::from_bytes(NK)).unwrap();
+    let keys = m.open(&NetworkKey::from_bytes(NK)).unwrap();
     // A manifest whose chunk table lists chunk 1's fragments as chunk 0.
     let mut ids = m.fragment_ids.clone();
     ids.swap(0, 3);
     ids.swap(1, 4);
     ids.swap(2, 5);
-    let decoder = FileDecoder::new(m.params, m.file_id, &key, m.size, ids).unwrap();
+    let decoder = FileDecoder::new(m.params, keys, m.size, ids).unwrap();
     let fragments: Vec<Option<&[u8]>> = stored.chunks[1].fragments().map(Some).collect();
     assert_eq!(decoder.decode_chunk(0, &fragments), Err(DriveError::ChunkAuthentication { chunk: 0 }));
 }
@@ -231,7 +273,7 @@ fn known_answer() {
     let mut e = FileEncoder::new(params, FileId([2; 32]), &FileKey::from_bytes([1; 32]), data.len() as u64).unwrap();
     e.push(&data).unwrap();
     while e.poll_chunk().is_some() {}
-    let ids = e.finish().unwrap();
+    let ids = e.finish().unwrap().fragment_ids;
     assert_eq!(ids.len(), 18);
     let digest = blake3::hash(&ids.iter().flat_map(|id| id.0).collect::<Vec<u8>>());
     assert_eq!(digest.to_hex().as_str(), KNOWN_ANSWER);
@@ -244,66 +286,12 @@ fn any_k_fragments_rebuild_the_lost_ones_exactly() {
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     let s = store(&data, CodingParams::default(), 65_536);
     let manifest = &s.manifest;
-    let key = manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
-    let decoder =
-        FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone())
-            .unwrap();
+    let keys = manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
+    let decoder = FileDecoder::new(manifest.params, keys, manifest.size, manifest.fragment_ids.clone()).unwrap();
     for chunk in &s.chunks {
         // Only the two parity fragments and two data fragments survive.
         let kept: Vec<Option<&[u8]>> = chunk.fragments().enumerate().map(|(i, f)| (i >= 2).then_some(f)).collect();
         let rebuilt = decoder.rebuild_chunk(chunk.index, &kept).unwrap();
         assert_eq!(rebuilt.bytes, chunk.bytes, "chunk {} comes back byte for byte", chunk.index);
     }
-}
-
-/// `sent` through an encoder checking for `data`'s content hash (the
-/// engine's side of an upload announced with that hash), fed in pieces of
-/// `feed`; every chunk it makes must be the plain encoder's for `data`.
-fn checked(data: &[u8], sent: &[u8], params: CodingParams, feed: usize) -> Result<Vec<FragmentId>, DriveError> {
-    let s = store(data, params, 4096);
-    let key = s.manifest.open(&NetworkKey::from_bytes(NK)).unwrap();
-    let mut encoder =
-        FileEncoder::new(params, s.manifest.file_id, &key, data.len() as u64)?.checking(s.manifest.content_hash);
-    let mut chunks = Vec::new();
-    for piece in sent.chunks(feed.max(1)) {
-        encoder.push(piece)?;
-        chunks.extend(std::iter::from_fn(|| encoder.poll_chunk()));
-    }
-    chunks.extend(std::iter::from_fn(|| encoder.poll_chunk()));
-    if sent == data {
-        assert_eq!(chunks, s.chunks, "checking changes nothing that is coded");
-    }
-    assert_eq!(encoder.fed_bytes(), sent.len() as u64);
-    encoder.finish()
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-    #[test]
-    fn a_checking_encoder_takes_the_announced_content(params in params_strategy(), size in size_strategy(), feed in 1usize..70_000) {
-        let data: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
-        let ids = checked(&data, &data, params, feed).unwrap();
-        prop_assert_eq!(ids, store(&data, params, 4096).manifest.fragment_ids);
-    }
-
-    #[test]
-    fn a_checking_encoder_refuses_any_flipped_bit(params in params_strategy(), size in 1usize..20_000, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
-        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let mut sent = data.clone();
-        sent[pos.index(size)] ^= 1 << bit;
-        prop_assert_eq!(checked(&data, &sent, params, 4096), Err(DriveError::ContentMismatch));
-    }
-}
-
-#[test]
-fn a_checking_encoder_refuses_short_and_long_files() {
-    let params = CodingParams::new(2, 1, 4096).unwrap();
-    let data = vec![7u8; 10_000];
-    assert!(matches!(
-        checked(&data, &data[..4096], params, 4096),
-        Err(DriveError::SizeShort { declared: 10_000, got: 4096 })
-    ));
-    let long = [&data[..], b"!"].concat();
-    assert_eq!(checked(&data, &long, params, 4096), Err(DriveError::SizeExceeded { declared: 10_000 }));
 }

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use mailmesh_core::drive::net::{DriveMessage, TOPIC};
-use mailmesh_core::drive::placement::{candidates_by_space, place_chunk, Candidate};
+use mailmesh_core::drive::placement::{candidates_by_space, chunk_seed, place_chunk, Candidate};
 use mailmesh_core::drive::{FileId, FragmentId};
 use mailmesh_core::identity::NodeId;
 use mailmesh_core::peer::frame::Frame;
@@ -448,7 +448,7 @@ impl DriveNet {
         let mut placed: HashMap<NodeId, Vec<FragmentId>> = HashMap::new();
         let mut moves = Vec::new();
         for chunk in 0..manifest.chunk_count() {
-            let targets = place_chunk(&manifest.file_id, chunk, shards, &candidates);
+            let targets = place_chunk(&chunk_seed(manifest.chunk_ids(chunk)), chunk, shards, &candidates);
             for (id, target) in manifest.chunk_ids(chunk).iter().zip(targets) {
                 if target == self.me || !online.contains(&target) {
                     // Kept here (placed here, or its node is away for now).

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use mailmesh_core::drive::placement::{place_chunk, Candidate};
-use mailmesh_core::drive::{EncodedChunk, FileId, FragmentId};
+use mailmesh_core::drive::placement::{chunk_seed, place_chunk, Candidate};
+use mailmesh_core::drive::{EncodedChunk, FragmentId};
 use mailmesh_core::identity::NodeId;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,7 +41,6 @@ struct Handing {
 
 pub struct Placing {
     me: NodeId,
-    file_id: FileId,
     shards: usize,
     candidates: Vec<Candidate>,
     online: HashSet<NodeId>,
@@ -52,9 +51,9 @@ pub struct Placing {
 }
 
 impl DriveNet {
-    /// Starts placing the fragments of file `file_id` coded with `shards`
-    /// fragments a chunk as its chunks are verified.
-    pub fn placing(self: &Arc<Self>, file_id: FileId, shards: usize) -> Placing {
+    /// Starts placing the fragments of a file coded with `shards`
+    /// fragments a chunk as its chunks are coded.
+    pub fn placing(self: &Arc<Self>, shards: usize) -> Placing {
         let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
         let candidates = self.membership().map(|m| self.placement_candidates(&m)).unwrap_or_default();
         let (queue, sends) = mpsc::channel::<Handing>(PUTS_IN_FLIGHT * 2);
@@ -69,7 +68,7 @@ impl DriveNet {
             }
             outcome
         });
-        Placing { me: self.me, file_id, shards, candidates, online, queue, sending }
+        Placing { me: self.me, shards, candidates, online, queue, sending }
     }
 
     /// Puts a fragment on its target member, or stores it here if the
@@ -89,7 +88,7 @@ impl Placing {
     /// Sends a verified chunk's fragments placed on other online members
     /// to them; returns those to be stored here.
     pub async fn place(&self, chunk: EncodedChunk) -> Vec<(FragmentId, Bytes)> {
-        let targets = place_chunk(&self.file_id, chunk.index, self.shards, &self.candidates);
+        let targets = place_chunk(&chunk_seed(&chunk.ids), chunk.index, self.shards, &self.candidates);
         let mut here = Vec::new();
         for ((id, bytes), target) in fragments_of(chunk).zip(targets) {
             if target == self.me || !self.online.contains(&target) {
@@ -112,7 +111,7 @@ impl Placing {
 }
 
 /// A [`Placing`] for an add that runs on a blocking thread (`files add`):
-/// started at the first chunk, when the file's id is known.
+/// started at the first chunk.
 pub struct BlockingPlacer {
     net: Arc<DriveNet>,
     runtime: tokio::runtime::Handle,
@@ -126,13 +125,8 @@ impl BlockingPlacer {
 }
 
 impl Placer for BlockingPlacer {
-    fn place(
-        &mut self,
-        file_id: FileId,
-        shards: usize,
-        chunk: EncodedChunk,
-    ) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
-        let placing = self.placing.get_or_insert_with(|| self.net.placing(file_id, shards));
+    fn place(&mut self, shards: usize, chunk: EncodedChunk) -> Result<Vec<(FragmentId, Bytes)>, DriveError> {
+        let placing = self.placing.get_or_insert_with(|| self.net.placing(shards));
         Ok(self.runtime.block_on(placing.place(chunk)))
     }
 

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use mailmesh_core::drive::placement::place_chunk;
+use mailmesh_core::drive::placement::{chunk_seed, place_chunk};
 use mailmesh_core::drive::{FileDecoder, FragmentId};
 use mailmesh_core::identity::NodeId;
 
@@ -64,9 +64,8 @@ impl DriveNet {
         for record in records {
             let file = record.id.clone();
             let Ok((_, manifest)) = self.on_disk(move |drive| drive.record(&file)).await else { continue };
-            let Ok(key) = manifest.open(&membership.key) else { continue };
-            let decoder =
-                FileDecoder::new(manifest.params, manifest.file_id, &key, manifest.size, manifest.fragment_ids.clone());
+            let Ok(keys) = manifest.open(&membership.key) else { continue };
+            let decoder = FileDecoder::new(manifest.params, keys, manifest.size, manifest.fragment_ids.clone());
             let Ok(decoder) = decoder.map(Arc::new) else { continue };
             for chunk in 0..manifest.chunk_count() {
                 let ids = manifest.chunk_ids(chunk).to_vec();
@@ -74,7 +73,7 @@ impl DriveNet {
                 let local = self.on_disk(move |drive| Ok(wanted.iter().map(|id| drive.store().get(id).ok()).collect()));
                 let Ok(mut fragments): Result<Vec<Option<Vec<u8>>>, _> = local.await else { continue };
                 let here: Vec<bool> = fragments.iter().map(Option::is_some).collect();
-                let targets = place_chunk(&manifest.file_id, chunk, ids.len(), &candidates);
+                let targets = place_chunk(&chunk_seed(&ids), chunk, ids.len(), &candidates);
                 let needs = self.plan_chunk(&ids, &here, &targets, only.as_ref(), &online);
                 if needs.is_empty() {
                     continue;
