@@ -68,7 +68,9 @@ pub enum DriveError {
     Unavailable { chunk: u64, present: usize, needed: usize },
     #[error("the file changed while it was being added; try again")]
     Changed,
-    #[error("{0} is not a regular file (a folder, a pipe or a device); save what you want to add to a file and add that")]
+    #[error(
+        "{0} is not a regular file (a folder, a pipe or a device); save what you want to add to a file and add that"
+    )]
     NotAFile(String),
     #[error("the upload skipped or repeated bytes: bytes from {offset} arrived where {expected} was expected next")]
     UploadGap { offset: u64, expected: u64 },
