@@ -3,7 +3,7 @@
 // plain TCP copy), Syncthing bringing the same file from one machine to
 // the other, and the raw RTCDataChannel between the two browsers; then
 // mailmesh:
-//   - a large file on disk chosen in node1's drive page (hashed in the
+//   - a large file on disk chosen in node1's drive page (read once by the
 //     page; its bytes sealed, coded, stored and placed by the engine),
 //     timed by the page until its upload is done, which is once node2
 //     holds its share of the fragments (full redundancy: either machine
@@ -377,7 +377,7 @@ try {
     cpu_seconds_last_round: profile,
     targets: { upload_vs_tcp: 0.9, download_vs_tcp: 0.9, drive_vs_syncthing: 1, peak_own_mb: 200 },
     unit: 'Mbit/s',
-    notes: 'memory: own = RssAnon + RssShmem of the process that had the most (rss adds the mapped program and libraries, shared by all Chromium processes: about 170 MB of an idle browser process). both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, hashed in the page, its bytes sealed, coded, stored and placed by node1\'s engine, timed by the page until its upload resolves, which is once node2 holds its 3 of every chunk\'s 6 fragments (checked); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until it ends, once node2 holds its share (checked), cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device; cpu_seconds_last_round: CPU time of each process (by node and Chromium process type) during each contender in the last round',
+    notes: 'memory: own = RssAnon + RssShmem of the process that had the most (rss adds the mapped program and libraries, shared by all Chromium processes: about 170 MB of an idle browser process). both hosts\' links shaped to link_mbit (tc tbf). upload = a file on disk chosen in the page, read once by the page, its bytes sealed, coded, stored and placed by node1\'s engine as they come, timed by the page until its upload resolves, which is once node2 holds its 3 of every chunk\'s 6 fragments (checked); download = restored from both nodes\' fragments into a Chrome download on disk, bytes checked; cli_add = `files add` on node1 until it ends, once node2 holds its share (checked), cli_get = `files get` on node2 into a file; syncthing = the same file linked into a shared folder and scanned, until it is whole on the other device; cpu_seconds_last_round: CPU time of each process (by node and Chromium process type) during each contender in the last round',
     every_round: rounds,
     measured_at: new Date().toISOString(),
   };
