@@ -7,15 +7,20 @@ use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
 use super::chunk::{Binding, Coder, EncodedChunk};
-use super::keys::{FileKeys, FragmentId};
+use super::keys::{ChunkKey, FileId, FileKeys, FragmentId};
 use super::params::CodingParams;
 use super::DriveError;
 
+/// What opens the chunks: version 1's one cipher (made once) and the id it
+/// binds, or version 2's key per chunk.
+enum Opening {
+    Whole { cipher: ChaCha20Poly1305, file_id: FileId },
+    PerChunk(Vec<ChunkKey>),
+}
+
 pub struct FileDecoder {
     coder: Coder,
-    keys: FileKeys,
-    /// Version 1's one cipher, made once.
-    whole: Option<ChaCha20Poly1305>,
+    opening: Opening,
     size: u64,
     chunk_count: u64,
     ids: Vec<FragmentId>,
@@ -36,16 +41,14 @@ impl FileDecoder {
         if ids.len() != expected {
             return Err(DriveError::IdCount { got: ids.len(), expected });
         }
-        if let FileKeys::PerChunk(chunk_keys) = &keys {
-            if chunk_keys.len() as u64 != chunk_count {
-                return Err(DriveError::KeyCount { got: chunk_keys.len(), expected: chunk_count });
+        let opening = match keys {
+            FileKeys::Whole { file_id, key } => {
+                Opening::Whole { cipher: ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())), file_id }
             }
-        }
-        let whole = match &keys {
-            FileKeys::Whole { key, .. } => Some(ChaCha20Poly1305::new(Key::from_slice(key.as_bytes()))),
-            FileKeys::PerChunk(_) => None,
+            FileKeys::PerChunk(keys) if keys.len() as u64 == chunk_count => Opening::PerChunk(keys),
+            FileKeys::PerChunk(keys) => return Err(DriveError::KeyCount { got: keys.len(), expected: chunk_count }),
         };
-        Ok(FileDecoder { coder: Coder::new(params)?, keys, whole, size, chunk_count, ids })
+        Ok(FileDecoder { coder: Coder::new(params)?, opening, size, chunk_count, ids })
     }
 
     pub fn chunk_count(&self) -> u64 {
@@ -84,16 +87,13 @@ impl FileDecoder {
         index: u64,
         seal: impl FnOnce(&ChaCha20Poly1305, Binding) -> Result<T, DriveError>,
     ) -> Result<T, DriveError> {
-        match (&self.keys, &self.whole) {
-            (FileKeys::Whole { file_id, .. }, Some(cipher)) => seal(cipher, Binding::File(file_id)),
-            (FileKeys::PerChunk(keys), _) => {
+        match &self.opening {
+            Opening::Whole { cipher, file_id } => seal(cipher, Binding::File(file_id)),
+            Opening::PerChunk(keys) => {
                 let key = keys
                     .get(index as usize)
                     .ok_or(DriveError::ChunkOutOfRange { chunk: index, count: self.chunk_count })?;
                 seal(&ChaCha20Poly1305::new(Key::from_slice(key.as_bytes())), Binding::Chunk)
-            }
-            (FileKeys::Whole { .. }, None) => {
-                Err(DriveError::Internal("a version 1 decoder without its cipher".into()))
             }
         }
     }
