@@ -23,9 +23,22 @@ impl DriveNet {
     /// Deletes the fragments no record names that are older than the sweep
     /// grace ([`crate::drive::Drive::sweep_unreferenced`]): without it, every
     /// add that never finished would keep its fragments here and on the
-    /// members for good. One that was needed after all (a record that came
-    /// more than the grace late) is re-created by repair like a lost one.
+    /// members for good.
+    ///
+    /// Only while every member is online: a member that placed fragments
+    /// here and lost its link before its record went out (a laptop leaving
+    /// mid-upload) finishes the file with its own share only, under `k`;
+    /// its record comes with the catalogs traded when its link is back,
+    /// however long that takes, and a record made while a link is up is
+    /// pushed over it. So a fragment no record here names, while every
+    /// member is linked, is named by none of theirs either. A device that
+    /// never comes back holds sweeping up until it is removed.
     pub async fn sweep(&self) {
+        let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
+        let away = self.members().into_iter().filter(|m| *m != self.me && !online.contains(m)).count();
+        if away > 0 {
+            return tracing::debug!(away, "not sweeping unnamed fragments while members are away");
+        }
         let Some(cutoff) = crate::clock::now().checked_sub(self.settings.sweep_grace) else { return };
         match self.on_disk(move |drive| drive.sweep_unreferenced(cutoff)).await {
             Ok(0) => {}

@@ -309,3 +309,39 @@ async fn what_an_abandoned_upload_placed_on_the_members_is_swept_and_nothing_els
     }
     assert_eq!(cluster.restore_on(2, &file_id).await.unwrap(), bytes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
+    // A laptop's upload placed fragments on the desktop, then the laptop
+    // left (its link dropped) before its record went out, and stayed away
+    // longer than the sweep grace. The laptop keeps only its own share of
+    // each chunk, under k: sweeping the desktop's would lose the file.
+    let settings =
+        crate::engine::drive_net::Settings { sweep_grace: std::time::Duration::ZERO, ..testkit::settings(HOUR_MS) };
+    let cluster = cluster_with(2, settings);
+    let (laptop, desktop) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let drive = laptop.net.drive().clone();
+    let key = NetworkKey::from_bytes([7; 32]);
+    let bytes: Vec<u8> = content(3 * 1024 * 1024 + 5).iter().map(|b| b ^ 0x33).collect();
+    let mut upload = drive.begin_upload(&key, "trip.bin", bytes.len() as u64).unwrap();
+    let placing = laptop.net.placing(upload.params.shards());
+    for chunk in upload.push(0, &bytes).unwrap() {
+        drive.store_fragments(&placing.place(chunk).await).unwrap();
+    }
+    placing.finish().await.unwrap();
+    let held = || desktop.net.drive().store().list().len();
+    let placed = held();
+    assert!(placed > 0, "the desktop took its share");
+    cluster.mesh.set_online(laptop.id, false, crate::clock::now_ms());
+    let file = drive.finish_upload(&key, upload, 1).unwrap();
+
+    desktop.net.sweep().await;
+    assert_eq!(held(), placed, "kept while the laptop, which may name them, is away");
+
+    cluster.mesh.set_online(laptop.id, true, crate::clock::now_ms());
+    laptop.net.on_member_up(desktop.id).await;
+    cluster.mesh.settled().await;
+    desktop.net.sweep().await;
+    assert_eq!(held(), placed, "named by the record that came once the laptop was back");
+    assert_eq!(cluster.restore_on(1, &file.id).await.unwrap(), bytes);
+}
