@@ -712,12 +712,16 @@ impl Drive {
         self.index.remove_file(&id_bytes)?;
         self.index.set_deleted(&id_bytes, Some(now_ms))?;
         let mut fragments: std::collections::HashSet<FragmentId> = manifest.fragment_ids.iter().copied().collect();
-        if manifest.version >= 2 {
-            // A chunk's fragments are named by its bytes and place, so
-            // another file with an equal chunk at the same place (a longer
-            // or edited copy) names them too: those stay. A version 1
-            // file's fragments are keyed by its whole content: never shared.
-            for named in self.named_fragments()? {
+        if manifest.version >= 2 && manifest.chunk_count() > 1 {
+            // A chunk's fragments are named by its bytes, its place and
+            // whether it is the last, so another file with an equal chunk
+            // at the same place (a longer or edited copy) names them too:
+            // those stay. Only a file of several chunks under the same
+            // parameters can be such a copy (a one-chunk file shares its
+            // chunk only with its own content, which is itself). A version
+            // 1 file's fragments are keyed by its whole content: never shared.
+            let chunk_size = u64::from(manifest.params.chunk_size());
+            for named in self.named_fragments(|record| record.size > chunk_size)? {
                 fragments.remove(&named);
             }
         }
@@ -727,10 +731,14 @@ impl Drive {
         Ok(view)
     }
 
-    /// Every fragment id a file's record here names.
-    fn named_fragments(&self) -> Result<std::collections::HashSet<FragmentId>, DriveError> {
+    /// Every fragment id named by the records here that `which` picks
+    /// (by what a record says without decoding its manifest).
+    fn named_fragments(
+        &self,
+        which: impl Fn(&FileRecord) -> bool,
+    ) -> Result<std::collections::HashSet<FragmentId>, DriveError> {
         let mut named = std::collections::HashSet::new();
-        for record in self.index.files()? {
+        for record in self.index.files()?.into_iter().filter(|r| which(r)) {
             let bytes = hex::decode(&record.manifest)
                 .map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
             named.extend(Manifest::decode(&bytes)?.fragment_ids);
@@ -751,7 +759,7 @@ impl Drive {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let named = self.named_fragments()?;
+        let named = self.named_fragments(|_| true)?;
         let mut swept = 0;
         for id in candidates.iter().filter(|id| !named.contains(*id)) {
             self.store.remove(id).map_err(DriveError::Open)?;
@@ -1005,6 +1013,11 @@ mod tests {
         let out = dir.path().join("b.out");
         drive.get(&network, &b.id, &out).unwrap();
         assert_eq!(fs::read(&out).unwrap(), long);
+
+        let small = drive.add_bytes(&network, "c.txt", "text/plain", None, b"one chunk", 4).unwrap();
+        let (_, mc) = drive.record(&small.id).unwrap();
+        drive.remove(&small.id, 5).unwrap();
+        assert!(mc.fragment_ids.iter().all(|id| !drive.store().contains(id)), "a one-chunk file leaves nothing");
     }
 
     #[test]
