@@ -317,11 +317,10 @@ impl Drive {
             }
             Ok(())
         };
-        let pushed = each_block(reader, |block| {
+        each_block(reader, |block| {
             encoder.push(block).map_err(changed_if_resized)?;
             store_ready(&mut encoder)
-        });
-        pushed?;
+        })?;
         store_ready(&mut encoder)?;
         placer.finish()?;
         let encoded = encoder.finish().map_err(changed_if_resized)?;

@@ -225,9 +225,10 @@ pub struct WrappedKeys {
 }
 
 impl WrappedKeys {
-    /// Bytes `sealed` has for `keys` keys.
-    pub fn sealed_len(keys: usize) -> usize {
-        keys * 32 + TAG_LEN
+    /// Bytes `sealed` has for `keys` keys (saturating: a count no input
+    /// can hold reads as cut short).
+    pub fn sealed_len(keys: u64) -> usize {
+        usize::try_from(keys.saturating_mul(32).saturating_add(TAG_LEN as u64)).unwrap_or(usize::MAX)
     }
 }
 
@@ -297,7 +298,7 @@ mod tests {
             FileKeys::PerChunk(Vec::new()),
         ] {
             let w = wrap_keys(&nk, &keys, [3; 24], b"manifest");
-            assert_eq!(w.sealed.len(), WrappedKeys::sealed_len(keys.to_bytes().len() / 32));
+            assert_eq!(w.sealed.len(), WrappedKeys::sealed_len(keys.to_bytes().len() as u64 / 32));
             assert_eq!(unwrap_keys(&nk, &w, b"manifest").unwrap().concat(), keys.to_bytes());
             let other = NetworkKey::from_bytes([2; 32]);
             assert!(matches!(unwrap_keys(&other, &w, b"manifest"), Err(DriveError::KeyUnwrap)));

@@ -24,7 +24,7 @@ use thiserror::Error;
 use super::keys::{
     unwrap_keys, wrap_keys, ChunkKey, ContentHash, FileId, FileKey, FileKeys, FragmentId, NetworkKey, WrappedKeys,
 };
-use super::params::{CodingParams, ParamsError, TAG_LEN};
+use super::params::{CodingParams, ParamsError};
 use super::DriveError;
 
 const MAGIC: &[u8; 4] = b"MMMF";
@@ -133,11 +133,9 @@ impl Manifest {
         }
     }
 
-    /// Bytes of the wrapped keys a manifest of `version` has (saturating:
-    /// a count no input can hold fails as cut short).
+    /// Bytes of the wrapped keys a manifest of `version` has.
     fn wrapped_len(version: u8, chunk_count: u64) -> usize {
-        let keys = if version == 1 { 1 } else { chunk_count };
-        usize::try_from(keys.saturating_mul(32).saturating_add(TAG_LEN as u64)).unwrap_or(usize::MAX)
+        WrappedKeys::sealed_len(if version == 1 { 1 } else { chunk_count })
     }
 
     /// The fragment ids of chunk `index`.
