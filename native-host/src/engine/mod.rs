@@ -281,7 +281,7 @@ pub async fn run(home: NodeHome) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let state = NodeState { config, account, enrollment };
-    let standing = tokio::sync::watch::Sender::new(Standing::of(&state));
+    let standing = tokio::sync::watch::Sender::new(state.standing());
     let (mesh, mesh_events) = Mesh::new(secrets.clone(), link_port, shutdown.clone());
     let routes = routes::register(&mesh);
     let mesh = Arc::new(mesh);

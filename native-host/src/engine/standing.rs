@@ -4,14 +4,14 @@
 //! The engine publishes a new [`Standing`] on a watch channel whenever the
 //! account or the enrollment changes (saved, joined, roster adopted, key
 //! rotated, removed) and before it tells anyone; services read the latest
-//! value and never lock the engine's state.
+//! value and never lock the engine's state. These are the types only: the
+//! node service, which owns the state they are made from, makes them
+//! (`NodeState::standing`), so this module imports no service.
 
 use mailmesh_core::drive::NetworkKey;
 use mailmesh_core::identity::NodeId;
-use mailmesh_core::people::normalize_email;
 use tokio::sync::watch;
 
-use super::node::NodeState;
 use crate::mesh::MeshIdentity;
 
 #[derive(Clone, Default)]
@@ -33,32 +33,3 @@ pub struct Membership {
 
 /// The latest standing.
 pub type StandingWatch = watch::Receiver<Standing>;
-
-impl Standing {
-    pub fn of(state: &NodeState) -> Standing {
-        let network = state.enrollment.network().map(|network| Membership {
-            key: network.key.clone(),
-            members: network.roster.members().iter().map(|e| e.node.node_id()).collect(),
-        });
-        Standing {
-            address: state.account.as_ref().map(|(a, _)| normalize_email(&a.email)),
-            network,
-            mesh: mesh_identity(state),
-        }
-    }
-}
-
-fn mesh_identity(state: &NodeState) -> MeshIdentity {
-    let network = state.enrollment.network();
-    MeshIdentity {
-        name: state.config.device_name.clone(),
-        email: state.account.as_ref().map(|(a, _)| a.email.clone()).unwrap_or_default(),
-        psk: network.map(|n| n.key.link_psk()),
-        key_id: network.map(|n| n.key.key_id()),
-        roster: network
-            .map(|n| n.roster.members().into_iter().map(|e| (e.node.node_id(), e.device_name.clone())).collect())
-            .unwrap_or_default(),
-        removed: network.map(|n| n.roster.removed()).unwrap_or_default(),
-        roster_bytes: network.map(|n| n.roster.encode()).unwrap_or_default(),
-    }
-}

@@ -28,10 +28,11 @@ mod tests;
 use std::sync::Arc;
 
 use mailmesh_core::identity::NodeSecrets;
+use mailmesh_core::people::normalize_email;
 use tokio::sync::{broadcast, watch, Mutex, MutexGuard, Notify};
 
 use super::drive_net::DriveNet;
-use super::standing::Standing;
+use super::standing::{Membership, Standing};
 use crate::api::{Account, EnrollmentView, Event, Secret};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -39,12 +40,44 @@ use crate::enroll::{save_pending, start_confirmation, ConfirmationMail, Enrollme
 use crate::home::NodeHome;
 use crate::mail::MailError;
 use crate::mailbox::{MailAccount, MailConnector};
+use crate::mesh::MeshIdentity;
 
 /// What the node knows of itself that changes while it runs.
 pub struct NodeState {
     pub config: Config,
     pub account: Option<(Account, Secret)>,
     pub enrollment: Enrollment,
+}
+
+impl NodeState {
+    /// What services and the mesh are told of this node (published on
+    /// every change).
+    pub fn standing(&self) -> Standing {
+        let network = self.enrollment.network().map(|network| Membership {
+            key: network.key.clone(),
+            members: network.roster.members().iter().map(|e| e.node.node_id()).collect(),
+        });
+        Standing {
+            address: self.account.as_ref().map(|(a, _)| normalize_email(&a.email)),
+            network,
+            mesh: self.mesh_identity(),
+        }
+    }
+
+    fn mesh_identity(&self) -> MeshIdentity {
+        let network = self.enrollment.network();
+        MeshIdentity {
+            name: self.config.device_name.clone(),
+            email: self.account.as_ref().map(|(a, _)| a.email.clone()).unwrap_or_default(),
+            psk: network.map(|n| n.key.link_psk()),
+            key_id: network.map(|n| n.key.key_id()),
+            roster: network
+                .map(|n| n.roster.members().into_iter().map(|e| (e.node.node_id(), e.device_name.clone())).collect())
+                .unwrap_or_default(),
+            removed: network.map(|n| n.roster.removed()).unwrap_or_default(),
+            roster_bytes: network.map(|n| n.roster.encode()).unwrap_or_default(),
+        }
+    }
 }
 
 /// Why setting up the account went no further.
@@ -89,7 +122,7 @@ impl NodeService {
         mail: MailConnector,
         drive: Arc<DriveNet>,
     ) -> NodeService {
-        standing.send_replace(Standing::of(&state));
+        standing.send_replace(state.standing());
         NodeService {
             home,
             secrets,
@@ -140,7 +173,7 @@ impl NodeService {
     /// After a change: the services and the mesh get the new standing at
     /// once (before anyone can act on the old one), then the clients hear.
     fn publish(&self, state: &NodeState) {
-        self.standing.send_replace(Standing::of(state));
+        self.standing.send_replace(state.standing());
         let _ = self.events.send(Event::StatusChanged);
     }
 
