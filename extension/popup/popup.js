@@ -26,8 +26,6 @@ function renderUnread(count) {
   unread.dataset.count = String(count);
   unread.textContent = count ? `${count} unread message${count === 1 ? '' : 's'}` : 'No unread messages';
 }
-// Round-trip times change without an event: re-read them now and then.
-setInterval(() => callWorker({ type: RuntimeType.REFRESH }).catch(() => {}), 3000);
 // Files (and their health, which counts online nodes) when the engine says.
 onEngineChange(['files', 'peers'], () => showFiles());
 

@@ -353,10 +353,17 @@ impl Mesh {
     }
 
     pub fn on_link_rtt(&self, peer: &NodeId, rtt_ms: u32) {
-        let mut table = self.table();
-        let entry = table.entry(*peer);
-        entry.link_rtt_ms = Some(rtt_ms);
-        entry.last_seen_ms = Some(now_ms());
+        let news = {
+            let mut table = self.table();
+            let entry = table.entry(*peer);
+            let now = now_ms();
+            entry.link_rtt_ms = Some(rtt_ms);
+            entry.last_seen_ms = Some(now);
+            table.rtt_news(peer, now)
+        };
+        if news {
+            self.publish_peers();
+        }
     }
 
     /// A frame from a peer's engine. Rosters and signaling are the mesh's
@@ -488,8 +495,8 @@ impl Mesh {
         link.commands.send(LinkCommand::Send(frame)).await.map_err(|_| MeshError::NoLink(to.to_string()))
     }
 
-    /// The extension says how it reaches a peer now. Only a change of path
-    /// is announced; round-trip times are read with the next `status`.
+    /// The extension says how it reaches a peer now. A change of path is
+    /// announced, and a round-trip time only when it moved (`rtt_news`).
     pub fn set_path(&self, peer: &str, path: Option<PeerPath>, rtt_ms: Option<u32>) {
         let Ok(id) = peer.parse::<NodeId>() else { return };
         let changed = {
@@ -500,7 +507,8 @@ impl Mesh {
                 Some(PeerPath::Webrtc) => Some(rtt_ms),
                 _ => None,
             };
-            before != entry.channel_rtt_ms.is_some()
+            let path_changed = before != entry.channel_rtt_ms.is_some();
+            table.rtt_news(&id, now_ms()) || path_changed
         };
         if changed {
             self.publish_peers();

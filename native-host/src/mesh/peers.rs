@@ -33,6 +33,10 @@ pub struct PeerEntry {
     pub last_seen_ms: Option<u64>,
     /// Set by the extension while an authenticated data channel is open.
     pub channel_rtt_ms: Option<Option<u32>>,
+    /// The round-trip time last announced to clients, and when (see
+    /// [`PeerTable::rtt_news`]).
+    pub announced_rtt_ms: Option<u32>,
+    pub rtt_announced_at_ms: u64,
     /// The peer proved its key at least once.
     pub authenticated: bool,
     /// The address at which a dial last completed a handshake with this
@@ -43,6 +47,16 @@ pub struct PeerEntry {
 }
 
 impl PeerEntry {
+    /// The round-trip time a client shows: the data channel's while the
+    /// extension has one open, else the engines' link's; none offline.
+    fn shown_rtt_ms(&self) -> Option<u32> {
+        self.link.as_ref()?;
+        match self.channel_rtt_ms {
+            Some(Some(rtt)) => Some(rtt),
+            _ => self.link_rtt_ms,
+        }
+    }
+
     /// Whether a flood of advertisements may push this entry out: only a
     /// claim nobody proved, that is not in the roster and not in use.
     fn evictable(&self) -> bool {
@@ -54,6 +68,9 @@ impl PeerEntry {
 pub struct PeerTable {
     pub entries: HashMap<NodeId, PeerEntry>,
 }
+
+/// The least time between two announcements of a moved round-trip time.
+pub const RTT_NEWS_EVERY_MS: u64 = 10_000;
 
 /// After first seeing a peer, how long to leave dialing to it (the smaller
 /// id dials) before dialing ourselves.
@@ -67,6 +84,31 @@ const MAX_PEERS: usize = 256;
 const MAX_DIALING: usize = 8;
 
 impl PeerTable {
+    /// Whether the round-trip time a client shows for `id` is news worth
+    /// announcing; if so, notes it as announced. Pages show times as they
+    /// are announced rather than asking again and again. A time appearing
+    /// is news at once; a time that moved by at least half (and 2 ms) is
+    /// news at most once per [`RTT_NEWS_EVERY_MS`], so the jitter of a busy
+    /// link (pings every 2 s) does not become a stream of status refreshes.
+    pub fn rtt_news(&mut self, id: &NodeId, now_ms: u64) -> bool {
+        let Some(entry) = self.entries.get_mut(id) else { return false };
+        let shown = entry.shown_rtt_ms();
+        let news = match (entry.announced_rtt_ms, shown) {
+            (Some(before), Some(now)) => {
+                let moved = before.abs_diff(now);
+                moved >= 2
+                    && moved.saturating_mul(2) >= before
+                    && now_ms.saturating_sub(entry.rtt_announced_at_ms) >= RTT_NEWS_EVERY_MS
+            }
+            (before, now) => before.is_some() != now.is_some(),
+        };
+        if news {
+            entry.announced_rtt_ms = shown;
+            entry.rtt_announced_at_ms = now_ms;
+        }
+        news
+    }
+
     pub fn entry(&mut self, id: NodeId) -> &mut PeerEntry {
         self.entries.entry(id).or_default()
     }
@@ -210,6 +252,8 @@ impl PeerTable {
                 entry.link = None;
                 entry.link_rtt_ms = None;
                 entry.channel_rtt_ms = None;
+                // Announced with the closing.
+                entry.announced_rtt_ms = None;
                 entry.last_seen_ms = Some(now_ms);
             }
         }
@@ -234,10 +278,7 @@ impl PeerTable {
                 (true, Some(_)) => Some(PeerPath::Webrtc),
                 (true, None) => Some(PeerPath::Relay),
             };
-            let rtt_ms = match entry.channel_rtt_ms {
-                Some(Some(rtt)) if online => Some(rtt),
-                _ => entry.link_rtt_ms.filter(|_| online),
-            };
+            let rtt_ms = entry.shown_rtt_ms();
             let name = match roster.iter().find(|(r, _)| r == id) {
                 Some((_, roster_name)) if entry.name.is_empty() => roster_name.clone(),
                 _ => entry.name.clone(),
@@ -316,6 +357,32 @@ mod tests {
         assert_eq!(table.link(&id(2)).map(|l| l.id), Some(2));
         let dropped = table.link_opened(&identity(2, true), handle(3, 2), 0).expect("the newcomer loses");
         assert_eq!(dropped.id, 3);
+    }
+
+    #[test]
+    fn a_round_trip_time_is_announced_when_it_moves_not_when_it_jitters() {
+        let mut table = PeerTable::default();
+        let later = |n: u64| 1_000 + n * RTT_NEWS_EVERY_MS;
+        table.link_opened(&identity(2, true), handle(1, 1), 100);
+        assert!(!table.rtt_news(&id(2), 1_000), "no time measured yet");
+        table.entry(id(2)).link_rtt_ms = Some(10);
+        assert!(table.rtt_news(&id(2), 1_000), "the first time is news at once");
+        assert!(!table.rtt_news(&id(2), later(1)), "announced once");
+        table.entry(id(2)).link_rtt_ms = Some(14);
+        assert!(!table.rtt_news(&id(2), later(1)), "jitter under half the time");
+        table.entry(id(2)).link_rtt_ms = Some(16);
+        assert!(!table.rtt_news(&id(2), later(1) - 1), "not twice within the interval");
+        assert!(table.rtt_news(&id(2), later(1)), "moved by half of what was announced");
+        table.entry(id(2)).channel_rtt_ms = Some(Some(1));
+        assert!(table.rtt_news(&id(2), later(2)), "the data channel's time is shown instead");
+        table.entry(id(2)).channel_rtt_ms = Some(Some(2));
+        assert!(!table.rtt_news(&id(2), later(3)), "a millisecond is not news");
+        table.link_closed(&id(2), 1, later(3));
+        assert!(!table.rtt_news(&id(2), later(3)), "the closing itself is announced");
+        table.link_opened(&identity(2, true), handle(2, 1), later(3));
+        table.entry(id(2)).link_rtt_ms = Some(10);
+        assert!(table.rtt_news(&id(2), later(3)), "a time on the new link is news at once");
+        assert!(!table.rtt_news(&id(9), later(4)), "an unknown node is no news");
     }
 
     #[test]
