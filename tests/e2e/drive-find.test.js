@@ -1,6 +1,7 @@
 // Issue 17, finding things in a drive of years: the app's drive searches
 // by name, sender, subject, type and date, sorts, pages, and previews
-// images and text in a tab; `mailmesh files list` takes the same filters.
+// images and text in a tab (text in the charset it was attached with);
+// `mailmesh files list` takes the same filters.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,5 +85,19 @@ test('the drive finds files by name, sender, subject, type and date, sorts, page
   await rows.first().locator('button.preview').click();
   const text = await textTab;
   await within('the text shown', text.waitForFunction(() => /^[0-9a-f]{484}$/.test(document.body?.innerText.trim() ?? ''),
+    null, { timeout: 0 }));
+  await text.close();
+
+  // Text attached in another charset shows as it was written.
+  const windows1252 = Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from(';3'), Buffer.from([0x80])]);
+  await appendMessages(mail.imapPort, owner, password, [mailWith({ from: 'dave@example.org', subject: 'prices',
+    name: 'prices.csv', type: 'text/csv; charset=windows-1252', bytes: windows1252 })]);
+  await waitFor('the price list imported', async () => (await list()).length === 123, { timeoutMs: 120_000, everyMs: 500 });
+  await app.locator('#drive-search').fill('prices');
+  await within('the price list', rows.filter({ hasText: 'prices.csv' }).waitFor({ timeout: 0 }));
+  const csvTab = within('the price list\'s preview tab', node.context.waitForEvent('page', { timeout: 0 }));
+  await rows.first().locator('button.preview').click();
+  const csv = await csvTab;
+  await within('café;3€ shown', csv.waitForFunction(() => document.body?.innerText.trim() === 'café;3€',
     null, { timeout: 0 }));
 });

@@ -117,14 +117,7 @@ fn collect<'a>(message: &'a Message<'a>, depth: usize, count: &mut usize, each: 
             }
             continue;
         }
-        let media_type = part
-            .content_type()
-            .map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            })
-            .unwrap_or_else(|| "application/octet-stream".into())
-            .to_ascii_lowercase();
+        let media_type = part.content_type().map_or_else(|| "application/octet-stream".into(), declared_type);
         if media_type == "application/x-mailmesh" {
             continue;
         }
@@ -156,6 +149,27 @@ fn as_attached<'a>(message: &'a Message<'a>, part: &'a MessagePart<'a>) -> Cow<'
     decoded.map_or(Cow::Borrowed(part.contents()), Cow::Owned)
 }
 
+/// The media type a part declares, lowercased; a text part's with its
+/// charset when that is a plain label, because its bytes are kept as
+/// attached (never transcoded): a preview shows Windows-1252 or Shift_JIS
+/// text as it was written only if it knows which it is.
+fn declared_type(ct: &mail_parser::ContentType) -> String {
+    let mut media_type = match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub),
+        None => ct.ctype().to_string(),
+    }
+    .to_ascii_lowercase();
+    let label = ct.attribute("charset").filter(|label| {
+        (1..=40).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if let Some(label) = label.filter(|_| media_type.starts_with("text/")) {
+        media_type.push_str("; charset=");
+        media_type.push_str(&label.to_ascii_lowercase());
+    }
+    media_type
+}
+
 /// [`sanitize`]d, if anything is left.
 fn named(name: &str) -> Option<String> {
     Some(sanitize(name)).filter(|n| !n.is_empty())
@@ -169,7 +183,8 @@ fn sanitize(name: &str) -> String {
 }
 
 fn extension_for(media_type: &str) -> &'static str {
-    match media_type {
+    // (Without a text part's charset.)
+    match media_type.split(';').next().unwrap_or_default() {
         "image/png" => ".png",
         "image/jpeg" => ".jpg",
         "image/gif" => ".gif",
@@ -369,6 +384,34 @@ mod byte_exact {
                 assert_eq!(extracted(&raw), *bytes, "{media_type}, {encoding}");
             }
         }
+    }
+
+    fn extracted_type(raw: &[u8]) -> String {
+        let mut out = None;
+        extract(raw, |_, a| {
+            out.get_or_insert(a.media_type);
+        })
+        .unwrap();
+        out.expect("an attachment")
+    }
+
+    #[test]
+    fn a_text_attachment_keeps_its_charset_so_it_can_be_shown_as_written() {
+        let bytes = b"caf\xe9".to_vec();
+        let cases = [
+            ("text/csv; charset=windows-1252", "text/csv; charset=windows-1252"),
+            ("Text/Plain; Charset=\"ISO-8859-1\"", "text/plain; charset=iso-8859-1"),
+            ("text/plain", "text/plain"),
+            // Not a label: dropped, never passed on to a header.
+            ("text/plain; charset=\"utf-8\\r\\nX-Evil: 1\"", "text/plain"),
+            ("text/plain; charset=\"a b\"", "text/plain"),
+            // Only text has a charset that matters.
+            ("application/pdf; charset=utf-8", "application/pdf"),
+        ];
+        for (declared, kept) in cases {
+            assert_eq!(extracted_type(&attached(&bytes, declared, "base64")), kept, "{declared}");
+        }
+        assert_eq!(extension_for("text/plain; charset=iso-8859-1"), ".txt", "an unnamed text part");
     }
 
     #[test]
