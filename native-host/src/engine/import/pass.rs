@@ -31,12 +31,16 @@ struct Open<'a> {
     committed: tokio::time::Instant,
 }
 
-/// The pass as a whole: when it began, when the others last heard, what
-/// it fetched.
-struct Run {
+/// The pass as a whole: the plan it follows, how long it may take and
+/// when it began, when the others last heard, what it fetched, and the
+/// tally it returns.
+struct Run<'p> {
+    plan: &'p Plan,
+    slice: Option<Duration>,
     started: tokio::time::Instant,
     last_share: tokio::time::Instant,
     bytes: u64,
+    pass: &'p mut Pass,
 }
 
 /// One message's attachments being added on a blocking thread: the batch
@@ -79,7 +83,7 @@ impl MailImport {
         pass: &mut Pass,
     ) -> Result<(), ImportError> {
         busy.pending.retain(|p| plan.folders.contains(&p.folder));
-        let mut run = Run { started, last_share: tokio::time::Instant::now(), bytes: 0 };
+        let mut run = Run { plan, slice, started, last_share: tokio::time::Instant::now(), bytes: 0, pass };
         for folder in &plan.folders {
             let validity = match mailbox.examine(folder).await {
                 Ok(validity) => validity,
@@ -93,7 +97,7 @@ impl MailImport {
             let at = self.list_left(busy, mailbox, folder, validity, checkpoint.last_uid, which).await?;
             self.update_totals(busy);
             let mut open = Open { folder, checkpoint, batch: Batch::default(), committed: tokio::time::Instant::now() };
-            let outcome = self.import_folder(busy, at, mailbox, plan, slice, &mut open, &mut run, pass).await;
+            let outcome = self.import_folder(busy, at, mailbox, &mut open, &mut run).await;
             // Whatever stopped it, what was imported is made durable and
             // the checkpoint moves with it.
             self.commit(&mut open).await?;
@@ -110,25 +114,22 @@ impl MailImport {
     /// are parsed, coded and written on blocking threads; they are taken
     /// back in UID order, so the checkpoint only ever passes messages whose
     /// files are in the batch.
-    #[allow(clippy::too_many_arguments)]
     async fn import_folder(
         &self,
         busy: &mut Busy,
         at: usize,
         mailbox: &mut dyn MailReader,
-        plan: &Plan,
-        slice: Option<Duration>,
         open: &mut Open<'_>,
-        run: &mut Run,
-        pass: &mut Pass,
+        run: &mut Run<'_>,
     ) -> Result<Flow, ImportError> {
         let mut working: VecDeque<Work> = VecDeque::new();
         let flow = loop {
             if working.len() < self.settings.parallel {
-                match self.next_message(busy, at, mailbox, plan, slice, open, run, pass).await {
+                match self.next_message(busy, at, mailbox, open, run).await {
                     Next::Fetched { uid, size, raw } => {
                         let fetched = raw.as_ref().map_or(0, |r| r.len() as u64);
-                        working.push_back(Work { uid, size, fetched, job: self.start_work(uid, raw, plan.policy) });
+                        let job = self.start_work(uid, raw, run.plan.policy);
+                        working.push_back(Work { uid, size, fetched, job });
                         continue;
                     }
                     Next::Stop(flow) => break flow,
@@ -137,28 +138,24 @@ impl MailImport {
                 }
             }
             if let Some(work) = working.pop_front() {
-                self.finish_work(work, open, run, pass).await?;
+                self.finish_work(work, open, run).await?;
             }
         };
         // What was fetched is imported whatever stopped the pass.
         while let Some(work) = working.pop_front() {
-            self.finish_work(work, open, run, pass).await?;
+            self.finish_work(work, open, run).await?;
         }
         flow
     }
 
     /// The next message to import, fetched; or why there is none now.
-    #[allow(clippy::too_many_arguments)]
     async fn next_message(
         &self,
         busy: &mut Busy,
         at: usize,
         mailbox: &mut dyn MailReader,
-        plan: &Plan,
-        slice: Option<Duration>,
         open: &Open<'_>,
-        run: &Run,
-        pass: &mut Pass,
+        run: &mut Run<'_>,
     ) -> Next {
         let (folder, validity) = (open.folder, open.checkpoint.uid_validity);
         loop {
@@ -172,12 +169,12 @@ impl MailImport {
             if self.other_importer().is_some() {
                 return Next::Stop(Ok(Flow::Stop));
             }
-            if slice.is_some_and(|slice| run.started.elapsed() >= slice) {
-                pass.more = true;
+            if run.slice.is_some_and(|slice| run.started.elapsed() >= slice) {
+                run.pass.more = true;
                 return Next::Stop(Ok(Flow::Stop));
             }
             let now = (self.clock)();
-            if let Err(resume) = self.within_budget(plan, now, size) {
+            if let Err(resume) = self.within_budget(run.plan, now, size) {
                 tracing::info!("the day's download budget is spent; the import goes on tomorrow");
                 lock(&self.shared).pause(Pause::Budget, resume);
                 self.wake_at(resume);
@@ -244,18 +241,12 @@ impl MailImport {
     /// Takes one message's work back: its files join the open batch and
     /// the checkpoint passes it; the batch is committed when large or old
     /// enough, and the others hear how far the import got.
-    async fn finish_work(
-        &self,
-        work: Work,
-        open: &mut Open<'_>,
-        run: &mut Run,
-        pass: &mut Pass,
-    ) -> Result<(), ImportError> {
+    async fn finish_work(&self, work: Work, open: &mut Open<'_>, run: &mut Run<'_>) -> Result<(), ImportError> {
         let (batch, files) =
             work.job.await.unwrap_or_else(|e| Err(DriveError::Open(std::io::Error::other(e.to_string()))))?;
         open.batch.absorb(batch);
-        pass.files += files;
-        pass.messages += 1;
+        run.pass.files += files;
+        run.pass.messages += 1;
         run.bytes += work.fetched;
         open.checkpoint.last_uid = work.uid;
         lock(&self.shared).imported(work.size, run.bytes, run.started);
