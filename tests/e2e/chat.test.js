@@ -106,7 +106,12 @@ test('chat: both ways, receipts, replicated history, offline delivery, groups', 
     !(await list(carol1)).find((c) => c.id === group).members.includes(carol), { timeoutMs: 30_000, everyMs: 250 });
   await alice1.mailmesh('chat', 'send', group, 'after Carol left');
   await arrives(bob1, group, 'after Carol left');
-  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  // Fences, not a timer: what Alice's and Bob's nodes send Carol after the
+  // group message travels behind it, so once both arrive it would have too.
+  await alice1.mailmesh('chat', 'send', carol, 'fence from Alice');
+  await bob1.mailmesh('chat', 'send', carol, 'fence from Bob');
+  await arrives(carol1, alice, 'fence from Alice');
+  await arrives(carol1, bob, 'fence from Bob');
   assert.ok(!texts(await show(carol1, group)).includes('after Carol left'), 'a removed member hears nothing more');
   await assert.rejects(carol1.mailmesh('chat', 'send', group, 'still here?'), /no longer a member/);
 

@@ -274,6 +274,7 @@ test('rotten fragments are never served and are rebuilt; a lost node is replaced
     (await one.status()).peers.filter((p) => p.online).length === 1, { timeoutMs: 15_000 });
   const degraded = JSON.parse((await one.mailmesh('files', 'list', '--json')).stdout).find((f) => f.id === id);
   assert.equal(degraded.health.state, 'degraded');
+  // The grace period (2 s of wall-clock time) passes.
   await new Promise((r) => setTimeout(r, 2500));
   await one.mailmesh('files', 'repair');
   await two.mailmesh('files', 'repair');

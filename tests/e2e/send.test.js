@@ -72,8 +72,11 @@ test('direct send: resumes after a cut cable and either side restarting; decline
   const before = await midway('cable.bin');
   assert.ok(before.rate_bps > 0 && before.eta_secs !== null, 'speed and time left while it runs');
   lan.lan.cut(bob1.host);
-  // Long enough for both engines to give the link up (6.5 s of silence).
-  await new Promise((resolve) => setTimeout(resolve, 9_000));
+  // Until both engines have given the link up (6.5 s of silence).
+  for (const node of [alice1, bob1]) {
+    await waitFor(`${node.name} to see the link gone`, async () => !(await node.status()).peers.some((p) => p.online),
+      { timeoutMs: 30_000, everyMs: 250 });
+  }
   const during = await transfer(bob1, 'cable.bin');
   assert.ok(during.done < during.size, 'nothing arrives while the cable is out');
   lan.lan.reconnect(bob1.host);
@@ -108,7 +111,9 @@ test('direct send: resumes after a cut cable and either side restarting; decline
   const left = await fs.readdir(path.join(bob1.home, 'transfers'));
   assert.deepEqual(left.filter((f) => f.startsWith(offered.id)), [], 'no record and no part file kept');
   assert.ok(!(await fs.readdir(saveTo)).includes('unwanted.bin'));
-  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  // One offer retry period (3 s, wall-clock): a declined offer is not
+  // offered again.
+  await new Promise((resolve) => setTimeout(resolve, 3_500));
   assert.equal(await transfer(bob1, 'unwanted.bin'), undefined, 'a declined offer is not shown again');
 
   // Bob's disk fills up midway: both sides say so, and no torn file stays.

@@ -2,8 +2,10 @@
 //! [`mailmesh_core::peer::session::Session`].
 //!
 //! On the wire each record is `[length u16 big-endian][record]`. One task
-//! per link reads records, feeds them to the session, writes what the
-//! session wants written, and turns its events into updates of the peer
+//! per link feeds the session the records a reader task reads, writes what
+//! the session wants written as the socket takes it ([`Outgoing`]: the
+//! loop never waits on a write, so its timers run even when the socket
+//! takes nothing), and turns the session's events into updates of the peer
 //! table and messages for the extension. Whoever dials speaks first.
 
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::gate::{Gate, Permit};
+use super::outgoing::Outgoing;
 use super::Mesh;
 use crate::clock::now_ms;
 
@@ -43,6 +46,8 @@ const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest record read before the handshake ends: a handshake message
 /// (keys, a name, an address, a signature) is well under this.
 const MAX_HANDSHAKE_RECORD: usize = 4096;
+/// How long a closing link may take to flush its goodbye.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts links from other nodes until the engine stops, as far as the
@@ -139,21 +144,6 @@ async fn read_record(stream: &mut (impl AsyncReadExt + Unpin), max: usize) -> st
     Ok(record)
 }
 
-/// Writes every record the session has ready, each behind its length.
-async fn write_records(writer: &mut (impl AsyncWriteExt + Unpin), session: &mut Session) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    while let Some(record) = session.poll_transmit() {
-        // Records are Noise messages, at most 65535 bytes by construction.
-        let len = u16::try_from(record.len()).map_err(|_| std::io::Error::other("record too large"))?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&record);
-    }
-    if !out.is_empty() {
-        writer.write_all(&out).await?;
-    }
-    Ok(())
-}
-
 /// Runs a link until it closes; true if its handshake proved the peer. An
 /// accepted link brings its gate permit: pushed out before its handshake
 /// ends, it closes.
@@ -187,9 +177,10 @@ async fn run(
     // A frame waiting for room in a service's queue: until it is in, this
     // link reads nothing more from the peer (its sending goes on).
     let mut waiting: Option<super::inbound::Waiting> = None;
+    let mut out = Outgoing::default();
     loop {
-        if write_records(&mut writer, &mut session).await.is_err() {
-            session.close("the connection broke".into());
+        if let Err(e) = out.fill(&mut session, now_ms()) {
+            session.close(e.to_string());
         }
         while let Some(event) = waiting.is_none().then(|| session.poll_event()).flatten() {
             match event {
@@ -237,7 +228,8 @@ async fn run(
         if session.is_closed() {
             break;
         }
-        let wake = session.poll_timeout().map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+        let wake = [session.poll_timeout(), out.stall_deadline_ms()].into_iter().flatten().min();
+        let wake = wake.map_or(Duration::from_secs(1), |at| Duration::from_millis(at.saturating_sub(now_ms())));
         let pushed_out = async {
             match permit {
                 Some(permit) if peer.is_none() => permit.pushed_out.cancelled().await,
@@ -256,7 +248,13 @@ async fn run(
                 }
                 _ => session.close("the connection closed".into()),
             },
-            command = commands.recv() => match command {
+            written = writer.write(out.pending()), if out.is_pending() => match written {
+                Ok(n) if n > 0 => out.advance(n, now_ms()),
+                _ => session.close("the connection broke".into()),
+            },
+            // Frames are taken while the socket keeps up: the senders'
+            // backpressure.
+            command = commands.recv(), if out.has_room() => match command {
                 Some(LinkCommand::Send(frame)) => {
                     if let Err(e) = session.send(&frame) {
                         tracing::debug!("cannot send on a link: {e}");
@@ -265,11 +263,23 @@ async fn run(
                 Some(LinkCommand::Close(reason)) => session.close(reason),
                 None => {}
             },
-            _ = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(1))) => session.handle_timeout(now_ms()),
+            _ = tokio::time::sleep(wake) => {
+                let now = now_ms();
+                session.handle_timeout(now);
+                if out.is_stalled(now) {
+                    let secs = super::outgoing::STALL_MS / 1000;
+                    session.close(format!("the peer has taken nothing sent to it for {secs} s"));
+                }
+            }
         }
     }
-    // Flush the goodbye, if any, then let go.
-    let _ = write_records(&mut writer, &mut session).await;
+    // Flush the goodbye, if any, then let go; a peer that takes nothing
+    // gets no more time.
+    let flush = async {
+        out.fill(&mut session, now_ms()).ok()?;
+        writer.write_all(out.pending()).await.ok()
+    };
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, flush).await;
     read_task.abort();
     if let Some(peer) = peer {
         mesh.link_closed(&peer, link_id);

@@ -4,7 +4,9 @@
 //! - [`link`] holds one authenticated, encrypted TCP link per peer (the
 //!   core's [`mailmesh_core::peer::session::Session`]); it carries WebRTC
 //!   signaling between the two extensions, relays their data when no data
-//!   channel can be made, and measures liveness and round-trip time.
+//!   channel can be made, and measures liveness and round-trip time;
+//!   [`outgoing`] holds what it has to write, so a socket that takes
+//!   nothing never stops its timers.
 //! - [`channel`] runs the data-channel handshake for the extension, which
 //!   has no access to the node's keys.
 //! - [`peers`] is the table of known peers and the view `status` shows.
@@ -28,6 +30,7 @@ pub mod inbound;
 pub mod link;
 pub mod links;
 pub mod outbox;
+pub mod outgoing;
 pub mod peers;
 
 use std::net::SocketAddr;
