@@ -27,6 +27,7 @@ mod handlers;
 mod import;
 pub mod lock;
 mod loopback;
+mod mail_watch;
 pub mod node;
 mod outbox;
 pub mod people;
@@ -479,7 +480,7 @@ struct InboxWork {
     engine: Arc<Engine>,
 }
 
-impl crate::mail::watch::SessionWork for InboxWork {
+impl mail_watch::SessionWork for InboxWork {
     fn run<'a>(
         &'a mut self,
         session: &'a mut crate::mail::imap::ImapSession,
@@ -533,8 +534,8 @@ async fn watch_mailbox(engine: Arc<Engine>) {
                 };
                 let mut inbox_work = InboxWork { engine: engine.clone() };
                 let drive = engine.drive_net.drive().clone();
-                use crate::mail::watch::watch;
                 use crate::mailbox::{FOLDER, INBOX};
+                use mail_watch::watch;
                 tokio::join!(
                     watch(
                         INBOX,

@@ -15,7 +15,6 @@ pub mod providers;
 pub mod refusal;
 pub mod smtp;
 pub mod tls;
-pub mod watch;
 
 pub use error::MailError;
 

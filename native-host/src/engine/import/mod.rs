@@ -27,7 +27,7 @@
 //! all nodes through their states) and the server's own word (a throttling
 //! answer pauses the import, doubling from a minute to an hour); both
 //! resume from the checkpoint. The import runs on the INBOX watch's
-//! connection (`mail/watch.rs`), in slices, so a node holds two IMAP
+//! connection (`engine/mail_watch.rs`), in slices, so a node holds two IMAP
 //! connections: the INBOX watch (and import) and mailmesh's folder.
 //!
 //! [`MailImport`] is a service: one pass at a time (its own lock), the
