@@ -34,6 +34,7 @@ pub fn settings(repair_grace_ms: u64) -> Settings {
         repair_grace_ms,
         maintenance_every: Default::default(),
         sweep_grace: std::time::Duration::from_secs(24 * 3600),
+        sweep_settle: std::time::Duration::ZERO,
     }
 }
 

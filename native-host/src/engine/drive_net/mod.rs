@@ -41,7 +41,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -98,6 +98,10 @@ pub struct Settings {
     /// it (`MAILMESH_SWEEP_GRACE_SECS`, default a day): younger ones may
     /// belong to an add under way here or whose record is still coming.
     pub sweep_grace: Duration,
+    /// How long every member must have been linked before a sweep
+    /// (`MAILMESH_SWEEP_SETTLE_SECS`, default ten minutes): the catalog
+    /// a member sends when its link comes up may name fragments here.
+    pub sweep_settle: Duration,
 }
 
 impl Settings {
@@ -109,6 +113,7 @@ impl Settings {
             repair_grace_ms: secs("MAILMESH_REPAIR_GRACE_SECS", 3600) * 1000,
             maintenance_every: Duration::from_secs(secs("MAILMESH_MAINTENANCE_SECS", 600)),
             sweep_grace: Duration::from_secs(secs("MAILMESH_SWEEP_GRACE_SECS", 24 * 3600)),
+            sweep_settle: Duration::from_secs(secs("MAILMESH_SWEEP_SETTLE_SECS", 600)),
         }
     }
 }
@@ -127,11 +132,29 @@ struct Known {
     holders: HashMap<FragmentId, HashSet<NodeId>>,
     /// Free bytes each member last reported.
     space: HashMap<NodeId, u64>,
+    /// When each member's link last came up (ms).
+    linked_since: HashMap<NodeId, u64>,
 }
 
 impl Known {
     fn held(&mut self, id: FragmentId, holder: NodeId) {
         self.holders.entry(id).or_default().insert(holder);
+    }
+}
+
+/// Counts a catalog merge while it runs.
+struct Merging<'a>(&'a AtomicUsize);
+
+impl Merging<'_> {
+    fn start(count: &AtomicUsize) -> Merging<'_> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Merging(count)
+    }
+}
+
+impl Drop for Merging<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -145,6 +168,8 @@ pub struct DriveNet {
     next_request: AtomicU32,
     pending: Mutex<HashMap<u32, oneshot::Sender<DriveMessage>>>,
     known: Mutex<Known>,
+    /// Catalog messages being merged now (a sweep waits for them).
+    merging: AtomicUsize,
     group_sync: durable::GroupSync,
     /// Itself, for work that outlives a borrow (spreads, blocking restores).
     this: Weak<DriveNet>,
@@ -169,6 +194,7 @@ impl DriveNet {
             next_request: AtomicU32::new(0),
             pending: Mutex::default(),
             known: Mutex::default(),
+            merging: AtomicUsize::new(0),
             group_sync: durable::GroupSync::default(),
             this: this.clone(),
         })
@@ -260,6 +286,7 @@ impl DriveNet {
 
     /// A member is (newly) reachable: trade catalogs and inventories.
     pub async fn on_member_up(&self, peer: NodeId) {
+        lock(&self.known).linked_since.insert(peer, crate::clock::now_ms());
         let catalog = self
             .on_disk(|drive| {
                 let files = drive.index().files()?;
@@ -335,6 +362,7 @@ impl DriveNet {
 
     async fn merge_catalog(&self, catalog: Catalog) {
         let Some(membership) = self.membership() else { return };
+        let _counted = Merging::start(&self.merging);
         let network = membership.key;
         let changed = self
             .on_disk(move |drive| {

@@ -9,6 +9,7 @@
 //! the full repair, so two nodes never re-create the same fragment.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mailmesh_core::drive::placement::{chunk_seed, place_chunk};
@@ -31,13 +32,27 @@ impl DriveNet {
     /// its record comes with the catalogs traded when its link is back,
     /// however long that takes, and a record made while a link is up is
     /// pushed over it. So a fragment no record here names, while every
-    /// member is linked, is named by none of theirs either. A device that
-    /// never comes back holds sweeping up until it is removed.
+    /// member is linked and has traded its catalog, is named by none of
+    /// theirs either. "Traded" is told by time: every member's link must
+    /// have been up for the settle time (ten minutes; the catalog goes out
+    /// at once, in seconds even for a drive of years) and no catalog be
+    /// being merged. A device that never comes back holds sweeping up until
+    /// it is removed.
     pub async fn sweep(&self) {
         let online: HashSet<NodeId> = self.links.online_members().into_iter().collect();
         let away = self.members().into_iter().filter(|m| *m != self.me && !online.contains(m)).count();
         if away > 0 {
             return tracing::debug!(away, "not sweeping unnamed fragments while members are away");
+        }
+        let now = crate::clock::now_ms();
+        let settle = u64::try_from(self.settings.sweep_settle.as_millis()).unwrap_or(u64::MAX);
+        let settling = {
+            let known = lock(&self.known);
+            let since = |m: &NodeId| known.linked_since.get(m).copied();
+            online.iter().filter(|m| since(m).is_none_or(|at| now.saturating_sub(at) < settle)).count()
+        };
+        if settling > 0 || self.merging.load(Ordering::SeqCst) > 0 {
+            return tracing::debug!(settling, "not sweeping unnamed fragments while catalogs may still come");
         }
         let Some(cutoff) = crate::clock::now().checked_sub(self.settings.sweep_grace) else { return };
         match self.on_disk(move |drive| drive.sweep_unreferenced(cutoff)).await {

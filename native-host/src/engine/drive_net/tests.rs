@@ -299,6 +299,13 @@ async fn what_an_abandoned_upload_placed_on_the_members_is_swept_and_nothing_els
     let left: Vec<usize> = cluster.nodes.iter().map(held).collect();
     assert!(left.iter().zip(&before).all(|(l, b)| l > b), "every node holds some of it: {left:?} after {before:?}");
 
+    // Every link came up (and its catalog was traded) long enough ago.
+    for node in &cluster.nodes {
+        for other in cluster.nodes.iter().filter(|o| o.id != node.id) {
+            node.net.on_member_up(other.id).await;
+        }
+    }
+    cluster.mesh.settled().await;
     for node in &cluster.nodes {
         node.net.sweep().await;
     }
@@ -339,9 +346,47 @@ async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
     assert_eq!(held(), placed, "kept while the laptop, which may name them, is away");
 
     cluster.mesh.set_online(laptop.id, true, crate::clock::now_ms());
+    desktop.net.on_member_up(laptop.id).await;
     laptop.net.on_member_up(desktop.id).await;
     cluster.mesh.settled().await;
     desktop.net.sweep().await;
     assert_eq!(held(), placed, "named by the record that came once the laptop was back");
+    assert_eq!(cluster.restore_on(1, &file.id).await.unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_are_not_swept_before_a_member_just_linked_has_had_time_to_send_its_catalog() {
+    // As above, but the desktop's sweep runs just after the laptop's link
+    // came back, before the laptop's catalog (with the record naming the
+    // fragments) has come: every member is linked, yet a record is missing.
+    let settings = crate::engine::drive_net::Settings {
+        sweep_grace: std::time::Duration::ZERO,
+        sweep_settle: std::time::Duration::from_secs(3600),
+        ..testkit::settings(HOUR_MS)
+    };
+    let cluster = cluster_with(2, settings);
+    let (laptop, desktop) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let drive = laptop.net.drive().clone();
+    let key = NetworkKey::from_bytes([7; 32]);
+    let bytes: Vec<u8> = content(3 * 1024 * 1024 + 9).iter().map(|b| b ^ 0x44).collect();
+    let mut upload = drive.begin_upload(&key, "trip.bin", bytes.len() as u64).unwrap();
+    let placing = laptop.net.placing(upload.params.shards());
+    for chunk in upload.push(0, &bytes).unwrap() {
+        drive.store_fragments(&placing.place(chunk).await).unwrap();
+    }
+    placing.finish().await.unwrap();
+    let held = || desktop.net.drive().store().list().len();
+    let placed = held();
+    assert!(placed > 0, "the desktop took its share");
+    cluster.mesh.set_online(laptop.id, false, crate::clock::now_ms());
+    let file = drive.finish_upload(&key, upload, 1).unwrap();
+
+    cluster.mesh.set_online(laptop.id, true, crate::clock::now_ms());
+    desktop.net.on_member_up(laptop.id).await;
+    desktop.net.sweep().await;
+    assert_eq!(held(), placed, "kept while the laptop's catalog may still be coming");
+
+    laptop.net.on_member_up(desktop.id).await;
+    cluster.mesh.settled().await;
     assert_eq!(cluster.restore_on(1, &file.id).await.unwrap(), bytes);
 }
