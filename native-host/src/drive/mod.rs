@@ -710,39 +710,15 @@ impl Drive {
         let id_bytes: [u8; 32] = manifest.file_id.0;
         self.index.remove_file(&id_bytes)?;
         self.index.set_deleted(&id_bytes, Some(now_ms))?;
-        let mut fragments: std::collections::HashSet<FragmentId> = manifest.fragment_ids.iter().copied().collect();
-        if manifest.version >= 2 && manifest.chunk_count() > 1 {
-            // A chunk's fragments are named by its bytes, its place and
-            // whether it is the last, so another file with an equal chunk
-            // at the same place (a longer or edited copy) names them too:
-            // those stay. Only a file of several chunks under the same
-            // parameters can be such a copy (a one-chunk file shares its
-            // chunk only with its own content, which is itself). A version
-            // 1 file's fragments are keyed by its whole content: never shared.
-            let chunk_size = u64::from(manifest.params.chunk_size());
-            for named in self.named_fragments(|record| record.size > chunk_size)? {
-                fragments.remove(&named);
-            }
-        }
-        for fragment in &fragments {
+        // A chunk's fragments are named by its bytes, its place and whether
+        // it is the last (manifest version 2), so another file with an
+        // equal chunk at the same place (a longer or edited copy) may name
+        // them too: those stay.
+        let named = self.index.named(&manifest.fragment_ids)?;
+        for fragment in manifest.fragment_ids.iter().filter(|f| !named.contains(*f)) {
             let _ = self.store.remove(fragment);
         }
         Ok(view)
-    }
-
-    /// Every fragment id named by the records here that `which` picks
-    /// (by what a record says without decoding its manifest).
-    fn named_fragments(
-        &self,
-        which: impl Fn(&FileRecord) -> bool,
-    ) -> Result<std::collections::HashSet<FragmentId>, DriveError> {
-        let mut named = std::collections::HashSet::new();
-        for record in self.index.files()?.into_iter().filter(|r| which(r)) {
-            let bytes = hex::decode(&record.manifest)
-                .map_err(|e| IndexError::Record(format!("manifest of {}: {e}", record.id)))?;
-            named.extend(Manifest::decode(&bytes)?.fragment_ids);
-        }
-        Ok(named)
     }
 
     /// Deletes the fragments stored here that no file's record names and
@@ -758,7 +734,7 @@ impl Drive {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let named = self.named_fragments(|_| true)?;
+        let named = self.index.named(&candidates)?;
         let mut swept = 0;
         for id in candidates.iter().filter(|id| !named.contains(*id)) {
             self.store.remove(id).map_err(DriveError::Open)?;
