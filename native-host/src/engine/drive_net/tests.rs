@@ -317,15 +317,11 @@ async fn what_an_abandoned_upload_placed_on_the_members_is_swept_and_nothing_els
     assert_eq!(cluster.restore_on(2, &file_id).await.unwrap(), bytes);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
-    // A laptop's upload placed fragments on the desktop, then the laptop
-    // left (its link dropped) before its record went out, and stayed away
-    // longer than the sweep grace. The laptop keeps only its own share of
-    // each chunk, under k: sweeping the desktop's would lose the file.
-    let settings =
-        crate::engine::drive_net::Settings { sweep_grace: std::time::Duration::ZERO, ..testkit::settings(HOUR_MS) };
-    let cluster = cluster_with(2, settings);
+/// A laptop's (node 0's) upload placed fragments on the desktop (node 1),
+/// then the laptop left (its link dropped) before its record went out and
+/// finished the file with its own share only, under k. Returns the file's
+/// bytes and id, and how many fragments the desktop holds.
+async fn laptop_left_mid_upload(cluster: &Cluster) -> (Vec<u8>, String, usize) {
     let (laptop, desktop) = (&cluster.nodes[0], &cluster.nodes[1]);
     let drive = laptop.net.drive().clone();
     let key = NetworkKey::from_bytes([7; 32]);
@@ -336,11 +332,23 @@ async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
         drive.store_fragments(&placing.place(chunk).await).unwrap();
     }
     placing.finish().await.unwrap();
-    let held = || desktop.net.drive().store().list().len();
-    let placed = held();
+    let placed = desktop.net.drive().store().list().len();
     assert!(placed > 0, "the desktop took its share");
     cluster.mesh.set_online(laptop.id, false, crate::clock::now_ms());
     let file = drive.finish_upload(&key, upload, 1).unwrap();
+    (bytes, file.id, placed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
+    // The laptop stayed away longer than the sweep grace: sweeping the
+    // desktop's share would lose the file.
+    let settings =
+        crate::engine::drive_net::Settings { sweep_grace: std::time::Duration::ZERO, ..testkit::settings(HOUR_MS) };
+    let cluster = cluster_with(2, settings);
+    let (laptop, desktop) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (bytes, file, placed) = laptop_left_mid_upload(&cluster).await;
+    let held = || desktop.net.drive().store().list().len();
 
     desktop.net.sweep().await;
     assert_eq!(held(), placed, "kept while the laptop, which may name them, is away");
@@ -351,14 +359,14 @@ async fn fragments_are_not_swept_while_a_member_that_may_name_them_is_away() {
     cluster.mesh.settled().await;
     desktop.net.sweep().await;
     assert_eq!(held(), placed, "named by the record that came once the laptop was back");
-    assert_eq!(cluster.restore_on(1, &file.id).await.unwrap(), bytes);
+    assert_eq!(cluster.restore_on(1, &file).await.unwrap(), bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragments_are_not_swept_before_a_member_just_linked_has_had_time_to_send_its_catalog() {
-    // As above, but the desktop's sweep runs just after the laptop's link
-    // came back, before the laptop's catalog (with the record naming the
-    // fragments) has come: every member is linked, yet a record is missing.
+    // The desktop's sweep runs just after the laptop's link came back,
+    // before the laptop's catalog (with the record naming the fragments)
+    // has come: every member is linked, yet a record is missing.
     let settings = crate::engine::drive_net::Settings {
         sweep_grace: std::time::Duration::ZERO,
         sweep_settle: std::time::Duration::from_secs(3600),
@@ -366,20 +374,8 @@ async fn fragments_are_not_swept_before_a_member_just_linked_has_had_time_to_sen
     };
     let cluster = cluster_with(2, settings);
     let (laptop, desktop) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let drive = laptop.net.drive().clone();
-    let key = NetworkKey::from_bytes([7; 32]);
-    let bytes: Vec<u8> = content(3 * 1024 * 1024 + 9).iter().map(|b| b ^ 0x44).collect();
-    let mut upload = drive.begin_upload(&key, "trip.bin", bytes.len() as u64).unwrap();
-    let placing = laptop.net.placing(upload.params.shards());
-    for chunk in upload.push(0, &bytes).unwrap() {
-        drive.store_fragments(&placing.place(chunk).await).unwrap();
-    }
-    placing.finish().await.unwrap();
+    let (bytes, file, placed) = laptop_left_mid_upload(&cluster).await;
     let held = || desktop.net.drive().store().list().len();
-    let placed = held();
-    assert!(placed > 0, "the desktop took its share");
-    cluster.mesh.set_online(laptop.id, false, crate::clock::now_ms());
-    let file = drive.finish_upload(&key, upload, 1).unwrap();
 
     cluster.mesh.set_online(laptop.id, true, crate::clock::now_ms());
     desktop.net.on_member_up(laptop.id).await;
@@ -388,5 +384,5 @@ async fn fragments_are_not_swept_before_a_member_just_linked_has_had_time_to_sen
 
     laptop.net.on_member_up(desktop.id).await;
     cluster.mesh.settled().await;
-    assert_eq!(cluster.restore_on(1, &file.id).await.unwrap(), bytes);
+    assert_eq!(cluster.restore_on(1, &file).await.unwrap(), bytes);
 }
