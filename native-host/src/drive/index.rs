@@ -205,9 +205,16 @@ impl Index {
     }
 
     pub fn remove_file(&self, id: &[u8; 32]) -> Result<Option<FileRecord>, IndexError> {
-        let record = self.file(id)?;
+        // Read and removed in one transaction: no write can come between.
         let txn = self.db.begin_write().map_err(db_error)?;
-        txn.open_table(FILES).map_err(db_error)?.remove(&id[..]).map_err(db_error)?;
+        let record = {
+            let mut files = txn.open_table(FILES).map_err(db_error)?;
+            let removed = files.remove(&id[..]).map_err(db_error)?;
+            removed
+                .map(|old| serde_json::from_slice::<FileRecord>(old.value()))
+                .transpose()
+                .map_err(|e| IndexError::Record(e.to_string()))?
+        };
         if let Some(record) = &record {
             unname_fragments(&txn, id, record)?;
         }
